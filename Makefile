@@ -1,0 +1,49 @@
+# Airlock — `make demo` and `make test` set themselves up from nothing.
+# The virtual environment comes from requirements.lock (pinned, with hashes);
+# our own four components are installed editable on top, without dependencies.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Ignore machine-wide pip settings (extra indexes, find-links) so that only the
+# hashes in requirements.lock decide what is installed.
+PIP    := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_NO_INPUT=1 $(BIN)/python -m pip
+COMPONENTS := bundles keys-ceremony hub spoke
+STAMP  := $(VENV)/.airlock-installed
+
+.PHONY: demo test lint bench lock setup system-deps clean
+
+setup: $(STAMP) system-deps
+
+$(STAMP): requirements.lock $(foreach c,$(COMPONENTS),$(c)/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements.lock
+	$(PIP) install --quiet --no-deps --no-build-isolation $(foreach c,$(COMPONENTS),-e ./$(c))
+	touch $@
+
+# Stock tools the tests and the benchmark compare against: age (interoperability)
+# and openssl. Installed from the distribution when missing and we may.
+system-deps:
+	@command -v age >/dev/null && command -v age-keygen >/dev/null || scripts/install-system-deps.sh
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/bench_bundle.py
+
+# Re-resolve requirements.in into requirements.lock (needs the network to the package index).
+lock: setup
+	$(PIP) install --quiet uv
+	$(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes requirements.in -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build

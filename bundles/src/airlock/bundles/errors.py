@@ -1,0 +1,168 @@
+"""The one error tree of Airlock.
+
+Every error carries a message (what failed) and a hint (what to do about it),
+and maps to a documented exit code at the CLI's single catch point::
+
+    AirlockError                      exit 1   anything else that went wrong
+    ├── UsageError                    exit 3   the operator asked for something invalid
+    │   ├── NotFoundError             exit 3   a named site, model, key or home does not exist
+    │   └── ConflictError             exit 3   it already exists / would overwrite something
+    ├── SecretError                   exit 4   a passphrase or PIN is missing or wrong
+    ├── MediaError                    exit 5   bad media or transport: unreadable, missing parts
+    ├── AuditWriteError               exit 6   the audit log could not be written: nothing was done
+    └── VerificationError             exit 10  untrusted input failed verification
+        ├── SignatureError            exit 11  a signature or threshold does not verify
+        ├── IntegrityError            exit 12  sizes or hashes do not match the signed ones
+        ├── UnsafeArchiveError        exit 13  the payload archive breaks the strict unpack rules
+        ├── FreshnessError            exit 14  expired, clock before the time floor, replay
+        ├── WrongSiteError            exit 15  the bundle or its metadata is for another site
+        ├── TrustError                exit 16  TUF metadata does not verify from the trusted roots
+        └── DecryptionError           exit 17  the payload cannot be decrypted with this identity
+
+`StaleBundleError` (a `FreshnessError`) is the "older than what we have"
+case: it changes nothing and says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AirlockError(Exception):
+    """Base of every Airlock error.
+
+    Attributes:
+        message: What failed, in one sentence.
+        hint: What the operator can do about it.
+        exit_code: The documented CLI exit code for this kind of error.
+    """
+
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the error as a JSON-ready dict (for `--json` output and audit entries)."""
+        return {
+            "error": self.kind,
+            "type": type(self).__name__,
+            "message": self.message,
+            "hint": self.hint,
+            "exit_code": self.exit_code,
+        }
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(AirlockError):
+    """The operator asked for something that cannot be done as asked."""
+
+    exit_code = 3
+    kind = "usage"
+
+
+class NotFoundError(UsageError):
+    """A named site, model, key, file or home directory does not exist."""
+
+
+class ConflictError(UsageError):
+    """The thing already exists, or the request would overwrite something immutable."""
+
+
+class SecretError(AirlockError):
+    """A passphrase or PIN is missing or wrong."""
+
+    exit_code = 4
+    kind = "secret"
+
+
+class MediaError(AirlockError):
+    """Bad media or transport: unreadable files, missing parts, not a bundle."""
+
+    exit_code = 5
+    kind = "media"
+
+
+class AuditWriteError(AirlockError):
+    """The audit event could not be written, so the action did not happen."""
+
+    exit_code = 6
+    kind = "audit"
+
+
+class VerificationError(AirlockError):
+    """Untrusted input failed verification. Nothing it carried was used."""
+
+    exit_code = 10
+    kind = "verification"
+
+
+class SignatureError(VerificationError):
+    """A signature is missing, invalid, or below the threshold."""
+
+    exit_code = 11
+
+
+class IntegrityError(VerificationError):
+    """A size or hash does not match the signed value."""
+
+    exit_code = 12
+
+
+class UnsafeArchiveError(VerificationError):
+    """The payload archive contains an entry the strict unpacker refuses."""
+
+    exit_code = 13
+
+
+class FreshnessError(VerificationError):
+    """Expired metadata, a clock behind the time floor, or a replayed bundle."""
+
+    exit_code = 14
+
+
+class StaleBundleError(FreshnessError):
+    """The bundle is not newer than the state already imported; nothing changed."""
+
+
+class WrongSiteError(VerificationError):
+    """The bundle, or metadata inside it, was made for another site."""
+
+    exit_code = 15
+
+
+class TrustError(VerificationError):
+    """TUF metadata does not verify from the trusted roots."""
+
+    exit_code = 16
+
+
+class DecryptionError(VerificationError):
+    """The payload cannot be decrypted (wrong identity, tampered or truncated ciphertext)."""
+
+    exit_code = 17
+
+
+EXIT_CODES: dict[str, int] = {
+    "ok": 0,
+    "error": AirlockError.exit_code,
+    "click usage": 2,
+    "usage": UsageError.exit_code,
+    "secret": SecretError.exit_code,
+    "media": MediaError.exit_code,
+    "audit": AuditWriteError.exit_code,
+    "verification": VerificationError.exit_code,
+    "signature": SignatureError.exit_code,
+    "integrity": IntegrityError.exit_code,
+    "unsafe archive": UnsafeArchiveError.exit_code,
+    "freshness": FreshnessError.exit_code,
+    "wrong site": WrongSiteError.exit_code,
+    "trust": TrustError.exit_code,
+    "decryption": DecryptionError.exit_code,
+}
+"""Documented exit codes, also rendered in docs/exit-codes.md."""

@@ -1,0 +1,279 @@
+"""Keys as securesystemslib signers addressed by URI.
+
+A private key is named by a URI and loaded through :class:`KeyStore`, so that
+callers never care where it lives:
+
+* ``airlock-file:<path>`` — an encrypted PKCS#8 PEM file (Ed25519 or ECDSA
+  P-256). The passphrase comes from a secrets handler that the CLI supplies
+  (prompt or environment variable), never from an argument. Relative paths
+  resolve against the key store's base directory.
+* any scheme securesystemslib knows (``hsm:…``, ``file2:…``) is passed to
+  ``Signer.from_priv_key_uri`` unchanged, so an HSM-backed key fits in
+  without changing callers.
+
+Private key material never appears in errors, logs or audit entries.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib import parse
+
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
+    Encoding,
+    PrivateFormat,
+    load_pem_private_key,
+)
+from securesystemslib.signer import (
+    SIGNER_FOR_URI_SCHEME,
+    CryptoSigner,
+    Key,
+    SecretsHandler,
+    Signer,
+    SSlibKey,
+)
+
+from airlock.bundles.atomic import atomic_write_bytes
+from airlock.bundles.errors import NotFoundError, SecretError, UsageError
+
+ALGORITHMS = ("ed25519", "ecdsa-p256")
+"""Key algorithms Airlock creates (Ed25519 is the default)."""
+
+FILE_SCHEME = "airlock-file"
+MIN_PASSPHRASE_LENGTH = 8
+
+
+def generate_signer(algorithm: str = "ed25519") -> CryptoSigner:
+    """Creates a new private key in memory.
+
+    Args:
+        algorithm: ``ed25519`` (default) or ``ecdsa-p256``.
+
+    Raises:
+        UsageError: the algorithm is not supported.
+    """
+    if algorithm == "ed25519":
+        return CryptoSigner.generate_ed25519()
+    if algorithm == "ecdsa-p256":
+        return CryptoSigner.generate_ecdsa()
+    raise UsageError(
+        f"unsupported key algorithm {algorithm!r}",
+        hint=f"use one of: {', '.join(ALGORITHMS)}",
+    )
+
+
+def encrypted_pem(signer: CryptoSigner, passphrase: str) -> bytes:
+    """Returns the signer's private key as passphrase-encrypted PKCS#8 PEM.
+
+    Raises:
+        SecretError: the passphrase is too short.
+    """
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        raise SecretError(
+            "the passphrase is too short",
+            hint=f"use at least {MIN_PASSPHRASE_LENGTH} characters",
+        )
+    private_key = signer._private_key
+    return bytes(
+        private_key.private_bytes(
+            encoding=Encoding.PEM,
+            format=PrivateFormat.PKCS8,
+            encryption_algorithm=BestAvailableEncryption(passphrase.encode("utf-8")),
+        )
+    )
+
+
+def write_encrypted_key(path: Path, signer: CryptoSigner, passphrase: str) -> str:
+    """Stores the private key encrypted at ``path`` (mode 0600) and returns its URI.
+
+    The URI is ``airlock-file:<path>`` with ``path`` as given (keep it relative
+    to make a home directory relocatable).
+    """
+    atomic_write_bytes(Path(path), encrypted_pem(signer, passphrase), mode=0o600)
+    return f"{FILE_SCHEME}:{path}"
+
+
+class EncryptedFileSigner(CryptoSigner):
+    """A CryptoSigner loaded from an encrypted PKCS#8 file (URI ``airlock-file:<path>``).
+
+    The secrets handler is asked for ``"passphrase"``.
+    """
+
+    SCHEME = FILE_SCHEME
+
+    @classmethod
+    def from_priv_key_uri(
+        cls,
+        priv_key_uri: str,
+        public_key: Key,
+        secrets_handler: SecretsHandler | None = None,
+    ) -> CryptoSigner:
+        """Loads the key named by ``priv_key_uri`` (see :class:`KeyStore` for relative paths).
+
+        Raises:
+            NotFoundError: the key file does not exist.
+            SecretError: no secrets handler, or the passphrase is wrong.
+            UsageError: the file does not hold the private half of ``public_key``.
+        """
+        uri = parse.urlparse(priv_key_uri)
+        if uri.scheme != cls.SCHEME:
+            raise UsageError(f"not an {cls.SCHEME} URI: {priv_key_uri}")
+        return load_encrypted_key(Path(uri.path), public_key, secrets_handler)
+
+
+SIGNER_FOR_URI_SCHEME[FILE_SCHEME] = EncryptedFileSigner
+
+
+def load_encrypted_key(
+    path: Path, public_key: Key, secrets_handler: SecretsHandler | None
+) -> CryptoSigner:
+    """Decrypts the PKCS#8 key file at ``path`` and checks it matches ``public_key``.
+
+    Raises:
+        NotFoundError: no such file.
+        SecretError: no secrets handler, or the passphrase is wrong.
+        UsageError: the key does not match ``public_key``.
+    """
+    try:
+        pem = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"private key file {path} does not exist",
+            hint="check the key URI, or restore the key file from its backup",
+        ) from None
+    if secrets_handler is None:
+        raise SecretError(
+            f"a passphrase is needed to open {Path(path).name}",
+            hint="run the command interactively or set the passphrase environment variable",
+        )
+    passphrase = secrets_handler("passphrase")
+    try:
+        private_key = load_pem_private_key(pem, passphrase.encode("utf-8"))
+    except (ValueError, TypeError):
+        raise SecretError(
+            f"cannot open {Path(path).name}: wrong passphrase, or not an encrypted key",
+            hint="check the passphrase (or its environment variable) and try again",
+        ) from None
+    if not isinstance(public_key, SSlibKey):
+        raise UsageError(f"unsupported public key type for {Path(path).name}")
+    try:
+        return CryptoSigner(private_key, public_key)
+    except Exception:
+        raise UsageError(
+            f"the private key in {Path(path).name} does not match its public key",
+            hint="the key file was swapped or the key list is wrong; restore both from backup",
+        ) from None
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A named key: where the private half lives (URI) and its public half."""
+
+    name: str
+    uri: str
+    public_key: Key
+
+    @property
+    def keyid(self) -> str:
+        """The TUF key id of the public key."""
+        return str(self.public_key.keyid)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialises to a JSON-ready dict (public data only)."""
+        return {
+            "name": self.name,
+            "uri": self.uri,
+            "keyid": self.keyid,
+            "public_key": self.public_key.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KeyRef:
+        """Parses :meth:`to_dict` output.
+
+        Raises:
+            UsageError: the data is malformed.
+        """
+        try:
+            key = Key.from_dict(data["keyid"], dict(data["public_key"]))
+            return cls(name=str(data["name"]), uri=str(data["uri"]), public_key=key)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"malformed key record: {exc}") from None
+
+
+class KeyStore:
+    """Loads signers by URI, resolving relative ``airlock-file:`` paths against a base dir.
+
+    This is the only way Airlock code obtains a private key, so file keys and
+    HSM keys (``hsm:…``) are interchangeable for every caller.
+    """
+
+    def __init__(self, base_dir: Path, secrets_handler: SecretsHandler | None = None) -> None:
+        self.base_dir = Path(base_dir)
+        self.secrets_handler = secrets_handler
+
+    def resolve(self, uri: str) -> str:
+        """Returns ``uri`` with a relative ``airlock-file:`` path made absolute."""
+        parsed = parse.urlparse(uri)
+        if parsed.scheme == FILE_SCHEME and not os.path.isabs(parsed.path):
+            return f"{FILE_SCHEME}:{self.base_dir / parsed.path}"
+        return uri
+
+    def signer(self, ref: KeyRef) -> Signer:
+        """Returns a signer for the key ``ref`` names.
+
+        Raises:
+            SecretError: the passphrase or PIN is missing or wrong.
+            NotFoundError: the key is not where its URI says.
+        """
+        uri = self.resolve(ref.uri)
+        try:
+            return Signer.from_priv_key_uri(uri, ref.public_key, self.secrets_handler)
+        except (SecretError, NotFoundError, UsageError):
+            raise
+        except Exception as exc:  # e.g. PKCS#11 PinIncorrect, missing token
+            raise SecretError(
+                f"cannot open key {ref.name!r} ({type(exc).__name__})",
+                hint="check the PIN or passphrase and that the token or key file is present",
+            ) from None
+
+    def create_file_key(
+        self, name: str, relative_path: str, algorithm: str, passphrase: str
+    ) -> KeyRef:
+        """Generates a key, stores it encrypted under the base dir, and returns its ref."""
+        signer = generate_signer(algorithm)
+        write_encrypted_key(self.base_dir / relative_path, signer, passphrase)
+        return KeyRef(name=name, uri=f"{FILE_SCHEME}:{relative_path}", public_key=signer.public_key)
+
+
+def env_or_prompt_secrets(
+    env_var: str, prompt: Callable[[str], str] | None = None
+) -> SecretsHandler:
+    """Builds a secrets handler: the environment variable if set, else the prompt.
+
+    Args:
+        env_var: Name of the environment variable holding the passphrase/PIN.
+        prompt: Called with the secret's name when the variable is unset
+            (the CLI passes a no-echo prompt). ``None`` means non-interactive.
+
+    Raises (when called):
+        SecretError: neither source gives a secret.
+    """
+
+    def handler(secret_name: str) -> str:
+        value = os.environ.get(env_var)
+        if value:
+            return value
+        if prompt is not None:
+            return prompt(secret_name)
+        raise SecretError(
+            f"no {secret_name} given",
+            hint=f"set {env_var} or run the command in a terminal to be prompted",
+        )
+
+    return handler

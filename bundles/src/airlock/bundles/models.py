@@ -1,0 +1,275 @@
+"""The typed model layer: the nouns of the design brief, validated on construction.
+
+Every model has ``to_dict``/``from_dict``. ``from_dict`` is used on untrusted
+input too, so it raises :class:`~airlock.bundles.errors.MediaError` for data
+that is not well-formed, before any trust decision is made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from airlock.bundles.clock import parse_utc, utc_iso
+from airlock.bundles.errors import MediaError, UsageError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SITE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+FORMAT_VERSION = 1
+
+
+def check_name(kind: str, value: str) -> str:
+    """Validates a model name, version or file name (one safe path segment).
+
+    Raises:
+        UsageError: the value is empty, too long, or has characters outside ``A-Za-z0-9._-``.
+    """
+    if not NAME_PATTERN.match(value) or value in {".", ".."}:
+        raise UsageError(
+            f"invalid {kind} {value!r}",
+            hint="use 1-128 characters from A-Z a-z 0-9 . _ - starting with a letter or digit",
+        )
+    return value
+
+
+def check_site_id(value: str) -> str:
+    """Validates a site id (lower-case letters, digits and dashes, max 63).
+
+    Raises:
+        UsageError: the site id is not in that form.
+    """
+    if not SITE_PATTERN.match(value):
+        raise UsageError(
+            f"invalid site id {value!r}",
+            hint="use 1-63 characters from a-z 0-9 - starting with a letter or digit",
+        )
+    return value
+
+
+class BundleKind(StrEnum):
+    """What a bundle carries."""
+
+    FULL = "full"
+    DELTA = "delta"
+    REVOCATION = "revocation"
+    METRICS = "metrics"
+
+
+@dataclass(frozen=True)
+class PayloadPart:
+    """One payload file of a bundle: its name, size and SHA-256 (of the bytes on media)."""
+
+    name: str
+    size: int
+    sha256: str
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"payload\.(age|tar)(\.\d{3})?", self.name):
+            raise MediaError(f"invalid payload part name {self.name!r}")
+        if self.size < 0 or not SHA256_PATTERN.match(self.sha256):
+            raise MediaError(f"invalid size or hash for payload part {self.name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"name": self.name, "size": self.size, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PayloadPart:
+        """Parses :meth:`to_dict` output (raises MediaError when malformed)."""
+        try:
+            return cls(name=str(data["name"]), size=int(data["size"]), sha256=str(data["sha256"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MediaError(f"malformed payload part: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The plaintext, signed description of a bundle, checked before any decryption."""
+
+    bundle_id: str
+    kind: BundleKind
+    source: str
+    site_id: str
+    sequence: int
+    created: dt.datetime
+    expires: dt.datetime
+    encrypted: bool
+    parts: tuple[PayloadPart, ...]
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.format_version != FORMAT_VERSION:
+            raise MediaError(
+                f"unsupported bundle format version {self.format_version}",
+                hint=f"this Airlock reads format version {FORMAT_VERSION}; upgrade the spoke",
+            )
+        if self.sequence < 1:
+            raise MediaError(f"invalid bundle sequence {self.sequence}")
+        if self.expires <= self.created:
+            raise MediaError("bundle expires before it was created")
+        if not self.parts:
+            raise MediaError("bundle envelope lists no payload parts")
+        names = [p.name for p in self.parts]
+        if len(set(names)) != len(names):
+            raise MediaError("bundle envelope lists a payload part twice")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (this is what gets signed, in canonical JSON)."""
+        return {
+            "format_version": self.format_version,
+            "bundle_id": self.bundle_id,
+            "kind": str(self.kind),
+            "source": self.source,
+            "site_id": self.site_id,
+            "sequence": self.sequence,
+            "created": utc_iso(self.created),
+            "expires": utc_iso(self.expires),
+            "encrypted": self.encrypted,
+            "parts": [p.to_dict() for p in self.parts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Envelope:
+        """Parses :meth:`to_dict` output (raises MediaError when malformed)."""
+        try:
+            return cls(
+                format_version=int(data["format_version"]),
+                bundle_id=str(data["bundle_id"]),
+                kind=BundleKind(data["kind"]),
+                source=str(data["source"]),
+                site_id=str(data["site_id"]),
+                sequence=int(data["sequence"]),
+                created=parse_utc(str(data["created"])),
+                expires=parse_utc(str(data["expires"])),
+                encrypted=bool(data["encrypted"]),
+                parts=tuple(PayloadPart.from_dict(p) for p in data["parts"]),
+            )
+        except MediaError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MediaError(
+                f"malformed bundle envelope: {exc}",
+                hint="the envelope.json is damaged or not an Airlock bundle; export it again",
+            ) from None
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One file of a model version (the ONNX graph or an external-data file)."""
+
+    filename: str
+    sha256: str
+    length: int
+    primary: bool = False
+
+    def __post_init__(self) -> None:
+        check_name("file name", self.filename)
+        if not SHA256_PATTERN.match(self.sha256) or self.length < 0:
+            raise UsageError(f"invalid hash or length for {self.filename!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "filename": self.filename,
+            "sha256": self.sha256,
+            "length": self.length,
+            "primary": self.primary,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelFile:
+        """Parses :meth:`to_dict` output."""
+        return cls(
+            filename=str(data["filename"]),
+            sha256=str(data["sha256"]),
+            length=int(data["length"]),
+            primary=bool(data.get("primary", False)),
+        )
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A released model version: name, version and its content-addressed files."""
+
+    name: str
+    version: str
+    files: tuple[ModelFile, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        check_name("model name", self.name)
+        check_name("model version", self.version)
+        if sum(1 for f in self.files if f.primary) > 1:
+            raise UsageError(f"{self.ref} has more than one primary ONNX file")
+
+    @property
+    def ref(self) -> str:
+        """``name@version``, as used in messages and audit entries."""
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "files": [f.to_dict() for f in self.files],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelVersion:
+        """Parses :meth:`to_dict` output."""
+        return cls(
+            name=str(data["name"]),
+            version=str(data["version"]),
+            files=tuple(ModelFile.from_dict(f) for f in data.get("files", [])),
+        )
+
+
+@dataclass(frozen=True)
+class SiteIdentity:
+    """The public parts of a site that the hub needs to register it.
+
+    ``airlock spoke init`` writes this as ``site-identity.json``;
+    ``airlock hub site add --identity site-identity.json`` reads it.
+    """
+
+    site_id: str
+    age_recipient: str
+    signing_keyid: str
+    signing_key: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        check_site_id(self.site_id)
+        if not self.age_recipient.startswith("age1"):
+            raise UsageError(
+                f"{self.age_recipient!r} is not an age X25519 recipient",
+                hint="it starts with 'age1'; copy it from `airlock spoke init` output",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "site_id": self.site_id,
+            "age_recipient": self.age_recipient,
+            "signing_key": {"keyid": self.signing_keyid, "public_key": self.signing_key},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SiteIdentity:
+        """Parses :meth:`to_dict` output.
+
+        Raises:
+            UsageError: malformed.
+        """
+        try:
+            return cls(
+                site_id=str(data["site_id"]),
+                age_recipient=str(data["age_recipient"]),
+                signing_keyid=str(data["signing_key"]["keyid"]),
+                signing_key=dict(data["signing_key"]["public_key"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise UsageError(f"malformed site identity: missing {exc}") from None

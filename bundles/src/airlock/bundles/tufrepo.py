@@ -1,0 +1,189 @@
+"""TUF conventions shared by the ceremony, the hub and the spoke.
+
+Airlock runs two TUF repositories (the design brief's Uptane split):
+
+* **Image** — every released model version. ``root`` and ``targets`` are
+  offline (ceremony). ``targets`` delegates the hub-held role ``models`` for
+  paths ``*/*/*``; ``models`` delegates one terminating role per model family,
+  ``family-<name>``, for ``<name>/*/*``, signed with a per-family key the hub
+  holds. Target paths are ``<model name>/<version>/<file name>``.
+* **Director** — per-site instructions, one metadata set per site under a
+  shared root. Director ``targets`` carry the field ``x-airlock-site-id``
+  (never empty) and list the model files the site should have, each with the
+  same length and hashes as the Image target.
+
+The Director root also anchors the hub's *envelope key* (field
+``x-airlock-envelope``), which signs every bundle's envelope.
+
+Metadata uses consistent snapshots; in a bundle, metadata files live under
+``metadata/image/`` and ``metadata/director/`` with their TUF file names
+(``N.root.json``, ``timestamp.json``, ``N.snapshot.json``, ``N.<role>.json``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from securesystemslib.signer import Key, Signer
+from tuf.api.metadata import Metadata, Root, Signed, TargetFile
+from tuf.api.serialization.json import JSONSerializer
+
+from airlock.bundles.errors import SignatureError, TrustError
+from airlock.bundles.models import ModelVersion
+
+IMAGE = "image"
+DIRECTOR = "director"
+REPOSITORIES = (IMAGE, DIRECTOR)
+
+MODELS_ROLE = "models"
+MODELS_ROLE_PATHS = ["*/*/*"]
+FAMILY_ROLE_PREFIX = "family-"
+
+SITE_ID_FIELD = "x-airlock-site-id"
+ENVELOPE_FIELD = "x-airlock-envelope"
+CUSTOM_KEY = "airlock"
+
+METADATA_PREFIX = "metadata"
+BLOB_PREFIX = "blobs/sha256"
+
+# Default lifetimes (days).
+ROOT_EXPIRY_DAYS = 365
+TARGETS_EXPIRY_DAYS = 180
+ONLINE_ROLE_EXPIRY_DAYS = 90
+
+_SERIALIZER = JSONSerializer(compact=False)
+
+
+def family_role(name: str) -> str:
+    """The Image role name that signs the targets of model family ``name``."""
+    return f"{FAMILY_ROLE_PREFIX}{name}"
+
+
+def family_paths(name: str) -> list[str]:
+    """The delegation path patterns of model family ``name``."""
+    return [f"{name}/*/*"]
+
+
+def target_path(name: str, version: str, filename: str) -> str:
+    """The TUF target path of one file of a model version."""
+    return f"{name}/{version}/{filename}"
+
+
+def image_custom(model: ModelVersion, filename: str, primary: bool) -> dict[str, Any]:
+    """The custom field of an Image target."""
+    return {
+        CUSTOM_KEY: {
+            "model": model.name,
+            "version": model.version,
+            "file": filename,
+            "primary": primary,
+        }
+    }
+
+
+def director_custom(site_id: str, model: ModelVersion, filename: str) -> dict[str, Any]:
+    """The custom field of a Director target (names the site)."""
+    return {
+        CUSTOM_KEY: {
+            "site_id": site_id,
+            "model": model.name,
+            "version": model.version,
+            "file": filename,
+        }
+    }
+
+
+def metadata_filename(role: str, version: int) -> str:
+    """The consistent-snapshot file name of ``role`` at ``version`` (timestamp has none)."""
+    if role == "timestamp":
+        return "timestamp.json"
+    return f"{version}.{role}.json"
+
+
+def archive_metadata_name(repository: str, filename: str) -> str:
+    """Where a metadata file sits inside a bundle payload."""
+    return f"{METADATA_PREFIX}/{repository}/{filename}"
+
+
+def archive_blob_name(sha256_hex: str) -> str:
+    """Where a content-addressed blob sits inside a bundle payload."""
+    return f"{BLOB_PREFIX}/{sha256_hex}"
+
+
+def expiry_from(now: dt.datetime, days: int) -> dt.datetime:
+    """``now`` plus ``days``, whole seconds, UTC."""
+    return (now + dt.timedelta(days=days)).replace(microsecond=0)
+
+
+def to_bytes(md: Metadata[Any]) -> bytes:
+    """Serialises metadata the way Airlock stores and ships it."""
+    return bytes(md.to_bytes(_SERIALIZER))
+
+
+def sign_with(md: Metadata[Any], signers: list[Signer]) -> Metadata[Any]:
+    """Replaces the signatures of ``md`` with one from each of ``signers``."""
+    md.signatures.clear()
+    for signer in signers:
+        md.sign(signer, append=True)
+    return md
+
+
+def sha256_of_target(target: TargetFile) -> str:
+    """The SHA-256 hex digest a target declares.
+
+    Raises:
+        TrustError: the target has no SHA-256 hash.
+    """
+    digest = target.hashes.get("sha256")
+    if not digest:
+        raise TrustError(f"target {target.path} has no sha256 hash")
+    return str(digest)
+
+
+def envelope_keys(director_root: Root) -> tuple[dict[str, Key], int]:
+    """The envelope keys and threshold a Director root anchors.
+
+    Raises:
+        TrustError: the root anchors no envelope key.
+    """
+    field = director_root.unrecognized_fields.get(ENVELOPE_FIELD)
+    try:
+        keys = {kid: Key.from_dict(kid, dict(kd)) for kid, kd in field["keys"].items()}
+        threshold = int(field["threshold"])
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise TrustError(
+            "the trusted Director root anchors no envelope key",
+            hint="the roots were not made by an Airlock ceremony; re-initialise from its output",
+        ) from None
+    if threshold < 1 or threshold > len(keys):
+        raise TrustError("the Director root's envelope threshold is invalid")
+    return keys, threshold
+
+
+def set_envelope_keys(director_root: Root, keys: list[Key], threshold: int = 1) -> None:
+    """Anchors ``keys`` as the envelope keys of a Director root (ceremony use)."""
+    director_root.unrecognized_fields[ENVELOPE_FIELD] = {
+        "keys": {key.keyid: key.to_dict() for key in keys},
+        "threshold": threshold,
+    }
+
+
+def check_root_signed(md: Metadata[Root]) -> None:
+    """Checks a root is signed by a threshold of its own root keys.
+
+    Raises:
+        SignatureError: below threshold.
+    """
+    try:
+        md.signed.verify_delegate(Root.type, md.signed_bytes, md.signatures)
+    except Exception as exc:
+        raise SignatureError(
+            f"root version {md.signed.version} is not signed by a threshold of its keys ({exc})",
+            hint="collect the missing officer signatures before using this root",
+        ) from None
+
+
+def signed_expires(signed: Signed) -> dt.datetime:
+    """The expiry of signed metadata as an aware UTC datetime."""
+    return signed.expires.astimezone(dt.UTC)

@@ -1,0 +1,161 @@
+"""The Director repository: per-site instructions under one shared root.
+
+The Director root (from the ceremony) names the online keys
+``director-targets``, ``director-snapshot`` and ``director-timestamp`` and
+anchors the envelope key. Each site has its own ``targets`` (carrying
+``x-airlock-site-id``), ``snapshot`` and ``timestamp``, under
+``repository/director/sites/<site>/``. A site's targets list every file of
+every model version assigned to it, at the Image target path, with the Image
+target's length and hashes and a custom field naming the site.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from securesystemslib.signer import Signer
+from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
+
+from airlock.bundles import tufrepo
+from airlock.bundles.errors import TrustError
+from airlock.bundles.models import ModelVersion
+from airlock.hub import tufmeta
+from airlock.hub.tufmeta import StagedWrites
+
+TARGETS = "targets"
+SNAPSHOT = "snapshot"
+TIMESTAMP = "timestamp"
+
+
+@dataclass
+class DirectorRoots:
+    """The Director root history (shared by every site)."""
+
+    directory: Path
+    roots: list[Metadata[Root]]
+    root_bytes: list[bytes]
+
+    @property
+    def root(self) -> Metadata[Root]:
+        """The newest root."""
+        return self.roots[-1]
+
+    @classmethod
+    def load(cls, directory: Path) -> DirectorRoots:
+        """Reads ``repository/director/root/``."""
+        paths = tufmeta.root_files(directory)
+        return cls(directory, tufmeta.load_roots(directory), [p.read_bytes() for p in paths])
+
+    def stage(self, writes: StagedWrites) -> None:
+        """Stages the root history, byte for byte."""
+        for number, data in enumerate(self.root_bytes, start=1):
+            writes.put(self.directory / f"{number}.root.json", data)
+
+
+@dataclass
+class SiteMetadata:
+    """One site's Director targets, snapshot and timestamp, in memory."""
+
+    site_id: str
+    directory: Path
+    targets: Metadata[Targets]
+    snapshot: Metadata[Snapshot]
+    timestamp: Metadata[Timestamp]
+
+    @classmethod
+    def load(cls, directory: Path, site_id: str) -> SiteMetadata:
+        """Reads ``repository/director/sites/<site>/``.
+
+        Raises:
+            TrustError: the stored targets name another site.
+        """
+        md = cls(
+            site_id=site_id,
+            directory=directory,
+            targets=tufmeta.load_metadata(directory / f"{TARGETS}.json", Targets),
+            snapshot=tufmeta.load_metadata(directory / f"{SNAPSHOT}.json", Snapshot),
+            timestamp=tufmeta.load_metadata(directory / f"{TIMESTAMP}.json", Timestamp),
+        )
+        if md.targets.signed.unrecognized_fields.get(tufrepo.SITE_ID_FIELD) != site_id:
+            raise TrustError(f"the stored Director targets in {directory} are not for {site_id}")
+        return md
+
+    def stage(
+        self, writes: StagedWrites, roles: tuple[str, ...] = (TARGETS, SNAPSHOT, TIMESTAMP)
+    ) -> None:
+        """Stages the current files of ``roles``."""
+        current: dict[str, Metadata[Any]] = {
+            TARGETS: self.targets,
+            SNAPSHOT: self.snapshot,
+            TIMESTAMP: self.timestamp,
+        }
+        for role in roles:
+            writes.put_metadata(self.directory / f"{role}.json", current[role])
+
+    def assigned_paths(self, name: str) -> list[str]:
+        """The target paths of family ``name`` in this site's targets."""
+        return [p for p in self.targets.signed.targets if p.startswith(f"{name}/")]
+
+
+@dataclass(frozen=True)
+class DirectorSigners:
+    """The three online Director signers."""
+
+    targets: Signer
+    snapshot: Signer
+    timestamp: Signer
+
+
+def new_site(
+    site_id: str, directory: Path, expires: dt.datetime, signers: DirectorSigners
+) -> SiteMetadata:
+    """Version 1 of a site's targets (no targets, names the site), snapshot and timestamp."""
+    targets = Metadata(
+        Targets(version=1, expires=expires, unrecognized_fields={tufrepo.SITE_ID_FIELD: site_id})
+    )
+    tufrepo.sign_with(targets, [signers.targets])
+    snapshot = tufmeta.next_snapshot(None, {TARGETS: targets}, expires, signers.snapshot)
+    timestamp = tufmeta.next_timestamp(None, snapshot, expires, signers.timestamp)
+    return SiteMetadata(site_id, directory, targets, snapshot, timestamp)
+
+
+def director_targets(site_id: str, model: ModelVersion) -> list[TargetFile]:
+    """The Director target files telling ``site_id`` to run ``model``."""
+    return [
+        TargetFile(
+            length=f.length,
+            hashes={"sha256": f.sha256},
+            path=tufrepo.target_path(model.name, model.version, f.filename),
+            unrecognized_fields={"custom": tufrepo.director_custom(site_id, model, f.filename)},
+        )
+        for f in model.files
+    ]
+
+
+def set_model(
+    site: SiteMetadata, model: ModelVersion | None, name: str, expires: dt.datetime, signer: Signer
+) -> None:
+    """Replaces the site's entries for family ``name`` with ``model``'s files (None removes).
+
+    Re-signs the site's targets with a bumped version.
+    """
+    targets = site.targets.signed.targets
+    for path in site.assigned_paths(name):
+        del targets[path]
+    if model is not None:
+        for target in director_targets(site.site_id, model):
+            targets[target.path] = target
+    tufmeta.bump(site.targets, expires, [signer])
+
+
+def refresh(site: SiteMetadata, expires: dt.datetime, signers: DirectorSigners) -> None:
+    """Makes the site's next snapshot and timestamp, both expiring at ``expires``."""
+    site.snapshot = tufmeta.next_snapshot(
+        site.snapshot, {TARGETS: site.targets}, expires, signers.snapshot
+    )
+    site.timestamp = tufmeta.next_timestamp(
+        site.timestamp, site.snapshot, expires, signers.timestamp
+    )

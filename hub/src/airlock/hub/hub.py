@@ -1,0 +1,388 @@
+"""The hub's Python API: one :class:`Hub` per home directory, no prompts, injectable clock.
+
+Every state-changing method is one :func:`~airlock.hub.operation.operation`:
+it holds the home lock, changes the database and the repository files
+together with its audit entry, or changes nothing and audits the failure.
+Read-only methods (``sites``, ``models``, ``status``) need no passphrase.
+
+Export is split so that tests can build bad bundles from real parts:
+:meth:`Hub.plan_export` (computes, writes nothing), :meth:`Hub.commit_export`
+(writes a planned bundle and records it), and :meth:`Hub.export` (both, under
+one lock). See :mod:`airlock.hub.export` for the lower-level steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import shutil
+import tempfile
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from securesystemslib.signer import Key, SecretsHandler, Signer
+from sqlmodel import Session, select
+
+from airlock.bundles import tufrepo
+from airlock.bundles.audit import AuditLog
+from airlock.bundles.clock import Clock, SystemClock, utc_iso
+from airlock.bundles.db import make_engine
+from airlock.bundles.errors import ConflictError, NotFoundError
+from airlock.bundles.models import Envelope, ModelVersion, SiteIdentity, check_name
+from airlock.hub import catalog, director_repo, image_repo, planner, signing, sites
+from airlock.hub.blobstore import BlobStore
+from airlock.hub.bootstrap import build_home
+from airlock.hub.director_repo import DirectorRoots, DirectorSigners, SiteMetadata
+from airlock.hub.export import ExportPlan
+from airlock.hub.home import ROLE, HubHome
+from airlock.hub.image_repo import ImageRepo
+from airlock.hub.intake import stage_model
+from airlock.hub.operation import Operation, operation
+from airlock.hub.signing import HubSigners, read_online_refs
+from airlock.hub.sites import SiteInfo
+from airlock.hub.status import hub_status
+from airlock.hub.tables import (
+    HubAssignment,
+    HubFamily,
+    HubSite,
+    create_hub_tables,
+)
+
+
+@dataclass(frozen=True)
+class ModelRelease:
+    """The outcome of :meth:`Hub.release_model`: the version, and whether it is new."""
+
+    model: ModelVersion
+    created: bool
+
+
+class Hub:
+    """One hub home: its database, repositories, blob store and signers."""
+
+    def __init__(self, home: Path, signers: HubSigners, clock: Clock | None = None) -> None:
+        self.home = HubHome(Path(home))
+        self.config = self.home.config()
+        self.engine = make_engine(self.config.database_url)
+        create_hub_tables(self.engine)
+        self.audit = AuditLog(self.engine, ROLE)
+        self.signers = signers
+        self.clock: Clock = clock or SystemClock()
+        self.blobs = BlobStore(self.home.blob_dir)
+
+    @classmethod
+    def init(
+        cls, home: Path, ceremony_dir: Path, secrets: SecretsHandler, clock: Clock | None = None
+    ) -> Hub:
+        """Creates a hub home from a ceremony's output (see :mod:`airlock.hub.bootstrap`)."""
+        clock = clock or SystemClock()
+        signers = build_home(Path(home), Path(ceremony_dir), secrets, clock)
+        return cls(Path(home), signers, clock)
+
+    @classmethod
+    def open(cls, home: Path, secrets: SecretsHandler, clock: Clock | None = None) -> Hub:
+        """Opens an initialised hub home (keys are loaded on first use).
+
+        Raises:
+            NotFoundError: not an initialised hub home.
+        """
+        hub_home = HubHome(Path(home))
+        hub_home.config()
+        refs = read_online_refs(hub_home.ceremony_record)
+        return cls(Path(home), HubSigners(Path(home), refs, secrets), clock)
+
+    def close(self) -> None:
+        """Releases the database connections."""
+        self.engine.dispose()
+
+    def _op(self, action: str, obj: str) -> AbstractContextManager[Operation]:
+        return operation(self.engine, self.home, self.audit, self.clock, action, obj)
+
+    # -- keys -----------------------------------------------------------------
+
+    def online_signer(self, name: str) -> Signer:
+        """The signer of an online key (``signing.ONLINE_KEY_NAMES``), loaded once."""
+        return self.signers.online(name)
+
+    def director_signers(self) -> DirectorSigners:
+        """The three online Director signers."""
+        return DirectorSigners(
+            targets=self.signers.online(signing.DIRECTOR_TARGETS),
+            snapshot=self.signers.online(signing.DIRECTOR_SNAPSHOT),
+            timestamp=self.signers.online(signing.DIRECTOR_TIMESTAMP),
+        )
+
+    def family_signer(self, session: Session, name: str) -> Signer:
+        """The signer of model family ``name``'s delegated role."""
+        row = session.get(HubFamily, name)
+        if row is None:
+            raise NotFoundError(f"model family {name!r} has no key")
+        key = Key.from_dict(row.keyid, json.loads(row.public_key))
+        return self.signers.family(tufrepo.family_role(name), row.key_uri, key)
+
+    def _online_expiry(self) -> dt.datetime:
+        return tufrepo.expiry_from(self.clock.now(), tufrepo.ONLINE_ROLE_EXPIRY_DAYS)
+
+    # -- repositories (read) --------------------------------------------------
+
+    def image_repo(self) -> ImageRepo:
+        """The Image repository as stored."""
+        return ImageRepo.load(self.home.image_dir)
+
+    def director_roots(self) -> DirectorRoots:
+        """The Director root history as stored."""
+        return DirectorRoots.load(self.home.director_root_dir)
+
+    def site_metadata(self, site_id: str) -> SiteMetadata:
+        """A site's Director metadata as stored."""
+        return SiteMetadata.load(self.home.site_dir(site_id), site_id)
+
+    # -- sites ----------------------------------------------------------------
+
+    def add_site(
+        self, identity: SiteIdentity, transit_days: int | None = None, encrypt: bool = True
+    ) -> SiteInfo:
+        """Registers a site and creates its Director metadata (targets v1, no targets).
+
+        Raises:
+            UsageError: invalid recipient, signing key or transit budget.
+            ConflictError: the site is already registered.
+        """
+        with self._op("hub.site.add", identity.site_id) as op:
+            return self._add_site(op, identity, transit_days, encrypt)
+
+    def add_site_from_file(
+        self, path: Path, transit_days: int | None = None, encrypt: bool = True
+    ) -> SiteInfo:
+        """Like :meth:`add_site`, reading ``site-identity.json`` inside the audited operation."""
+        with self._op("hub.site.add", str(path)) as op:
+            return self._add_site(op, sites.read_identity(path), transit_days, encrypt)
+
+    def _add_site(
+        self, op: Operation, identity: SiteIdentity, transit_days: int | None, encrypt: bool
+    ) -> SiteInfo:
+        sites.check_recipient(identity.age_recipient)
+        sites.check_signing_key(identity.signing_keyid, identity.signing_key)
+        days = sites.check_transit_days(
+            self.home.transit_days_default() if transit_days is None else transit_days
+        )
+        site_id = identity.site_id
+        if op.session.get(HubSite, site_id) is not None or self.home.site_dir(site_id).exists():
+            raise ConflictError(
+                f"site {site_id!r} is already registered",
+                hint="site ids are permanent; use `airlock hub site list` to see it",
+            )
+        site_md = director_repo.new_site(
+            site_id, self.home.site_dir(site_id), self._online_expiry(), self.director_signers()
+        )
+        site_md.stage(op.writes)
+        row = HubSite(
+            site_id=site_id,
+            age_recipient=identity.age_recipient,
+            signing_keyid=identity.signing_keyid,
+            signing_key=json.dumps(identity.signing_key, sort_keys=True),
+            transit_days=days,
+            encrypt=encrypt,
+            created=utc_iso(self.clock.now()),
+        )
+        op.session.add(row)
+        op.details = {
+            "site_id": site_id,
+            "age_recipient": identity.age_recipient,
+            "signing_keyid": identity.signing_keyid,
+            "transit_days": days,
+            "encrypt": encrypt,
+        }
+        return SiteInfo.from_row(row, {})
+
+    def _site(self, session: Session, site_id: str) -> HubSite:
+        row = session.get(HubSite, site_id)
+        if row is None:
+            raise NotFoundError(
+                f"site {site_id!r} is not registered",
+                hint="register it with `airlock hub site add --identity site-identity.json`",
+            )
+        return row
+
+    def sites(self) -> list[SiteInfo]:
+        """Every registered site with its assignments."""
+        with Session(self.engine) as session:
+            assigned: dict[str, dict[str, str]] = {}
+            for a in session.exec(select(HubAssignment)):
+                assigned.setdefault(a.site_id, {})[a.name] = a.version
+            rows = session.exec(select(HubSite).order_by(HubSite.site_id))  # type: ignore[arg-type]
+            return [SiteInfo.from_row(r, assigned.get(r.site_id, {})) for r in rows]
+
+    # -- models ---------------------------------------------------------------
+
+    def add_model(self, name: str, version: str, path: Path) -> ModelVersion:
+        """Releases a model version (see :meth:`release_model`) and returns it."""
+        return self.release_model(name, version, path).model
+
+    def release_model(self, name: str, version: str, path: Path) -> ModelRelease:
+        """Stores a model's files and signs them as Image targets of family ``name``.
+
+        Re-releasing identical bytes changes nothing (``created`` is False).
+
+        Raises:
+            UsageError: bad name, path layout or ONNX graph.
+            ConflictError: the version exists with different files.
+        """
+        with self._op("hub.model.add", f"{name}@{version}") as op:
+            check_name("model name", name)
+            check_name("model version", version)
+            self.home.tmp_dir.mkdir(exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix="model-", dir=self.home.tmp_dir))
+            op.cleanup.append(lambda: shutil.rmtree(staging, ignore_errors=True))
+            staged = stage_model(Path(path), staging)
+            model = ModelVersion(name=name, version=version, files=staged.files)
+            op.details = {
+                "model": name,
+                "version": version,
+                "files": [f.to_dict() for f in model.files],
+            }
+            existing = catalog.find_model(op.session, name, version)
+            if existing is not None:
+                if set(existing.files) != set(model.files):
+                    raise ConflictError(
+                        f"{model.ref} is already released with different files",
+                        hint="released versions are immutable; release the change as a new version",
+                    )
+                op.outcome = "unchanged"
+                return ModelRelease(existing, created=False)
+            self._sign_model(op, model)
+            for file in model.files:
+                if self.blobs.promote(staged.staged_path(file), file.sha256):
+                    op.undo.append(functools.partial(self.blobs.remove, file.sha256))
+            return ModelRelease(model, created=True)
+
+    def _sign_model(self, op: Operation, model: ModelVersion) -> None:
+        now = utc_iso(self.clock.now())
+        expires = self._online_expiry()
+        image = self.image_repo()
+        roles = [tufrepo.family_role(model.name)]
+        if op.session.get(HubFamily, model.name) is None:
+            role = tufrepo.family_role(model.name)
+            relative = self.home.family_key_path(model.name)
+            ref, pem = self.signers.new_family_key(role, relative)
+            op.writes.put(self.home.root / relative, pem, mode=0o600)
+            models_signer = self.signers.online(signing.IMAGE_MODELS)
+            image_repo.add_family(image, model.name, ref.public_key, expires, models_signer)
+            roles.append(tufrepo.MODELS_ROLE)
+            op.session.add(
+                HubFamily(
+                    name=model.name,
+                    keyid=ref.keyid,
+                    key_uri=ref.uri,
+                    public_key=json.dumps(ref.public_key.to_dict(), sort_keys=True),
+                    created=now,
+                )
+            )
+            op.session.flush()
+            op.details["new_family_keyid"] = ref.keyid
+        image_repo.add_model(image, model, expires, self.family_signer(op.session, model.name))
+        image_repo.refresh(
+            image,
+            expires,
+            self.signers.online(signing.IMAGE_SNAPSHOT),
+            self.signers.online(signing.IMAGE_TIMESTAMP),
+        )
+        image.stage(op.writes, [*roles, image_repo.SNAPSHOT, image_repo.TIMESTAMP])
+        catalog.add_model_rows(op.session, model, now)
+
+    def models(self) -> list[ModelVersion]:
+        """Every released model version, by name and version."""
+        with Session(self.engine) as session:
+            return catalog.list_models(session)
+
+    # -- assignments ----------------------------------------------------------
+
+    def assign(self, site_id: str, name: str, version: str) -> bool:
+        """Tells a site to run ``name@version`` (replacing its previous version of ``name``).
+
+        Returns:
+            False when the site already had exactly that version (nothing changed).
+
+        Raises:
+            NotFoundError: unknown site or model version.
+        """
+        with self._op("hub.assign", f"{site_id}:{name}@{version}") as op:
+            self._site(op.session, site_id)
+            model = catalog.get_model(op.session, name, version)
+            current = op.session.get(HubAssignment, (site_id, name))
+            op.details = {"site_id": site_id, "model": name, "version": version}
+            if current is not None and current.version == version:
+                op.outcome = "unchanged"
+                return False
+            op.details["previous"] = current.version if current else None
+            self._resign_site(op, site_id, name, model)
+            assigned = utc_iso(self.clock.now())
+            if current is None:
+                current = HubAssignment(
+                    site_id=site_id, name=name, version=version, assigned=assigned
+                )
+            current.version, current.assigned = version, assigned
+            op.session.add(current)
+            return True
+
+    def unassign(self, site_id: str, name: str) -> None:
+        """Removes a site's assignment of model family ``name``.
+
+        Raises:
+            NotFoundError: unknown site, or no such assignment.
+        """
+        with self._op("hub.unassign", f"{site_id}:{name}") as op:
+            self._site(op.session, site_id)
+            current = op.session.get(HubAssignment, (site_id, name))
+            if current is None:
+                raise NotFoundError(f"site {site_id!r} has no assignment of model {name!r}")
+            op.details = {"site_id": site_id, "model": name, "previous": current.version}
+            self._resign_site(op, site_id, name, None)
+            op.session.delete(current)
+
+    def _resign_site(
+        self, op: Operation, site_id: str, name: str, model: ModelVersion | None
+    ) -> None:
+        site_md = self.site_metadata(site_id)
+        expires = self._online_expiry()
+        signers = self.director_signers()
+        director_repo.set_model(site_md, model, name, expires, signers.targets)
+        director_repo.refresh(site_md, expires, signers)
+        site_md.stage(op.writes)
+        op.details["director_targets_version"] = site_md.targets.signed.version
+
+    # -- export ---------------------------------------------------------------
+
+    def plan_export(self, site_id: str) -> ExportPlan:
+        """Computes a site's next full bundle; writes nothing (see :mod:`airlock.hub.export`).
+
+        Raises:
+            NotFoundError: unknown site, or a blob is missing.
+            UsageError: an offline role expires before the bundle would.
+        """
+        return planner.plan_export(self, site_id)
+
+    def commit_export(self, plan: ExportPlan, out_dir: Path) -> Envelope:
+        """Writes a planned bundle to ``out_dir`` and records it (sequence, repository, audit).
+
+        Tests may pass a plan whose ``metadata`` or ``blobs`` were replaced to
+        craft bad bundles; the envelope is still signed with the real key.
+
+        Raises:
+            ConflictError: ``out_dir`` is not new, or the hub changed since the plan.
+        """
+        with self._op("hub.export", plan.site_id) as op:
+            return planner.write_export(self, op, plan, Path(out_dir))
+
+    def export(self, site_id: str, out_dir: Path) -> Envelope:
+        """Plans and writes a site's next full bundle into ``out_dir`` (must be new or empty)."""
+        with self._op("hub.export", site_id) as op:
+            plan = planner.plan_export(self, site_id)
+            return planner.write_export(self, op, plan, Path(out_dir))
+
+    def status(self) -> dict[str, Any]:
+        """Versions and expiries of every role, sites, models and assignments."""
+        return hub_status(self)

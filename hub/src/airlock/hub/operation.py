@@ -1,0 +1,120 @@
+"""One state-changing hub command as one unit: lock, work, audit, files, commit — or nothing.
+
+:func:`operation` gives the command body an :class:`Operation` to fill in: a
+database session, the repository files to write (:class:`StagedWrites`),
+hooks to run just before the commit (e.g. renaming a bundle into place) and
+undo steps. On success the audit entry is appended *in the same session* as
+the state change, the files are written, the hooks run, and the transaction
+commits; if any of that fails the files are restored and the undo steps run.
+On any failure a "refused" (the request was invalid or untrusted input was
+refused) or "failure" (anything else) entry is written on its own, and the
+error propagates (an ``OSError`` — disk full, permissions — as an
+:class:`AirlockError`, so the CLI reports it like any other failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from airlock.bundles.audit import AuditLog
+from airlock.bundles.clock import Clock
+from airlock.bundles.errors import AirlockError, AuditWriteError, UsageError, VerificationError
+from airlock.hub.home import HubHome
+from airlock.hub.tufmeta import StagedWrites
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Operation:
+    """What a command body hands back to :func:`operation`."""
+
+    session: Session
+    writes: StagedWrites = field(default_factory=StagedWrites)
+    details: dict[str, Any] = field(default_factory=dict)
+    outcome: str = "success"
+    before_commit: list[Callable[[], None]] = field(default_factory=list)
+    undo: list[Callable[[], None]] = field(default_factory=list)
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+
+
+def failure_outcome(exc: BaseException) -> str:
+    """``refused`` for invalid requests and refused input, ``failure`` for the rest."""
+    return "refused" if isinstance(exc, UsageError | VerificationError) else "failure"
+
+
+def failure_details(exc: BaseException) -> dict[str, Any]:
+    """Audit details of an error (message and hint only: never secrets)."""
+    if isinstance(exc, AirlockError):
+        return {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    return {"error": type(exc).__name__, "message": str(exc)[:500]}
+
+
+def record_failure(
+    audit: AuditLog, clock: Clock, action: str, obj: str, exc: BaseException
+) -> None:
+    """Appends the failure entry of ``action``; a log that cannot be written is only logged."""
+    try:
+        audit.record(
+            action,
+            failure_outcome(exc),
+            object=obj,
+            details=failure_details(exc),
+            when=clock.now(),
+        )
+    except AuditWriteError:
+        log.error("could not audit the failure of %s on %s", action, obj)
+
+
+@contextlib.contextmanager
+def operation(
+    engine: Engine, home: HubHome, audit: AuditLog, clock: Clock, action: str, obj: str
+) -> Iterator[Operation]:
+    """Runs one audited, all-or-nothing hub command (see the module docstring)."""
+    try:
+        with home.lock():
+            op = Operation(session=Session(engine, expire_on_commit=False))
+            try:
+                yield op
+                audit.record(
+                    action,
+                    op.outcome,
+                    object=obj,
+                    details=op.details,
+                    session=op.session,
+                    when=clock.now(),
+                )
+                op.session.flush()
+                op.writes.apply()
+                for hook in op.before_commit:
+                    hook()
+                op.session.commit()
+            except BaseException:
+                op.session.rollback()
+                op.writes.revert()
+                for step in reversed(op.undo):
+                    try:
+                        step()
+                    except Exception:
+                        log.exception("undo step failed during %s", action)
+                raise
+            finally:
+                for step in op.cleanup:
+                    with contextlib.suppress(Exception):
+                        step()
+                op.session.close()
+    except Exception as exc:
+        record_failure(audit, clock, action, obj, exc)
+        if isinstance(exc, OSError):
+            raise AirlockError(
+                f"{action} failed: {exc.strerror or exc}",
+                hint="check free space and permissions of the hub home; nothing was changed",
+            ) from exc
+        raise

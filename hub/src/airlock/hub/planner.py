@@ -1,0 +1,164 @@
+"""Planning and recording a site's export (the hub-side half of :mod:`airlock.hub.export`).
+
+:func:`plan_export` reads the hub's state and computes an :class:`ExportPlan`
+without writing anything:
+
+(a) bundle expiry = now + the site's transit budget;
+(b) refuse when the Image root, Image targets or Director root expire first;
+    re-sign online roles (``models``, ``family-*``, the site's Director
+    targets) that would, with a later expiry (budget + margin);
+(c) fresh Image snapshot + timestamp and fresh Director snapshot + timestamp
+    for the site, all expiring exactly with the bundle (timestamp versions
+    strictly increase per repository);
+(d) the payload metadata list and (e) the blobs of every assigned model.
+
+:func:`write_export` runs inside the export's operation: (f) payload,
+(g) next sequence number and signed envelope, (h) rename into place just
+before the database commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, select
+
+from airlock.bundles import tufrepo
+from airlock.bundles.clock import utc_iso
+from airlock.bundles.errors import ConflictError
+from airlock.bundles.models import Envelope
+from airlock.hub import catalog, director_repo, export, image_repo, signing, tufmeta
+from airlock.hub.export import ExportPlan
+from airlock.hub.operation import Operation
+from airlock.hub.tables import HubAssignment, HubSite
+from airlock.hub.tufmeta import StagedWrites
+
+if TYPE_CHECKING:
+    from airlock.hub.hub import Hub
+
+
+def plan_export(hub: Hub, site_id: str) -> ExportPlan:
+    """Steps (a)-(e) of the module docstring; writes nothing."""
+    with Session(hub.engine) as session:
+        site = hub._site(session, site_id)
+        assignments = session.exec(
+            select(HubAssignment)
+            .where(HubAssignment.site_id == site_id)
+            .order_by(HubAssignment.name)  # type: ignore[arg-type]
+        )
+        models = [catalog.get_model(session, a.name, a.version) for a in assignments]
+        now = hub.clock.now()
+        bundle_expires = tufrepo.expiry_from(now, site.transit_days)
+        image, director = hub.image_repo(), hub.director_roots()
+        site_md = hub.site_metadata(site_id)
+        base = (
+            image.timestamp.signed.version if image.timestamp else 0,
+            site_md.timestamp.signed.version,
+        )
+        export.check_offline_expiry(site_id, image, director, bundle_expires)
+
+        resign_expires = tufrepo.expiry_from(
+            now, max(tufrepo.ONLINE_ROLE_EXPIRY_DAYS, site.transit_days + export.RESIGN_MARGIN_DAYS)
+        )
+        resigned: list[str] = []
+        if export.expires_before(image.models.signed.expires, bundle_expires):
+            tufmeta.bump(image.models, resign_expires, [hub.signers.online(signing.IMAGE_MODELS)])
+            resigned.append(tufrepo.MODELS_ROLE)
+        for name, md in sorted(image.families.items()):
+            if export.expires_before(md.signed.expires, bundle_expires):
+                tufmeta.bump(md, resign_expires, [hub.family_signer(session, name)])
+                resigned.append(tufrepo.family_role(name))
+        director_signers = hub.director_signers()
+        if export.expires_before(site_md.targets.signed.expires, bundle_expires):
+            tufmeta.bump(site_md.targets, resign_expires, [director_signers.targets])
+            resigned.append(f"director targets of {site_id}")
+
+    image_repo.refresh(
+        image,
+        bundle_expires,
+        hub.signers.online(signing.IMAGE_SNAPSHOT),
+        hub.signers.online(signing.IMAGE_TIMESTAMP),
+    )
+    director_repo.refresh(site_md, bundle_expires, director_signers)
+    writes = StagedWrites()
+    image_roles = [r for r in resigned if r in image.targets_roles()]
+    image.stage(writes, [*image_roles, image_repo.SNAPSHOT, image_repo.TIMESTAMP])
+    site_md.stage(writes)
+    return ExportPlan(
+        site_id=site_id,
+        sequence=site.sequence + 1,
+        created=now,
+        expires=bundle_expires,
+        recipients=[site.age_recipient] if site.encrypt else None,
+        metadata=export.collect_metadata(image, director, site_md),
+        blobs=export.collect_blobs(hub.blobs, [f for m in models for f in m.files]),
+        resigned=tuple(resigned),
+        base=base,
+        writes=writes,
+    )
+
+
+def _check_base(hub: Hub, site: HubSite, plan: ExportPlan) -> None:
+    image = hub.image_repo()
+    site_md = hub.site_metadata(plan.site_id)
+    now_base = (
+        image.timestamp.signed.version if image.timestamp else 0,
+        site_md.timestamp.signed.version,
+    )
+    if site.sequence != plan.sequence - 1 or now_base != plan.base:
+        raise ConflictError(
+            f"the hub changed since this export for {plan.site_id} was planned",
+            hint="plan the export again",
+        )
+
+
+def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> Envelope:
+    """Steps (f)-(h) of the module docstring, inside the export's operation."""
+    site = hub._site(op.session, plan.site_id)
+    _check_base(hub, site, plan)
+    work = export.prepare_out_dir(out_dir)
+    op.cleanup.append(lambda: shutil.rmtree(work, ignore_errors=True))
+    envelope = export.write_bundle_files(
+        work,
+        site_id=plan.site_id,
+        sequence=plan.sequence,
+        created=plan.created,
+        expires=plan.expires,
+        metadata=plan.metadata,
+        blobs=plan.blobs,
+        recipients=plan.recipients,
+        signers=[hub.signers.online(signing.ENVELOPE)],
+    )
+    site.sequence = plan.sequence
+    op.session.add(site)
+    op.writes.merge(plan.writes)
+    promoted: list[Path] = []
+
+    def promote() -> None:
+        export.promote_bundle(work, out_dir)
+        promoted.append(out_dir)
+
+    def unpromote() -> None:
+        for path in promoted:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(path)
+
+    op.before_commit.append(promote)
+    op.undo.append(unpromote)
+    op.details = {
+        "bundle_id": envelope.bundle_id,
+        "site_id": plan.site_id,
+        "sequence": plan.sequence,
+        "created": utc_iso(plan.created),
+        "expires": utc_iso(plan.expires),
+        "encrypted": envelope.encrypted,
+        "parts": [p.to_dict() for p in envelope.parts],
+        "metadata_files": len(plan.metadata),
+        "blobs": [b.sha256 for b in plan.blobs],
+        "resigned": list(plan.resigned),
+        "out_dir": str(out_dir),
+    }
+    return envelope

@@ -1,0 +1,156 @@
+"""Sites as the hub sees them: identity checks and the public view of a registered site.
+
+A site is registered from the ``site-identity.json`` that ``airlock spoke
+init`` writes (:class:`~airlock.bundles.models.SiteIdentity`): its age X25519
+recipient (bundles are encrypted to it) and its Ed25519 public key (it signs
+what the site sends back). Both are checked here before anything is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from securesystemslib.signer import Key
+
+from airlock.bundles.errors import MediaError, NotFoundError, UsageError
+from airlock.bundles.models import SiteIdentity
+from airlock.hub.tables import HubSite
+
+MAX_TRANSIT_DAYS = 365
+
+
+def check_recipient(recipient: str) -> str:
+    """Parses an age X25519 recipient with pyrage.
+
+    Raises:
+        UsageError: it is not a valid ``age1…`` recipient.
+    """
+    from pyrage import x25519  # native module, load on use
+
+    try:
+        x25519.Recipient.from_str(recipient)
+    except Exception:
+        raise UsageError(
+            f"{recipient!r} is not a valid age X25519 recipient",
+            hint="copy the recipient from the site's site-identity.json (it starts with age1)",
+        ) from None
+    return recipient
+
+
+def check_signing_key(keyid: str, key: dict[str, Any]) -> Key:
+    """Parses a site's public signing key.
+
+    Raises:
+        UsageError: the key dict is not a securesystemslib public key.
+    """
+    try:
+        return Key.from_dict(keyid, dict(key))
+    except Exception as exc:
+        raise UsageError(
+            f"the site's signing key is not a valid public key ({type(exc).__name__})",
+            hint="use the site-identity.json written by `airlock spoke init`",
+        ) from None
+
+
+def check_transit_days(days: int) -> int:
+    """Checks a transit budget in days.
+
+    Raises:
+        UsageError: outside 1..365.
+    """
+    if not 1 <= days <= MAX_TRANSIT_DAYS:
+        raise UsageError(
+            f"transit budget {days} days is outside 1..{MAX_TRANSIT_DAYS}",
+            hint="pass --transit-days with how long a bundle may take to reach the site",
+        )
+    return days
+
+
+def read_identity(path: Path) -> SiteIdentity:
+    """Reads a ``site-identity.json``.
+
+    Raises:
+        NotFoundError: no such file.
+        MediaError: not JSON.
+        UsageError: not a site identity, or its site id or recipient is malformed.
+    """
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"site identity file {path} does not exist",
+            hint="copy site-identity.json from the site's `airlock spoke init`",
+        ) from None
+    except ValueError as exc:
+        raise MediaError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is not a site identity")
+    return SiteIdentity.from_dict(data)
+
+
+def read_public_key_file(path: Path) -> tuple[str, dict[str, Any]]:
+    """Reads a public key file: ``{"keyid", "public_key": {...}}`` or a key dict with ``keyid``.
+
+    Raises:
+        NotFoundError, MediaError, UsageError: as :func:`read_identity`.
+    """
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise NotFoundError(f"key file {path} does not exist") from None
+    except ValueError as exc:
+        raise MediaError(f"{path} is not valid JSON ({exc})") from None
+    try:
+        if "public_key" in data:
+            return str(data["keyid"]), dict(data["public_key"])
+        key = dict(data)
+        return str(key.pop("keyid")), key
+    except (KeyError, TypeError, AttributeError):
+        raise UsageError(
+            f"{path} is not a public key file",
+            hint='expected {"keyid": …, "public_key": {"keytype", "scheme", "keyval"}}',
+        ) from None
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """A registered site, for listings and ``--json`` output."""
+
+    site_id: str
+    age_recipient: str
+    signing_keyid: str
+    transit_days: int
+    encrypt: bool
+    sequence: int
+    created: str
+    assignments: dict[str, str]
+
+    @classmethod
+    def from_row(cls, row: HubSite, assignments: dict[str, str]) -> SiteInfo:
+        """Builds the view of a database row."""
+        return cls(
+            site_id=row.site_id,
+            age_recipient=row.age_recipient,
+            signing_keyid=row.signing_keyid,
+            transit_days=row.transit_days,
+            encrypt=row.encrypt,
+            sequence=row.sequence,
+            created=row.created,
+            assignments=dict(sorted(assignments.items())),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "site_id": self.site_id,
+            "age_recipient": self.age_recipient,
+            "signing_keyid": self.signing_keyid,
+            "transit_days": self.transit_days,
+            "encrypt": self.encrypt,
+            "sequence": self.sequence,
+            "created": self.created,
+            "assignments": self.assignments,
+        }

@@ -1,0 +1,78 @@
+"""``airlock hub status``: what the hub publishes, and until when.
+
+Read-only; needs no passphrase. Reports every Image role (root, targets,
+models, family-*, snapshot, timestamp) and the Director root with version and
+expiry, flags roles that expire within :data:`WARN_DAYS`, and lists sites
+(with their Director targets version and assignments) and released models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import TYPE_CHECKING, Any
+
+from tuf.api.metadata import Metadata, Signed
+
+from airlock.bundles import tufrepo
+from airlock.bundles.clock import utc_iso
+
+if TYPE_CHECKING:
+    from airlock.hub.hub import Hub
+
+WARN_DAYS = 30
+
+
+def role_info(md: Metadata[Any] | None, now: dt.datetime) -> dict[str, Any]:
+    """Version, expiry and days left of one role."""
+    if md is None:
+        return {"version": None, "expires": None, "days_left": None, "expiring": False}
+    signed: Signed = md.signed
+    expires = tufrepo.signed_expires(signed)
+    days_left = (expires - now).total_seconds() / 86400
+    return {
+        "version": signed.version,
+        "expires": utc_iso(expires),
+        "days_left": math.floor(days_left),
+        "expiring": days_left < WARN_DAYS,
+    }
+
+
+def hub_status(hub: Hub) -> dict[str, Any]:
+    """The status report (the ``--json`` shape of ``airlock hub status``)."""
+    now = hub.clock.now()
+    image = hub.image_repo()
+    director = hub.director_roots()
+    roles = {
+        "image root": role_info(image.root, now),
+        "image targets": role_info(image.targets, now),
+        "image models": role_info(image.models, now),
+        **{
+            f"image {tufrepo.family_role(name)}": role_info(md, now)
+            for name, md in sorted(image.families.items())
+        },
+        "image snapshot": role_info(image.snapshot, now),
+        "image timestamp": role_info(image.timestamp, now),
+        "director root": role_info(director.root, now),
+    }
+    sites = []
+    for site in hub.sites():
+        entry = site.to_dict()
+        entry["director_targets"] = role_info(hub.site_metadata(site.site_id).targets, now)
+        sites.append(entry)
+    models = [
+        {
+            "name": m.name,
+            "version": m.version,
+            "files": len(m.files),
+            "bytes": sum(f.length for f in m.files),
+        }
+        for m in hub.models()
+    ]
+    return {
+        "home": str(hub.home.root),
+        "now": utc_iso(now),
+        "roles": roles,
+        "sites": sites,
+        "models": models,
+    }

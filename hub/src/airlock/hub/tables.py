@@ -1,0 +1,92 @@
+"""The hub's database tables (SQLModel), next to the shared audit log table.
+
+The database holds what the hub decided (sites, released model versions and
+their files, per-family keys, assignments, per-site bundle sequence numbers);
+the signed TUF metadata that publishes those decisions lives as files under
+``repository/``. Table names start with ``hub_`` so that a hub and a spoke
+can share one PostgreSQL server without clashing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import Field, SQLModel
+
+from airlock.bundles.audit import AuditRecord
+from airlock.bundles.db import create_tables
+
+
+class HubSite(SQLModel, table=True):
+    """A registered site: its public keys and bundle policy."""
+
+    __tablename__ = "hub_site"
+
+    site_id: str = Field(primary_key=True)
+    age_recipient: str
+    signing_keyid: str
+    signing_key: str  # JSON of the securesystemslib public key dict
+    transit_days: int
+    encrypt: bool = True
+    sequence: int = 0  # the sequence number of the last exported bundle
+    created: str
+
+
+class HubFamily(SQLModel, table=True):
+    """A model family: its delegated Image role and the key the hub holds for it."""
+
+    __tablename__ = "hub_family"
+
+    name: str = Field(primary_key=True)
+    keyid: str
+    key_uri: str
+    public_key: str  # JSON of the securesystemslib public key dict
+    created: str
+
+
+class HubModelVersion(SQLModel, table=True):
+    """A released, immutable model version."""
+
+    __tablename__ = "hub_model_version"
+
+    name: str = Field(primary_key=True, foreign_key="hub_family.name")
+    version: str = Field(primary_key=True)
+    created: str
+
+
+class HubModelFile(SQLModel, table=True):
+    """One file of a model version, stored as ``blobs/sha256/<sha256>``."""
+
+    __tablename__ = "hub_model_file"
+
+    name: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    filename: str = Field(primary_key=True)
+    sha256: str = Field(index=True)
+    length: int
+    primary: bool = False
+
+
+class HubAssignment(SQLModel, table=True):
+    """Which version of a model family a site should run (one per site and family)."""
+
+    __tablename__ = "hub_assignment"
+
+    site_id: str = Field(primary_key=True, foreign_key="hub_site.site_id")
+    name: str = Field(primary_key=True, foreign_key="hub_family.name")
+    version: str
+    assigned: str
+
+
+HUB_TABLES: list[type[SQLModel]] = [
+    AuditRecord,
+    HubSite,
+    HubFamily,
+    HubModelVersion,
+    HubModelFile,
+    HubAssignment,
+]
+
+
+def create_hub_tables(engine: Engine) -> None:
+    """Creates every hub table (and the audit log) if missing."""
+    create_tables(engine, HUB_TABLES)

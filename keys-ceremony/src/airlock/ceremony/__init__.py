@@ -1,0 +1,1 @@
+"""Airlock offline key ceremonies."""

@@ -1,0 +1,129 @@
+"""``airlock ceremony``: key ceremonies for security officers.
+
+Passphrases come from an environment variable or a no-echo prompt asked
+twice, never from an option (argv is visible to every user of the machine).
+Errors are raised as AirlockError and reported by the root command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from airlock.bundles.keys import ALGORITHMS, MIN_PASSPHRASE_LENGTH, env_or_prompt_secrets
+from airlock.bundles.tufrepo import ROOT_EXPIRY_DAYS, TARGETS_EXPIRY_DAYS
+from airlock.ceremony.minimal import run_minimal_ceremony
+from airlock.ceremony.options import CeremonyOptions
+from airlock.ceremony.output import check_destination
+from airlock.ceremony.summary import ceremony_summary, render_summary
+
+OFFICER_SECRET_ENV = "AIRLOCK_CEREMONY_PASSPHRASE"  # noqa: S105 - a variable name
+HUB_SECRET_ENV = "AIRLOCK_HUB_PASSPHRASE"  # noqa: S105 - a variable name
+
+
+def _secret(env_var: str, label: str) -> str:
+    """The passphrase from ``env_var``, else a no-echo prompt asked twice."""
+
+    def prompt(_name: str) -> str:
+        return str(
+            click.prompt(
+                f"{label} (at least {MIN_PASSPHRASE_LENGTH} characters)",
+                hide_input=True,
+                confirmation_prompt=True,
+                err=True,
+            )
+        )
+
+    return env_or_prompt_secrets(env_var, prompt)("passphrase")
+
+
+@click.group()
+def ceremony() -> None:
+    """Key ceremonies for security officers: signing keys and trust roots.
+
+    Run these on an offline machine. A ceremony creates the keys of both
+    TUF repositories (Image: the models released; Director: what each site
+    should run) and signs their first roots. The officers' root and targets
+    keys never leave the officers; the roots and the hub's online keys are
+    carried to the hub, and the roots to every site.
+
+    Runbook: docs/security-officer.md.
+    """
+
+
+@ceremony.command("init")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="New directory for the keys and roots (must not exist yet).",
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(ALGORITHMS),
+    default="ed25519",
+    show_default=True,
+    help="Algorithm of every key.",
+)
+@click.option("--root-keys", default=3, show_default=True, help="Root keys per repository.")
+@click.option(
+    "--root-threshold", default=2, show_default=True, help="Root signatures needed (m of n)."
+)
+@click.option("--targets-keys", default=2, show_default=True, help="Offline Image targets keys.")
+@click.option(
+    "--targets-threshold", default=1, show_default=True, help="Targets signatures needed."
+)
+@click.option(
+    "--root-expiry-days", default=ROOT_EXPIRY_DAYS, show_default=True, help="Root lifetime."
+)
+@click.option(
+    "--targets-expiry-days",
+    default=TARGETS_EXPIRY_DAYS,
+    show_default=True,
+    help="Image targets lifetime.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def init(
+    out_dir: Path,
+    algorithm: str,
+    root_keys: int,
+    root_threshold: int,
+    targets_keys: int,
+    targets_threshold: int,
+    root_expiry_days: int,
+    targets_expiry_days: int,
+    as_json: bool,
+) -> None:
+    """Create every key and the signed first Image and Director roots.
+
+    \b
+    Passphrases (never on the command line):
+      AIRLOCK_CEREMONY_PASSPHRASE  encrypts the officers' offline keys
+      AIRLOCK_HUB_PASSPHRASE       encrypts the hub's online keys
+    Unset variables are asked for, without echo, twice. The two must differ.
+
+    Nothing is written unless the whole ceremony succeeds.
+    """
+    options = CeremonyOptions(
+        algorithm=algorithm,
+        root_keys=root_keys,
+        root_threshold=root_threshold,
+        targets_keys=targets_keys,
+        targets_threshold=targets_threshold,
+        root_expiry_days=root_expiry_days,
+        targets_expiry_days=targets_expiry_days,
+    )
+    options.validate()  # before asking for passphrases
+    check_destination(out_dir)
+    officer = _secret(OFFICER_SECRET_ENV, "Officers' passphrase for the offline keys")
+    hub = _secret(HUB_SECRET_ENV, "Hub passphrase for the online keys")
+    result = run_minimal_ceremony(out_dir, officer, hub, options)
+    summary = ceremony_summary(result.record)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        render_summary(summary, Console(highlight=False))

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the stock tools Airlock's tests and benchmark compare against
+# (age, for interoperability; openssl, for the reference pipeline) from the
+# distribution's packages. Needs root and apt-get; otherwise says what to do.
+set -e
+missing=""
+command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 || missing="$missing age"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+else
+    echo "Please install:$missing (e.g. 'sudo apt-get install$missing')" >&2
+    exit 1
+fi

@@ -1,0 +1,176 @@
+"""``airlock spoke``: the site admin's commands (init, import, status)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from airlock.bundles.keys import env_or_prompt_secrets
+from airlock.spoke.home import PASSPHRASE_ENV, SpokeHome
+
+HOME_OPTION = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="spoke-home",
+    show_default=True,
+    envvar="AIRLOCK_SPOKE_HOME",
+    help="Spoke home directory (env AIRLOCK_SPOKE_HOME).",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _prompt(secret_name: str) -> str:
+    return str(click.prompt(f"Site {secret_name}", hide_input=True, err=True))
+
+
+def _open(home: Path) -> SpokeHome:
+    return SpokeHome(home, env_or_prompt_secrets(PASSPHRASE_ENV, _prompt))
+
+
+@click.group()
+def spoke() -> None:
+    """Site admin: import and verify bundles at an air-gapped site.
+
+    \b
+    Typical flow:
+      airlock spoke init --site-id S --image-root … --director-root …
+      (give site-identity.json to the hub; it registers the site)
+      airlock spoke import /media/usb/bundle
+      airlock spoke status
+    The site passphrase comes from AIRLOCK_SPOKE_PASSPHRASE or a prompt.
+    """
+
+
+@spoke.command("init")
+@HOME_OPTION
+@click.option("--site-id", required=True, help="This site's id (a-z, 0-9, -).")
+@click.option(
+    "--image-root",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The Image repository's root metadata from the ceremony (e.g. image/1.root.json).",
+)
+@click.option(
+    "--director-root",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The Director repository's root metadata from the ceremony.",
+)
+@click.option(
+    "--allow-unencrypted",
+    is_flag=True,
+    help="Accept bundles the hub exported without encryption (off by default).",
+)
+@JSON_OPTION
+def init(
+    home: Path,
+    site_id: str,
+    image_root: Path,
+    director_root: Path,
+    allow_unencrypted: bool,
+    as_json: bool,
+) -> None:
+    """Create a spoke home: site keys, trusted roots, empty state.
+
+    Prints the site identity (age recipient and Ed25519 key) that the hub
+    needs: it is also written to HOME/site-identity.json.
+    """
+    from airlock.spoke.setup import init_spoke
+
+    passphrase = env_or_prompt_secrets(PASSPHRASE_ENV, _new_passphrase)("passphrase")
+    result = init_spoke(
+        home, site_id, image_root, director_root, passphrase, not allow_unencrypted
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    console = Console()
+    console.print(f"[green]spoke home created:[/green] {result.home}")
+    table = Table(title=f"site {site_id}: give these to the hub (site-identity.json)")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_row("age recipient", result.identity.age_recipient)
+    table.add_row("signing key id", result.identity.signing_keyid)
+    for repo, digest in result.root_sha256.items():
+        table.add_row(f"{repo} root sha256", digest)
+    console.print(table)
+    console.print("Compare the root SHA-256 values with the ceremony record before trusting them.")
+
+
+def _new_passphrase(secret_name: str) -> str:
+    return str(
+        click.prompt(
+            f"New site {secret_name}", hide_input=True, confirmation_prompt=True, err=True
+        )
+    )
+
+
+@spoke.command("import")
+@HOME_OPTION
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@JSON_OPTION
+def import_(home: Path, bundle: Path, as_json: bool) -> None:
+    """Verify a bundle from removable media and stage its models.
+
+    Checks, in order: envelope signature and fields, payload sizes and
+    hashes, decryption, strict unpack, TUF (Image and Director), agreement,
+    then stages atomically. Any failure changes nothing.
+    """
+    from airlock.spoke.importer import import_bundle
+
+    result = import_bundle(_open(home), bundle)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    console = Console()
+    console.print(
+        f"[green]imported[/green] bundle {result.bundle_id} (sequence {result.sequence}): "
+        f"{result.new_blobs} new file(s)"
+    )
+    for ref in result.staged:
+        console.print(f"  staged   {ref}")
+    for ref in result.already_staged:
+        console.print(f"  present  {ref}")
+
+
+@spoke.command("status")
+@HOME_OPTION
+@JSON_OPTION
+def status(home: Path, as_json: bool) -> None:
+    """Show trusted root versions, last sequence, staged models and assignments."""
+    from airlock.spoke.status import read_status
+
+    info = read_status(SpokeHome(home))
+    if as_json:
+        click.echo(json.dumps(info.to_dict(), indent=2))
+        return
+    console = Console()
+    overview = Table(title=f"spoke {info.site_id}", show_header=False)
+    overview.add_column("what")
+    overview.add_column("value")
+    overview.add_row("Image root version", str(info.image_root_version))
+    overview.add_row("Director root version", str(info.director_root_version))
+    overview.add_row("Director targets version", str(info.director_targets_version))
+    overview.add_row("last bundle sequence", str(info.last_sequence))
+    overview.add_row("last bundle id", info.last_bundle_id or "-")
+    overview.add_row("time floor", info.time_floor)
+    console.print(overview)
+    staged = Table(title="staged models")
+    for column in ("model", "version", "files", "bytes", "sequence", "staged at"):
+        staged.add_column(column)
+    for row in info.staged:
+        staged.add_row(
+            row["model"], row["version"], str(row["files"]), str(row["bytes"]),
+            str(row["sequence"]), row["staged_at"],
+        )
+    console.print(staged)
+    assigned = Table(title="assigned by the Director")
+    for column in ("model", "version", "files", "staged"):
+        assigned.add_column(column)
+    for row in info.assigned:
+        assigned.add_row(row["model"], row["version"], str(row["files"]), "yes" if row["staged"] else "no")
+    console.print(assigned)

@@ -1,0 +1,115 @@
+"""A spoke's home directory: configuration, database, site keys, staged blobs.
+
+Layout::
+
+    HOME/airlock.toml                 role = "spoke", site_id, [database], [import]
+    HOME/site-identity.json           public: what the hub needs to register the site
+    HOME/keys/site-signing.pem        Ed25519 site key, encrypted PKCS#8
+    HOME/keys/site-signing.json       its KeyRef (URI + public key)
+    HOME/keys/site-age-identity.age   the site's age X25519 identity, passphrase-encrypted (age format)
+    HOME/staged/blobs/sha256/<hex>    staged model files, content-addressed
+    HOME/tmp/                         scratch space for imports (same filesystem as staged/)
+    HOME/spoke.db                     SQLite (default) — see airlock.spoke.state
+
+The passphrase protecting both keys comes from ``AIRLOCK_SPOKE_PASSPHRASE``
+or a prompt, through a secrets handler.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pyrage
+from securesystemslib.signer import SecretsHandler
+from sqlalchemy import Engine
+
+from airlock.bundles.audit import AuditLog
+from airlock.bundles.config import HomeConfig, load_config
+from airlock.bundles.db import make_engine
+from airlock.bundles.errors import SecretError
+from airlock.bundles.keys import KeyRef, KeyStore
+
+ROLE = "spoke"
+PASSPHRASE_ENV = "AIRLOCK_SPOKE_PASSPHRASE"
+IDENTITY_FILE = "site-identity.json"
+AGE_IDENTITY_FILE = "keys/site-age-identity.age"
+SIGNING_KEY_FILE = "keys/site-signing.pem"
+SIGNING_KEYREF_FILE = "keys/site-signing.json"
+
+
+@dataclass
+class SpokeHome:
+    """Paths and handles of one spoke home directory."""
+
+    path: Path
+    secrets: SecretsHandler | None = None
+    config: HomeConfig = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.config = load_config(self.path, ROLE)
+
+    @property
+    def site_id(self) -> str:
+        """This site's id."""
+        return str(self.config.get("site_id"))
+
+    @property
+    def require_encryption(self) -> bool:
+        """Whether unencrypted bundles are refused (default: yes)."""
+        value = self.config.get("import.require_encryption", True)
+        return value if isinstance(value, bool) else str(value).lower() not in {"0", "false", "no"}
+
+    @property
+    def blob_dir(self) -> Path:
+        """Where staged blobs live."""
+        return self.path / "staged" / "blobs" / "sha256"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch space for imports, on the same filesystem as the blob store."""
+        return self.path / "tmp"
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The database engine."""
+        return make_engine(self.config.database_url)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        """The audit log, stamped with this site's id."""
+        return AuditLog(self.engine, component=ROLE, site=self.site_id)
+
+    def signing_key(self) -> KeyRef:
+        """The site's Ed25519 signing key reference (public data)."""
+        data: dict[str, Any] = json.loads((self.path / SIGNING_KEYREF_FILE).read_text())
+        return KeyRef.from_dict(data)
+
+    def keystore(self) -> KeyStore:
+        """A key store resolving this home's key URIs."""
+        return KeyStore(self.path, self.secrets)
+
+    def age_identity(self) -> Any:
+        """Decrypts and returns the site's age identity.
+
+        Raises:
+            SecretError: no passphrase, or the wrong one.
+        """
+        if self.secrets is None:
+            raise SecretError(
+                "the site passphrase is needed to open the site's age identity",
+                hint=f"set {PASSPHRASE_ENV} or run the command in a terminal",
+            )
+        ciphertext = (self.path / AGE_IDENTITY_FILE).read_bytes()
+        try:
+            secret = pyrage.passphrase.decrypt(ciphertext, self.secrets("passphrase"))
+        except pyrage.DecryptError:
+            raise SecretError(
+                "cannot open the site's age identity: wrong passphrase",
+                hint=f"check the passphrase (or {PASSPHRASE_ENV}) and try again",
+            ) from None
+        return pyrage.x25519.Identity.from_str(secret.decode("ascii").strip())

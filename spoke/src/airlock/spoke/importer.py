@@ -1,0 +1,317 @@
+"""Importing a bundle at the spoke: verify everything, then stage atomically.
+
+The steps, each failing closed (the numbers appear in error messages and
+the site admin's guide):
+
+1. Envelope: signature by the hub's envelope key anchored in the trusted
+   Director root; site id; clock against the time floor; expiry; sequence
+   (a bundle not newer than the last one changes nothing); encryption policy.
+2. Payload parts: exactly the listed files, with the signed sizes and SHA-256
+   — all before any decryption.
+3. Decrypt and strictly unpack into a scratch directory, streaming.
+4. TUF: both repositories verified with ngclient from the trusted metadata
+   (runs as soon as the metadata section of the payload has been read, so
+   that every blob is then checked against its signed length and hash).
+5. Director/Image agreement and site id (part of step 4's core).
+6. Stage: promote blobs into the content-addressed store, then one database
+   transaction records the new trusted metadata, sequence, time floor,
+   assignments, staged models and the audit entry.
+
+Any failure: the scratch directory is removed, blobs promoted in step 6 are
+removed again, the database is untouched, and a "refused"/"failure" audit
+entry names the step and the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, delete, select
+from tuf.api.metadata import Metadata, Root
+
+from airlock.bundles.clock import Clock, SystemClock
+from airlock.bundles.db import session_scope
+from airlock.bundles.envelope import ENVELOPE_FILE, verify_envelope
+from airlock.bundles.errors import (
+    AirlockError,
+    FreshnessError,
+    MediaError,
+    StaleBundleError,
+    UsageError,
+    VerificationError,
+    WrongSiteError,
+)
+from airlock.bundles.models import BundleKind, Envelope
+from airlock.bundles.payload import check_parts, read_payload
+from airlock.bundles.tufrepo import DIRECTOR, REPOSITORIES, envelope_keys
+from airlock.bundles.tufverify import ROOT_FILE, VerifiedMetadata, verify_repositories
+from airlock.spoke.home import SpokeHome
+from airlock.spoke.state import (
+    STATE_ID,
+    DirectorAssignment,
+    SpokeState,
+    StagedModel,
+    TrustedMetadataFile,
+)
+
+CLOCK_SKEW = dt.timedelta(minutes=5)
+"""How far a bundle's creation time may be ahead of the local clock."""
+
+
+@dataclass
+class ImportResult:
+    """What an import changed."""
+
+    bundle_id: str
+    sequence: int
+    staged: list[str] = field(default_factory=list)
+    already_staged: list[str] = field(default_factory=list)
+    assigned: list[str] = field(default_factory=list)
+    new_blobs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "bundle_id": self.bundle_id,
+            "sequence": self.sequence,
+            "staged": self.staged,
+            "already_staged": self.already_staged,
+            "assigned": self.assigned,
+            "new_blobs": self.new_blobs,
+        }
+
+
+def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None) -> ImportResult:
+    """Verifies and stages one bundle; on any failure, changes nothing and audits why.
+
+    Raises:
+        AirlockError: the subclass names what failed (see the module docstring).
+    """
+    clock = clock or SystemClock()
+    envelope: Envelope | None = None
+    try:
+        with _import_lock(home):
+            state, trusted = _load_state(home)
+            envelope = _check_envelope(home, Path(bundle_dir), state, trusted, clock)
+            return _verify_and_stage(home, Path(bundle_dir), envelope, trusted, clock)
+    except AirlockError as exc:
+        outcome = "refused" if isinstance(exc, VerificationError) else "failure"
+        home.audit.record(
+            "spoke.import",
+            outcome,
+            object=envelope.bundle_id if envelope else str(Path(bundle_dir).name),
+            details={
+                "error": type(exc).__name__,
+                "message": exc.message,
+                "sequence": envelope.sequence if envelope else None,
+            },
+        )
+        raise
+
+
+@contextlib.contextmanager
+def _import_lock(home: SpokeHome) -> Iterator[None]:
+    home.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with open(home.tmp_dir / "import.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                "another import is running on this spoke", hint="wait for it to finish"
+            ) from None
+        yield
+
+
+def _load_state(home: SpokeHome) -> tuple[SpokeState, dict[str, dict[str, bytes]]]:
+    with Session(home.engine) as session:
+        state = session.get(SpokeState, STATE_ID)
+        if state is None:
+            raise UsageError(f"{home.path} has no spoke state", hint="run `airlock spoke init`")
+        trusted: dict[str, dict[str, bytes]] = {repo: {} for repo in REPOSITORIES}
+        for row in session.exec(select(TrustedMetadataFile)):
+            trusted[row.repository][row.name] = row.data
+        session.expunge(state)
+    return state, trusted
+
+
+def _check_envelope(
+    home: SpokeHome,
+    bundle_dir: Path,
+    state: SpokeState,
+    trusted: dict[str, dict[str, bytes]],
+    clock: Clock,
+) -> Envelope:
+    try:
+        data = (bundle_dir / ENVELOPE_FILE).read_bytes()
+    except FileNotFoundError:
+        raise MediaError(
+            f"{bundle_dir} has no {ENVELOPE_FILE}: not an Airlock bundle",
+            hint="point to the bundle directory on the removable medium",
+        ) from None
+    except IsADirectoryError:
+        raise MediaError(f"{bundle_dir / ENVELOPE_FILE} is not a file") from None
+    director_root = Metadata[Root].from_bytes(trusted[DIRECTOR][ROOT_FILE]).signed
+    keys, threshold = envelope_keys(director_root)
+    envelope = verify_envelope(data, keys, threshold)
+
+    if envelope.site_id != home.site_id:
+        raise WrongSiteError(
+            f"the bundle is for site {envelope.site_id!r}, this is site {home.site_id!r}",
+            hint="import the bundle exported for this site",
+        )
+    now = clock.now()
+    floor = dt.datetime.fromisoformat(state.time_floor)
+    if now < floor:
+        raise FreshnessError(
+            f"the local clock reads {now.isoformat()}, earlier than the newest verified time "
+            f"{floor.isoformat()}",
+            hint="the clock was set back (a fault or an attack); fix the system clock, then retry",
+        )
+    if envelope.created > now + CLOCK_SKEW:
+        raise FreshnessError(
+            f"the bundle was created at {envelope.created.isoformat()}, after the local clock "
+            f"({now.isoformat()})",
+            hint="the local clock is behind; fix the system clock, then retry",
+        )
+    if envelope.expires <= now:
+        raise FreshnessError(
+            f"the bundle expired at {envelope.expires.isoformat()}",
+            hint="it was in transit longer than the site's budget; ask the hub for a new export",
+        )
+    if envelope.sequence <= state.last_sequence:
+        raise StaleBundleError(
+            f"bundle sequence {envelope.sequence} is not newer than the imported "
+            f"{state.last_sequence}: nothing changed",
+            hint="this bundle (or a newer one) was already imported; no action needed",
+        )
+    if envelope.kind != BundleKind.FULL:
+        raise UsageError(f"{envelope.kind} bundles are not supported by this spoke yet")
+    if home.require_encryption and not envelope.encrypted:
+        raise VerificationError(
+            "the bundle is not encrypted and this site requires encryption",
+            hint="ask the hub to export with encryption on for this site",
+        )
+    return envelope
+
+
+def _verify_and_stage(
+    home: SpokeHome,
+    bundle_dir: Path,
+    envelope: Envelope,
+    trusted: dict[str, dict[str, bytes]],
+    clock: Clock,
+) -> ImportResult:
+    identities = [home.age_identity()] if envelope.encrypted else None
+    parts = check_parts(bundle_dir, list(envelope.parts))
+    verified: list[VerifiedMetadata] = []
+
+    def on_metadata(metadata: dict[str, bytes]) -> dict[str, int]:
+        verified.append(verify_repositories(metadata, trusted, home.site_id))
+        return verified[0].allowed_blobs()
+
+    home.tmp_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"import-{envelope.sequence}-", dir=home.tmp_dir))
+    promoted: list[Path] = []
+    try:
+        unpacked = read_payload(parts, identities, scratch, on_metadata)
+        if not verified:
+            raise VerificationError("the payload carried no metadata to verify")
+        result = verified[0]
+        for sha256, path in unpacked.blobs.items():
+            destination = home.blob_dir / sha256
+            if not destination.exists():
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, destination)
+                promoted.append(destination)
+        outcome = _commit(home, envelope, result, len(promoted), clock)
+        return outcome
+    except BaseException:
+        for path in promoted:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _commit(
+    home: SpokeHome, envelope: Envelope, verified: VerifiedMetadata, new_blobs: int, clock: Clock
+) -> ImportResult:
+    now = clock.now()
+    result = ImportResult(bundle_id=envelope.bundle_id, sequence=envelope.sequence, new_blobs=new_blobs)
+    by_model: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for target in verified.targets:
+        by_model.setdefault((target.model, target.version), []).append(target.to_dict())
+    with session_scope(home.engine) as session:
+        state = session.get(SpokeState, STATE_ID)
+        assert state is not None
+        if envelope.sequence <= state.last_sequence:  # a concurrent replica got there first
+            raise StaleBundleError(f"bundle sequence {envelope.sequence} was imported meanwhile")
+        floor = max(dt.datetime.fromisoformat(state.time_floor), now, envelope.created)
+        state.last_sequence = envelope.sequence
+        state.last_bundle_id = envelope.bundle_id
+        state.time_floor = floor.isoformat()
+        state.image_root_version = verified.image_root_version
+        state.director_root_version = verified.director_root_version
+        state.director_targets_version = verified.director_targets_version
+        state.updated_at = now.isoformat()
+        session.add(state)
+        session.exec(delete(TrustedMetadataFile))  # type: ignore[call-overload]
+        for repo, files in verified.new_trusted.items():
+            for name, data in files.items():
+                session.add(TrustedMetadataFile(repository=repo, name=name, data=data))
+        session.exec(delete(DirectorAssignment))  # type: ignore[call-overload]
+        for target in verified.targets:
+            session.add(
+                DirectorAssignment(
+                    path=target.path,
+                    model=target.model,
+                    version=target.version,
+                    filename=target.filename,
+                    sha256=target.sha256,
+                    length=target.length,
+                )
+            )
+        for (name, version), files in sorted(by_model.items()):
+            ref = f"{name}@{version}"
+            result.assigned.append(ref)
+            if session.get(StagedModel, (name, version)) is not None:
+                result.already_staged.append(ref)
+                continue
+            session.add(
+                StagedModel(
+                    name=name,
+                    version=version,
+                    files=json.dumps(files, sort_keys=True),
+                    bundle_id=envelope.bundle_id,
+                    sequence=envelope.sequence,
+                    staged_at=now.isoformat(),
+                )
+            )
+            result.staged.append(ref)
+        home.audit.record(
+            "spoke.import",
+            "success",
+            object=envelope.bundle_id,
+            details={
+                "sequence": envelope.sequence,
+                "kind": str(envelope.kind),
+                "image_root_version": verified.image_root_version,
+                "director_root_version": verified.director_root_version,
+                "staged": result.staged,
+                "assigned": result.assigned,
+                "new_blobs": new_blobs,
+            },
+            session=session,
+        )
+    return result

@@ -1,0 +1,76 @@
+"""The spoke's database tables: trust state, staged models, Director assignments.
+
+Everything the spoke believes lives here, so that one transaction moves it
+from one verified state to the next (and several spoke replicas can share a
+PostgreSQL database later). Blobs live on disk, content-addressed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, LargeBinary
+from sqlmodel import Field, SQLModel
+
+from airlock.bundles.audit import AuditRecord
+
+STATE_ID = 1
+
+
+class SpokeState(SQLModel, table=True):
+    """The single row of import state: sequence, time floor, versions."""
+
+    __tablename__ = "spoke_state"
+
+    id: int = Field(default=STATE_ID, primary_key=True)
+    site_id: str
+    last_sequence: int = 0
+    last_bundle_id: str = ""
+    time_floor: str = ""
+    image_root_version: int = 1
+    director_root_version: int = 1
+    director_targets_version: int = 0
+    updated_at: str = ""
+
+
+class TrustedMetadataFile(SQLModel, table=True):
+    """One file of a repository's trusted TUF metadata (ngclient cache layout)."""
+
+    __tablename__ = "trusted_metadata"
+
+    repository: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class StagedModel(SQLModel, table=True):
+    """A model version whose files are verified and staged on this site."""
+
+    __tablename__ = "staged_model"
+
+    name: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    files: str = "[]"
+    bundle_id: str = ""
+    sequence: int = 0
+    staged_at: str = ""
+
+
+class DirectorAssignment(SQLModel, table=True):
+    """A model file the hub's Director currently assigns to this site."""
+
+    __tablename__ = "director_assignment"
+
+    path: str = Field(primary_key=True)
+    model: str
+    version: str
+    filename: str
+    sha256: str
+    length: int
+
+
+SPOKE_TABLES: list[type[SQLModel]] = [
+    SpokeState,
+    TrustedMetadataFile,
+    StagedModel,
+    DirectorAssignment,
+    AuditRecord,
+]

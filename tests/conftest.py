@@ -1,0 +1,2 @@
+"""Root conftest: its presence puts ``tests/`` on ``sys.path``, so test modules can
+``from helpers.… import …`` (shared, real-crypto test helpers; no mocks)."""

@@ -1,0 +1,1 @@
+"""Reusable test helpers shared by every component's tests (real ONNX, real keys)."""

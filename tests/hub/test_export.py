@@ -1,0 +1,323 @@
+"""`airlock hub export`: signed envelope, age payload readable by stock tools, fresh metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers.hubenv import HUB_TIME, tree_digest
+from helpers.identities import SiteKeys
+from helpers.onnx_models import WEIGHTS_FILE
+from tuf.api.metadata import Metadata, Root
+
+from airlock.bundles import tufrepo
+from airlock.bundles.audit import AuditLog, verify_engine
+from airlock.bundles.clock import FixedClock
+from airlock.bundles.envelope import verify_envelope
+from airlock.bundles.errors import ConflictError, IntegrityError, NotFoundError, UsageError
+from airlock.bundles.models import BundleKind, Envelope, ModelVersion
+from airlock.bundles.tufverify import initial_trusted, verify_repositories
+from airlock.hub import export as hub_export
+from airlock.hub.hub import Hub
+from airlock.hub.image_repo import verify_delegations
+from airlock.hub.signing import ENVELOPE
+
+
+@pytest.fixture
+def ready(hub: Hub, site: SiteKeys, onnx_dir: Path, onnx_file: Path) -> Hub:
+    hub.add_site(site.identity)
+    hub.add_model("detector", "1", onnx_dir)
+    hub.add_model("classifier", "1", onnx_file)
+    hub.assign("plant-7", "detector", "1")
+    hub.assign("plant-7", "classifier", "1")
+    return hub
+
+
+def models(hub: Hub) -> dict[str, ModelVersion]:
+    return {m.name: m for m in hub.models()}
+
+
+def verify_with_director_root(hub: Hub, bundle: Path) -> Envelope:
+    keys, threshold = tufrepo.envelope_keys(hub.director_roots().root.signed)
+    return verify_envelope((bundle / "envelope.json").read_bytes(), keys, threshold)
+
+
+def decrypt_listing(bundle: Path, site: SiteKeys, tmp_path: Path) -> list[str]:
+    """`age -d -i identity payload.age | tar tf -` with the stock tools."""
+    identity = site.write_age_identity(tmp_path / "site.key")
+    plain = subprocess.run(
+        ["age", "-d", "-i", str(identity), str(bundle / "payload.age")],
+        check=True,
+        capture_output=True,
+    ).stdout
+    listing = subprocess.run(["tar", "tf", "-"], input=plain, check=True, capture_output=True)
+    return listing.stdout.decode().split()
+
+
+def extract(bundle: Path, site: SiteKeys, tmp_path: Path) -> Path:
+    identity = site.write_age_identity(tmp_path / "site-x.key")
+    dest = tmp_path / "extracted"
+    dest.mkdir()
+    plain = subprocess.run(
+        ["age", "-d", "-i", str(identity), str(bundle / "payload.age")],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "xf", "-", "-C", str(dest)], input=plain, check=True)
+    return dest
+
+
+def test_export_writes_a_signed_encrypted_bundle(
+    ready: Hub, site: SiteKeys, tmp_path: Path
+) -> None:
+    out = tmp_path / "media" / "bundle-1"
+    out.parent.mkdir()
+    envelope = ready.export("plant-7", out)
+
+    assert sorted(p.name for p in out.iterdir()) == ["envelope.json", "payload.age"]
+    verified = verify_with_director_root(ready, out)
+    assert verified == envelope
+    assert (envelope.kind, envelope.source, envelope.site_id) == (BundleKind.FULL, "hub", "plant-7")
+    assert (envelope.sequence, envelope.encrypted) == (1, True)
+    assert envelope.created == HUB_TIME
+    assert envelope.expires == tufrepo.expiry_from(HUB_TIME, 30)
+    [part] = envelope.parts
+    payload = (out / "payload.age").read_bytes()
+    assert (part.name, part.size) == ("payload.age", len(payload))
+    assert part.sha256 == hashlib.sha256(payload).hexdigest()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+
+    image, director = ready.image_repo(), ready.site_metadata("plant-7")
+    assert image.snapshot is not None and image.timestamp is not None
+    iv, dv = image.snapshot.signed.version, director.snapshot.signed.version
+    meta = [
+        "metadata/image/1.root.json",
+        "metadata/image/timestamp.json",
+        f"metadata/image/{iv}.snapshot.json",
+        "metadata/image/1.targets.json",
+        f"metadata/image/{image.models.signed.version}.models.json",
+        *sorted(
+            f"metadata/image/{md.signed.version}.family-{name}.json"
+            for name, md in image.families.items()
+        ),
+        "metadata/director/1.root.json",
+        "metadata/director/timestamp.json",
+        f"metadata/director/{dv}.snapshot.json",
+        f"metadata/director/{director.targets.signed.version}.targets.json",
+    ]
+    files = [f for m in models(ready).values() for f in m.files]
+    blobs = sorted(f"blobs/sha256/{f.sha256}" for f in files)
+    listing = decrypt_listing(out, site, tmp_path)
+    assert listing[: len(meta)] == meta
+    assert sorted(listing[len(meta) :]) == blobs
+    for md in (image.snapshot, image.timestamp, director.snapshot, director.timestamp):
+        assert tufrepo.signed_expires(md.signed) == envelope.expires
+
+
+def test_exported_metadata_verifies_with_the_tuf_client(
+    ready: Hub, site: SiteKeys, tmp_path: Path, ceremony
+) -> None:
+    """The spoke's verification core accepts it: roots, delegations, agreement, site id."""
+    ready.export("plant-7", tmp_path / "bundle")
+    dest = extract(tmp_path / "bundle", site, tmp_path)
+    metadata = {
+        str(p.relative_to(dest)): p.read_bytes() for p in (dest / "metadata").rglob("*.json")
+    }
+    trusted = {
+        tufrepo.IMAGE: initial_trusted(ceremony.image_root.read_bytes()),
+        tufrepo.DIRECTOR: initial_trusted(ceremony.director_root.read_bytes()),
+    }
+    result = verify_repositories(metadata, trusted, "plant-7")
+    expected = {f.sha256: f.length for m in models(ready).values() for f in m.files}
+    assert result.allowed_blobs() == expected
+    for sha256 in expected:
+        blob = dest / "blobs" / "sha256" / sha256
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == sha256
+    primaries = {t.path for t in result.targets if t.primary}
+    assert primaries == {"detector/1/model.onnx", "classifier/1/classifier.onnx"}
+    assert f"detector/1/{WEIGHTS_FILE}" in {t.path for t in result.targets}
+
+
+def test_each_export_increments_the_sequence_and_timestamp_versions(
+    ready: Hub, clock: FixedClock, tmp_path: Path
+) -> None:
+    first = ready.export("plant-7", tmp_path / "b1")
+    image_ts = ready.image_repo().timestamp
+    director_ts = ready.site_metadata("plant-7").timestamp
+    clock.advance(dt.timedelta(hours=1))
+    second = ready.export("plant-7", tmp_path / "b2")
+    assert (first.sequence, second.sequence) == (1, 2)
+    assert second.bundle_id != first.bundle_id
+    assert image_ts is not None and ready.image_repo().timestamp is not None
+    assert ready.image_repo().timestamp.signed.version == image_ts.signed.version + 1
+    assert ready.site_metadata("plant-7").timestamp.signed.version == director_ts.signed.version + 1
+    assert [s.sequence for s in ready.sites()] == [2]
+    audit = AuditLog(ready.engine, "hub").entries()
+    exports = [json.loads(e.details) for e in audit if e.action == "hub.export"]
+    assert [(d["sequence"], d["bundle_id"]) for d in exports] == [
+        (1, first.bundle_id),
+        (2, second.bundle_id),
+    ]
+
+
+def test_export_without_encryption_writes_a_plain_tar(
+    hub: Hub, site: SiteKeys, onnx_file: Path, tmp_path: Path
+) -> None:
+    hub.add_site(site.identity, encrypt=False)
+    hub.add_model("classifier", "1", onnx_file)
+    hub.assign("plant-7", "classifier", "1")
+    envelope = hub.export("plant-7", tmp_path / "plain")
+    assert envelope.encrypted is False
+    assert [p.name for p in envelope.parts] == ["payload.tar"]
+    listing = subprocess.run(
+        ["tar", "tf", str(tmp_path / "plain" / "payload.tar")], check=True, capture_output=True
+    )
+    assert listing.stdout.decode().split()[-1].startswith("blobs/sha256/")
+
+
+def test_export_with_no_assignment_carries_metadata_only(
+    hub: Hub, site: SiteKeys, tmp_path: Path
+) -> None:
+    hub.add_site(site.identity)
+    hub.export("plant-7", tmp_path / "empty")
+    listing = decrypt_listing(tmp_path / "empty", site, tmp_path)
+    assert all(name.startswith("metadata/") for name in listing)
+
+
+def test_export_refuses_an_existing_directory(ready: Hub, tmp_path: Path) -> None:
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "something").write_text("x")
+    before = tree_digest(ready.home.root)
+    with pytest.raises(ConflictError, match="not an empty directory"):
+        ready.export("plant-7", out)
+    assert tree_digest(ready.home.root) == before
+    assert [p.name for p in out.iterdir()] == ["something"]
+    assert [s.sequence for s in ready.sites()] == [0]
+
+
+@pytest.mark.parametrize(
+    ("days_later", "named"),
+    [
+        (170, ["Image targets"]),
+        (340, ["Image root", "Image targets", "Director root"]),
+    ],
+)
+def test_export_refuses_when_offline_roles_expire_before_the_bundle(
+    ready: Hub, clock: FixedClock, tmp_path: Path, days_later: int, named: list[str]
+) -> None:
+    clock.advance(dt.timedelta(days=days_later))
+    before = tree_digest(ready.home.root)
+    with pytest.raises(UsageError) as caught:
+        ready.export("plant-7", tmp_path / "late")
+    message = caught.value.message
+    for role in named:
+        assert role in message
+    assert ("Image root" in message) == ("Image root" in named)
+    assert "re-signing ceremony" in caught.value.hint
+    assert not (tmp_path / "late").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".late")]
+    assert tree_digest(ready.home.root) == before
+    assert [s.sequence for s in ready.sites()] == [0]
+    last = AuditLog(ready.engine, "hub").entries()[-1]
+    assert (last.action, last.outcome) == ("hub.export", "refused")
+    assert "Image targets" in json.loads(last.details)["message"]
+    assert verify_engine(ready.engine).ok
+
+
+def test_online_roles_expiring_before_the_bundle_are_resigned(
+    ready: Hub, clock: FixedClock, tmp_path: Path
+) -> None:
+    clock.advance(dt.timedelta(days=80))  # models, families, director targets: 90-day roles
+    plan = ready.plan_export("plant-7")
+    assert set(plan.resigned) == {
+        "models",
+        "family-classifier",
+        "family-detector",
+        "director targets of plant-7",
+    }
+    envelope = ready.commit_export(plan, tmp_path / "b")
+    repo = ready.image_repo()
+    for md in [repo.models, *repo.families.values(), ready.site_metadata("plant-7").targets]:
+        assert tufrepo.signed_expires(md.signed) > envelope.expires
+    verify_delegations(repo)
+
+
+def test_an_already_expired_bundle_can_be_made_with_a_past_clock(
+    ready: Hub, clock: FixedClock, tmp_path: Path
+) -> None:
+    clock.advance(dt.timedelta(days=-40))
+    envelope = ready.export("plant-7", tmp_path / "old")
+    assert envelope.expires < HUB_TIME
+    assert verify_with_director_root(ready, tmp_path / "old").expires == envelope.expires
+
+
+def test_a_modified_plan_is_written_with_a_valid_envelope(
+    ready: Hub, site: SiteKeys, tmp_path: Path
+) -> None:
+    """The attack-test path: real signatures around a metadata list that lost a file."""
+    plan = ready.plan_export("plant-7")
+    dropped = "metadata/director/1.root.json"
+    bad = dataclasses.replace(plan, metadata=[m for m in plan.metadata if m[0] != dropped])
+    envelope = ready.commit_export(bad, tmp_path / "attack")
+    assert verify_with_director_root(ready, tmp_path / "attack").sequence == envelope.sequence
+    assert dropped not in decrypt_listing(tmp_path / "attack", site, tmp_path)
+    with pytest.raises(ConflictError, match="changed since"):
+        ready.commit_export(plan, tmp_path / "stale")
+    assert not (tmp_path / "stale").exists()
+
+
+def test_write_bundle_needs_no_database(ready: Hub, site: SiteKeys, tmp_path: Path) -> None:
+    plan = ready.plan_export("plant-7")
+    envelope = hub_export.write_bundle(
+        tmp_path / "raw",
+        site_id="plant-7",
+        sequence=99,
+        created=plan.created,
+        expires=plan.expires,
+        metadata=plan.metadata,
+        blobs=plan.blobs,
+        recipients=plan.recipients,
+        signers=[ready.online_signer(ENVELOPE)],
+    )
+    assert verify_with_director_root(ready, tmp_path / "raw").sequence == 99 == envelope.sequence
+    assert [s.sequence for s in ready.sites()] == [0]
+    root = Metadata[Root].from_bytes(dict(plan.metadata)["metadata/director/1.root.json"])
+    assert tufrepo.envelope_keys(root.signed)[0].keys() == {
+        ready.online_signer(ENVELOPE).public_key.keyid
+    }
+
+
+def test_export_of_an_unknown_site_is_refused(hub: Hub, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not registered"):
+        hub.export("plant-404", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_into_an_existing_empty_directory(ready: Hub, tmp_path: Path) -> None:
+    out = tmp_path / "mounted-medium"
+    out.mkdir()
+    ready.export("plant-7", out)
+    assert sorted(p.name for p in out.iterdir()) == ["envelope.json", "payload.age"]
+
+
+def test_a_damaged_blob_store_stops_the_export(ready: Hub, tmp_path: Path) -> None:
+    blob = ready.blobs.path(models(ready)["classifier"].files[0].sha256)
+    blob.write_bytes(blob.read_bytes() + b"extra")
+    before = tree_digest(ready.home.root)
+    with pytest.raises(IntegrityError, match="the release recorded"):
+        ready.export("plant-7", tmp_path / "b")
+    blob.unlink()
+    with pytest.raises(NotFoundError, match="missing"):
+        ready.export("plant-7", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    assert [s.sequence for s in ready.sites()] == [0]
+    del before[str(blob.relative_to(ready.home.root))]
+    assert tree_digest(ready.home.root) == before
+    outcomes = [e.outcome for e in AuditLog(ready.engine, "hub").entries()[-2:]]
+    assert outcomes == ["refused", "refused"]
