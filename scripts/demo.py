@@ -58,9 +58,9 @@ def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def make_model(path: Path) -> None:
-    """A tiny linear classifier over 4 features, 3 classes (softmax)."""
-    rng = np.random.default_rng(7)
+def make_model(path: Path, seed: int = 7) -> None:
+    """A tiny linear classifier over 4 features, 3 classes (softmax); ``seed`` picks weights."""
+    rng = np.random.default_rng(seed)
     weights = numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W")
     bias = numpy_helper.from_array(np.zeros(3, dtype=np.float32), "B")
     graph = helper.make_graph(
@@ -77,6 +77,13 @@ def make_model(path: Path) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+
+
+def tree_listing(root: Path) -> list[tuple[str, int]]:
+    """Every file under ``root`` with its size: enough to see that nothing was staged."""
+    return sorted(
+        (str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file()
+    )
 
 
 def main() -> None:
@@ -98,9 +105,16 @@ def main() -> None:
         "Its public identity goes to the hub.",
     )
     run(
-        "spoke", "init", "--home", "spoke", "--site-id", "plant-7",
-        "--image-root", "ceremony/image/1.root.json",
-        "--director-root", "ceremony/director/1.root.json",
+        "spoke",
+        "init",
+        "--home",
+        "spoke",
+        "--site-id",
+        "plant-7",
+        "--image-root",
+        "ceremony/image/1.root.json",
+        "--director-root",
+        "ceremony/director/1.root.json",
     )
 
     step("4. Register the site at the hub", "Recipient, signing key, 30-day transit budget.")
@@ -113,7 +127,10 @@ def main() -> None:
     step("6. Assign it to the site", "The Director's targets for plant-7 now name it.")
     run("hub", "assign", "--home", "hub", "plant-7", "classifier", "1.0.0")
 
-    step("7. Export the site's bundle", "Signed envelope + age-encrypted payload, for removable media.")
+    step(
+        "7. Export the site's bundle",
+        "Signed envelope + age-encrypted payload, for removable media.",
+    )
     run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", "media/bundle-1")
     envelope = json.loads((OUT / "media/bundle-1/envelope.json").read_text())["signed"]
     console.print(
@@ -135,25 +152,35 @@ def main() -> None:
 
     step(
         "10. A tampered bundle is refused",
-        "One byte of the encrypted payload is flipped on the medium. The import fails before "
-        "decryption, and the site's state does not change.",
+        "The hub exports a retrained version 1.1.0. On the way, one byte of the encrypted "
+        "payload is flipped on a copy of the medium: the import fails before decryption, and "
+        "the site's state does not change. The genuine bundle then imports.",
     )
+    make_model(OUT / "classifier-1.1.onnx", seed=11)
+    run("hub", "model", "add", "--home", "hub", "classifier", "1.1.0", "classifier-1.1.onnx")
+    run("hub", "assign", "--home", "hub", "plant-7", "classifier", "1.1.0")
+    run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", "media/bundle-2")
     before = run("spoke", "status", "--home", "spoke", "--json").stdout
-    tampered = OUT / "media/bundle-1-tampered"
-    shutil.copytree(OUT / "media/bundle-1", tampered)
+    staged_before = tree_listing(OUT / "spoke/staged")
+    tampered = OUT / "media/bundle-2-tampered"
+    shutil.copytree(OUT / "media/bundle-2", tampered)
     payload = tampered / "payload.age"
     data = bytearray(payload.read_bytes())
     data[len(data) // 2] ^= 0x01
     payload.write_bytes(bytes(data))
-    run("spoke", "import", "--home", "spoke", "media/bundle-1-tampered", expect=12)
+    run("spoke", "import", "--home", "spoke", "media/bundle-2-tampered", expect=12)
     after = run("spoke", "status", "--home", "spoke", "--json").stdout
-    assert before == after, "state changed after a refused import"
-    console.print("[green]spoke state unchanged; the refusal is in the audit log:[/green]")
+    if before != after or staged_before != tree_listing(OUT / "spoke/staged"):
+        console.print("[red]the spoke's state changed after a refused import[/red]")
+        sys.exit(1)
+    console.print("[green]spoke state and staged files unchanged; the refusal is audited:[/green]")
     run("audit", "verify", "--home", "spoke")
+    run("spoke", "import", "--home", "spoke", "media/bundle-2")
+    run("spoke", "status", "--home", "spoke")
 
     step(
-        "11. The same bundle twice is a replay",
-        "Sequence numbers only go forward: the original bundle, imported again, changes nothing.",
+        "11. An older bundle is a replay",
+        "Sequence numbers only go forward: bundle 1, imported again, changes nothing.",
     )
     run("spoke", "import", "--home", "spoke", "media/bundle-1", expect=14)
     console.print(f"\n[bold green]Demo complete.[/bold green] Everything is under {OUT}")

@@ -91,7 +91,9 @@ def test_components_depend_only_on_the_shared_core() -> None:
     ],
 )
 def test_imports_point_one_way(package: str, forbidden: tuple[str, ...]) -> None:
-    pattern = re.compile(r"^\s*(from|import)\s+(" + "|".join(map(re.escape, forbidden)) + r")\b", re.M)
+    pattern = re.compile(
+        r"^\s*(from|import)\s+(" + "|".join(map(re.escape, forbidden)) + r")\b", re.M
+    )
     offenders = [
         str(path.relative_to(ROOT))
         for path in (ROOT / package).rglob("*.py")
@@ -103,7 +105,9 @@ def test_imports_point_one_way(package: str, forbidden: tuple[str, ...]) -> None
 def test_lockfile_covers_every_declared_dependency() -> None:
     locked = {
         canonicalize_name(m.group(1))
-        for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", (ROOT / "requirements.lock").read_text(), re.M)
+        for m in re.finditer(
+            r"^([A-Za-z0-9_.-]+)==", (ROOT / "requirements.lock").read_text(), re.M
+        )
     }
     for component in COMPONENTS:
         for req in declared(component):

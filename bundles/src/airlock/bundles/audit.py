@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.errors import AuditWriteError
@@ -113,7 +113,7 @@ class AuditLog:
         action: str,
         outcome: str,
         *,
-        object: str = "",  # noqa: A002 - the AU-3 name
+        object: str = "",
         details: dict[str, Any] | None = None,
         principal: str | None = None,
         node: str = "",
@@ -167,9 +167,13 @@ class AuditLog:
             ) from None
 
     def _append(self, session: Session, fields: dict[str, Any]) -> AuditRecord:
-        last = session.exec(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).first()  # type: ignore[attr-defined]
+        last = session.exec(
+            select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)
+        ).first()
         previous = bytes.fromhex(last.chain_hash) if last else GENESIS
-        record = AuditRecord(seq=(last.seq + 1) if last else 1, leaf_hash="", chain_hash="", **fields)
+        record = AuditRecord(
+            seq=(last.seq + 1) if last else 1, leaf_hash="", chain_hash="", **fields
+        )
         leaf = leaf_hash(record.entry())
         record.leaf_hash = leaf.hex()
         record.chain_hash = chain_hash(previous, leaf).hex()
@@ -180,7 +184,7 @@ class AuditLog:
     def entries(self, session: Session | None = None) -> list[AuditRecord]:
         """All entries in order (for small logs and tests)."""
         with Session(self.engine) as own:
-            return list((session or own).exec(select(AuditRecord).order_by(AuditRecord.seq)))  # type: ignore[arg-type]
+            return list((session or own).exec(select(AuditRecord).order_by(col(AuditRecord.seq))))
 
     def count(self) -> int:
         """Number of entries."""
@@ -221,16 +225,22 @@ def verify_chain(records: Iterable[AuditRecord]) -> ChainReport:
     for record in records:
         if record.seq != expected_seq:
             return ChainReport(
-                count, previous.hex(), record.seq,
+                count,
+                previous.hex(),
+                record.seq,
                 f"entry {expected_seq} is missing (found {record.seq} next): deleted or reordered",
             )
         leaf = leaf_hash(record.entry())
         if leaf.hex() != record.leaf_hash:
-            return ChainReport(count, previous.hex(), record.seq, "content does not match its hash: altered")
+            return ChainReport(
+                count, previous.hex(), record.seq, "content does not match its hash: altered"
+            )
         link = chain_hash(previous, leaf)
         if link.hex() != record.chain_hash:
             return ChainReport(
-                count, previous.hex(), record.seq,
+                count,
+                previous.hex(),
+                record.seq,
                 "does not chain to the entry before it: inserted, deleted or reordered",
             )
         previous = link
@@ -248,7 +258,10 @@ def verify_engine(engine: Engine, batch: int = 10_000) -> ChainReport:
             while True:
                 rows = list(
                     session.exec(
-                        select(AuditRecord).where(AuditRecord.seq > after).order_by(AuditRecord.seq).limit(batch)  # type: ignore[arg-type]
+                        select(AuditRecord)
+                        .where(col(AuditRecord.seq) > after)
+                        .order_by(col(AuditRecord.seq))
+                        .limit(batch)
                     )
                 )
                 if not rows:

@@ -220,7 +220,7 @@ class KeyStore:
     def resolve(self, uri: str) -> str:
         """Returns ``uri`` with a relative ``airlock-file:`` path made absolute."""
         parsed = parse.urlparse(uri)
-        if parsed.scheme == FILE_SCHEME and not os.path.isabs(parsed.path):
+        if parsed.scheme == FILE_SCHEME and not Path(parsed.path).is_absolute():
             return f"{FILE_SCHEME}:{self.base_dir / parsed.path}"
         return uri
 

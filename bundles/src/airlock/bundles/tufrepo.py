@@ -147,7 +147,7 @@ def envelope_keys(director_root: Root) -> tuple[dict[str, Key], int]:
     Raises:
         TrustError: the root anchors no envelope key.
     """
-    field = director_root.unrecognized_fields.get(ENVELOPE_FIELD)
+    field: Any = director_root.unrecognized_fields.get(ENVELOPE_FIELD)
     try:
         keys = {kid: Key.from_dict(kid, dict(kd)) for kid, kd in field["keys"].items()}
         threshold = int(field["threshold"])

@@ -215,7 +215,10 @@ def _translate(exc: Exception, repo: str) -> Exception:
     if isinstance(exc, tuf_errors.ExpiredMetadataError):
         return FreshnessError(
             f"{what} has expired: {exc}",
-            hint="the bundle was in transit longer than the site's budget; ask the hub for a new export",
+            hint=(
+                "the bundle was in transit longer than the site's budget; "
+                "ask the hub for a new export"
+            ),
         )
     if isinstance(exc, tuf_errors.UnsignedMetadataError):
         return SignatureError(
@@ -263,7 +266,9 @@ def _check_site(director_targets: Metadata[Targets], site_id: str) -> None:
     for path, target in director_targets.signed.targets.items():
         target_site = _custom(target).get("site_id")
         if target_site != site_id:
-            raise WrongSiteError(f"Director target {path} is for site {target_site!r}, not {site_id!r}")
+            raise WrongSiteError(
+                f"Director target {path} is for site {target_site!r}, not {site_id!r}"
+            )
 
 
 def _custom(target: TargetFile) -> dict[str, Any]:
@@ -284,7 +289,10 @@ def _agree(path: str, director: TargetFile, image_updater: Updater) -> VerifiedT
     if director.length != image.length or director.hashes != image.hashes:
         raise IntegrityError(
             f"Director and Image disagree on {path}: length or hashes differ",
-            hint="the hub's repositories are inconsistent or were tampered with; report it to the hub",
+            hint=(
+                "the hub's repositories are inconsistent or were tampered with; "
+                "report it to the hub"
+            ),
         )
     d_custom, i_custom = _custom(director), _custom(image)
     for field in ("model", "version", "file"):

@@ -82,9 +82,7 @@ def init(
     from airlock.spoke.setup import init_spoke
 
     passphrase = env_or_prompt_secrets(PASSPHRASE_ENV, _new_passphrase)("passphrase")
-    result = init_spoke(
-        home, site_id, image_root, director_root, passphrase, not allow_unencrypted
-    )
+    result = init_spoke(home, site_id, image_root, director_root, passphrase, not allow_unencrypted)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -103,9 +101,7 @@ def init(
 
 def _new_passphrase(secret_name: str) -> str:
     return str(
-        click.prompt(
-            f"New site {secret_name}", hide_input=True, confirmation_prompt=True, err=True
-        )
+        click.prompt(f"New site {secret_name}", hide_input=True, confirmation_prompt=True, err=True)
     )
 
 
@@ -164,13 +160,19 @@ def status(home: Path, as_json: bool) -> None:
         staged.add_column(column)
     for row in info.staged:
         staged.add_row(
-            row["model"], row["version"], str(row["files"]), str(row["bytes"]),
-            str(row["sequence"]), row["staged_at"],
+            row["model"],
+            row["version"],
+            str(row["files"]),
+            str(row["bytes"]),
+            str(row["sequence"]),
+            row["staged_at"],
         )
     console.print(staged)
     assigned = Table(title="assigned by the Director")
     for column in ("model", "version", "files", "staged"):
         assigned.add_column(column)
     for row in info.assigned:
-        assigned.add_row(row["model"], row["version"], str(row["files"]), "yes" if row["staged"] else "no")
+        assigned.add_row(
+            row["model"], row["version"], str(row["files"]), "yes" if row["staged"] else "no"
+        )
     console.print(assigned)

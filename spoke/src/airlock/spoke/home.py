@@ -6,7 +6,8 @@ Layout::
     HOME/site-identity.json           public: what the hub needs to register the site
     HOME/keys/site-signing.pem        Ed25519 site key, encrypted PKCS#8
     HOME/keys/site-signing.json       its KeyRef (URI + public key)
-    HOME/keys/site-age-identity.age   the site's age X25519 identity, passphrase-encrypted (age format)
+    HOME/keys/site-age-identity.age   the site's age X25519 identity, passphrase-encrypted
+                                      (age format)
     HOME/staged/blobs/sha256/<hex>    staged model files, content-addressed
     HOME/tmp/                         scratch space for imports (same filesystem as staged/)
     HOME/spoke.db                     SQLite (default) — see airlock.spoke.state
@@ -34,7 +35,7 @@ from airlock.bundles.errors import SecretError
 from airlock.bundles.keys import KeyRef, KeyStore
 
 ROLE = "spoke"
-PASSPHRASE_ENV = "AIRLOCK_SPOKE_PASSPHRASE"
+PASSPHRASE_ENV = "AIRLOCK_SPOKE_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
 IDENTITY_FILE = "site-identity.json"
 AGE_IDENTITY_FILE = "keys/site-age-identity.age"
 SIGNING_KEY_FILE = "keys/site-signing.pem"

@@ -28,7 +28,6 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -231,7 +230,7 @@ def _verify_and_stage(
             destination = home.blob_dir / sha256
             if not destination.exists():
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, destination)
+                Path(path).replace(destination)
                 promoted.append(destination)
         outcome = _commit(home, envelope, result, len(promoted), clock)
         return outcome
@@ -248,7 +247,9 @@ def _commit(
     home: SpokeHome, envelope: Envelope, verified: VerifiedMetadata, new_blobs: int, clock: Clock
 ) -> ImportResult:
     now = clock.now()
-    result = ImportResult(bundle_id=envelope.bundle_id, sequence=envelope.sequence, new_blobs=new_blobs)
+    result = ImportResult(
+        bundle_id=envelope.bundle_id, sequence=envelope.sequence, new_blobs=new_blobs
+    )
     by_model: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for target in verified.targets:
         by_model.setdefault((target.model, target.version), []).append(target.to_dict())
@@ -282,7 +283,7 @@ def _commit(
                     length=target.length,
                 )
             )
-        for (name, version), files in sorted(by_model.items()):
+        for (name, version), model_files in sorted(by_model.items()):
             ref = f"{name}@{version}"
             result.assigned.append(ref)
             if session.get(StagedModel, (name, version)) is not None:
@@ -292,7 +293,7 @@ def _commit(
                 StagedModel(
                     name=name,
                     version=version,
-                    files=json.dumps(files, sort_keys=True),
+                    files=json.dumps(model_files, sort_keys=True),
                     bundle_id=envelope.bundle_id,
                     sequence=envelope.sequence,
                     staged_at=now.isoformat(),

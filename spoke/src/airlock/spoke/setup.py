@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pyrage
-from securesystemslib.signer import SecretsHandler
 from tuf.api.metadata import Metadata, Root
 
 from airlock.bundles.atomic import atomic_write_bytes, atomic_write_json
@@ -103,7 +101,8 @@ def init_spoke(
         )
     if len(passphrase) < MIN_PASSPHRASE_LENGTH:
         raise SecretError(
-            "the site passphrase is too short", hint=f"use at least {MIN_PASSPHRASE_LENGTH} characters"
+            "the site passphrase is too short",
+            hint=f"use at least {MIN_PASSPHRASE_LENGTH} characters",
         )
     roots = {IMAGE: read_root(image_root, IMAGE), DIRECTOR: read_root(director_root, DIRECTOR)}
     envelope_keys(Metadata[Root].from_bytes(roots[DIRECTOR]).signed)  # must anchor one
@@ -128,7 +127,7 @@ def init_spoke(
         _seed_database(build, site_id, roots, clock, identity)
         if home.exists():
             home.rmdir()
-        os.rename(build, home)
+        build.rename(home)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
@@ -146,7 +145,9 @@ def _create_keys(build: Path, site_id: str, passphrase: str) -> SiteIdentity:
         pyrage.passphrase.encrypt(str(age_identity).encode("ascii"), passphrase),
         mode=0o600,
     )
-    signing = KeyStore(build).create_file_key("site-signing", SIGNING_KEY_FILE, "ed25519", passphrase)
+    signing = KeyStore(build).create_file_key(
+        "site-signing", SIGNING_KEY_FILE, "ed25519", passphrase
+    )
     atomic_write_json(build / SIGNING_KEYREF_FILE, signing.to_dict())
     identity = SiteIdentity(
         site_id=site_id,

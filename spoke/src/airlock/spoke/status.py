@@ -63,7 +63,9 @@ def read_status(home: SpokeHome) -> SpokeStatus:
                 "sequence": row.sequence,
                 "staged_at": row.staged_at,
             }
-            for row in session.exec(select(StagedModel).order_by(StagedModel.name, StagedModel.version))  # type: ignore[arg-type]
+            for row in session.exec(
+                select(StagedModel).order_by(StagedModel.name, StagedModel.version)
+            )  # type: ignore[arg-type]
         ]
         assigned: dict[tuple[str, str], dict[str, Any]] = {}
         for row in session.exec(select(DirectorAssignment).order_by(DirectorAssignment.path)):  # type: ignore[arg-type]
