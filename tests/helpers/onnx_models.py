@@ -11,8 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 WEIGHTS_FILE = "weights.bin"
 
 
-def make_onnx_model(path: Path, external_data: bool = False, seed: int = 0) -> Path:
-    """Writes a one-node model ``Y = X + W`` (float32, shape [1, 4]) and returns its path.
+def make_onnx_model(path: Path, external_data: bool = False, seed: int = 0, width: int = 4) -> Path:
+    """Writes a one-node model ``Y = X + W`` (float32, shape [1, width]) and returns its path.
 
     Args:
         path: The ``.onnx`` file to write; with ``external_data`` its directory
@@ -20,15 +20,17 @@ def make_onnx_model(path: Path, external_data: bool = False, seed: int = 0) -> P
         external_data: Store the initializer outside the graph file, as large
             models exported by MLflow are.
         seed: Changes the weights, so two calls can make different bytes.
+        width: Number of weights; 100_000 makes a 400 KB external-data file, enough
+            for a bundle payload that spans several age chunks.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    weights = np.arange(4, dtype=np.float32).reshape(1, 4) + np.float32(seed)
+    weights = np.arange(width, dtype=np.float32).reshape(1, width) + np.float32(seed)
     graph = helper.make_graph(
         [helper.make_node("Add", ["X", "W"], ["Y"])],
         "airlock-test-add",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, width])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, width])],
         initializer=[numpy_helper.from_array(weights, "W")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

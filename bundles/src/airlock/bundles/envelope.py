@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from securesystemslib.exceptions import UnverifiedSignatureError
+from securesystemslib.exceptions import FormatError, UnverifiedSignatureError
 from securesystemslib.signer import Key, Signature, Signer
 
 from airlock.bundles.canonical import canonical_bytes, pretty_bytes
@@ -47,7 +47,8 @@ def parse_signed_envelope(data: bytes) -> tuple[dict[str, Any], list[Signature]]
         signatures = [Signature.from_dict(dict(s)) for s in doc["signatures"]]
         if not isinstance(signed, dict):
             raise TypeError("signed is not an object")
-    except (ValueError, KeyError, TypeError) as exc:
+        canonical_bytes(signed)  # what gets verified must have a canonical form (no floats)
+    except (ValueError, KeyError, TypeError, RecursionError, FormatError) as exc:
         raise MediaError(
             f"envelope.json is not a valid Airlock envelope ({exc})",
             hint="the medium is damaged or this is not an Airlock bundle",

@@ -16,9 +16,9 @@ from typing import Any
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import MediaError, UsageError
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-SITE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SITE_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 FORMAT_VERSION = 1
 
 
@@ -28,7 +28,7 @@ def check_name(kind: str, value: str) -> str:
     Raises:
         UsageError: the value is empty, too long, or has characters outside ``A-Za-z0-9._-``.
     """
-    if not NAME_PATTERN.match(value) or value in {".", ".."}:
+    if not NAME_PATTERN.fullmatch(value) or value in {".", ".."}:
         raise UsageError(
             f"invalid {kind} {value!r}",
             hint="use 1-128 characters from A-Z a-z 0-9 . _ - starting with a letter or digit",
@@ -42,7 +42,7 @@ def check_site_id(value: str) -> str:
     Raises:
         UsageError: the site id is not in that form.
     """
-    if not SITE_PATTERN.match(value):
+    if not SITE_PATTERN.fullmatch(value):
         raise UsageError(
             f"invalid site id {value!r}",
             hint="use 1-63 characters from a-z 0-9 - starting with a letter or digit",
@@ -70,7 +70,7 @@ class PayloadPart:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"payload\.(age|tar)(\.\d{3})?", self.name):
             raise MediaError(f"invalid payload part name {self.name!r}")
-        if self.size < 0 or not SHA256_PATTERN.match(self.sha256):
+        if self.size < 0 or not SHA256_PATTERN.fullmatch(self.sha256):
             raise MediaError(f"invalid size or hash for payload part {self.name!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,7 +168,7 @@ class ModelFile:
 
     def __post_init__(self) -> None:
         check_name("file name", self.filename)
-        if not SHA256_PATTERN.match(self.sha256) or self.length < 0:
+        if not SHA256_PATTERN.fullmatch(self.sha256) or self.length < 0:
             raise UsageError(f"invalid hash or length for {self.filename!r}")
 
     def to_dict(self) -> dict[str, Any]:

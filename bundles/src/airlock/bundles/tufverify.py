@@ -134,7 +134,11 @@ def split_bundle_metadata(metadata: Mapping[str, bytes]) -> dict[str, dict[str, 
     for name, data in metadata.items():
         parts = name.split("/")
         if len(parts) != 3 or parts[0] != METADATA_PREFIX or parts[1] not in grouped:
-            raise UnsafeArchiveError(f"unexpected metadata entry {name!r} in the payload")
+            raise UnsafeArchiveError(
+                f"unexpected metadata entry {name!r} in the payload",
+                hint="bundles carry only Image and Director metadata; do not import it "
+                "and tell the hub operator",
+            )
         grouped[parts[1]][parts[2]] = data
     return grouped
 
@@ -267,7 +271,8 @@ def _check_site(director_targets: Metadata[Targets], site_id: str) -> None:
         target_site = _custom(target).get("site_id")
         if target_site != site_id:
             raise WrongSiteError(
-                f"Director target {path} is for site {target_site!r}, not {site_id!r}"
+                f"Director target {path} is for site {target_site!r}, not {site_id!r}",
+                hint="refusing another site's instructions; ask the hub for a new export",
             )
 
 
@@ -297,7 +302,11 @@ def _agree(path: str, director: TargetFile, image_updater: Updater) -> VerifiedT
     d_custom, i_custom = _custom(director), _custom(image)
     for field in ("model", "version", "file"):
         if d_custom.get(field) != i_custom.get(field):
-            raise IntegrityError(f"Director and Image disagree on the {field} of {path}")
+            raise IntegrityError(
+                f"Director and Image disagree on the {field} of {path}",
+                hint="the hub's repositories are inconsistent or were tampered with; "
+                "report it to the hub",
+            )
     return VerifiedTarget(
         path=path,
         model=str(i_custom.get("model")),

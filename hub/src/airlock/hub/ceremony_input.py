@@ -77,7 +77,7 @@ def read_ceremony(directory: Path) -> CeremonyOutput:
     targets_files = {
         int(m.group(1)): p
         for p in image_dir.glob("*.targets.json")
-        if (m := TARGETS_FILE.match(p.name))
+        if (m := TARGETS_FILE.fullmatch(p.name))
     }
     if not targets_files:
         raise NotFoundError(f"no Image targets metadata (N.targets.json) in {image_dir}")

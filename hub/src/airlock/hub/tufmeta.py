@@ -69,7 +69,7 @@ def root_files(directory: Path) -> list[Path]:
     found: dict[int, Path] = {}
     if directory.is_dir():
         for entry in directory.iterdir():
-            match = ROOT_FILE.match(entry.name)
+            match = ROOT_FILE.fullmatch(entry.name)
             if match:
                 found[int(match.group(1))] = entry
     if not found:

@@ -133,7 +133,7 @@ def import_(home: Path, bundle: Path, as_json: bool) -> None:
         console.print(f"  present  {ref}")
 
 
-@spoke.command("status")
+@spoke.command("status", short_help="Show trust state, staged models and assignments.")
 @HOME_OPTION
 @JSON_OPTION
 def status(home: Path, as_json: bool) -> None:

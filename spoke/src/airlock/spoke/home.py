@@ -6,8 +6,8 @@ Layout::
     HOME/site-identity.json           public: what the hub needs to register the site
     HOME/keys/site-signing.pem        Ed25519 site key, encrypted PKCS#8
     HOME/keys/site-signing.json       its KeyRef (URI + public key)
-    HOME/keys/site-age-identity.age   the site's age X25519 identity, passphrase-encrypted
-                                      (age format)
+    HOME/keys/site-age-identity.sealed  the site's age X25519 identity, sealed with the
+                                      site passphrase (airlock.bundles.sealed)
     HOME/staged/blobs/sha256/<hex>    staged model files, content-addressed
     HOME/tmp/                         scratch space for imports (same filesystem as staged/)
     HOME/spoke.db                     SQLite (default) — see airlock.spoke.state
@@ -33,11 +33,12 @@ from airlock.bundles.config import HomeConfig, load_config
 from airlock.bundles.db import make_engine
 from airlock.bundles.errors import SecretError
 from airlock.bundles.keys import KeyRef, KeyStore
+from airlock.bundles.sealed import unseal
 
 ROLE = "spoke"
 PASSPHRASE_ENV = "AIRLOCK_SPOKE_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
 IDENTITY_FILE = "site-identity.json"
-AGE_IDENTITY_FILE = "keys/site-age-identity.age"
+AGE_IDENTITY_FILE = "keys/site-age-identity.sealed"
 SIGNING_KEY_FILE = "keys/site-signing.pem"
 SIGNING_KEYREF_FILE = "keys/site-signing.json"
 
@@ -105,12 +106,11 @@ class SpokeHome:
                 "the site passphrase is needed to open the site's age identity",
                 hint=f"set {PASSPHRASE_ENV} or run the command in a terminal",
             )
-        ciphertext = (self.path / AGE_IDENTITY_FILE).read_bytes()
-        try:
-            secret = pyrage.passphrase.decrypt(ciphertext, self.secrets("passphrase"))
-        except pyrage.DecryptError:
-            raise SecretError(
-                "cannot open the site's age identity: wrong passphrase",
-                hint=f"check the passphrase (or {PASSPHRASE_ENV}) and try again",
-            ) from None
+        sealed = (self.path / AGE_IDENTITY_FILE).read_bytes()
+        secret = unseal(
+            sealed,
+            self.secrets("passphrase"),
+            "the site's age identity",
+            hint=f"check the passphrase (or {PASSPHRASE_ENV}) and try again",
+        )
         return pyrage.x25519.Identity.from_str(secret.decode("ascii").strip())

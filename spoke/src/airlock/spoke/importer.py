@@ -210,8 +210,8 @@ def _verify_and_stage(
     trusted: dict[str, dict[str, bytes]],
     clock: Clock,
 ) -> ImportResult:
+    parts = check_parts(bundle_dir, list(envelope.parts))  # step 2, before the identity is opened
     identities = [home.age_identity()] if envelope.encrypted else None
-    parts = check_parts(bundle_dir, list(envelope.parts))
     verified: list[VerifiedMetadata] = []
 
     def on_metadata(metadata: dict[str, bytes]) -> dict[str, int]:

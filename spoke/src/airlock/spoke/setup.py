@@ -26,6 +26,7 @@ from airlock.bundles.db import create_tables, make_engine, session_scope
 from airlock.bundles.errors import ConflictError, MediaError, SecretError, TrustError
 from airlock.bundles.keys import MIN_PASSPHRASE_LENGTH, KeyStore
 from airlock.bundles.models import SiteIdentity, check_site_id
+from airlock.bundles.sealed import seal
 from airlock.bundles.tufrepo import DIRECTOR, IMAGE, check_root_signed, envelope_keys
 from airlock.bundles.tufverify import initial_trusted
 from airlock.spoke.home import (
@@ -63,15 +64,16 @@ def read_root(path: Path, repository: str) -> bytes:
         MediaError: unreadable or not TUF root metadata.
         SignatureError: below its threshold.
     """
+    hint = f"pass the ceremony's {repository}/1.root.json (copy it again from the ceremony medium)"
     try:
         data = Path(path).read_bytes()
         md = Metadata[Root].from_bytes(data)
     except FileNotFoundError:
-        raise MediaError(f"{repository} root file {path} does not exist") from None
+        raise MediaError(f"{repository} root file {path} does not exist", hint=hint) from None
     except Exception as exc:
-        raise MediaError(f"{path} is not TUF root metadata ({exc})") from None
+        raise MediaError(f"{path} is not TUF root metadata ({exc})", hint=hint) from None
     if not isinstance(md.signed, Root):
-        raise MediaError(f"{path} is not root metadata")
+        raise MediaError(f"{path} is not root metadata", hint=hint)
     check_root_signed(md)
     return data
 
@@ -107,7 +109,10 @@ def init_spoke(
     roots = {IMAGE: read_root(image_root, IMAGE), DIRECTOR: read_root(director_root, DIRECTOR)}
     envelope_keys(Metadata[Root].from_bytes(roots[DIRECTOR]).signed)  # must anchor one
     if roots[IMAGE] == roots[DIRECTOR]:
-        raise TrustError("the Image and Director roots are the same file")
+        raise TrustError(
+            "the Image and Director roots are the same file",
+            hint="pass image/1.root.json and director/1.root.json from the ceremony",
+        )
 
     home.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{home.name}.", dir=home.parent))
@@ -142,7 +147,7 @@ def _create_keys(build: Path, site_id: str, passphrase: str) -> SiteIdentity:
     age_identity = pyrage.x25519.Identity.generate()
     atomic_write_bytes(
         build / AGE_IDENTITY_FILE,
-        pyrage.passphrase.encrypt(str(age_identity).encode("ascii"), passphrase),
+        seal(str(age_identity).encode("ascii"), passphrase),
         mode=0o600,
     )
     signing = KeyStore(build).create_file_key(

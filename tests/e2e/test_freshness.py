@@ -1,0 +1,118 @@
+"""Freshness in an air gap: no replay, no expired bundle, no clock set back behind the floor."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from helpers.bundlecraft import forge_bundle
+from helpers.hubenv import HUB_TIME
+from helpers.spokeenv import (
+    SITE_ID,
+    SPOKE_INIT_TIME,
+    SPOKE_TIME,
+    RecordingSecrets,
+    accept_import,
+    refuse_import,
+    spoke_clock,
+)
+
+from airlock.bundles.clock import FixedClock
+from airlock.bundles.errors import FreshnessError, StaleBundleError
+from airlock.hub.hub import Hub
+from airlock.spoke.home import SpokeHome
+from airlock.spoke.status import read_status
+
+TRANSIT_BUDGET = dt.timedelta(days=30)
+
+
+def two_bundles(hub: Hub, hub_clock: FixedClock, media: Path) -> tuple[Path, Path]:
+    """Bundles 1 and 2 of plant-7, ten minutes apart; bundle 2 assigns classifier@2."""
+    hub.export(SITE_ID, media / "bundle-1")
+    hub.assign(SITE_ID, "classifier", "2")
+    hub_clock.advance(dt.timedelta(minutes=10))
+    hub.export(SITE_ID, media / "bundle-2")
+    return media / "bundle-1", media / "bundle-2"
+
+
+def test_a_replayed_older_bundle_changes_nothing_and_says_so(
+    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+) -> None:
+    first, second = two_bundles(hub, hub_clock, media)
+    accept_import(spoke, second)
+    asked = len(secrets.asked)
+
+    error = refuse_import(spoke, first, StaleBundleError, "sequence 1 is not newer than the")
+    assert "nothing changed" in error.message and "no action needed" in error.hint
+    error = refuse_import(spoke, second, StaleBundleError, "sequence 2 is not newer than the")
+    assert "nothing changed" in error.message
+    assert len(secrets.asked) == asked, "a replay is refused before anything is decrypted"
+    status = read_status(spoke)
+    assert status.last_sequence == 2
+    assert [(a["model"], a["version"]) for a in status.assigned] == [
+        ("classifier", "2"),
+        ("detector", "1"),
+    ]
+
+
+def test_a_bundle_older_than_the_transit_budget_is_expired(
+    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+) -> None:
+    hub_clock.advance(-(TRANSIT_BUDGET + dt.timedelta(days=1)))
+    envelope = hub.export(SITE_ID, media / "old")
+    assert envelope.expires < SPOKE_TIME
+    error = refuse_import(spoke, media / "old", FreshnessError, "the bundle expired at")
+    assert "new export" in error.hint
+    assert secrets.asked == []
+
+
+def test_expired_metadata_inside_a_fresh_envelope_is_refused_by_tuf(
+    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+) -> None:
+    """The envelope's dates are only a first check: the TUF timestamps expire on their own."""
+    hub_clock.advance(-(TRANSIT_BUDGET + dt.timedelta(days=1)))
+    stale_metadata = hub.plan_export(SITE_ID)
+    forge_bundle(
+        hub,
+        stale_metadata,
+        media / "rewrapped",
+        created=HUB_TIME,
+        expires=HUB_TIME + TRANSIT_BUDGET,
+    )
+    refuse_import(spoke, media / "rewrapped", FreshnessError, "metadata has expired")
+
+
+def test_a_clock_set_back_before_the_time_floor_is_refused(
+    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+) -> None:
+    first, second = two_bundles(hub, hub_clock, media)
+    accept_import(spoke, first, spoke_clock(SPOKE_TIME))
+    floor = read_status(spoke).time_floor
+    assert floor == SPOKE_TIME.isoformat()
+    asked = len(secrets.asked)
+
+    set_back = spoke_clock(SPOKE_TIME - dt.timedelta(days=2))
+    error = refuse_import(
+        spoke, second, FreshnessError, "earlier than the newest verified", set_back
+    )
+    assert floor in error.message and "fix the system clock" in error.hint
+    assert len(secrets.asked) == asked
+    assert read_status(spoke).time_floor == floor
+
+
+def test_the_floor_starts_at_init_and_one_second_before_it_is_refused(
+    hub: Hub, spoke: SpokeHome, media: Path
+) -> None:
+    hub.export(SITE_ID, media / "bundle-1")
+    assert read_status(spoke).time_floor == SPOKE_INIT_TIME.isoformat()
+    one_second_early = spoke_clock(SPOKE_INIT_TIME - dt.timedelta(seconds=1))
+    refuse_import(spoke, media / "bundle-1", FreshnessError, "earlier than the", one_second_early)
+
+
+def test_a_bundle_from_the_future_is_refused(
+    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+) -> None:
+    """A bundle created well after the site's clock means the clock is behind: refuse."""
+    hub_clock.advance(dt.timedelta(hours=2))
+    hub.export(SITE_ID, media / "ahead")
+    refuse_import(spoke, media / "ahead", FreshnessError, "after the local clock")

@@ -1,0 +1,166 @@
+"""Attacks on the encrypted payload: integrity before decryption, then the strict unpacker.
+
+An attacker on the medium can flip or cut bytes; that must be caught by the
+sizes and hashes in the signed envelope before the site's identity is even
+unlocked. Archives that only a compromised hub could ship (a validly signed
+envelope around links, escaping paths or unlisted files) are built with the
+hub's real keys and encrypted to the site: the strict unpacker must refuse
+them and nothing may land on disk, inside the home or outside it.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers.bundlecraft import (
+    blob_entries,
+    envelope_signer,
+    flip_byte,
+    forge_bundle,
+    forge_raw_bundle,
+    link,
+    metadata_entries,
+    regular,
+    resign_envelope,
+    sha256_hex,
+    tar_bytes,
+)
+from helpers.spokeenv import SITE_ID, RecordingSecrets, World, refuse_import
+
+from airlock.bundles.errors import DecryptionError, IntegrityError, UnsafeArchiveError
+from airlock.hub.hub import Hub
+from airlock.spoke.home import SpokeHome
+
+
+def test_one_flipped_payload_byte_is_refused_before_decryption(
+    hub: Hub, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+) -> None:
+    hub.export(SITE_ID, media / "bundle")
+    flip_byte(media / "bundle" / "payload.age", os.path.getsize(media / "bundle/payload.age") // 2)
+    error = refuse_import(spoke, media / "bundle", IntegrityError, "does not match the SHA-256")
+    assert "payload.age" in error.message and "copy the bundle" in error.hint
+    assert secrets.asked == [], "the site identity was unlocked for a payload that fails its hash"
+
+
+def test_a_truncated_payload_is_refused_by_its_size_before_decryption(
+    hub: Hub, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+) -> None:
+    hub.export(SITE_ID, media / "bundle")
+    payload = media / "bundle" / "payload.age"
+    signed_size = payload.stat().st_size
+    os.truncate(payload, signed_size - 4096)
+    error = refuse_import(spoke, media / "bundle", IntegrityError, "the signed envelope says")
+    assert f"{signed_size - 4096} bytes" in error.message and str(signed_size) in error.message
+    assert secrets.asked == []
+
+
+AGE_CHUNK = 64 * 1024
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        # A damaged recipient stanza cannot be told apart from another recipient's.
+        pytest.param(lambda p: flip_byte(p, 40), "not encrypted to this site", id="age-header"),
+        pytest.param(lambda p: flip_byte(p, -100), "damaged or truncated", id="last-chunk"),
+        pytest.param(
+            lambda p: os.truncate(p, p.stat().st_size - 100),
+            "damaged or truncated",
+            id="truncated",
+        ),
+    ],
+)
+def test_damaged_ciphertext_under_a_valid_envelope_fails_authenticated_decryption(
+    hub: Hub,
+    spoke: SpokeHome,
+    secrets: RecordingSecrets,
+    media: Path,
+    damage: Callable[[Path], None],
+    match: str,
+) -> None:
+    """What only a hub bug could make: the envelope signs the damaged bytes' hash.
+
+    age's authentication must catch it. The late damage sits in the last of several
+    age chunks, after the whole metadata section: the metadata has been verified and
+    blobs are being written when decryption fails, and all of it must go again.
+    """
+    plan = hub.plan_export(SITE_ID)
+    hub.commit_export(plan, media / "bundle")
+    payload = media / "bundle" / "payload.age"
+    assert len(tar_bytes(metadata_entries(plan))) < AGE_CHUNK < payload.stat().st_size // 6
+    damage(payload)
+    resign_envelope(media / "bundle", [envelope_signer(hub)])
+    refuse_import(spoke, media / "bundle", DecryptionError, match)
+    assert secrets.asked == ["passphrase"]
+
+
+def test_a_payload_encrypted_to_another_recipient_is_refused(
+    world: World, hub: Hub, spoke: SpokeHome, media: Path
+) -> None:
+    plan = hub.plan_export(SITE_ID)
+    forge_bundle(hub, plan, media / "bundle", recipients=[world.other_site.identity.age_recipient])
+    error = refuse_import(spoke, media / "bundle", DecryptionError, "not encrypted to this site")
+    assert "identity" in error.hint
+
+
+UNSAFE_ENTRIES = {
+    "parent-traversal": lambda p, outside: regular("../../staged/blobs/sha256/evil", b"pwned"),
+    "absolute-path": lambda p, outside: regular(str(outside), b"pwned"),
+    "symlink-blob": lambda p, outside: link(
+        f"blobs/sha256/{p.blobs[0].sha256}", str(outside), tarfile.SYMTYPE
+    ),
+    "hardlink-blob": lambda p, outside: link(
+        f"blobs/sha256/{p.blobs[0].sha256}", "metadata/image/1.root.json", tarfile.LNKTYPE
+    ),
+    "symlink-metadata": lambda p, outside: link(
+        "metadata/image/evil.json", str(outside), tarfile.SYMTYPE
+    ),
+}
+RULES = {
+    "parent-traversal": r"'\.\.' components are refused",
+    "absolute-path": "absolute paths are refused",
+    "symlink-blob": "is a symbolic link; only regular files",
+    "hardlink-blob": "is a hard link; only regular files",
+    "symlink-metadata": "is a symbolic link; only regular files",
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE_ENTRIES))
+def test_links_and_escaping_paths_in_a_signed_payload_are_refused(
+    hub: Hub, spoke: SpokeHome, media: Path, tmp_path: Path, case: str
+) -> None:
+    plan = hub.plan_export(SITE_ID)
+    outside = tmp_path / "outside" / "written-by-the-bundle"
+    evil = UNSAFE_ENTRIES[case](plan, outside)
+    entries = [*metadata_entries(plan), evil, *blob_entries(plan)]
+    forge_raw_bundle(hub, plan, media / "bundle", entries)
+    refuse_import(spoke, media / "bundle", UnsafeArchiveError, RULES[case])
+    assert not outside.parent.exists()
+    assert not (spoke.path / "staged" / "blobs" / "sha256" / "evil").exists()
+
+
+def test_a_file_the_signed_metadata_does_not_list_is_refused(
+    hub: Hub, spoke: SpokeHome, media: Path
+) -> None:
+    plan = hub.plan_export(SITE_ID)
+    extra = b"a file no signed target names"
+    first, *rest = blob_entries(plan)
+    entries = [*metadata_entries(plan), first, regular(f"blobs/sha256/{sha256_hex(extra)}", extra)]
+    forge_raw_bundle(hub, plan, media / "bundle", [*entries, *rest])
+    error = refuse_import(spoke, media / "bundle", UnsafeArchiveError, "not listed in the signed")
+    assert sha256_hex(extra) in error.message
+    assert not (spoke.blob_dir / sha256_hex(extra)).exists()
+
+
+def test_metadata_outside_the_two_repositories_is_refused(
+    hub: Hub, spoke: SpokeHome, media: Path
+) -> None:
+    plan = hub.plan_export(SITE_ID)
+    extra = regular("metadata/evil/1.root.json", b"{}")
+    entries = [*metadata_entries(plan), extra, *blob_entries(plan)]
+    forge_raw_bundle(hub, plan, media / "bundle", entries)
+    refuse_import(spoke, media / "bundle", UnsafeArchiveError, "unexpected metadata entry")

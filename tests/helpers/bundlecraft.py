@@ -1,0 +1,262 @@
+"""Building bad bundles honestly: real hub keys, real age, real TUF — only the content is wrong.
+
+An attacker on the medium can edit files but holds no hub key. Tests also
+need bundles that only a compromised or buggy hub could make (a validly
+signed envelope around a malicious archive, Director metadata re-signed with
+the hub's online keys); those are built here from the hub's own plan and
+signers, with :func:`airlock.hub.export.write_bundle` or, for archives the
+writer refuses to make, with ``tarfile`` + ``pyrage`` + ``sign_envelope``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import re
+import tarfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyrage
+from securesystemslib.signer import Key, Signer
+from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
+
+from airlock.bundles import tufrepo
+from airlock.bundles.canonical import pretty_bytes
+from airlock.bundles.envelope import ENVELOPE_FILE, sign_envelope
+from airlock.bundles.models import BundleKind, Envelope, PayloadPart
+from airlock.bundles.payload import hash_file
+from airlock.ceremony.minimal import CeremonyResult
+from airlock.ceremony.roots import next_root, sign_new_root
+from airlock.hub import signing
+from airlock.hub.export import ExportPlan, MetadataList, write_bundle
+from airlock.hub.hub import Hub
+from airlock.hub.tufmeta import meta_file
+from helpers.hubenv import OFFICER_PASSPHRASE
+
+Entry = tuple[tarfile.TarInfo, bytes | None]
+"""One archive entry: its header and, for regular files, its data."""
+
+
+def envelope_signer(hub: Hub) -> Signer:
+    """The hub's real envelope key."""
+    return hub.online_signer(signing.ENVELOPE)
+
+
+def forge_bundle(hub: Hub, plan: ExportPlan, out: Path, **overrides: Any) -> Envelope:
+    """Writes ``plan`` as a bundle with ``write_bundle`` (no hub state changes).
+
+    Every field defaults to the plan's, signed with the real envelope key;
+    ``overrides`` replaces any of them (``metadata``, ``signers``, ``site_id``, …).
+    """
+    fields: dict[str, Any] = {
+        "site_id": plan.site_id,
+        "sequence": plan.sequence,
+        "created": plan.created,
+        "expires": plan.expires,
+        "metadata": plan.metadata,
+        "blobs": plan.blobs,
+        "recipients": plan.recipients,
+        "signers": [envelope_signer(hub)],
+    }
+    fields.update(overrides)
+    return write_bundle(out, **fields)
+
+
+# --- archives the payload writer would refuse to make -------------------------------------------
+
+
+def regular(name: str, data: bytes) -> Entry:
+    """A regular file entry."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    return info, data
+
+
+def link(name: str, target: str, kind: bytes) -> Entry:
+    """A symbolic (``tarfile.SYMTYPE``) or hard (``tarfile.LNKTYPE``) link entry."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def metadata_entries(plan: ExportPlan) -> list[Entry]:
+    """The plan's metadata files, in payload order."""
+    return [regular(name, data) for name, data in plan.metadata]
+
+
+def blob_entries(plan: ExportPlan) -> list[Entry]:
+    """The plan's blobs, named by their SHA-256 as the format requires."""
+    return [
+        regular(tufrepo.archive_blob_name(b.sha256), Path(b.path).read_bytes()) for b in plan.blobs
+    ]
+
+
+def tar_bytes(entries: Iterable[Entry]) -> bytes:
+    """A POSIX pax tar of ``entries``, in order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def forge_raw_bundle(
+    hub: Hub,
+    plan: ExportPlan,
+    out: Path,
+    entries: Sequence[Entry],
+    recipients: list[str] | None = None,
+) -> Envelope:
+    """A bundle whose payload is exactly ``entries``: age-encrypted, envelope signed by the hub.
+
+    This is what a compromised hub (or one with a bug) could ship: only the
+    strict unpacker stands between it and the site.
+    """
+    out.mkdir(parents=True)
+    payload = out / "payload.age"
+    parsed = [pyrage.x25519.Recipient.from_str(r) for r in recipients or plan.recipients or []]
+    payload.write_bytes(pyrage.encrypt(tar_bytes(entries), parsed))
+    size, digest = hash_file(payload)
+    envelope = Envelope(
+        bundle_id=f"crafted-{digest[:12]}",
+        kind=BundleKind.FULL,
+        source="hub",
+        site_id=plan.site_id,
+        sequence=plan.sequence,
+        created=plan.created,
+        expires=plan.expires,
+        encrypted=True,
+        parts=(PayloadPart(name=payload.name, size=size, sha256=digest),),
+    )
+    (out / ENVELOPE_FILE).write_bytes(sign_envelope(envelope, [envelope_signer(hub)]))
+    return envelope
+
+
+# --- editing a bundle on the medium -------------------------------------------------------------
+
+
+def edit_envelope(bundle: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edits ``envelope.json`` in place (``edit`` gets the whole document), not re-signing it."""
+    path = bundle / ENVELOPE_FILE
+    doc = json.loads(path.read_bytes())
+    edit(doc)
+    path.write_bytes(pretty_bytes(doc))
+
+
+def resign_envelope(bundle: Path, signers: list[Signer], **changes: Any) -> Envelope:
+    """Signs the envelope again over the payload parts as they now are on the medium."""
+    path = bundle / ENVELOPE_FILE
+    envelope = Envelope.from_dict(json.loads(path.read_bytes())["signed"])
+    parts = tuple(PayloadPart(p.name, *hash_file(bundle / p.name)) for p in envelope.parts)
+    envelope = dataclasses.replace(envelope, parts=parts, **changes)
+    path.write_bytes(sign_envelope(envelope, signers))
+    return envelope
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    """Flips the lowest bit of the byte at ``offset`` (negative counts from the end)."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+# --- metadata a compromised hub key could sign --------------------------------------------------
+
+
+def _entry_name(metadata: MetadataList, pattern: str) -> str:
+    [name] = [n for n, _ in metadata if re.fullmatch(pattern, n)]
+    return name
+
+
+def resign_director(
+    hub: Hub, metadata: MetadataList, edit: Callable[[Targets], None]
+) -> MetadataList:
+    """Edits the Director targets of a plan and re-signs targets, snapshot and timestamp.
+
+    Signed with the hub's real online Director keys, so only the spoke's own
+    checks (site id, agreement with the Image repository) can catch the edit.
+    """
+    entries = dict(metadata)
+    targets_name = _entry_name(metadata, r"metadata/director/\d+\.targets\.json")
+    snapshot_name = _entry_name(metadata, r"metadata/director/\d+\.snapshot\.json")
+    timestamp_name = "metadata/director/timestamp.json"
+    targets = Metadata[Targets].from_bytes(entries[targets_name])
+    edit(targets.signed)
+    tufrepo.sign_with(targets, [hub.online_signer(signing.DIRECTOR_TARGETS)])
+    snapshot = Metadata[Snapshot].from_bytes(entries[snapshot_name])
+    snapshot.signed.meta["targets.json"] = meta_file(targets)
+    tufrepo.sign_with(snapshot, [hub.online_signer(signing.DIRECTOR_SNAPSHOT)])
+    timestamp = Metadata[Timestamp].from_bytes(entries[timestamp_name])
+    timestamp.signed.snapshot_meta = meta_file(snapshot)
+    tufrepo.sign_with(timestamp, [hub.online_signer(signing.DIRECTOR_TIMESTAMP)])
+    entries[targets_name] = tufrepo.to_bytes(targets)
+    entries[snapshot_name] = tufrepo.to_bytes(snapshot)
+    entries[timestamp_name] = tufrepo.to_bytes(timestamp)
+    return list(entries.items())
+
+
+def director_part(metadata: MetadataList) -> MetadataList:
+    """The Director entries of a metadata list."""
+    return [(n, d) for n, d in metadata if n.startswith("metadata/director/")]
+
+
+def image_part(metadata: MetadataList) -> MetadataList:
+    """The Image entries of a metadata list."""
+    return [(n, d) for n, d in metadata if n.startswith("metadata/image/")]
+
+
+def with_next_root(metadata: MetadataList, repository: str, root: bytes) -> MetadataList:
+    """Adds ``root`` (version N+1) after the last root of ``repository`` in the list."""
+    md = Metadata[Root].from_bytes(root)
+    prefix = f"metadata/{repository}/"
+    last = max(
+        i for i, (n, _) in enumerate(metadata) if re.fullmatch(rf"{prefix}\d+\.root\.json", n)
+    )
+    name = f"{prefix}{tufrepo.metadata_filename(Root.type, md.signed.version)}"
+    return [*metadata[: last + 1], (name, root), *metadata[last + 1 :]]
+
+
+def officer_secrets(_name: str) -> str:
+    """The officers' passphrase (the ceremony's offline keys)."""
+    return OFFICER_PASSPHRASE
+
+
+def rotated_root(
+    ceremony: CeremonyResult,
+    repository: str,
+    signed_by: Sequence[str],
+    *,
+    revoke: Sequence[str] = (),
+    add: Sequence[Key] = (),
+    extra_signers: Sequence[Signer] = (),
+) -> bytes:
+    """Root version 2 of ``repository``, made and signed as a rotation ceremony would.
+
+    Args:
+        ceremony: The ceremony whose version-1 root this follows.
+        repository: ``image`` or ``director``.
+        signed_by: Names of the ceremony's offline keys that sign it.
+        revoke: Names of root keys the new root drops.
+        add: New root keys.
+        extra_signers: Signers of new keys that also sign it.
+    """
+    record = ceremony.record
+    current = Metadata[Root].from_bytes(record.read_root(repository))
+    new = next_root(current.signed)
+    for name in revoke:
+        new.revoke_key(record.key(name).keyid, Root.type)
+    for key in add:
+        new.add_key(key, Root.type)
+    signers = [*record.signers(signed_by, officer_secrets), *extra_signers]
+    return tufrepo.to_bytes(sign_new_root(current, new, signers))
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 hex digest of ``data``."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,68 @@
+"""Pytest fixtures shared by tests/e2e and tests/spoke (each conftest imports them).
+
+The session templates (:func:`world`) are built once and copied per test, so
+that every test gets its own hub and spoke homes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airlock.bundles.clock import FixedClock
+from airlock.hub.hub import Hub
+from airlock.spoke.home import SpokeHome
+from helpers.hubenv import HUB_TIME
+from helpers.spokeenv import RecordingSecrets, World, build_world
+
+_WORLDS: list[World] = []
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """Ceremony, template hub (sites, models, assignments) and template spoke ``plant-7``.
+
+    Built once per session even though two conftests import this fixture; tests
+    only ever copy the templates, never change them.
+    """
+    if not _WORLDS:
+        _WORLDS.append(build_world(tmp_path_factory.mktemp("world")))
+    return _WORLDS[0]
+
+
+@pytest.fixture
+def hub_clock() -> FixedClock:
+    """The hub's clock for one test (tests may move it)."""
+    return FixedClock(HUB_TIME)
+
+
+@pytest.fixture
+def hub(world: World, tmp_path: Path, hub_clock: FixedClock) -> Iterator[Hub]:
+    """A copy of the template hub."""
+    opened = world.new_hub(tmp_path / "hub", hub_clock)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def secrets() -> RecordingSecrets:
+    """The spoke's secrets handler (records whether the passphrase was asked for)."""
+    return RecordingSecrets()
+
+
+@pytest.fixture
+def spoke(world: World, tmp_path: Path, secrets: RecordingSecrets) -> Iterator[SpokeHome]:
+    """A copy of the template spoke: initialised, nothing imported."""
+    home = world.new_spoke(tmp_path / "spoke", secrets)
+    yield home
+    home.engine.dispose()
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    """The removable medium: bundles are written here and edited by the attacker."""
+    path = tmp_path / "media"
+    path.mkdir()
+    return path

@@ -1,0 +1,121 @@
+"""``airlock spoke import``: what the site admin sees, in JSON and as text, and when it fails."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from helpers.bundlecraft import flip_byte
+from helpers.spokeenv import (
+    SITE_ID,
+    Invoke,
+    World,
+    assert_error_output,
+    assert_refused_unchanged,
+    take_snapshot,
+)
+
+from airlock.bundles.audit import AuditLog
+from airlock.bundles.clock import FixedClock
+from airlock.bundles.errors import IntegrityError, MediaError, SecretError
+from airlock.hub.hub import Hub
+from airlock.spoke.home import SpokeHome
+from airlock.spoke.status import read_status
+
+
+def test_import_json_reports_what_was_staged(
+    airlock: Invoke, world: World, hub: Hub, spoke: SpokeHome, media: Path
+) -> None:
+    envelope = hub.export(SITE_ID, media / "bundle-1")
+    result = airlock(
+        "spoke", "import", "--home", str(spoke.path), "--json", str(media / "bundle-1")
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert json.loads(result.stdout) == {
+        "bundle_id": envelope.bundle_id,
+        "sequence": 1,
+        "staged": ["classifier@1", "detector@1"],
+        "already_staged": [],
+        "assigned": ["classifier@1", "detector@1"],
+        "new_blobs": len(world.source_digests("classifier@1", "detector@1")),
+    }
+    assert read_status(spoke).last_bundle_id == envelope.bundle_id
+    last = AuditLog(spoke.engine, "spoke").entries()[-1]
+    assert (last.action, last.outcome, last.principal) == ("spoke.import", "success", "site-admin")
+
+
+def test_import_asks_for_the_passphrase_and_prints_a_summary(
+    airlock: Invoke, hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+) -> None:
+    first = hub.export(SITE_ID, media / "bundle-1")
+    hub.assign(SITE_ID, "classifier", "2")
+    hub_clock.advance(dt.timedelta(minutes=10))
+    second = hub.export(SITE_ID, media / "bundle-2")
+    home = str(spoke.path)
+
+    typed = "site test passphrase\n"
+    result = airlock(
+        "spoke", "import", "--home", home, str(media / "bundle-1"), passphrase=None, input=typed
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "Site passphrase" in result.stderr and "site test passphrase" not in result.stderr
+    assert result.stdout.splitlines() == [
+        f"imported bundle {first.bundle_id} (sequence 1): 3 new file(s)",
+        "  staged   classifier@1",
+        "  staged   detector@1",
+    ]
+
+    result = airlock("spoke", "import", "--home", home, str(media / "bundle-2"))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"imported bundle {second.bundle_id} (sequence 2): 1 new file(s)",
+        "  staged   classifier@2",
+        "  present  detector@1",
+    ]
+
+
+def test_import_with_a_wrong_passphrase_is_refused_and_audited(
+    airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
+) -> None:
+    hub.export(SITE_ID, media / "bundle-1")
+    before = take_snapshot(spoke)
+    result = airlock(
+        "spoke",
+        "import",
+        "--home",
+        str(spoke.path),
+        str(media / "bundle-1"),
+        passphrase="not it at all",
+    )
+    assert_error_output(result.stderr, "wrong passphrase")
+    assert "AIRLOCK_SPOKE_PASSPHRASE" in result.stderr
+    assert result.stdout == ""
+    assert_refused_unchanged(spoke, before, SecretError, exit_code=result.exit_code)
+
+
+def test_import_of_a_directory_that_is_not_a_bundle(
+    airlock: Invoke, spoke: SpokeHome, tmp_path: Path
+) -> None:
+    before = take_snapshot(spoke)
+    result = airlock("spoke", "import", "--home", str(spoke.path), str(tmp_path))
+    assert_error_output(result.stderr, "no envelope.json: not an Airlock bundle")
+    assert_refused_unchanged(spoke, before, MediaError, exit_code=result.exit_code)
+
+
+def test_a_refused_import_prints_no_json(
+    airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
+) -> None:
+    """Scripts that parse ``--json`` get an exit code and an error, never a partial result."""
+    hub.export(SITE_ID, media / "bundle-1")
+    payload = media / "bundle-1" / "payload.age"
+    flip_byte(payload, os.path.getsize(payload) // 3)
+    before = take_snapshot(spoke)
+    result = airlock(
+        "spoke", "import", "--home", str(spoke.path), "--json", str(media / "bundle-1")
+    )
+    assert result.stdout == ""
+    assert_error_output(result.stderr, "does not match the SHA-256 in the signed envelope")
+    assert_refused_unchanged(spoke, before, IntegrityError, exit_code=result.exit_code)

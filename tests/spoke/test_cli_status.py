@@ -1,0 +1,141 @@
+"""``airlock spoke status``: a read-only view of trust, staged models and Director assignments."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers.hubenv import HUB_TIME
+from helpers.spokeenv import (
+    SITE_ID,
+    SPOKE_INIT_TIME,
+    SPOKE_TIME,
+    Invoke,
+    World,
+    assert_error_output,
+    spoke_clock,
+    table_rows,
+    take_snapshot,
+)
+from sqlmodel import Session, select
+
+from airlock.bundles.clock import FixedClock
+from airlock.bundles.models import Envelope
+from airlock.hub.hub import Hub
+from airlock.spoke.home import SpokeHome
+from airlock.spoke.importer import import_bundle
+from airlock.spoke.state import DirectorAssignment
+from airlock.spoke.status import read_status
+
+
+@pytest.fixture(scope="module")
+def imported(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[SpokeHome, Envelope]]:
+    """A spoke that imported bundle 1 (classifier@1, detector@1); status tests only read it."""
+    base = tmp_path_factory.mktemp("status")
+    hub = world.new_hub(base / "hub", FixedClock(HUB_TIME))
+    try:
+        envelope = hub.export(SITE_ID, base / "bundle-1")
+    finally:
+        hub.close()
+    home = world.new_spoke(base / "spoke")
+    import_bundle(home, base / "bundle-1", spoke_clock())
+    yield home, envelope
+    home.engine.dispose()
+
+
+def test_status_of_a_fresh_spoke(airlock: Invoke, spoke: SpokeHome) -> None:
+    result = airlock("spoke", "status", "--home", str(spoke.path), passphrase=None)
+    assert result.exit_code == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert f"spoke {SITE_ID}" in result.stdout
+    for row in (
+        ["Image root version", "1"],
+        ["Director root version", "1"],
+        ["Director targets version", "0"],
+        ["last bundle sequence", "0"],
+        ["last bundle id", "-"],
+        ["time floor", SPOKE_INIT_TIME.isoformat()],
+    ):
+        assert row in rows
+    assert "staged models" in result.stdout and "assigned by the Director" in result.stdout
+    assert len(rows) == 6, "no staged model and no assignment rows yet"
+
+
+def test_status_table_after_an_import(
+    airlock: Invoke, world: World, imported: tuple[SpokeHome, Envelope]
+) -> None:
+    home, envelope = imported
+    before = take_snapshot(home)
+    result = airlock("spoke", "status", "--home", str(home.path), passphrase=None)
+    assert result.exit_code == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert ["last bundle sequence", "1"] in rows
+    assert ["last bundle id", envelope.bundle_id] in rows
+    assert ["time floor", SPOKE_TIME.isoformat()] in rows
+    for ref, files in (("classifier@1", 1), ("detector@1", 2)):
+        name, version = ref.split("@")
+        size = sum(f.stat().st_size for f in world.sources[ref].files())
+        staged = [name, version, str(files), str(size), "1", SPOKE_TIME.isoformat()]
+        assert staged in rows, result.stdout
+        assert [name, version, str(files), "yes"] in rows, result.stdout
+    assert take_snapshot(home) == before, "status is read-only: no file, row or audit entry"
+
+
+def test_status_json_is_the_spokes_state(
+    airlock: Invoke, imported: tuple[SpokeHome, Envelope]
+) -> None:
+    home, envelope = imported
+    result = airlock("spoke", "status", "--home", str(home.path), "--json", passphrase=None)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == read_status(home).to_dict()
+    assert report["site_id"] == SITE_ID
+    assert report["trusted_roots"] == {"image": 1, "director": 1}
+    assert (report["last_sequence"], report["last_bundle_id"]) == (1, envelope.bundle_id)
+    assert [(m["model"], m["version"], m["files"]) for m in report["staged_models"]] == [
+        ("classifier", "1", 1),
+        ("detector", "1", 2),
+    ]
+    assert report["director_assignments"] == [
+        {"model": "classifier", "version": "1", "files": 1, "staged": True},
+        {"model": "detector", "version": "1", "files": 2, "staged": True},
+    ]
+
+
+def test_status_shows_an_assignment_whose_files_are_missing_as_not_staged(
+    airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
+) -> None:
+    """Someone deleted a staged blob: status must not claim the model is ready."""
+    hub.export(SITE_ID, media / "bundle-1")
+    import_bundle(spoke, media / "bundle-1", spoke_clock())
+    with Session(spoke.engine) as session:
+        assigned = session.exec(select(DirectorAssignment)).all()
+    [classifier_blob] = [a.sha256 for a in assigned if a.model == "classifier"]
+    (spoke.blob_dir / classifier_blob).unlink()
+    result = airlock("spoke", "status", "--home", str(spoke.path), "--json", passphrase=None)
+    staged = {a["model"]: a["staged"] for a in json.loads(result.stdout)["director_assignments"]}
+    assert staged == {"classifier": False, "detector": True}
+    rows = table_rows(airlock("spoke", "status", "--home", str(spoke.path)).stdout)
+    assert ["classifier", "1", "1", "no"] in rows and ["detector", "1", "2", "yes"] in rows
+
+
+@pytest.mark.parametrize("kind", ["empty-directory", "hub-home"])
+def test_status_of_something_that_is_not_a_spoke_home(
+    airlock: Invoke, world: World, tmp_path: Path, kind: str
+) -> None:
+    home = tmp_path / "elsewhere"
+    if kind == "hub-home":
+        home = world.hub_template
+    else:
+        home.mkdir()
+    result = airlock("spoke", "status", "--home", str(home), passphrase=None)
+    assert result.exit_code == 3
+    if kind == "hub-home":
+        assert_error_output(result.stderr, "is a hub home, not a spoke home")
+    else:
+        assert_error_output(result.stderr, "is not an initialised spoke home")
+        assert "airlock spoke init" in result.stderr
