@@ -11,14 +11,6 @@ import os
 import pytest
 from click.testing import CliRunner, Result
 from helpers.spokeenv import SITE_PASSPHRASE, Invoke
-from helpers.spokefixtures import (  # noqa: F401 - fixtures, found by name
-    hub,
-    hub_clock,
-    media,
-    secrets,
-    spoke,
-    world,
-)
 
 from airlock.bundles.cli import main
 from airlock.spoke.home import PASSPHRASE_ENV

@@ -103,7 +103,7 @@ def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None)
             state, trusted = _load_state(home)
             envelope = _check_envelope(home, Path(bundle_dir), state, trusted, clock)
             return _verify_and_stage(home, Path(bundle_dir), envelope, trusted, clock)
-    except AirlockError as exc:
+    except Exception as exc:
         outcome = "refused" if isinstance(exc, VerificationError) else "failure"
         home.audit.record(
             "spoke.import",
@@ -111,9 +111,10 @@ def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None)
             object=envelope.bundle_id if envelope else str(Path(bundle_dir).name),
             details={
                 "error": type(exc).__name__,
-                "message": exc.message,
+                "message": exc.message if isinstance(exc, AirlockError) else "unexpected error",
                 "sequence": envelope.sequence if envelope else None,
             },
+            when=clock.now(),
         )
         raise
 
@@ -314,5 +315,6 @@ def _commit(
                 "new_blobs": new_blobs,
             },
             session=session,
+            when=now,
         )
     return result
