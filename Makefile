@@ -22,9 +22,11 @@ $(STAMP): requirements.lock $(foreach c,$(COMPONENTS),$(c)/pyproject.toml)
 	touch $@
 
 # Stock tools the tests and the benchmark compare against: age (interoperability)
-# and openssl. Installed from the distribution when missing and we may.
+# and openssl; SoftHSM2 and pkcs11-tool for the HSM path. Installed from the
+# distribution when missing and we may.
 system-deps:
-	@command -v age >/dev/null && command -v age-keygen >/dev/null || scripts/install-system-deps.sh
+	@for tool in age age-keygen openssl softhsm2-util pkcs11-tool; do \
+		command -v $$tool >/dev/null || { scripts/install-system-deps.sh; break; }; done
 
 demo: setup
 	$(BIN)/python scripts/demo.py

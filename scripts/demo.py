@@ -1,9 +1,18 @@
 """`make demo`: the whole trust path, hub to site, on embedded defaults.
 
-Runs the real `airlock` commands one after another, narrating each step:
-ceremony → hub init → spoke init → register site → add a small ONNX model →
-assign → export → import → status → audit verify; then a tampered copy of the
-bundle is refused and nothing changes. Everything lands under ./demo-out/.
+Runs the real `airlock` commands one after another, narrating each step: a
+three-officer key ceremony (plan, keys on each officer's "machine" — one on a
+SoftHSM2 token when it is installed — signing request, review and signatures,
+finalize, signed transcript) → hub init → spoke init → register site → add a
+small ONNX model → assign → export → import → status → audit verify; a
+tampered copy of a bundle is refused and nothing changes; a replay is refused;
+a rotation ceremony revokes an officer's root key, the hub adopts it and the
+site walks its root chain forward; finally a training pipeline (iris,
+scikit-learn → ONNX, in-toto links per step) registers a model in MLflow, the
+hub imports it with lineage, validation set and its own package link under a
+layout an officer signed, and the site verifies the attestations and runs the
+model on the validation set before staging it — and refuses a broken retrain
+at that gate. Everything lands under ./demo-out/.
 The passphrases below are demo defaults; real deployments type them at a
 prompt or take them from a secrets manager.
 """
@@ -26,14 +35,21 @@ from rich.panel import Panel
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo-out"
 AIRLOCK = str(Path(sys.executable).parent / "airlock")
+IN_TOTO_RUN = str(Path(sys.executable).parent / "in-toto-run")
+MLFLOW_URI = f"sqlite:///{OUT / 'mlflow.db'}"
 console = Console()
 
+OFFICERS = ("alice", "bob", "carol")
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+HSM_PIN = "demo-pin-1234"
 ENV = {
     **os.environ,
     "AIRLOCK_CEREMONY_PASSPHRASE": "demo officers' passphrase",
+    "AIRLOCK_HSM_PIN": HSM_PIN,
     "AIRLOCK_HUB_PASSPHRASE": "demo hub passphrase",
     "AIRLOCK_SPOKE_PASSPHRASE": "demo site passphrase",
     "AIRLOCK_PRINCIPAL": "demo-operator",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
     "COLUMNS": "110",
 }
 
@@ -43,9 +59,17 @@ def step(title: str, text: str) -> None:
     console.print(Panel(text, title=f"[bold]{title}[/bold]", title_align="left", expand=True))
 
 
-def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    console.print(f"[cyan]$ airlock {' '.join(args)}[/cyan]")
-    proc = subprocess.run([AIRLOCK, *args], env=ENV, text=True, capture_output=True, cwd=OUT)
+def run(
+    *args: str, expect: int = 0, officer: str | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    who = f"[magenta]{officer}'s machine[/magenta] " if officer else ""
+    console.print(f"{who}[cyan]$ airlock {' '.join(args)}[/cyan]")
+    env = dict(ENV)
+    if officer:  # each officer has their own passphrase, typed on their own machine
+        env["AIRLOCK_OFFICER_PASSPHRASE"] = f"{officer}'s demo passphrase"
+    proc = subprocess.run(
+        [AIRLOCK, *args], env=env, text=True, capture_output=True, cwd=OUT, input=stdin
+    )
     if proc.stdout.strip():
         console.print(proc.stdout.rstrip(), markup=False, highlight=False)
     if proc.stderr.strip():
@@ -86,15 +110,237 @@ def tree_listing(root: Path) -> list[tuple[str, int]]:
     )
 
 
+def softhsm_token() -> str | None:
+    """Makes a SoftHSM2 token holding one EC P-256 key for carol; None when not installed."""
+    if not (shutil.which("softhsm2-util") and shutil.which("pkcs11-tool")):
+        return None
+    if not Path(SOFTHSM_MODULE).exists():
+        return None
+    base = OUT / "softhsm"
+    (base / "tokens").mkdir(parents=True)
+    (base / "softhsm2.conf").write_text(
+        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n"
+    )
+    ENV.update({"SOFTHSM2_CONF": str(base / "softhsm2.conf"), "PYKCS11LIB": SOFTHSM_MODULE})
+    for command in (
+        ["softhsm2-util", "--init-token", "--free", "--label", "carol-token",
+         "--so-pin", "demo-so-pin-5678", "--pin", HSM_PIN],
+        ["pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label", "carol-token", "--login",
+         "--pin", HSM_PIN, "--keypairgen", "--key-type", "EC:prime256v1", "--id", "01"],
+    ):  # fmt: skip
+        console.print(f"[magenta]carol's machine[/magenta] [cyan]$ {' '.join(command)}[/cyan]")
+        subprocess.run(command, env=ENV, check=True, capture_output=True)
+    return "carol-token:01"
+
+
+def p256_director_root(plan: Path) -> None:
+    """Edits a plan so the Director root keys are ECDSA P-256 (what the token holds)."""
+    head, _, tail = plan.read_text().partition("[roles.director-root]")
+    plan.write_text(head + "[roles.director-root]" + tail.replace('"ed25519"', '"ecdsa-p256"', 1))
+
+
+def sign_round(workspace: str, out: str, propose_args: tuple[str, ...] = ()) -> None:
+    """Propose, then each officer reviews and signs; finalize; each signs the transcript."""
+    plan = f"{workspace}/plan.toml"
+    offers = [a for o in OFFICERS for a in ("--offer", f"media/{workspace}/{o}.offer.json")]
+    proposed = run("ceremony", "propose", "--workspace", workspace, *offers, *propose_args)
+    sha = proposed.stdout.split("request SHA-256 ")[1].split()[0]
+    for officer in OFFICERS:
+        run(
+            "ceremony", "sign", "--request", f"{workspace}/request.json", "--plan", plan,
+            "--officer", officer, "--keys", f"officers/{officer}",
+            "--out", f"media/{workspace}/{officer}.sig.json", "--expect-sha256", sha,
+            officer=officer, stdin=f"{sha[:8]}\n",
+        )  # fmt: skip
+    sigs = [a for o in OFFICERS for a in ("--signatures", f"media/{workspace}/{o}.sig.json")]
+    run("ceremony", "finalize", "--workspace", workspace, *sigs, "--out", out)
+    for officer in OFFICERS:
+        run(
+            "ceremony", "sign-transcript", "--dir", out, "--plan", plan, "--officer", officer,
+            "--keys", f"officers/{officer}", "--out", f"media/{workspace}/{officer}.tsig.json",
+            "--yes", officer=officer,
+        )  # fmt: skip
+    run(
+        "ceremony", "seal-transcript", "--workspace", workspace, "--dir", out,
+        *(f"media/{workspace}/{o}.tsig.json" for o in OFFICERS),
+    )  # fmt: skip
+    run("ceremony", "verify-transcript", "--dir", out)
+
+
+def key_ceremony() -> None:
+    """The first ceremony: three officers, roots 2-of-3, one key on a token if we can."""
+    step(
+        "1. Key ceremony (security officers, offline)",
+        "The coordinator writes the plan (officers alice, bob, carol; witness wendy; Image and "
+        "Director roots 2-of-3, Image targets and in-toto layout 1-of-2). Each officer makes "
+        "their keys on their own machine and hands over only public keys with proofs of "
+        "possession. The coordinator proposes; each officer reviews exactly what they sign, "
+        "types the first digits of the request's SHA-256 to confirm, and signs. Finalize "
+        "checks every signature and threshold, writes the roots and a transcript that every "
+        "officer signs.",
+    )
+    (OUT / "media/ceremony-1").mkdir(parents=True)
+    run(
+        "ceremony", "plan", "new", "--workspace", "ceremony-1", "--id", "demo-roots-1",
+        "--location", "Demo HQ, secure room B", *(a for o in OFFICERS for a in ("--officer", o)),
+        "--witness", "wendy",
+    )  # fmt: skip
+    slot = softhsm_token()
+    if slot:
+        plan = OUT / "ceremony-1/plan.toml"
+        head, _, tail = plan.read_text().partition("[roles.director-root]")
+        plan.write_text(
+            head + "[roles.director-root]" + tail.replace('"ed25519"', '"ecdsa-p256"', 1)
+        )
+        console.print("plan edited: the Director root keys are ECDSA P-256 (carol's is on a token)")
+    run("ceremony", "plan", "check", "ceremony-1/plan.toml")
+    for officer in OFFICERS:
+        hsm = ["--hsm", f"director-root={slot}"] if slot and officer == "carol" else []
+        run(
+            "ceremony", "keygen", "--plan", "ceremony-1/plan.toml", "--officer", officer,
+            "--keys", f"officers/{officer}", "--out", f"media/ceremony-1/{officer}.offer.json",
+            *hsm, officer=officer,
+        )  # fmt: skip
+    sign_round("ceremony-1", "ceremony")
+    run("ceremony", "status", "--dir", "ceremony")
+    console.print(f"printable transcript: {OUT / 'ceremony/transcript.html'}")
+
+
+def rotation_ceremony() -> None:
+    """A second ceremony revokes bob's Image root key; the hub and the site follow."""
+    step(
+        "12. Rotation: revoke a key (security officers, then the hub, then the site)",
+        "Bob's Image root key is retired: bob makes a new one, the others re-offer theirs, and "
+        "the rotation is signed by a threshold of the old root keys and of the new ones. The "
+        "hub adopts roots v2; the next bundle carries them and the site walks 1 → 2.",
+    )
+    (OUT / "media/ceremony-2").mkdir(parents=True)
+    record = json.loads((OUT / "ceremony/ceremony.json").read_text())
+    revoked = record["offline_keys"]["image-root-bob"]["keyid"]
+    run(
+        "ceremony", "plan", "new", "--workspace", "ceremony-2", "--id", "demo-roots-2",
+        "--location", "Demo HQ, secure room B", *(a for o in OFFICERS for a in ("--officer", o)),
+        "--witness", "wendy",
+    )  # fmt: skip
+    first_plan = (OUT / "ceremony-1/plan.toml").read_text()
+    if '"ecdsa-p256"' in first_plan:
+        plan = OUT / "ceremony-2/plan.toml"
+        head, _, tail = plan.read_text().partition("[roles.director-root]")
+        plan.write_text(
+            head + "[roles.director-root]" + tail.replace('"ed25519"', '"ecdsa-p256"', 1)
+        )
+    for officer in OFFICERS:
+        new_key = ["--new-key", "image-root"] if officer == "bob" else []
+        run(
+            "ceremony", "keygen", "--plan", "ceremony-2/plan.toml", "--officer", officer,
+            "--keys", f"officers/{officer}", "--out", f"media/ceremony-2/{officer}.offer.json",
+            *new_key, officer=officer,
+        )  # fmt: skip
+    sign_round("ceremony-2", "ceremony-rotated", ("--rotate-from", "ceremony", "--revoke", revoked))
+    run("hub", "trust", "update", "--home", "hub", "--from", "ceremony-rotated")
+    run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", "media/bundle-3")
+    run("spoke", "import", "--home", "spoke", "media/bundle-3")
+    run("spoke", "status", "--home", "spoke")
+    console.print(f"rotation transcript: {OUT / 'ceremony-rotated/transcript.html'}")
+
+
+def pipeline(workdir: Path, broken: bool = False) -> None:
+    """The training pipeline: each step wrapped in in-toto-run, signed with its functionary key."""
+    workdir.mkdir(parents=True)
+    script = str(ROOT / "scripts" / "pipeline_iris.py")
+    key = str(OUT / "pipeline" / "pipeline.pem")
+    steps = [
+        ("train", [], ["data.npz", "weights.npz"],
+         ["train", "data.npz", "weights.npz", *(["--broken"] if broken else [])]),
+        ("evaluate", ["data.npz", "weights.npz"], ["metrics.json"],
+         ["evaluate", "data.npz", "weights.npz", "metrics.json"]),
+        ("convert", ["weights.npz"], ["model.onnx"], ["convert", "weights.npz", "model.onnx"]),
+    ]  # fmt: skip
+    for name, materials, products, command in steps:
+        argv = [IN_TOTO_RUN, "--step-name", name, "--signing-key", key]
+        argv += ["--materials", *materials] if materials else []
+        argv += ["--products", *products, "--", sys.executable, script, *command]
+        console.print(
+            f"[magenta]pipeline[/magenta] [cyan]$ in-toto-run --step-name {name} …[/cyan]"
+        )
+        subprocess.run(argv, cwd=workdir, env=ENV, check=True, capture_output=True)
+    register = [sys.executable, script, "register", "model.onnx", "data.npz", "metrics.json"]
+    register += ["--tracking-uri", MLFLOW_URI, "--name", "iris", "--alias", "champion"]
+    register += ["--validation", "validation.npz"]
+    proc = subprocess.run(
+        register, cwd=workdir, env=ENV, check=True, capture_output=True, text=True
+    )
+    console.print(f"[magenta]pipeline[/magenta] {proc.stdout.strip()}")
+    (workdir / "links").mkdir()
+    for link in workdir.glob("*.link"):
+        link.rename(workdir / "links" / link.name)
+
+
+def mlflow_intake() -> None:
+    """MLflow → signed release with lineage, validation set and in-toto links → site gate."""
+    step(
+        "13. Intake from MLflow, supply-chain attestations, the validation gate",
+        "A training pipeline trains an iris classifier (scikit-learn), converts it to ONNX "
+        "(skl2onnx), records in-toto links for train, evaluate and convert with its "
+        "functionary key, and registers it in MLflow (SQLite) as iris@champion. The hub drafts "
+        "the in-toto layout, an officer signs it with her layout key from the ceremony, the "
+        "hub imports the alias with its lineage, validation set and thresholds, adds its own "
+        "package link, and exports. The site checks TUF, then in-toto, then runs the model in "
+        "onnxruntime on the signed validation set before staging it.",
+    )
+    (OUT / "pipeline").mkdir()
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "pipeline_iris.py"), "keygen",
+         "pipeline/pipeline.pem", "pipeline/pipeline.pub.pem"],
+        cwd=OUT, check=True,
+    )  # fmt: skip
+    pipeline(OUT / "pipeline" / "v1")
+    functionaries = [
+        a for s in ("train", "evaluate", "convert")
+        for a in ("--functionary", f"{s}=pipeline/pipeline.pub.pem")
+    ]  # fmt: skip
+    run("hub", "layout", "draft", "--home", "hub", *functionaries, "--out", "media/layout.json")
+    run(
+        "ceremony", "sign-layout", "--layout", "media/layout.json", "--officer", "alice",
+        "--keys", "officers/alice", "--out", "media/layout.signed.json", "--yes", officer="alice",
+    )  # fmt: skip
+    run("hub", "layout", "set", "--home", "hub", "media/layout.signed.json")
+    (OUT / "thresholds.toml").write_text(
+        'task = "classification"\nmin_accuracy = "0.9"\nmax_p95_latency_ms = "50"\n'
+    )
+    intake = ["--tracking-uri", MLFLOW_URI, "--thresholds", "thresholds.toml"]
+    v1 = ["--validation-set", "pipeline/v1/validation.npz", "--links", "pipeline/v1/links"]
+    run("hub", "model", "import", "--home", "hub", "models:/iris@champion", *intake, *v1)
+    run("hub", "model", "show", "--home", "hub", "iris", "1")
+    run("hub", "assign", "--home", "hub", "plant-7", "iris", "1")
+    run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", "media/bundle-4")
+    run("spoke", "import", "--home", "spoke", "media/bundle-4")
+    run("spoke", "status", "--home", "spoke")
+
+    step(
+        "14. A broken model is refused at the gate",
+        "The pipeline retrains on shuffled labels: the model converts, is attested and signed, "
+        "but its accuracy on the signed validation set is far below the 0.9 floor. The site "
+        "refuses the bundle at the gate and stages nothing.",
+    )
+    pipeline(OUT / "pipeline" / "v2", broken=True)
+    v2 = ["--validation-set", "pipeline/v2/validation.npz", "--links", "pipeline/v2/links"]
+    run("hub", "model", "import", "--home", "hub", "models:/iris@champion", *intake, *v2)
+    run("hub", "assign", "--home", "hub", "plant-7", "iris", "2")
+    run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", "media/bundle-5")
+    before = run("spoke", "status", "--home", "spoke", "--json").stdout
+    run("spoke", "import", "--home", "spoke", "media/bundle-5", expect=18)
+    if before != run("spoke", "status", "--home", "spoke", "--json").stdout:
+        console.print("[red]the spoke's state changed after a refused import[/red]")
+        sys.exit(1)
+    console.print("[green]nothing staged; the refusal and its figures are in the audit log[/green]")
+    run("audit", "verify", "--home", "spoke")
+
+
 def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
-    step(
-        "1. Key ceremony (security officers, offline)",
-        "Create the root keys (2-of-3), the offline targets keys and the hub's online keys, "
-        "and sign the Image and Director roots.",
-    )
-    run("ceremony", "init", "--out", "ceremony")
+    key_ceremony()
 
     step("2. Hub init (release engineer)", "The hub takes the public roots and its online keys.")
     run("hub", "init", "--home", "hub", "--from", "ceremony")
@@ -183,6 +429,9 @@ def main() -> None:
         "Sequence numbers only go forward: bundle 1, imported again, changes nothing.",
     )
     run("spoke", "import", "--home", "spoke", "media/bundle-1", expect=14)
+
+    rotation_ceremony()
+    mlflow_intake()
     console.print(f"\n[bold green]Demo complete.[/bold green] Everything is under {OUT}")
 
 

@@ -1,10 +1,15 @@
-"""Shared fixtures for the ceremony tests: one real ceremony per test session."""
+"""Shared fixtures for the ceremony tests: real ceremonies (minimal and multi-officer), SoftHSM2."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Iterator
 
 import pytest
+from helpers.ceremonyflow import Flow, run_ceremony
+from helpers.hubenv import CEREMONY_TIME
+from helpers.softhsm import TokenKey, make_tokens
 
 from airlock.bundles.clock import FixedClock
 from airlock.ceremony.minimal import CeremonyResult, run_minimal_ceremony
@@ -42,3 +47,37 @@ def hub_passphrase() -> str:
 def ceremony_now() -> dt.datetime:
     """The (fixed) time the session ceremony ran at."""
     return NOW
+
+
+# --- the multi-officer protocol -----------------------------------------------------------------
+
+
+@pytest.fixture
+def flow_clock() -> FixedClock:
+    """A clock for one multi-officer ceremony, an hour in the past (TUF clients use real time)."""
+    return FixedClock(CEREMONY_TIME)
+
+
+@pytest.fixture(scope="session")
+def initial_flow(tmp_path_factory: pytest.TempPathFactory) -> Flow:
+    """A finished three-officer ceremony (file keys). Copy its files before tampering."""
+    return run_ceremony(tmp_path_factory.mktemp("initial"), FixedClock(CEREMONY_TIME), "initial")
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, TokenKey]]:
+    """Real SoftHSM2 tokens with EC keys, made once (PKCS#11 reads its config once per process)."""
+    keys = {
+        "carol-p256": TokenKey("officer-carol", "01", "prime256v1"),
+        "carol-p384": TokenKey("officer-carol", "02", "secp384r1"),
+        "bob-p256": TokenKey("officer-bob", "03", "prime256v1"),
+    }
+    env = make_tokens(tmp_path_factory.mktemp("softhsm"), list(keys.values()))
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    yield keys
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

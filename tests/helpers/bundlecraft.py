@@ -166,6 +166,19 @@ def flip_byte(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
+def replace_base64_char(path: Path, offset: int) -> None:
+    """Replaces the base64 character at ``offset`` with another valid one.
+
+    Flipping a bit of a base64 character can yield a character outside the
+    alphabet, which age reports as a malformed header rather than as a key
+    that does not match: this damage always stays inside the alphabet.
+    """
+    data = bytearray(path.read_bytes())
+    assert chr(data[offset]).isalnum(), "the offset must point into a base64 field"
+    data[offset] = ord("B") if data[offset] == ord("A") else ord("A")
+    path.write_bytes(bytes(data))
+
+
 # --- metadata a compromised hub key could sign --------------------------------------------------
 
 
@@ -196,6 +209,40 @@ def resign_director(
     timestamp.signed.snapshot_meta = meta_file(snapshot)
     tufrepo.sign_with(timestamp, [hub.online_signer(signing.DIRECTOR_TIMESTAMP)])
     entries[targets_name] = tufrepo.to_bytes(targets)
+    entries[snapshot_name] = tufrepo.to_bytes(snapshot)
+    entries[timestamp_name] = tufrepo.to_bytes(timestamp)
+    return list(entries.items())
+
+
+def resign_image_role(
+    hub: Hub,
+    metadata: MetadataList,
+    role: str,
+    signers: Sequence[Signer],
+    edit: Callable[[Targets], None] | None = None,
+) -> MetadataList:
+    """Edits a delegated Image role of a plan and signs it with ``signers``.
+
+    The Image snapshot and timestamp are re-signed with the hub's real online
+    keys to match. The role keeps its version, so the snapshot names the same file; only the
+    delegation (which keys may sign the role, which paths it may sign) can
+    catch it — e.g. one tenant's key signing another tenant's role.
+    """
+    entries = dict(metadata)
+    role_name = _entry_name(metadata, rf"metadata/image/\d+\.{re.escape(role)}\.json")
+    snapshot_name = _entry_name(metadata, r"metadata/image/\d+\.snapshot\.json")
+    timestamp_name = "metadata/image/timestamp.json"
+    md = Metadata[Targets].from_bytes(entries[role_name])
+    if edit is not None:
+        edit(md.signed)
+    tufrepo.sign_with(md, list(signers))
+    snapshot = Metadata[Snapshot].from_bytes(entries[snapshot_name])
+    snapshot.signed.meta[f"{role}.json"] = meta_file(md)
+    tufrepo.sign_with(snapshot, [hub.online_signer(signing.IMAGE_SNAPSHOT)])
+    timestamp = Metadata[Timestamp].from_bytes(entries[timestamp_name])
+    timestamp.signed.snapshot_meta = meta_file(snapshot)
+    tufrepo.sign_with(timestamp, [hub.online_signer(signing.IMAGE_TIMESTAMP)])
+    entries[role_name] = tufrepo.to_bytes(md)
     entries[snapshot_name] = tufrepo.to_bytes(snapshot)
     entries[timestamp_name] = tufrepo.to_bytes(timestamp)
     return list(entries.items())

@@ -38,9 +38,11 @@ from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import (
     EXIT_CODES,
     AirlockError,
+    AttestationError,
     ConflictError,
     DecryptionError,
     FreshnessError,
+    GateError,
     IntegrityError,
     MediaError,
     NotFoundError,
@@ -93,6 +95,8 @@ DOCUMENTED_EXIT_CODES: dict[type[AirlockError], int] = {
     WrongSiteError: 15,
     TrustError: 16,
     DecryptionError: 17,
+    GateError: 18,
+    AttestationError: 19,
 }
 """The exit codes documented in docs/exit-codes.md, by error class."""
 

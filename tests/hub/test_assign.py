@@ -34,7 +34,7 @@ def test_director_targets_equal_the_image_targets(ready: Hub) -> None:
     )
     assert targets.signed.version == 2
     assert site_md.snapshot.signed.meta["targets.json"].version == 2
-    image = ready.image_repo().families["detector"].signed.targets
+    image = ready.image_repo().model_targets("detector")
     director = targets.signed.targets
     assert set(director) == {p for p in image if p.startswith("detector/1/")}
     model = next(m for m in ready.models() if m.version == "1")

@@ -68,12 +68,18 @@ def test_release_flow_with_json_output(
     assert status["sites"][0]["sequence"] == 1
     assert status["sites"][0]["assignments"] == {"classifier": "1.0"}
     assert status["models"] == [
-        {"name": "classifier", "version": "1.0", "files": 1, "bytes": onnx_file.stat().st_size}
+        {
+            "name": "classifier",
+            "version": "1.0",
+            "tenant": "default",
+            "files": 1,
+            "bytes": onnx_file.stat().st_size,
+        }
     ]
 
     assert "removed" in cli("unassign", "plant-7", "classifier").stdout
     human = cli("status").stdout
-    assert "image family-classifier" in human and "plant-7" in human
+    assert "image tenant-default" in human and "plant-7" in human
     engine = make_engine(f"sqlite:///{tmp_path / 'hub-home' / 'hub.db'}")
     assert verify_engine(engine).ok
     actions = [(e.action, e.outcome) for e in AuditLog(engine, "hub").entries()]

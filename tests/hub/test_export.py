@@ -102,8 +102,8 @@ def test_export_writes_a_signed_encrypted_bundle(
         "metadata/image/1.targets.json",
         f"metadata/image/{image.models.signed.version}.models.json",
         *sorted(
-            f"metadata/image/{md.signed.version}.family-{name}.json"
-            for name, md in image.families.items()
+            f"metadata/image/{md.signed.version}.tenant-{name}.json"
+            for name, md in image.tenants.items()
         ),
         "metadata/director/1.root.json",
         "metadata/director/timestamp.json",
@@ -233,17 +233,12 @@ def test_export_refuses_when_offline_roles_expire_before_the_bundle(
 def test_online_roles_expiring_before_the_bundle_are_resigned(
     ready: Hub, clock: FixedClock, tmp_path: Path
 ) -> None:
-    clock.advance(dt.timedelta(days=80))  # models, families, director targets: 90-day roles
+    clock.advance(dt.timedelta(days=80))  # models, tenants, director targets: 90-day roles
     plan = ready.plan_export("plant-7")
-    assert set(plan.resigned) == {
-        "models",
-        "family-classifier",
-        "family-detector",
-        "director targets of plant-7",
-    }
+    assert set(plan.resigned) == {"models", "tenant-default", "director targets of plant-7"}
     envelope = ready.commit_export(plan, tmp_path / "b")
     repo = ready.image_repo()
-    for md in [repo.models, *repo.families.values(), ready.site_metadata("plant-7").targets]:
+    for md in [repo.models, *repo.tenants.values(), ready.site_metadata("plant-7").targets]:
         assert tufrepo.signed_expires(md.signed) > envelope.expires
     verify_delegations(repo)
 

@@ -38,11 +38,11 @@ def test_add_file_stores_the_blob_and_signs_it_through_the_delegation_chain(
     assert hub.blobs.path(file.sha256).read_bytes() == onnx_file.read_bytes()
 
     repo = hub.image_repo()
-    verify_delegations(repo)  # targets → models → family-classifier
+    verify_delegations(repo)  # targets → models → tenant-default
     targets, models = repo.targets.signed, repo.models
     targets.verify_delegate(tufrepo.MODELS_ROLE, models.signed_bytes, models.signatures)
-    family = repo.families["classifier"]
-    role = tufrepo.family_role("classifier")
+    family = repo.tenants["default"]  # no --tenant: the family belongs to `default`
+    role = tufrepo.tenant_role("default")
     models.signed.verify_delegate(role, family.signed_bytes, family.signatures)
     delegated = models.signed.get_delegated_role(role)
     assert delegated.terminating and delegated.paths == tufrepo.family_paths("classifier")
@@ -59,7 +59,7 @@ def test_add_file_stores_the_blob_and_signs_it_through_the_delegation_chain(
         "sha256": hashlib.sha256(tufrepo.to_bytes(family)).hexdigest()
     }
 
-    key_file = hub.home.root / "family-keys" / "classifier.pem"
+    key_file = hub.home.root / "tenant-keys" / "default.pem"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert b"ENCRYPTED PRIVATE KEY" in key_file.read_bytes()
     assert [m.ref for m in hub.models()] == ["classifier@1.0.0"]
@@ -73,12 +73,12 @@ def test_add_directory_with_external_data(hub: Hub, onnx_dir: Path) -> None:
     for name, f in files.items():
         assert f.sha256 == sha256(onnx_dir / name)
         assert hub.blobs.path(f.sha256).is_file()
-    family = hub.image_repo().families["detector"].signed.targets
+    family = hub.image_repo().tenants["default"].signed.targets
     assert set(family) == {"detector/2/model.onnx", f"detector/2/{WEIGHTS_FILE}"}
     assert family[f"detector/2/{WEIGHTS_FILE}"].custom["airlock"]["primary"] is False
 
 
-def test_new_version_reuses_the_family_key_and_new_family_gets_its_own(
+def test_new_versions_and_new_families_join_the_default_tenants_role(
     hub: Hub, onnx_file: Path, tmp_path: Path
 ) -> None:
     hub.add_model("classifier", "1", onnx_file)
@@ -88,11 +88,12 @@ def test_new_version_reuses_the_family_key_and_new_family_gets_its_own(
     verify_delegations(repo)
     delegations = repo.models.signed.delegations
     assert delegations is not None and delegations.roles is not None
-    keys = {name: role.keyids for name, role in delegations.roles.items()}
-    assert keys["family-classifier"] != keys["family-other"]
-    assert repo.families["classifier"].signed.version == 2
-    assert len(repo.families["classifier"].signed.targets) == 2
+    assert list(delegations.roles) == ["tenant-default"]
+    assert delegations.roles["tenant-default"].paths == ["classifier/*/*", "other/*/*"]
+    assert repo.tenants["default"].signed.version == 3
+    assert len(repo.tenants["default"].signed.targets) == 3
     assert repo.models.signed.version == 3  # one bump per new family
+    assert hub.family_tenants() == {"classifier": "default", "other": "default"}
 
 
 def test_versions_are_immutable(hub: Hub, onnx_file: Path, tmp_path: Path) -> None:
@@ -121,7 +122,7 @@ def _refused(hub: Hub, path: Path, match: str, error: type[Exception] = UsageErr
     assert tree_digest(hub.home.root) == before
     assert hub.models() == []
     assert list(hub.home.tmp_dir.iterdir()) == []
-    assert not (hub.home.root / "family-keys" / "classifier.pem").exists()
+    assert not (hub.home.root / "tenant-keys" / "default.pem").exists()
 
 
 def test_nested_directory_is_refused(hub: Hub, onnx_dir: Path) -> None:
@@ -188,5 +189,5 @@ def test_a_failed_commit_leaves_no_blob_behind(
 def test_image_repo_reloads_what_was_written(hub: Hub, onnx_file: Path) -> None:
     hub.add_model("classifier", "1", onnx_file)
     repo = ImageRepo.load(hub.home.image_dir)
-    assert set(repo.families) == {"classifier"}
+    assert set(repo.tenants) == {"default"}
     assert repo.timestamp is not None and repo.timestamp.signed.version == 2

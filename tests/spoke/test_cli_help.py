@@ -44,7 +44,7 @@ def test_spoke_help_lists_every_command_with_a_complete_summary(airlock: Invoke)
     text = result.stdout
     assert text.startswith("Usage: airlock spoke [OPTIONS] COMMAND [ARGS]...")
     listed = commands_listed(text)
-    assert set(listed) == {"init", "import", "status"}
+    assert set(listed) == {"init", "import", "status", "attestations"}
     for name, summary in listed.items():
         assert not summary.endswith("..."), f"the summary of {name!r} is cut off: {summary!r}"
         assert summary.endswith("."), summary

@@ -24,6 +24,9 @@ from airlock.hub.hub import Hub
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.status import read_status
 
+NOTHING_SIGNED = {"outcome": "passed", "compatibility": "not signed", "validation": "not signed"}
+"""The gate's figures for a version released without a validation set or compatibility."""
+
 
 def test_import_json_reports_what_was_staged(
     airlock: Invoke, world: World, hub: Hub, spoke: SpokeHome, media: Path
@@ -41,6 +44,8 @@ def test_import_json_reports_what_was_staged(
         "already_staged": [],
         "assigned": ["classifier@1", "detector@1"],
         "new_blobs": len(world.source_digests("classifier@1", "detector@1")),
+        "attested": [],
+        "gate": {ref: NOTHING_SIGNED for ref in ("classifier@1", "detector@1")},
     }
     assert read_status(spoke).last_bundle_id == envelope.bundle_id
     last = AuditLog(spoke.engine, "spoke").entries()[-1]

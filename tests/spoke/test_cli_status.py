@@ -29,6 +29,15 @@ from airlock.spoke.importer import import_bundle
 from airlock.spoke.state import DirectorAssignment
 from airlock.spoke.status import read_status
 
+RUNTIME_ROWS = (
+    "onnxruntime",
+    "newest ONNX opset",
+    "execution providers",
+    "architecture",
+    "memory",
+)
+"""The rows of the site runtime table (what the validation gate checks against)."""
+
 
 @pytest.fixture(scope="module")
 def imported(
@@ -62,7 +71,9 @@ def test_status_of_a_fresh_spoke(airlock: Invoke, spoke: SpokeHome) -> None:
     ):
         assert row in rows
     assert "staged models" in result.stdout and "assigned by the Director" in result.stdout
-    assert len(rows) == 6, "no staged model and no assignment rows yet"
+    runtime = [r[0] for r in rows if r[0] in RUNTIME_ROWS]
+    assert runtime == list(RUNTIME_ROWS), "the site runtime table (validation gate)"
+    assert len(rows) == 6 + len(RUNTIME_ROWS), "no staged model, gate or assignment rows yet"
 
 
 def test_status_table_after_an_import(

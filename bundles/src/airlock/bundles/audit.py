@@ -32,7 +32,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from airlock.bundles.canonical import canonical_bytes
-from airlock.bundles.errors import AuditWriteError
+from airlock.bundles.errors import AirlockError, AuditWriteError, UsageError, VerificationError
 
 GENESIS = bytes(32)
 OUTCOMES = ("success", "failure", "refused", "unchanged")
@@ -270,3 +270,15 @@ def verify_engine(engine: Engine, batch: int = 10_000) -> ChainReport:
                 after = rows[-1].seq
 
     return verify_chain(stream())
+
+
+def failure_outcome(exc: BaseException) -> str:
+    """``refused`` for invalid requests and refused input, ``failure`` for the rest."""
+    return "refused" if isinstance(exc, UsageError | VerificationError) else "failure"
+
+
+def failure_details(exc: BaseException) -> dict[str, Any]:
+    """Audit details of an error (message and hint only: never secrets)."""
+    if isinstance(exc, AirlockError):
+        return {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    return {"error": type(exc).__name__, "message": str(exc)[:500]}

@@ -17,7 +17,9 @@ and maps to a documented exit code at the CLI's single catch point::
         ├── FreshnessError            exit 14  expired, clock before the time floor, replay
         ├── WrongSiteError            exit 15  the bundle or its metadata is for another site
         ├── TrustError                exit 16  TUF metadata does not verify from the trusted roots
-        └── DecryptionError           exit 17  the payload cannot be decrypted with this identity
+        ├── DecryptionError           exit 17  the payload cannot be decrypted with this identity
+        ├── GateError                 exit 18  a model failed the site's validation gate
+        └── AttestationError          exit 19  in-toto layout or links do not verify
 
 `StaleBundleError` (a `FreshnessError`) is the "older than what we have"
 case: it changes nothing and says so.
@@ -148,6 +150,26 @@ class DecryptionError(VerificationError):
     exit_code = 17
 
 
+class GateError(VerificationError):
+    """A model version failed the site's validation gate (accuracy, latency, compatibility).
+
+    Attributes:
+        figures: What the gate measured and the signed thresholds, for the audit entry.
+    """
+
+    exit_code = 18
+
+    def __init__(self, message: str, hint: str = "", figures: dict[str, Any] | None = None) -> None:
+        super().__init__(message, hint)
+        self.figures: dict[str, Any] = dict(figures or {})
+
+
+class AttestationError(VerificationError):
+    """A model version's in-toto supply-chain attestations do not verify (or are missing)."""
+
+    exit_code = 19
+
+
 EXIT_CODES: dict[str, int] = {
     "ok": 0,
     "error": AirlockError.exit_code,
@@ -164,5 +186,7 @@ EXIT_CODES: dict[str, int] = {
     "wrong site": WrongSiteError.exit_code,
     "trust": TrustError.exit_code,
     "decryption": DecryptionError.exit_code,
+    "gate": GateError.exit_code,
+    "attestation": AttestationError.exit_code,
 }
 """Documented exit codes, also rendered in docs/exit-codes.md."""

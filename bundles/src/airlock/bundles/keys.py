@@ -4,9 +4,10 @@ A private key is named by a URI and loaded through :class:`KeyStore`, so that
 callers never care where it lives:
 
 * ``airlock-file:<path>`` — an encrypted PKCS#8 PEM file (Ed25519 or ECDSA
-  P-256). The passphrase comes from a secrets handler that the CLI supplies
-  (prompt or environment variable), never from an argument. Relative paths
-  resolve against the key store's base directory.
+  P-256): PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC, readable by OpenSSL
+  and any PKCS#8 tool. The passphrase comes from a secrets handler that the CLI
+  supplies (prompt or environment variable), never from an argument. Relative
+  paths resolve against the key store's base directory.
 * any scheme securesystemslib knows (``hsm:…``, ``file2:…``) is passed to
   ``Signer.from_priv_key_uri`` unchanged, so an HSM-backed key fits in
   without changing callers.
@@ -23,9 +24,16 @@ from pathlib import Path
 from typing import Any
 from urllib import parse
 
+from asn1crypto import algos as asn1_algos
+from asn1crypto import core as asn1_core
+from asn1crypto import keys as asn1_keys
+from asn1crypto import pem as asn1_pem
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.serialization import (
-    BestAvailableEncryption,
     Encoding,
+    NoEncryption,
     PrivateFormat,
     load_pem_private_key,
 )
@@ -46,6 +54,10 @@ ALGORITHMS = ("ed25519", "ecdsa-p256")
 
 FILE_SCHEME = "airlock-file"
 MIN_PASSPHRASE_LENGTH = 8
+OFFLINE_KDF_ITERATIONS = 600_000
+"""PBKDF2-HMAC-SHA256 rounds for officers' offline keys (OWASP's figure for human passphrases)."""
+ONLINE_KDF_ITERATIONS = 100_000
+"""Rounds for keys a hub or spoke opens on every command, under a machine-held passphrase."""
 
 
 def generate_signer(algorithm: str = "ed25519") -> CryptoSigner:
@@ -67,8 +79,16 @@ def generate_signer(algorithm: str = "ed25519") -> CryptoSigner:
     )
 
 
-def encrypted_pem(signer: CryptoSigner, passphrase: str) -> bytes:
+def encrypted_pem(
+    signer: CryptoSigner, passphrase: str, iterations: int = OFFLINE_KDF_ITERATIONS
+) -> bytes:
     """Returns the signer's private key as passphrase-encrypted PKCS#8 PEM.
+
+    The encryption is PBES2 (RFC 8018): PBKDF2-HMAC-SHA256 with a random
+    16-byte salt and ``iterations`` rounds, then AES-256-CBC. The
+    ``cryptography`` package would only use OpenSSL's default of 2,048
+    rounds, far too few for an offline key file that can be stolen; the
+    structure is written with asn1crypto and read back by OpenSSL as usual.
 
     Raises:
         SecretError: the passphrase is too short.
@@ -78,23 +98,49 @@ def encrypted_pem(signer: CryptoSigner, passphrase: str) -> bytes:
             "the passphrase is too short",
             hint=f"use at least {MIN_PASSPHRASE_LENGTH} characters",
         )
-    private_key = signer._private_key
-    return bytes(
-        private_key.private_bytes(
-            encoding=Encoding.PEM,
-            format=PrivateFormat.PKCS8,
-            encryption_algorithm=BestAvailableEncryption(passphrase.encode("utf-8")),
-        )
+    plain = signer._private_key.private_bytes(
+        encoding=Encoding.DER, format=PrivateFormat.PKCS8, encryption_algorithm=NoEncryption()
     )
+    salt, iv = os.urandom(16), os.urandom(16)
+    key = PBKDF2HMAC(hashes.SHA256(), 32, salt, iterations).derive(passphrase.encode("utf-8"))
+    padder = padding.PKCS7(128).padder()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padder.update(plain) + padder.finalize()) + encryptor.finalize()
+    kdf = {
+        "algorithm": "pbkdf2",
+        "parameters": {
+            "salt": asn1_algos.Pbkdf2Salt(name="specified", value=asn1_core.OctetString(salt)),
+            "iteration_count": iterations,
+            "prf": {"algorithm": "sha256"},
+        },
+    }
+    info = asn1_keys.EncryptedPrivateKeyInfo(
+        {
+            "encryption_algorithm": {
+                "algorithm": "pbes2",
+                "parameters": {
+                    "key_derivation_func": kdf,
+                    "encryption_scheme": {
+                        "algorithm": "aes256_cbc",
+                        "parameters": asn1_core.OctetString(iv),
+                    },
+                },
+            },
+            "encrypted_data": ciphertext,
+        }
+    )
+    return bytes(asn1_pem.armor("ENCRYPTED PRIVATE KEY", info.dump()))
 
 
-def write_encrypted_key(path: Path, signer: CryptoSigner, passphrase: str) -> str:
+def write_encrypted_key(
+    path: Path, signer: CryptoSigner, passphrase: str, iterations: int = OFFLINE_KDF_ITERATIONS
+) -> str:
     """Stores the private key encrypted at ``path`` (mode 0600) and returns its URI.
 
     The URI is ``airlock-file:<path>`` with ``path`` as given (keep it relative
     to make a home directory relocatable).
     """
-    atomic_write_bytes(Path(path), encrypted_pem(signer, passphrase), mode=0o600)
+    atomic_write_bytes(Path(path), encrypted_pem(signer, passphrase, iterations), mode=0o600)
     return f"{FILE_SCHEME}:{path}"
 
 
@@ -243,11 +289,21 @@ class KeyStore:
             ) from None
 
     def create_file_key(
-        self, name: str, relative_path: str, algorithm: str, passphrase: str
+        self,
+        name: str,
+        relative_path: str,
+        algorithm: str,
+        passphrase: str,
+        iterations: int = OFFLINE_KDF_ITERATIONS,
     ) -> KeyRef:
-        """Generates a key, stores it encrypted under the base dir, and returns its ref."""
+        """Generates a key, stores it encrypted under the base dir, and returns its ref.
+
+        ``iterations`` is the PBKDF2 cost (see :func:`encrypted_pem`): the
+        default suits officers' offline keys; keys that a service opens on
+        every command use :data:`ONLINE_KDF_ITERATIONS`.
+        """
         signer = generate_signer(algorithm)
-        write_encrypted_key(self.base_dir / relative_path, signer, passphrase)
+        write_encrypted_key(self.base_dir / relative_path, signer, passphrase, iterations)
         return KeyRef(name=name, uri=f"{FILE_SCHEME}:{relative_path}", public_key=signer.public_key)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import MediaError, UsageError
+from airlock.bundles.release import FILE_KINDS, ReleaseInfo
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 SITE_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -165,11 +166,16 @@ class ModelFile:
     sha256: str
     length: int
     primary: bool = False
+    kind: str = "model"
 
     def __post_init__(self) -> None:
         check_name("file name", self.filename)
         if not SHA256_PATTERN.fullmatch(self.sha256) or self.length < 0:
             raise UsageError(f"invalid hash or length for {self.filename!r}")
+        if self.kind not in FILE_KINDS:
+            raise UsageError(f"unknown file kind {self.kind!r} for {self.filename!r}")
+        if self.primary and self.kind != "model":
+            raise UsageError(f"{self.filename!r}: only a model file can be the primary file")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -178,6 +184,7 @@ class ModelFile:
             "sha256": self.sha256,
             "length": self.length,
             "primary": self.primary,
+            "kind": self.kind,
         }
 
     @classmethod
@@ -188,6 +195,7 @@ class ModelFile:
             sha256=str(data["sha256"]),
             length=int(data["length"]),
             primary=bool(data.get("primary", False)),
+            kind=str(data.get("kind", "model")),
         )
 
 
@@ -198,6 +206,7 @@ class ModelVersion:
     name: str
     version: str
     files: tuple[ModelFile, ...] = field(default_factory=tuple)
+    release: ReleaseInfo = field(default_factory=ReleaseInfo)
 
     def __post_init__(self) -> None:
         check_name("model name", self.name)
@@ -216,6 +225,7 @@ class ModelVersion:
             "name": self.name,
             "version": self.version,
             "files": [f.to_dict() for f in self.files],
+            "release": self.release.to_dict(),
         }
 
     @classmethod
@@ -225,7 +235,12 @@ class ModelVersion:
             name=str(data["name"]),
             version=str(data["version"]),
             files=tuple(ModelFile.from_dict(f) for f in data.get("files", [])),
+            release=ReleaseInfo.from_dict(data.get("release")),
         )
+
+    def files_of_kind(self, kind: str) -> list[ModelFile]:
+        """The files of one kind (``model``, ``validation``, ``layout``, ``link``)."""
+        return [f for f in self.files if f.kind == kind]
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,21 @@ Airlock runs two TUF repositories (the design brief's Uptane split):
 
 * **Image** — every released model version. ``root`` and ``targets`` are
   offline (ceremony). ``targets`` delegates the hub-held role ``models`` for
-  paths ``*/*/*``; ``models`` delegates one terminating role per model family,
-  ``family-<name>``, for ``<name>/*/*``, signed with a per-family key the hub
-  holds. Target paths are ``<model name>/<version>/<file name>``.
+  paths ``*/*/*``; ``models`` delegates one terminating role per tenant,
+  ``tenant-<name>``, for the paths of that tenant's model families
+  (``<family>/*/*`` each), signed with the tenant's own key (held by the hub
+  or by the tenant). Every model family belongs to exactly one tenant, so one
+  tenant's key cannot sign another tenant's models. Target paths are
+  ``<model name>/<version>/<file name>``.
 * **Director** — per-site instructions, one metadata set per site under a
   shared root. Director ``targets`` carry the field ``x-airlock-site-id``
   (never empty) and list the model files the site should have, each with the
   same length and hashes as the Image target.
 
 The Director root also anchors the hub's *envelope key* (field
-``x-airlock-envelope``), which signs every bundle's envelope.
+``x-airlock-envelope``), which signs every bundle's envelope; the Image root
+anchors the officers' *in-toto layout keys* (field ``x-airlock-layout``), which
+sign the supply-chain layout every model version is checked against.
 
 Metadata uses consistent snapshots; in a bundle, metadata files live under
 ``metadata/image/`` and ``metadata/director/`` with their TUF file names
@@ -38,10 +43,11 @@ REPOSITORIES = (IMAGE, DIRECTOR)
 
 MODELS_ROLE = "models"
 MODELS_ROLE_PATHS = ["*/*/*"]
-FAMILY_ROLE_PREFIX = "family-"
+TENANT_ROLE_PREFIX = "tenant-"
 
 SITE_ID_FIELD = "x-airlock-site-id"
 ENVELOPE_FIELD = "x-airlock-envelope"
+LAYOUT_FIELD = "x-airlock-layout"
 CUSTOM_KEY = "airlock"
 
 METADATA_PREFIX = "metadata"
@@ -55,13 +61,13 @@ ONLINE_ROLE_EXPIRY_DAYS = 90
 _SERIALIZER = JSONSerializer(compact=False)
 
 
-def family_role(name: str) -> str:
-    """The Image role name that signs the targets of model family ``name``."""
-    return f"{FAMILY_ROLE_PREFIX}{name}"
+def tenant_role(name: str) -> str:
+    """The Image role name that signs the targets of tenant ``name``'s model families."""
+    return f"{TENANT_ROLE_PREFIX}{name}"
 
 
 def family_paths(name: str) -> list[str]:
-    """The delegation path patterns of model family ``name``."""
+    """The delegation path patterns of model family ``name`` (in its tenant's role)."""
     return [f"{name}/*/*"]
 
 
@@ -71,15 +77,18 @@ def target_path(name: str, version: str, filename: str) -> str:
 
 
 def image_custom(model: ModelVersion, filename: str, primary: bool) -> dict[str, Any]:
-    """The custom field of an Image target."""
-    return {
-        CUSTOM_KEY: {
-            "model": model.name,
-            "version": model.version,
-            "file": filename,
-            "primary": primary,
-        }
+    """The custom field of an Image target; the primary file also carries the release record."""
+    kind = next((f.kind for f in model.files if f.filename == filename), "model")
+    custom: dict[str, Any] = {
+        "model": model.name,
+        "version": model.version,
+        "file": filename,
+        "primary": primary,
+        "kind": kind,
     }
+    if primary:
+        custom["release"] = model.release.to_dict()
+    return {CUSTOM_KEY: custom}
 
 
 def director_custom(site_id: str, model: ModelVersion, filename: str) -> dict[str, Any]:
@@ -166,6 +175,38 @@ def set_envelope_keys(director_root: Root, keys: list[Key], threshold: int = 1) 
     director_root.unrecognized_fields[ENVELOPE_FIELD] = {
         "keys": {key.keyid: key.to_dict() for key in keys},
         "threshold": threshold,
+    }
+
+
+def layout_keys(image_root: Root) -> tuple[dict[str, Key], int, dt.datetime]:
+    """The in-toto layout keys, threshold and role expiry an Image root anchors.
+
+    Raises:
+        TrustError: the root anchors no layout keys.
+    """
+    field: Any = image_root.unrecognized_fields.get(LAYOUT_FIELD)
+    try:
+        keys = {kid: Key.from_dict(kid, dict(kd)) for kid, kd in field["keys"].items()}
+        threshold = int(field["threshold"])
+        expires = dt.datetime.fromisoformat(str(field["expires"]).replace("Z", "+00:00"))
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise TrustError(
+            "the trusted Image root anchors no in-toto layout key",
+            hint="run a key ceremony that includes the layout role",
+        ) from None
+    if threshold < 1 or threshold > len(keys):
+        raise TrustError("the Image root's layout threshold is invalid")
+    return keys, threshold, expires.astimezone(dt.UTC)
+
+
+def set_layout_keys(
+    image_root: Root, keys: list[Key], threshold: int, expires: dt.datetime
+) -> None:
+    """Anchors ``keys`` as the in-toto layout keys of an Image root (ceremony use)."""
+    image_root.unrecognized_fields[LAYOUT_FIELD] = {
+        "keys": {key.keyid: key.to_dict() for key in keys},
+        "threshold": threshold,
+        "expires": expires.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 

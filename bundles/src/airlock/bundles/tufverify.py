@@ -94,6 +94,7 @@ class VerifiedTarget:
     length: int
     primary: bool
     image_custom: dict[str, Any]
+    kind: str = "model"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -105,6 +106,7 @@ class VerifiedTarget:
             "sha256": self.sha256,
             "length": self.length,
             "primary": self.primary,
+            "kind": self.kind,
         }
 
 
@@ -316,6 +318,7 @@ def _agree(path: str, director: TargetFile, image_updater: Updater) -> VerifiedT
         length=image.length,
         primary=bool(i_custom.get("primary", False)),
         image_custom=i_custom,
+        kind=str(i_custom.get("kind", "model")),
     )
 
 

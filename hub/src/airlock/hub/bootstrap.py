@@ -37,7 +37,7 @@ from airlock.hub.ceremony_input import (
     verify_ceremony,
 )
 from airlock.hub.director_repo import DirectorRoots
-from airlock.hub.home import CEREMONY_RECORD, DEFAULT_SETTINGS, ROLE, HubHome
+from airlock.hub.home import CEREMONY_RECORD, DEFAULT_SETTINGS, ROLE, TENANT_KEYS_DIR, HubHome
 from airlock.hub.image_repo import ImageRepo
 from airlock.hub.operation import record_failure
 from airlock.hub.signing import HubSigners
@@ -107,7 +107,7 @@ def _populate(
     director.stage(writes)
     home.blob_dir.mkdir(parents=True)
     home.tmp_dir.mkdir()
-    (home.root / "family-keys").mkdir(mode=0o700)
+    (home.root / TENANT_KEYS_DIR).mkdir(mode=0o700)
     (home.root / "repository" / "director" / "sites").mkdir(parents=True)
     writes.apply()
 

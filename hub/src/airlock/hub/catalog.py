@@ -7,16 +7,20 @@ same releases is the Image repository.
 
 from __future__ import annotations
 
+import json
+
 from sqlmodel import Session, select
 
 from airlock.bundles.errors import NotFoundError
 from airlock.bundles.models import ModelFile, ModelVersion
+from airlock.bundles.release import ReleaseInfo
 from airlock.hub.tables import HubModelFile, HubModelVersion
 
 
 def find_model(session: Session, name: str, version: str) -> ModelVersion | None:
     """The released version ``name@version`` with its files, or None."""
-    if session.get(HubModelVersion, (name, version)) is None:
+    row = session.get(HubModelVersion, (name, version))
+    if row is None:
         return None
     rows = session.exec(
         select(HubModelFile)
@@ -24,10 +28,13 @@ def find_model(session: Session, name: str, version: str) -> ModelVersion | None
         .order_by(HubModelFile.filename)  # type: ignore[arg-type]
     )
     files = tuple(
-        ModelFile(filename=r.filename, sha256=r.sha256, length=r.length, primary=r.primary)
+        ModelFile(
+            filename=r.filename, sha256=r.sha256, length=r.length, primary=r.primary, kind=r.kind
+        )
         for r in rows
     )
-    return ModelVersion(name=name, version=version, files=files)
+    release = ReleaseInfo.from_dict(json.loads(row.release))
+    return ModelVersion(name=name, version=version, files=files, release=release)
 
 
 def get_model(session: Session, name: str, version: str) -> ModelVersion:
@@ -53,7 +60,14 @@ def list_models(session: Session) -> list[ModelVersion]:
 
 def add_model_rows(session: Session, model: ModelVersion, created: str) -> None:
     """Records a new release (the caller's transaction commits it)."""
-    session.add(HubModelVersion(name=model.name, version=model.version, created=created))
+    session.add(
+        HubModelVersion(
+            name=model.name,
+            version=model.version,
+            created=created,
+            release=json.dumps(model.release.to_dict(), sort_keys=True),
+        )
+    )
     for f in model.files:
         session.add(
             HubModelFile(
@@ -63,5 +77,6 @@ def add_model_rows(session: Session, model: ModelVersion, created: str) -> None:
                 sha256=f.sha256,
                 length=f.length,
                 primary=f.primary,
+                kind=f.kind,
             )
         )

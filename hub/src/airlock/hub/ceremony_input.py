@@ -30,6 +30,7 @@ from tuf.api.metadata import Metadata, Root, Targets
 from airlock.bundles import tufrepo
 from airlock.bundles.errors import MediaError, NotFoundError, SignatureError, TrustError
 from airlock.bundles.keys import FILE_SCHEME, KeyRef
+from airlock.bundles.metadata_files import verify_root_chain
 from airlock.hub import signing, tufmeta
 from airlock.hub.home import CEREMONY_RECORD, ONLINE_KEYS_DIR
 from airlock.hub.signing import HubSigners
@@ -91,30 +92,6 @@ def read_ceremony(directory: Path) -> CeremonyOutput:
         director_roots=tufmeta.load_roots(director_dir),
         director_root_bytes=[p.read_bytes() for p in tufmeta.root_files(director_dir)],
     )
-
-
-def verify_root_chain(repository: str, roots: list[Metadata[Root]]) -> None:
-    """Checks each root is signed by its own threshold and by the previous root's.
-
-    Raises:
-        SignatureError: a root is not signed as required.
-        TrustError: a root does not use consistent snapshots.
-    """
-    for index, md in enumerate(roots):
-        tufrepo.check_root_signed(md)
-        if index:
-            try:
-                roots[index - 1].signed.verify_delegate(Root.type, md.signed_bytes, md.signatures)
-            except Exception as exc:
-                raise SignatureError(
-                    f"{repository} root version {md.signed.version} is not signed by a "
-                    f"threshold of the previous root's keys ({exc})",
-                    hint="collect the missing signatures from the previous root's officers",
-                ) from None
-        if not md.signed.consistent_snapshot:
-            raise TrustError(
-                f"{repository} root version {md.signed.version} has consistent_snapshot off"
-            )
 
 
 def _check_online_key(

@@ -17,12 +17,18 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import UsageError
-from airlock.bundles.keys import env_or_prompt_secrets
-from airlock.bundles.models import SiteIdentity
-from airlock.hub.home import DEFAULT_HOME, HOME_ENV, PASSPHRASE_ENV
+from airlock.bundles.keys import FILE_SCHEME, env_or_prompt_secrets
+from airlock.bundles.models import ModelVersion, SiteIdentity
+from airlock.bundles.release import ReleaseInfo
+from airlock.hub import release_view
+from airlock.hub.home import DEFAULT_HOME, HOME_ENV, PASSPHRASE_ENV, tenant_secret_env
 from airlock.hub.hub import Hub
+from airlock.hub.release_files import release_parts
+from airlock.hub.signing import parse_tenant_secret
 from airlock.hub.sites import read_public_key_file
+from airlock.hub.tenants import read_public_key
 
 HOME_OPTION = click.option(
     "--home",
@@ -33,6 +39,25 @@ HOME_OPTION = click.option(
     help=f"Hub home directory (env {HOME_ENV}).",
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+_FILE = click.Path(dir_okay=False, path_type=Path)
+RELEASE_FILE_OPTIONS = (
+    click.option(
+        "--validation-set",
+        type=_FILE,
+        help="An .npz with arrays `inputs` and `expected`, shipped as validation.npz "
+        "(needs --thresholds).",
+    ),
+    click.option(
+        "--thresholds",
+        type=_FILE,
+        help="TOML/JSON: min_accuracy, max_error, max_p95_latency_ms, … for the validation set.",
+    ),
+    click.option(
+        "--compat",
+        type=_FILE,
+        help="TOML/JSON: opset, min_onnxruntime, providers, architectures, min_memory_mb, depends.",
+    ),
+)
 
 
 def _prompt(secret_name: str) -> str:
@@ -40,7 +65,21 @@ def _prompt(secret_name: str) -> str:
 
 
 def _secrets() -> Any:
-    return env_or_prompt_secrets(PASSPHRASE_ENV, _prompt)
+    """The hub passphrase; a tenant-held key's secret from its own variable or prompt."""
+    hub_secrets = env_or_prompt_secrets(PASSPHRASE_ENV, _prompt)
+
+    def handler(name: str) -> str:
+        tenant_secret = parse_tenant_secret(name)
+        if tenant_secret is None:
+            return hub_secrets(name)
+        tenant, secret = tenant_secret
+
+        def prompt(_name: str) -> str:
+            return str(click.prompt(f"Tenant {tenant}'s key {secret}", hide_input=True, err=True))
+
+        return env_or_prompt_secrets(tenant_secret_env(tenant), prompt)(secret)
+
+    return handler
 
 
 def _open(home: Path) -> Hub:
@@ -68,9 +107,11 @@ def hub() -> None:
     Typical flow:
       airlock hub init --from CEREMONY
       airlock hub site add --identity site-identity.json
-      airlock hub model add NAME VERSION model.onnx
+      airlock hub model add NAME VERSION model.onnx   (or: model import models:/NAME@ALIAS)
       airlock hub assign SITE NAME VERSION
       airlock hub export --site SITE --out /media/usb/bundle
+    After the security officers rotate or re-sign the offline roles:
+      airlock hub trust update --from CEREMONY
     The hub passphrase comes from AIRLOCK_HUB_PASSPHRASE or a prompt.
     """
 
@@ -206,16 +247,49 @@ def model() -> None:
 @click.argument("name")
 @click.argument("version")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--tenant",
+    help="The tenant family NAME belongs to (a new family: default `default`; "
+    "an existing family: must be its tenant).",
+)
+@click.option(
+    "--links",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The training pipeline's in-toto links (<step>.<keyid8>.link): attach them, "
+    "the current layout and the hub's package link (needs `airlock hub layout set`).",
+)
+@RELEASE_FILE_OPTIONS[0]
+@RELEASE_FILE_OPTIONS[1]
+@RELEASE_FILE_OPTIONS[2]
 @JSON_OPTION
-def model_add(home: Path, name: str, version: str, path: Path, as_json: bool) -> None:
+def model_add(
+    home: Path,
+    name: str,
+    version: str,
+    path: Path,
+    tenant: str | None,
+    links: Path | None,
+    validation_set: Path | None,
+    thresholds: Path | None,
+    compat: Path | None,
+    as_json: bool,
+) -> None:
     """Release NAME VERSION from PATH (an .onnx file or a flat directory with external data).
 
     The ONNX graph is checked, every file is stored by SHA-256 and signed as
-    an Image target of family NAME. Versions are immutable.
+    an Image target of family NAME, in the role of the family's tenant.
+    Versions are immutable; a family's tenant never changes. A validation set
+    with its thresholds, and a compatibility record, are signed with the version.
     """
-    release = _open(home).release_model(name, version, path)
+    parts = release_parts(validation_set, thresholds, compat)
+    record = ReleaseInfo(validation=parts.validation, compatibility=parts.compatibility)
+    hub_ = _open(home)
+    release = hub_.release_model(
+        name, version, path, record, parts.extras, tenant=tenant, links=links
+    )
+    owner = hub_.family_tenants().get(name)
     if as_json:
-        _emit_json({"created": release.created, **release.model.to_dict()})
+        _emit_json({"created": release.created, "tenant": owner, **release.model.to_dict()})
         return
     console = Console()
     if not release.created:
@@ -223,27 +297,103 @@ def model_add(home: Path, name: str, version: str, path: Path, as_json: bool) ->
             f"{release.model.ref} is already released with identical files: nothing changed"
         )
         return
-    console.print(f"[green]released {release.model.ref}[/green]")
+    console.print(f"[green]released {release.model.ref}[/green] (tenant {owner})")
+    _files_table(release.model)
+
+
+def _files_table(model: ModelVersion) -> None:
+    """The files of a version, then the one-line summary of its release record."""
     rows = [
-        [f.filename, str(f.length), f.sha256, "yes" if f.primary else ""]
-        for f in release.model.files
+        [f.filename, f.kind, str(f.length), f.sha256, "yes" if f.primary else ""]
+        for f in model.files
     ]
-    _table("files", ["file", "bytes", "sha256", "graph"], rows)
+    _table("files", ["file", "kind", "bytes", "sha256", "graph"], rows)
+    Console().print(f"release: {release_view.summary(model.release)}")
 
 
 @model.command("list")
 @HOME_OPTION
 @JSON_OPTION
 def model_list(home: Path, as_json: bool) -> None:
-    """List released model versions."""
-    models = _open(home).models()
+    """List released model versions with their family's tenant."""
+    hub_ = _open(home)
+    models, owners = hub_.models(), hub_.family_tenants()
     if as_json:
-        _emit_json([m.to_dict() for m in models])
+        _emit_json([{"tenant": owners.get(m.name), **m.to_dict()} for m in models])
         return
     rows = [
-        [m.name, m.version, str(len(m.files)), str(sum(f.length for f in m.files))] for m in models
+        [
+            m.name,
+            m.version,
+            owners.get(m.name, "-"),
+            str(len(m.files)),
+            str(sum(f.length for f in m.files)),
+            release_view.summary(m.release),
+        ]
+        for m in models
     ]
-    _table("models", ["name", "version", "files", "bytes"], rows)
+    _table("models", ["name", "version", "tenant", "files", "bytes", "release"], rows)
+
+
+@hub.group("tenant")
+def tenant() -> None:
+    """Add and list tenants: each signs its own model families with its own key."""
+
+
+@tenant.command("add")
+@HOME_OPTION
+@click.argument("name")
+@click.option(
+    "--key-uri",
+    help="A key the tenant holds: hsm:… or airlock-file:/path/key.pem (default: a new "
+    "hub-held key, encrypted with the hub passphrase).",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The tenant-held key's public key: PEM, or JSON with its keyid (with --key-uri).",
+)
+@JSON_OPTION
+def tenant_add(
+    home: Path, name: str, key_uri: str | None, public_key: Path | None, as_json: bool
+) -> None:
+    """Add tenant NAME, whose Image role `tenant-NAME` will sign its model families.
+
+    Without --key-uri the hub makes the tenant's key and keeps it encrypted
+    with the hub passphrase. With --key-uri the tenant holds the key: the hub
+    opens it only when it signs the tenant's role (releasing one of its
+    models, or an export re-signing the role before it expires) and then asks
+    for the key's own passphrase or PIN (prompt, or AIRLOCK_TENANT_SECRET_<NAME>).
+    """
+    key = read_public_key(public_key) if public_key is not None else None
+    info = _open(home).add_tenant(name, _absolute_file_uri(key_uri), key)
+    if as_json:
+        _emit_json(info.to_dict())
+        return
+    Console().print(
+        f"[green]tenant {info.name} added[/green]: key {info.keyid} held by {info.held_by}"
+    )
+
+
+def _absolute_file_uri(uri: str | None) -> str | None:
+    """An ``airlock-file:`` URI with a relative path, made absolute from the working directory."""
+    prefix = f"{FILE_SCHEME}:"
+    if uri is None or not uri.startswith(prefix):
+        return uri
+    return f"{prefix}{Path(uri.removeprefix(prefix)).absolute()}"
+
+
+@tenant.command("list")
+@HOME_OPTION
+@JSON_OPTION
+def tenant_list(home: Path, as_json: bool) -> None:
+    """List tenants, their keys and model families."""
+    tenants = _open(home).tenants()
+    if as_json:
+        _emit_json([t.to_dict() for t in tenants])
+        return
+    rows = [[t.name, t.held_by, t.keyid, t.key_uri, ", ".join(t.families) or "-"] for t in tenants]
+    _table("tenants", ["tenant", "key held by", "key id", "key URI", "families"], rows)
 
 
 @hub.command("assign")
@@ -291,7 +441,7 @@ def export_(home: Path, site_id: str, out: Path, as_json: bool) -> None:
     """Write SITE's next full bundle: signed envelope.json + encrypted payload.
 
     Refuses when the Image root, Image targets or Director root would expire
-    before the bundle (run a re-signing ceremony first).
+    before the bundle (run a re-signing ceremony and `airlock hub trust update` first).
     """
     hub_ = _open(home)
     if as_json:
@@ -307,6 +457,50 @@ def export_(home: Path, site_id: str, out: Path, as_json: bool) -> None:
     )
     rows = [[p.name, str(p.size), p.sha256] for p in envelope.parts]
     _table("payload parts", ["part", "bytes", "sha256"], rows)
+
+
+@hub.group("trust")
+def trust() -> None:
+    """Adopt the security officers' root and targets rotations."""
+
+
+@trust.command("update")
+@HOME_OPTION
+@click.option(
+    "--from",
+    "ceremony",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The rotation or re-signing ceremony's output directory.",
+)
+@JSON_OPTION
+def trust_update(home: Path, ceremony: Path, as_json: bool) -> None:
+    """Adopt new root versions and a re-signed Image targets from a ceremony's output.
+
+    Checks that the ceremony names this hub's online keys, that every root is
+    signed by its own threshold and the previous root's, that the Image
+    targets is signed by the newest root's targets threshold, that the hub's
+    roots are unchanged at the start of the ceremony's chain, that something
+    is newer and nothing goes back, and that nothing has expired. Then adds
+    the new versions (keeping the old ones) and re-signs the Image snapshot
+    and timestamp. Every site's next bundle carries the new chain.
+    """
+    hub_ = _open(home)
+    update = hub_.update_trust(ceremony)
+    if as_json:
+        _emit_json(update.to_dict())
+        return
+    Console().print(f"[green]trust updated[/green] from ceremony {update.ceremony_id or '?'}")
+    rows = [
+        [
+            role.role,
+            str(role.old_version),
+            str(role.new_version) if role.changed else "unchanged",
+            utc_iso(role.expires),
+        ]
+        for role in update.roles
+    ]
+    _table("offline roles", ["role", "was", "now", "expires"], rows)
 
 
 @hub.command("status")
@@ -330,6 +524,14 @@ def status(home: Path, as_json: bool) -> None:
     ]
     _table("sites", ["site", "last sequence", "director targets", "assigned"], site_rows)
     model_rows = [
-        [m["name"], m["version"], str(m["files"]), str(m["bytes"])] for m in report["models"]
+        [m["name"], m["version"], m["tenant"] or "-", str(m["files"]), str(m["bytes"])]
+        for m in report["models"]
     ]
-    _table("models", ["name", "version", "files", "bytes"], model_rows)
+    _table("models", ["name", "version", "tenant", "files", "bytes"], model_rows)
+
+
+# The in-toto layout commands register themselves on the group above.
+from airlock.hub import cli_layout as _layout  # noqa: E402, F401
+
+# `model import` (MLflow intake) and `model show` register themselves on the model group.
+from airlock.hub import cli_models as _models  # noqa: E402, F401

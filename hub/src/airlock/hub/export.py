@@ -109,8 +109,9 @@ def check_offline_expiry(
         raise UsageError(
             f"cannot export for {site_id}: the bundle would expire {utc_iso(bundle_expires)}, "
             f"but the {'; the '.join(late)}",
-            hint="run a re-signing ceremony for the offline roles (root, targets) and "
-            "import its output, or lower the site's transit budget",
+            hint="have the security officers run a re-signing ceremony for the offline roles "
+            "(root, targets) and adopt its output with `airlock hub trust update --from DIR`, "
+            "or lower the site's transit budget",
         )
 
 

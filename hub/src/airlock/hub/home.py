@@ -6,9 +6,9 @@ Layout (``--home``, env ``AIRLOCK_HUB_HOME``, default ``./hub-home``)::
     hub.db                             sites, models, assignments, audit log
     ceremony.json                      the ceremony record (public keys and key URIs)
     online-keys/<name>.pem             online keys from the ceremony (encrypted)
-    family-keys/<name>.pem             per-family keys the hub made (encrypted)
+    tenant-keys/<name>.pem             hub-held tenant keys the hub made (encrypted)
     repository/image/N.root.json       Image root history
-    repository/image/{targets,models,family-<name>,snapshot,timestamp}.json
+    repository/image/{targets,models,tenant-<name>,snapshot,timestamp}.json
     repository/director/root/N.root.json
     repository/director/sites/<site>/{targets,snapshot,timestamp}.json
     blobs/sha256/<hex>                 content-addressed model files
@@ -32,6 +32,7 @@ from airlock.bundles.config import HomeConfig, load_config
 ROLE = "hub"
 HOME_ENV = "AIRLOCK_HUB_HOME"
 PASSPHRASE_ENV = "AIRLOCK_HUB_PASSPHRASE"  # noqa: S105 - a variable name
+TENANT_SECRET_ENV_PREFIX = "AIRLOCK_TENANT_SECRET_"  # noqa: S105 - a variable name prefix
 DEFAULT_HOME = Path("hub-home")
 DEFAULT_TRANSIT_DAYS = 30
 DEFAULT_SETTINGS = {
@@ -41,8 +42,18 @@ DEFAULT_SETTINGS = {
 
 CEREMONY_RECORD = "ceremony.json"
 ONLINE_KEYS_DIR = "online-keys"
-FAMILY_KEYS_DIR = "family-keys"
+TENANT_KEYS_DIR = "tenant-keys"
 LOCK_FILE = ".lock"
+
+
+def tenant_secret_env(tenant: str) -> str:
+    """The environment variable that may hold a tenant-held key's passphrase or PIN.
+
+    ``AIRLOCK_TENANT_SECRET_<NAME>``: the tenant name upper-cased, every
+    character other than a letter or digit replaced by ``_``.
+    """
+    suffix = "".join(c if c.isalnum() else "_" for c in tenant.upper())
+    return f"{TENANT_SECRET_ENV_PREFIX}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -80,9 +91,9 @@ class HubHome:
         """Staging area on the same file system as the blob store."""
         return self.root / "tmp"
 
-    def family_key_path(self, name: str) -> str:
-        """The home-relative path of a family's private key file."""
-        return f"{FAMILY_KEYS_DIR}/{name}.pem"
+    def tenant_key_path(self, name: str) -> str:
+        """The home-relative path of a hub-held tenant key file."""
+        return f"{TENANT_KEYS_DIR}/{name}.pem"
 
     def config(self) -> HomeConfig:
         """Reads ``airlock.toml``.

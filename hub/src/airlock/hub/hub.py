@@ -18,6 +18,7 @@ import functools
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,20 @@ from airlock.bundles import tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import Clock, SystemClock, utc_iso
 from airlock.bundles.db import make_engine
-from airlock.bundles.errors import ConflictError, NotFoundError
+from airlock.bundles.errors import ConflictError, NotFoundError, UsageError
 from airlock.bundles.models import Envelope, ModelVersion, SiteIdentity, check_name
-from airlock.hub import catalog, director_repo, image_repo, planner, signing, sites
+from airlock.bundles.release import ReleaseInfo
+from airlock.hub import (
+    attestations,
+    catalog,
+    director_repo,
+    image_repo,
+    planner,
+    signing,
+    sites,
+    tenants,
+    trust_update,
+)
 from airlock.hub.blobstore import BlobStore
 from airlock.hub.bootstrap import build_home
 from airlock.hub.director_repo import DirectorRoots, DirectorSigners, SiteMetadata
@@ -50,6 +62,8 @@ from airlock.hub.tables import (
     HubSite,
     create_hub_tables,
 )
+from airlock.hub.tenants import TenantInfo
+from airlock.hub.trust_update import TRUST_UPDATE_ACTION, TrustUpdate
 
 
 @dataclass(frozen=True)
@@ -116,12 +130,15 @@ class Hub:
         )
 
     def family_signer(self, session: Session, name: str) -> Signer:
-        """The signer of model family ``name``'s delegated role."""
+        """The signer of the role that signs model family ``name`` (its tenant's)."""
         row = session.get(HubFamily, name)
         if row is None:
-            raise NotFoundError(f"model family {name!r} has no key")
-        key = Key.from_dict(row.keyid, json.loads(row.public_key))
-        return self.signers.family(tufrepo.family_role(name), row.key_uri, key)
+            raise NotFoundError(f"model family {name!r} has no tenant")
+        return self.tenant_signer(session, row.tenant)
+
+    def tenant_signer(self, session: Session, name: str) -> Signer:
+        """The signer of tenant ``name``'s role (a tenant-held key's secret is asked now)."""
+        return tenants.signer(self, tenants.get_tenant(session, name))
 
     def _online_expiry(self) -> dt.datetime:
         return tufrepo.expiry_from(self.clock.now(), tufrepo.ONLINE_ROLE_EXPIRY_DAYS)
@@ -216,74 +233,150 @@ class Hub:
             rows = session.exec(select(HubSite).order_by(HubSite.site_id))  # type: ignore[arg-type]
             return [SiteInfo.from_row(r, assigned.get(r.site_id, {})) for r in rows]
 
-    # -- models ---------------------------------------------------------------
+    # -- tenants --------------------------------------------------------------
 
-    def add_model(self, name: str, version: str, path: Path) -> ModelVersion:
-        """Releases a model version (see :meth:`release_model`) and returns it."""
-        return self.release_model(name, version, path).model
+    def add_tenant(
+        self, name: str, key_uri: str | None = None, public_key: Key | None = None
+    ) -> TenantInfo:
+        """Registers a tenant; its Image role appears with its first family.
 
-    def release_model(self, name: str, version: str, path: Path) -> ModelRelease:
-        """Stores a model's files and signs them as Image targets of family ``name``.
+        See :mod:`airlock.hub.tenants` for hub-held and tenant-held keys.
 
-        Re-releasing identical bytes changes nothing (``created`` is False).
+        Args:
+            name: The tenant's name.
+            key_uri: A tenant-held key's signer URI (``hsm:…``, ``airlock-file:/path``);
+                None makes a hub-held key, encrypted with the hub passphrase.
+            public_key: The tenant-held key's public key (required with ``key_uri``).
 
         Raises:
-            UsageError: bad name, path layout or ONNX graph.
-            ConflictError: the version exists with different files.
+            UsageError: invalid name or key arguments.
+            ConflictError: the tenant exists, or the key is already in use.
         """
-        with self._op("hub.model.add", f"{name}@{version}") as op:
+        with self._op("hub.tenant.add", name) as op:
+            return tenants.add_tenant(self, op, name, key_uri, public_key)
+
+    def tenants(self) -> list[TenantInfo]:
+        """Every tenant with its model families."""
+        with Session(self.engine) as session:
+            return tenants.list_tenants(session)
+
+    def family_tenants(self) -> dict[str, str]:
+        """Model family → the tenant it belongs to."""
+        with Session(self.engine) as session:
+            return tenants.family_tenants(session)
+
+    # -- models ---------------------------------------------------------------
+
+    def add_model(
+        self,
+        name: str,
+        version: str,
+        path: Path,
+        release: ReleaseInfo | None = None,
+        extras: Mapping[str, tuple[Path, str]] | None = None,
+        *,
+        tenant: str | None = None,
+        links: Path | None = None,
+    ) -> ModelVersion:
+        """Releases a model version (see :meth:`release_model`) and returns it."""
+        return self.release_model(
+            name, version, path, release, extras, tenant=tenant, links=links
+        ).model
+
+    def release_model(
+        self,
+        name: str,
+        version: str,
+        path: Path,
+        release: ReleaseInfo | None = None,
+        extras: Mapping[str, tuple[Path, str]] | None = None,
+        *,
+        tenant: str | None = None,
+        links: Path | None = None,
+        intake: Mapping[str, Any] | None = None,
+    ) -> ModelRelease:
+        """Stores a model's files and signs them as Image targets of family ``name``.
+
+        Args:
+            name: The model family.
+            version: The version (immutable once released).
+            path: The ``.onnx`` file or flat model directory.
+            release: Lineage, validation thresholds and compatibility, signed
+                into the primary target's custom field.
+            extras: Other files of the version by target file name: (path,
+                kind), e.g. ``{"validation.npz": (path, "validation")}``.
+            tenant: The tenant the family belongs to (see :mod:`airlock.hub.tenants`);
+                None means the family's tenant, or ``default`` for a new family.
+            links: A directory of the training pipeline's in-toto links: the
+                current layout, these links and a ``package`` link the hub records
+                become targets of the version (see :mod:`airlock.hub.attestations`).
+            intake: Where an imported version came from (the MLflow URI, the
+                alias and the version it resolved to): recorded in the audit
+                entry, whose action is then ``hub.model.import``.
+
+        Re-releasing identical bytes and release record changes nothing
+        (``created`` is False). The lineage's MLflow alias is not compared: a
+        version imported again through another alias is unchanged, keeps the
+        first import's alias in its signed record, and audits the new one.
+
+        Raises:
+            UsageError: bad name, path layout, ONNX graph, or a validation
+                spec naming a file the version does not have.
+            ConflictError: the version exists with different files or record, or
+                the family belongs to another tenant than ``tenant``.
+            NotFoundError: a new family names a tenant that does not exist.
+            SecretError: the hub passphrase, or a tenant-held key's secret, is wrong.
+            AttestationError: the links do not verify against the current layout.
+        """
+        action = "hub.model.import" if intake is not None else "hub.model.add"
+        with self._op(action, f"{name}@{version}") as op:
             check_name("model name", name)
             check_name("model version", version)
+            tenants.check_release(op.session, name, tenant)
             self.home.tmp_dir.mkdir(exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix="model-", dir=self.home.tmp_dir))
             op.cleanup.append(lambda: shutil.rmtree(staging, ignore_errors=True))
-            staged = stage_model(Path(path), staging)
-            model = ModelVersion(name=name, version=version, files=staged.files)
-            op.details = {
+            staged = stage_model(Path(path), staging, extras)
+            if links is not None:
+                staged = attestations.attach(self, op, f"{name}@{version}", staged, Path(links))
+            model = ModelVersion(
+                name=name, version=version, files=staged.files, release=release or ReleaseInfo()
+            )
+            _check_release(model)
+            op.details = op.details | {
                 "model": name,
                 "version": version,
                 "files": [f.to_dict() for f in model.files],
+                "release": model.release.to_dict(),
             }
+            if intake is not None:
+                op.details["intake"] = dict(intake)
             existing = catalog.find_model(op.session, name, version)
             if existing is not None:
-                if set(existing.files) != set(model.files):
+                if set(existing.files) != set(model.files) or (
+                    _immutable_record(existing.release) != _immutable_record(model.release)
+                ):
                     raise ConflictError(
-                        f"{model.ref} is already released with different files",
+                        f"{model.ref} is already released with different files or release record",
                         hint="released versions are immutable; release the change as a new version",
                     )
                 op.outcome = "unchanged"
                 return ModelRelease(existing, created=False)
-            self._sign_model(op, model)
+            self._sign_model(op, model, tenant)
             for file in model.files:
                 if self.blobs.promote(staged.staged_path(file), file.sha256):
                     op.undo.append(functools.partial(self.blobs.remove, file.sha256))
             return ModelRelease(model, created=True)
 
-    def _sign_model(self, op: Operation, model: ModelVersion) -> None:
+    def _sign_model(self, op: Operation, model: ModelVersion, tenant: str | None) -> None:
         now = utc_iso(self.clock.now())
         expires = self._online_expiry()
         image = self.image_repo()
-        roles = [tufrepo.family_role(model.name)]
-        if op.session.get(HubFamily, model.name) is None:
-            role = tufrepo.family_role(model.name)
-            relative = self.home.family_key_path(model.name)
-            ref, pem = self.signers.new_family_key(role, relative)
-            op.writes.put(self.home.root / relative, pem, mode=0o600)
-            models_signer = self.signers.online(signing.IMAGE_MODELS)
-            image_repo.add_family(image, model.name, ref.public_key, expires, models_signer)
+        row, new_family = tenants.place_family(self, op, image, model.name, tenant)
+        roles = [tufrepo.tenant_role(row.name)]
+        if new_family:
             roles.append(tufrepo.MODELS_ROLE)
-            op.session.add(
-                HubFamily(
-                    name=model.name,
-                    keyid=ref.keyid,
-                    key_uri=ref.uri,
-                    public_key=json.dumps(ref.public_key.to_dict(), sort_keys=True),
-                    created=now,
-                )
-            )
-            op.session.flush()
-            op.details["new_family_keyid"] = ref.keyid
-        image_repo.add_model(image, model, expires, self.family_signer(op.session, model.name))
+        image_repo.add_model(image, model, row.name, expires, tenants.signer(self, row))
         image_repo.refresh(
             image,
             expires,
@@ -297,6 +390,38 @@ class Hub:
         """Every released model version, by name and version."""
         with Session(self.engine) as session:
             return catalog.list_models(session)
+
+    # -- in-toto layout -------------------------------------------------------
+
+    def draft_layout(
+        self, functionaries: Mapping[str, Sequence[Path]], expires_days: int, out: Path
+    ) -> attestations.LayoutInfo:
+        """Writes an unsigned in-toto layout to ``out`` (the package key is made at first use).
+
+        Args:
+            functionaries: Pipeline step → PEM public key files of its functionaries.
+            expires_days: The layout's lifetime (at most the officers' layout role's).
+            out: A new file.
+
+        See :mod:`airlock.hub.attestations` (``UsageError``, ``ConflictError``, ``TrustError``).
+        """
+        with self._op("hub.layout.draft", str(out)) as op:
+            return attestations.draft(self, op, functionaries, expires_days, Path(out))
+
+    def set_layout(self, path: Path) -> attestations.LayoutInfo:
+        """Makes the officers' signed layout at ``path`` the current one.
+
+        Raises:
+            AttestationError: not signed by a threshold of the anchored layout keys,
+                expired, or outliving the anchored layout role.
+            UsageError: the layout does not name this hub's package key.
+        """
+        with self._op("hub.layout.set", str(path)) as op:
+            return attestations.set_layout(self, op, Path(path))
+
+    def layout_info(self) -> attestations.LayoutInfo | None:
+        """The current layout's summary, or None when no layout is set."""
+        return attestations.layout_info(self)
 
     # -- assignments ----------------------------------------------------------
 
@@ -383,6 +508,52 @@ class Hub:
             plan = planner.plan_export(self, site_id)
             return planner.write_export(self, op, plan, Path(out_dir))
 
+    # -- trust ----------------------------------------------------------------
+
+    def update_trust(self, ceremony_dir: Path) -> TrustUpdate:
+        """Adopts a rotation or re-signing ceremony's output (see :mod:`airlock.hub.trust_update`).
+
+        New root versions of both repositories and a newer Image targets join
+        the repository; the Image snapshot and timestamp are re-signed. The
+        next export of every site carries the whole root chain.
+
+        Raises:
+            NotFoundError, MediaError: the ceremony output is missing or malformed.
+            TrustError: a fork, other online keys, or a targets changing more than its expiry.
+            SignatureError: a root or the targets is not signed by its threshold.
+            FreshnessError: older than the hub's trust, or expired.
+            ConflictError: nothing in it is newer than what the hub has.
+            SecretError: the hub passphrase does not open the online keys.
+        """
+        with self._op(TRUST_UPDATE_ACTION, str(ceremony_dir)) as op:
+            return trust_update.adopt(self, op, Path(ceremony_dir))
+
     def status(self) -> dict[str, Any]:
         """Versions and expiries of every role, sites, models and assignments."""
         return hub_status(self)
+
+
+def _immutable_record(release: ReleaseInfo) -> dict[str, Any]:
+    """The release record as compared for immutability: without the MLflow alias used."""
+    record = release.to_dict()
+    if record["lineage"] is not None:
+        record["lineage"] = {**record["lineage"], "alias": ""}
+    return record
+
+
+def _check_release(model: ModelVersion) -> None:
+    """A validation spec must name a validation file of the version.
+
+    Raises:
+        UsageError: it names none, or a file of another kind.
+    """
+    spec = model.release.validation
+    if spec is None:
+        return
+    names = {f.filename for f in model.files_of_kind("validation")}
+    if spec.file not in names:
+        raise UsageError(
+            f"the validation spec of {model.ref} names {spec.file!r}, which is not a "
+            "validation file of the version",
+            hint="pass the validation set with the version (e.g. --validation-set FILE)",
+        )

@@ -2,10 +2,11 @@
 
 Roles (see :mod:`airlock.bundles.tufrepo`): ``root`` and ``targets`` come
 from the ceremony (offline keys); ``targets`` delegates ``models`` (online
-key ``image-models``), which delegates one terminating role per model family,
-``family-<name>``, signed by a key the hub generated for that family. Snapshot
-and timestamp are signed with the online keys ``image-snapshot`` and
-``image-timestamp``.
+key ``image-models``), which delegates one terminating role per tenant,
+``tenant-<name>``, for the paths of that tenant's model families
+(``<family>/*/*`` each), signed by the tenant's key. The tenant role signs
+its families' targets directly. Snapshot and timestamp are signed with the
+online keys ``image-snapshot`` and ``image-timestamp``.
 
 On disk (``repository/image/``): the root history ``N.root.json`` kept byte
 for byte as the ceremony wrote it, and the current version of every other role
@@ -52,7 +53,8 @@ class ImageRepo:
     root_bytes: list[bytes]
     targets: Metadata[Targets]
     models: Metadata[Targets]
-    families: dict[str, Metadata[Targets]] = field(default_factory=dict)
+    tenants: dict[str, Metadata[Targets]] = field(default_factory=dict)
+    """Each tenant's role by tenant name (a tenant has one once its first model is signed)."""
     snapshot: Metadata[Snapshot] | None = None
     timestamp: Metadata[Timestamp] | None = None
 
@@ -70,10 +72,10 @@ class ImageRepo:
             MediaError: a file is not the metadata it should be.
         """
         paths = tufmeta.root_files(directory)
-        families = {}
-        for path in sorted(directory.glob(f"{tufrepo.FAMILY_ROLE_PREFIX}*.json")):
+        tenants = {}
+        for path in sorted(directory.glob(f"{tufrepo.TENANT_ROLE_PREFIX}*.json")):
             role = path.name.removesuffix(".json")
-            families[role.removeprefix(tufrepo.FAMILY_ROLE_PREFIX)] = tufmeta.load_metadata(
+            tenants[role.removeprefix(tufrepo.TENANT_ROLE_PREFIX)] = tufmeta.load_metadata(
                 path, Targets
             )
         return cls(
@@ -82,16 +84,16 @@ class ImageRepo:
             root_bytes=[p.read_bytes() for p in paths],
             targets=tufmeta.load_metadata(directory / f"{TARGETS}.json", Targets),
             models=tufmeta.load_metadata(directory / f"{tufrepo.MODELS_ROLE}.json", Targets),
-            families=families,
+            tenants=tenants,
             snapshot=tufmeta.load_metadata(directory / f"{SNAPSHOT}.json", Snapshot),
             timestamp=tufmeta.load_metadata(directory / f"{TIMESTAMP}.json", Timestamp),
         )
 
     def targets_roles(self) -> dict[str, Metadata[Targets]]:
-        """Every targets role by role name: ``targets``, ``models``, ``family-<name>``…"""
+        """Every targets role by role name: ``targets``, ``models``, ``tenant-<name>``…"""
         roles = {TARGETS: self.targets, tufrepo.MODELS_ROLE: self.models}
-        for name, md in self.families.items():
-            roles[tufrepo.family_role(name)] = md
+        for name, md in self.tenants.items():
+            roles[tufrepo.tenant_role(name)] = md
         return roles
 
     def stage(self, writes: StagedWrites, roles: list[str]) -> None:
@@ -109,9 +111,14 @@ class ImageRepo:
             writes.put(self.directory / f"{number}.root.json", data)
 
     def model_targets(self, name: str) -> dict[str, TargetFile]:
-        """The targets of family ``name`` by path (empty for an unknown family)."""
-        md = self.families.get(name)
-        return dict(md.signed.targets) if md else {}
+        """The targets of family ``name`` by path, whichever tenant signs them (empty if none)."""
+        prefix = f"{name}/"
+        return {
+            path: target
+            for md in self.tenants.values()
+            for path, target in md.signed.targets.items()
+            if path.startswith(prefix)
+        }
 
 
 def new_models_role(expires: dt.datetime, signer: Signer) -> Metadata[Targets]:
@@ -120,31 +127,51 @@ def new_models_role(expires: dt.datetime, signer: Signer) -> Metadata[Targets]:
     return tufrepo.sign_with(md, [signer])
 
 
-def add_family(
-    repo: ImageRepo, name: str, key: Key, expires: dt.datetime, models_signer: Signer
+def delegate_family(
+    repo: ImageRepo,
+    tenant: str,
+    family: str,
+    key: Key,
+    expires: dt.datetime,
+    models_signer: Signer,
 ) -> None:
-    """Delegates ``family-<name>`` from ``models`` to ``key`` and re-signs ``models``.
+    """Adds model family ``family``'s paths to ``tenant-<tenant>`` and re-signs ``models``.
+
+    The tenant's first family creates its delegation: terminating, threshold
+    1, the tenant's ``key``.
 
     Raises:
-        ConflictError: the family is already delegated.
+        ConflictError: the family is already delegated (to any tenant), or the
+            tenant's delegation names another key.
     """
-    role_name = tufrepo.family_role(name)
+    role_name = tufrepo.tenant_role(tenant)
     delegations = repo.models.signed.delegations
     if delegations is None or delegations.roles is None:
         delegations = Delegations(keys={}, roles={})
         repo.models.signed.delegations = delegations
     assert delegations.roles is not None
-    if role_name in delegations.roles:
-        raise ConflictError(f"model family {name!r} is already delegated")
-    delegations.keys[key.keyid] = key
-    delegations.roles[role_name] = DelegatedRole(
-        name=role_name,
-        keyids=[key.keyid],
-        threshold=1,
-        terminating=True,
-        paths=tufrepo.family_paths(name),
-    )
+    paths = tufrepo.family_paths(family)
+    for role in delegations.roles.values():
+        if set(paths) & set(role.paths or []):
+            raise ConflictError(f"model family {family!r} is already delegated to {role.name}")
+    current = delegations.roles.get(role_name)
+    if current is None:
+        delegations.keys[key.keyid] = key
+        delegations.roles[role_name] = DelegatedRole(
+            name=role_name, keyids=[key.keyid], threshold=1, terminating=True, paths=paths
+        )
+    elif current.keyids != [key.keyid]:
+        raise ConflictError(f"the delegation of {role_name} names another key than the tenant's")
+    else:
+        current.paths = [*(current.paths or []), *paths]
     tufmeta.bump(repo.models, expires, [models_signer])
+
+
+def tenant_delegation(repo: ImageRepo, tenant: str) -> DelegatedRole | None:
+    """The delegation of ``tenant-<tenant>`` in ``models``, or None."""
+    delegations = repo.models.signed.delegations
+    roles = delegations.roles if delegations is not None else None
+    return (roles or {}).get(tufrepo.tenant_role(tenant))
 
 
 def image_targets(model: ModelVersion) -> list[TargetFile]:
@@ -161,25 +188,36 @@ def image_targets(model: ModelVersion) -> list[TargetFile]:
 
 
 def add_model(
-    repo: ImageRepo, model: ModelVersion, expires: dt.datetime, family_signer: Signer
+    repo: ImageRepo,
+    model: ModelVersion,
+    tenant: str,
+    expires: dt.datetime,
+    tenant_signer: Signer,
 ) -> None:
-    """Adds a model version's files to its family role (creating it at version 1).
+    """Adds a model version's files to its tenant's role (creating it at version 1).
 
     Raises:
-        ConflictError: a target path of this version is already signed.
+        ConflictError: a target path of this version is already signed, or is
+            outside the paths ``models`` delegates to the tenant.
     """
-    md = repo.families.get(model.name)
+    role_name = tufrepo.tenant_role(tenant)
+    delegated = tenant_delegation(repo, tenant)
+    if delegated is None:
+        raise ConflictError(f"{role_name} is not delegated by models")
+    md = repo.tenants.get(tenant)
     new = md is None
     if md is None:
         md = Metadata(Targets(version=1, expires=expires))
     for target in image_targets(model):
+        if not delegated.is_delegated_path(target.path):
+            raise ConflictError(f"Image target {target.path} is outside the paths of {role_name}")
         if target.path in md.signed.targets:
             raise ConflictError(f"Image target {target.path} is already signed")
         md.signed.targets[target.path] = target
     if new:
-        repo.families[model.name] = tufrepo.sign_with(md, [family_signer])
+        repo.tenants[tenant] = tufrepo.sign_with(md, [tenant_signer])
     else:
-        tufmeta.bump(md, expires, [family_signer])
+        tufmeta.bump(md, expires, [tenant_signer])
 
 
 def refresh(
@@ -198,20 +236,31 @@ def refresh(
 
 
 def verify_delegations(repo: ImageRepo) -> None:
-    """Checks root → targets → models → family-* signatures (a self-check for status and tests).
+    """Checks root → targets → models → tenant-* (a self-check for status and tests).
+
+    Every role must be signed by the keys its delegator names, and every
+    target of a tenant role must lie within the paths delegated to it.
 
     Raises:
-        TrustError: a role is not signed by the keys its delegator names.
+        TrustError: a role does not verify, or signs a target outside its paths.
     """
     chain: list[tuple[Root | Targets, str, Metadata[Targets]]] = [
         (repo.root.signed, TARGETS, repo.targets),
         (repo.targets.signed, tufrepo.MODELS_ROLE, repo.models),
     ]
     chain += [
-        (repo.models.signed, tufrepo.family_role(name), md) for name, md in repo.families.items()
+        (repo.models.signed, tufrepo.tenant_role(name), md) for name, md in repo.tenants.items()
     ]
     for delegator, role, md in chain:
         try:
             delegator.verify_delegate(role, md.signed_bytes, md.signatures)
         except Exception as exc:
             raise TrustError(f"Image role {role} does not verify: {exc}") from None
+    for name, md in repo.tenants.items():
+        delegated = tenant_delegation(repo, name)
+        assert delegated is not None  # verify_delegate found it
+        outside = sorted(p for p in md.signed.targets if not delegated.is_delegated_path(p))
+        if outside:
+            raise TrustError(
+                f"Image role {delegated.name} signs targets outside its paths: {', '.join(outside)}"
+            )

@@ -10,6 +10,7 @@ on the *staged* copy, so the bytes validated are the bytes released.
 from __future__ import annotations
 
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,15 +105,21 @@ def validate_onnx(path: Path) -> None:
         ) from None
 
 
-def stage_model(path: Path, staging_dir: Path) -> StagedModel:
+def stage_model(
+    path: Path, staging_dir: Path, extras: Mapping[str, tuple[Path, str]] | None = None
+) -> StagedModel:
     """Copies and hashes the model at ``path`` into ``staging_dir``, then validates it.
 
     Args:
         path: An ``.onnx`` file or a flat model directory.
         staging_dir: An empty directory on the blob store's file system.
+        extras: Other files of the version, by target file name: (source path,
+            kind) — a validation set (``validation``) or in-toto files
+            (``layout``, ``link``).
 
     Raises:
-        UsageError: the path breaks the layout rules or the graph is invalid.
+        UsageError: the path breaks the layout rules, the graph is invalid, or
+            an extra file is missing, not a regular file, or clashes with a model file.
     """
     sources, graph = model_sources(Path(path))
     files = []
@@ -122,4 +129,16 @@ def stage_model(path: Path, staging_dir: Path) -> StagedModel:
             ModelFile(filename=source.name, sha256=sha256, length=length, primary=source == graph)
         )
     validate_onnx(staging_dir / graph.name)
+    for filename, (source, kind) in sorted((extras or {}).items()):
+        check_name("file name", filename)
+        if (staging_dir / filename).exists():
+            raise UsageError(
+                f"{filename} is both a model file and a {kind} file",
+                hint="give the validation set or attestation another file name",
+            )
+        if not Path(source).exists():
+            raise NotFoundError(f"{kind} file {source} does not exist")
+        _regular_file(Path(source))
+        sha256, length = copy_hashing(Path(source), staging_dir / filename)
+        files.append(ModelFile(filename=filename, sha256=sha256, length=length, kind=kind))
     return StagedModel(directory=staging_dir, files=tuple(files))

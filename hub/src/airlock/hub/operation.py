@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from airlock.bundles.audit import AuditLog
+from airlock.bundles.audit import AuditLog, failure_details, failure_outcome
 from airlock.bundles.clock import Clock
-from airlock.bundles.errors import AirlockError, AuditWriteError, UsageError, VerificationError
+from airlock.bundles.errors import AirlockError, AuditWriteError
 from airlock.hub.home import HubHome
 from airlock.hub.tufmeta import StagedWrites
 
@@ -43,18 +43,6 @@ class Operation:
     before_commit: list[Callable[[], None]] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)
     cleanup: list[Callable[[], None]] = field(default_factory=list)
-
-
-def failure_outcome(exc: BaseException) -> str:
-    """``refused`` for invalid requests and refused input, ``failure`` for the rest."""
-    return "refused" if isinstance(exc, UsageError | VerificationError) else "failure"
-
-
-def failure_details(exc: BaseException) -> dict[str, Any]:
-    """Audit details of an error (message and hint only: never secrets)."""
-    if isinstance(exc, AirlockError):
-        return {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-    return {"error": type(exc).__name__, "message": str(exc)[:500]}
 
 
 def record_failure(

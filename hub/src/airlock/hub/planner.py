@@ -5,8 +5,9 @@ without writing anything:
 
 (a) bundle expiry = now + the site's transit budget;
 (b) refuse when the Image root, Image targets or Director root expire first;
-    re-sign online roles (``models``, ``family-*``, the site's Director
-    targets) that would, with a later expiry (budget + margin);
+    re-sign online roles (``models``, ``tenant-*``, the site's Director
+    targets) that would, with a later expiry (budget + margin) — a
+    tenant-held key's secret is asked for only then;
 (c) fresh Image snapshot + timestamp and fresh Director snapshot + timestamp
     for the site, all expiring exactly with the bundle (timestamp versions
     strictly increase per repository);
@@ -67,10 +68,10 @@ def plan_export(hub: Hub, site_id: str) -> ExportPlan:
         if export.expires_before(image.models.signed.expires, bundle_expires):
             tufmeta.bump(image.models, resign_expires, [hub.signers.online(signing.IMAGE_MODELS)])
             resigned.append(tufrepo.MODELS_ROLE)
-        for name, md in sorted(image.families.items()):
+        for name, md in sorted(image.tenants.items()):
             if export.expires_before(md.signed.expires, bundle_expires):
-                tufmeta.bump(md, resign_expires, [hub.family_signer(session, name)])
-                resigned.append(tufrepo.family_role(name))
+                tufmeta.bump(md, resign_expires, [hub.tenant_signer(session, name)])
+                resigned.append(tufrepo.tenant_role(name))
         director_signers = hub.director_signers()
         if export.expires_before(site_md.targets.signed.expires, bundle_expires):
             tufmeta.bump(site_md.targets, resign_expires, [director_signers.targets])

@@ -1,9 +1,16 @@
-"""The hub's signing keys: the ceremony's online keys and the per-family keys.
+"""The hub's signing keys: the ceremony's online keys and the tenants' keys.
 
 Keys are loaded lazily, at most once per :class:`HubSigners` (decrypting a
 passphrase-protected key is slow-ish), and the passphrase is asked for at
 most once: the secrets handler is wrapped in a cache. Commands that only read
 never ask for it.
+
+A tenant's key is either held by the hub (an ``airlock-file:`` key under
+``tenant-keys/``, encrypted with the hub passphrase) or held by the tenant
+(any signer URI: an HSM, or a key file the tenant's operator unlocks). The
+secret of a tenant-held key is asked for under its own name,
+:func:`tenant_secret_name`, when the tenant's role must be signed — never
+answered with the hub passphrase.
 """
 
 from __future__ import annotations
@@ -14,8 +21,15 @@ from pathlib import Path
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
 
+from airlock.bundles import tufrepo
 from airlock.bundles.errors import MediaError, SecretError, UsageError
-from airlock.bundles.keys import KeyRef, KeyStore, encrypted_pem, generate_signer
+from airlock.bundles.keys import (
+    ONLINE_KDF_ITERATIONS,
+    KeyRef,
+    KeyStore,
+    encrypted_pem,
+    generate_signer,
+)
 
 IMAGE_SNAPSHOT = "image-snapshot"
 IMAGE_TIMESTAMP = "image-timestamp"
@@ -34,6 +48,24 @@ ONLINE_KEY_NAMES = (
     ENVELOPE,
 )
 PROBE = b"airlock key probe"
+TENANT_SECRET_PREFIX = "tenant:"  # noqa: S105 - a prefix of secret names
+
+
+def tenant_secret_name(tenant: str, secret: str) -> str:
+    """The name the secrets handler is asked for a tenant-held key's ``secret``.
+
+    ``tenant:<tenant>:<secret>``, where ``secret`` is what the key's signer
+    asks for (``passphrase`` for a key file, ``pin`` for an HSM).
+    """
+    return f"{TENANT_SECRET_PREFIX}{tenant}:{secret}"
+
+
+def parse_tenant_secret(name: str) -> tuple[str, str] | None:
+    """(tenant, secret) of a :func:`tenant_secret_name`, or None for the hub's own secrets."""
+    if not name.startswith(TENANT_SECRET_PREFIX):
+        return None
+    tenant, _, secret = name.removeprefix(TENANT_SECRET_PREFIX).rpartition(":")
+    return tenant, secret
 
 
 def caching_secrets(handler: SecretsHandler) -> SecretsHandler:
@@ -113,17 +145,40 @@ class HubSigners:
             self._cache[name] = signer
         return self._cache[name]
 
-    def family(self, role: str, uri: str, public_key: Key) -> Signer:
-        """The signer of a model family's delegated role."""
+    def tenant(self, tenant: str, uri: str, public_key: Key, held_by_tenant: bool) -> Signer:
+        """The signer of tenant ``tenant``'s delegated role, loaded once.
+
+        A hub-held key opens with the hub passphrase; a tenant-held key with
+        the secret asked for as :func:`tenant_secret_name`.
+
+        Raises:
+            SecretError: the secret is missing or wrong, or the key cannot be opened.
+            UsageError: the key is not the tenant's public key.
+        """
+        role = tufrepo.tenant_role(tenant)
         if role not in self._cache:
             ref = KeyRef(name=role, uri=uri, public_key=public_key)
-            signer = self.store.signer(ref)
+            if not held_by_tenant:
+                signer = self.store.signer(ref)
+            else:
+                store = KeyStore(
+                    self.store.base_dir,
+                    lambda secret: self.secrets(tenant_secret_name(tenant, secret)),
+                )
+                try:
+                    signer = store.signer(ref)
+                except SecretError as exc:
+                    raise SecretError(
+                        f"cannot open the key of tenant {tenant!r}: {exc.message}",
+                        hint="the tenant's own passphrase or PIN is needed to sign its models; "
+                        "ask the tenant's operator to enter it",
+                    ) from None
             check_signer_matches(signer, public_key, role)
             self._cache[role] = signer
         return self._cache[role]
 
-    def new_family_key(self, role: str, relative_path: str) -> tuple[KeyRef, bytes]:
-        """Generates a family key; returns its ref and encrypted PEM (not yet written).
+    def new_tenant_key(self, tenant: str, relative_path: str) -> tuple[KeyRef, bytes]:
+        """Generates a hub-held tenant key; returns its ref and encrypted PEM (not yet written).
 
         The signer is cached so the same command can sign with it before the
         file is written.
@@ -131,11 +186,12 @@ class HubSigners:
         Raises:
             SecretError: no passphrase, or one too short to protect a key.
         """
+        role = tufrepo.tenant_role(tenant)
         signer: CryptoSigner = generate_signer("ed25519")
         passphrase = self.secrets("passphrase")
         if not passphrase:
             raise SecretError("no hub passphrase given")
-        pem = encrypted_pem(signer, passphrase)
+        pem = encrypted_pem(signer, passphrase, ONLINE_KDF_ITERATIONS)
         self._cache[role] = signer
         ref = KeyRef(name=role, uri=f"airlock-file:{relative_path}", public_key=signer.public_key)
         return ref, pem

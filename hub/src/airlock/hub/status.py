@@ -1,9 +1,10 @@
 """``airlock hub status``: what the hub publishes, and until when.
 
 Read-only; needs no passphrase. Reports every Image role (root, targets,
-models, family-*, snapshot, timestamp) and the Director root with version and
+models, tenant-*, snapshot, timestamp) and the Director root with version and
 expiry, flags roles that expire within :data:`WARN_DAYS`, and lists sites
-(with their Director targets version and assignments) and released models.
+(with their Director targets version and assignments), tenants (with their
+families) and released models (with their family's tenant).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def hub_status(hub: Hub) -> dict[str, Any]:
         "image targets": role_info(image.targets, now),
         "image models": role_info(image.models, now),
         **{
-            f"image {tufrepo.family_role(name)}": role_info(md, now)
-            for name, md in sorted(image.families.items())
+            f"image {tufrepo.tenant_role(name)}": role_info(md, now)
+            for name, md in sorted(image.tenants.items())
         },
         "image snapshot": role_info(image.snapshot, now),
         "image timestamp": role_info(image.timestamp, now),
@@ -60,10 +61,12 @@ def hub_status(hub: Hub) -> dict[str, Any]:
         entry = site.to_dict()
         entry["director_targets"] = role_info(hub.site_metadata(site.site_id).targets, now)
         sites.append(entry)
+    tenant_of = hub.family_tenants()
     models = [
         {
             "name": m.name,
             "version": m.version,
+            "tenant": tenant_of.get(m.name),
             "files": len(m.files),
             "bytes": sum(f.length for f in m.files),
         }
@@ -74,5 +77,6 @@ def hub_status(hub: Hub) -> dict[str, Any]:
         "now": utc_iso(now),
         "roles": roles,
         "sites": sites,
+        "tenants": [t.to_dict() for t in hub.tenants()],
         "models": models,
     }

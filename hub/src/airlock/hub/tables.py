@@ -1,7 +1,8 @@
 """The hub's database tables (SQLModel), next to the shared audit log table.
 
-The database holds what the hub decided (sites, released model versions and
-their files, per-family keys, assignments, per-site bundle sequence numbers);
+The database holds what the hub decided (sites, tenants and their keys,
+model families and their tenant, released model versions and their files,
+assignments, per-site bundle sequence numbers);
 the signed TUF metadata that publishes those decisions lives as files under
 ``repository/``. Table names start with ``hub_`` so that a hub and a spoke
 can share one PostgreSQL server without clashing.
@@ -31,15 +32,26 @@ class HubSite(SQLModel, table=True):
     created: str
 
 
-class HubFamily(SQLModel, table=True):
-    """A model family: its delegated Image role and the key the hub holds for it."""
+class HubTenant(SQLModel, table=True):
+    """A tenant: its delegated Image role ``tenant-<name>`` and the key that signs it."""
 
-    __tablename__ = "hub_family"
+    __tablename__ = "hub_tenant"
 
     name: str = Field(primary_key=True)
     keyid: str
     key_uri: str
     public_key: str  # JSON of the securesystemslib public key dict
+    held_by: str  # "hub" (encrypted with the hub passphrase) or "tenant"
+    created: str
+
+
+class HubFamily(SQLModel, table=True):
+    """A model family and the tenant it belongs to (for good: a family never moves)."""
+
+    __tablename__ = "hub_family"
+
+    name: str = Field(primary_key=True)
+    tenant: str = Field(foreign_key="hub_tenant.name", index=True)
     created: str
 
 
@@ -51,6 +63,8 @@ class HubModelVersion(SQLModel, table=True):
     name: str = Field(primary_key=True, foreign_key="hub_family.name")
     version: str = Field(primary_key=True)
     created: str
+    release: str = "{}"
+    """The signed release record (lineage, validation, compatibility) as JSON."""
 
 
 class HubModelFile(SQLModel, table=True):
@@ -64,6 +78,7 @@ class HubModelFile(SQLModel, table=True):
     sha256: str = Field(index=True)
     length: int
     primary: bool = False
+    kind: str = "model"
 
 
 class HubAssignment(SQLModel, table=True):
@@ -80,6 +95,7 @@ class HubAssignment(SQLModel, table=True):
 HUB_TABLES: list[type[SQLModel]] = [
     AuditRecord,
     HubSite,
+    HubTenant,
     HubFamily,
     HubModelVersion,
     HubModelFile,

@@ -24,7 +24,7 @@ OFFICER_SECRET_ENV = "AIRLOCK_CEREMONY_PASSPHRASE"  # noqa: S105 - a variable na
 HUB_SECRET_ENV = "AIRLOCK_HUB_PASSPHRASE"  # noqa: S105 - a variable name
 
 
-def _secret(env_var: str, label: str) -> str:
+def secret_from_env_or_prompt(env_var: str, label: str) -> str:
     """The passphrase from ``env_var``, else a no-echo prompt asked twice."""
 
     def prompt(_name: str) -> str:
@@ -44,11 +44,19 @@ def _secret(env_var: str, label: str) -> str:
 def ceremony() -> None:
     """Key ceremonies for security officers: signing keys and trust roots.
 
-    Run these on an offline machine. A ceremony creates the keys of both
-    TUF repositories (Image: the models released; Director: what each site
-    should run) and signs their first roots. The officers' root and targets
-    keys never leave the officers; the roots and the hub's online keys are
-    carried to the hub, and the roots to every site.
+    Run these on offline machines. A multi-officer ceremony:
+
+    \b
+      coordinator  plan new → propose → finalize → seal-transcript
+      each officer plan check → keygen → sign → sign-transcript
+      anyone       verify-transcript, status
+      layout officers, later: sign-layout (the hub's in-toto layout draft)
+
+    Officers' keys (file or PKCS#11 token) never leave their machines; only
+    public keys with proofs of possession, the signing request and detached
+    signatures travel. Later ceremonies rotate, re-sign or revoke
+    (propose --rotate-from … --revoke KEYID). `init` runs a whole ceremony on
+    one machine, for labs and rehearsals.
 
     Runbook: docs/security-officer.md.
     """
@@ -98,7 +106,7 @@ def init(
     targets_expiry_days: int,
     as_json: bool,
 ) -> None:
-    """Create every key and the signed first Image and Director roots.
+    """Lab or rehearsal: create every key and the signed first roots on one machine.
 
     \b
     Passphrases (never on the command line):
@@ -119,11 +127,19 @@ def init(
     )
     options.validate()  # before asking for passphrases
     check_destination(out_dir)
-    officer = _secret(OFFICER_SECRET_ENV, "Officers' passphrase for the offline keys")
-    hub = _secret(HUB_SECRET_ENV, "Hub passphrase for the online keys")
+    officer = secret_from_env_or_prompt(
+        OFFICER_SECRET_ENV, "Officers' passphrase for the offline keys"
+    )
+    hub = secret_from_env_or_prompt(HUB_SECRET_ENV, "Hub passphrase for the online keys")
     result = run_minimal_ceremony(out_dir, officer, hub, options)
     summary = ceremony_summary(result.record)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
         render_summary(summary, Console(highlight=False))
+
+
+# The multi-officer commands register themselves on the group above.
+from airlock.ceremony import cli_coordinator as _coordinator  # noqa: E402, F401
+from airlock.ceremony import cli_layout as _layout  # noqa: E402, F401
+from airlock.ceremony import cli_officer as _officer  # noqa: E402, F401

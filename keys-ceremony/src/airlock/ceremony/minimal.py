@@ -36,7 +36,7 @@ from airlock.bundles.clock import Clock, SystemClock, utc_iso
 from airlock.bundles.config import write_config
 from airlock.bundles.db import create_tables, make_engine
 from airlock.bundles.errors import MediaError, SecretError
-from airlock.bundles.keys import KeyRef, KeyStore
+from airlock.bundles.keys import ONLINE_KDF_ITERATIONS, KeyRef, KeyStore
 from airlock.ceremony import options as opt
 from airlock.ceremony import roots
 from airlock.ceremony.options import CeremonyOptions
@@ -200,7 +200,11 @@ class _Ceremony:
             self.audit("ceremony.key.create", name, _key_details(ref, "offline"))
         for name in opt.ONLINE_KEY_NAMES:
             ref = self.online_store.create_file_key(
-                name, opt.online_key_path(name), algorithm, self.hub_passphrase
+                name,
+                opt.online_key_path(name),
+                algorithm,
+                self.hub_passphrase,
+                ONLINE_KDF_ITERATIONS,
             )
             self.online[name] = ref
             self.audit("ceremony.key.create", name, _key_details(ref, "online"))

@@ -27,7 +27,6 @@ from airlock.ceremony.options import (
     CEREMONY_FILE,
     DIRECTOR_ROOT_FILE,
     IMAGE_ROOT_FILE,
-    IMAGE_TARGETS_FILE,
 )
 
 ROOT_FILES = {tufrepo.IMAGE: IMAGE_ROOT_FILE, tufrepo.DIRECTOR: DIRECTOR_ROOT_FILE}
@@ -179,7 +178,7 @@ class CeremonyRecord:
         return self.out_dir / relative
 
     def read_root(self, repository: str) -> bytes:
-        """The signed version-1 root of ``image`` or ``director``, checked against its hash.
+        """The newest root the ceremony signed for ``image`` or ``director``, hash-checked.
 
         Raises:
             NotFoundError: unknown repository or missing file.
@@ -187,11 +186,15 @@ class CeremonyRecord:
         """
         if repository not in ROOT_FILES:
             raise NotFoundError(f"no repository {repository!r} (use image or director)")
-        return self.read_metadata(ROOT_FILES[repository], self.roots[repository].sha256)
+        record = self.roots[repository]
+        relative = f"{repository}/{tufrepo.metadata_filename('root', record.version)}"
+        return self.read_metadata(relative, record.sha256)
 
     def read_image_targets(self) -> bytes:
-        """The signed version-1 Image targets, checked against its hash."""
-        return self.read_metadata(IMAGE_TARGETS_FILE, self.image_targets.sha256)
+        """The signed Image targets the ceremony made, checked against its hash."""
+        version = self.image_targets.version
+        relative = f"{tufrepo.IMAGE}/{tufrepo.metadata_filename('targets', version)}"
+        return self.read_metadata(relative, self.image_targets.sha256)
 
     def read_metadata(self, relative: str, sha256: str) -> bytes:
         """Reads ``relative`` under the ceremony directory and checks its SHA-256.

@@ -15,6 +15,7 @@ rotation, or a deliberately under-signed root in a test).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Sequence
 from typing import TypeVar
@@ -146,7 +147,7 @@ def next_root(current: Root, expires: dt.datetime | None = None) -> Root:
         current: The root now trusted.
         expires: The new expiry; unchanged when ``None``.
     """
-    new = Root.from_dict(current.to_dict())
+    new = Root.from_dict(copy.deepcopy(current.to_dict()))  # to_dict shares inner lists
     new.version = current.version + 1
     if expires is not None:
         new.expires = expires
@@ -171,3 +172,28 @@ def sign_new_root(
             hint="start from next_root(current.signed)",
         )
     return tufrepo.sign_with(Metadata(new_signed), list(signers))
+
+
+def replace_role_keys(root: Root, role: str, keys: Sequence[Key], threshold: int) -> None:
+    """Makes ``keys`` (and only them) the keys of ``role``, with ``threshold``.
+
+    Keys no role uses any more leave the root's key list (``Root.revoke_key``).
+
+    Raises:
+        UsageError: the threshold is outside 1..number of keys.
+    """
+    if not 1 <= threshold <= len(keys):
+        raise UsageError(f"threshold {threshold} for {role} needs 1..{len(keys)} keys")
+    for keyid in list(root.roles[role].keyids):
+        root.revoke_key(keyid, role)
+    for key in keys:
+        root.add_key(key, role)
+    root.roles[role].threshold = threshold
+
+
+def next_targets(current: Targets, expires: dt.datetime) -> Targets:
+    """Returns an unsigned copy of ``current`` with the version bumped and a new expiry."""
+    new = Targets.from_dict(copy.deepcopy(current.to_dict()))
+    new.version = current.version + 1
+    new.expires = expires
+    return new

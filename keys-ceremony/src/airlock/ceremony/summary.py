@@ -81,7 +81,10 @@ def ceremony_summary(record: CeremonyRecord) -> dict[str, Any]:
         else:
             envelope, threshold = tufrepo.envelope_keys(root)
             add(repository, "envelope (signs bundle envelopes)", threshold, envelope)
-    metadata = [{"file": path, **record.roots[repo].to_dict()} for repo, path in ROOT_FILES.items()]
+    metadata = [
+        {"file": f"{repo}/{rec.version}.root.json", **rec.to_dict()}
+        for repo, rec in record.roots.items()
+    ]
     metadata.insert(1, {"file": opt.IMAGE_TARGETS_FILE, **record.image_targets.to_dict()})
     return {
         "ceremony_id": record.ceremony_id,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from airlock.bundles.keys import env_or_prompt_secrets
@@ -114,6 +116,8 @@ def import_(home: Path, bundle: Path, as_json: bool) -> None:
 
     Checks, in order: envelope signature and fields, payload sizes and
     hashes, decryption, strict unpack, TUF (Image and Director), agreement,
+    the validation gate (each new model version runs on its signed validation
+    set; signed thresholds, runtime and dependencies; exit 18 on failure),
     then stages atomically. Any failure changes nothing.
     """
     from airlock.spoke.importer import import_bundle
@@ -128,9 +132,18 @@ def import_(home: Path, bundle: Path, as_json: bool) -> None:
         f"{result.new_blobs} new file(s)"
     )
     for ref in result.staged:
-        console.print(f"  staged   {ref}")
+        console.print(f"  staged   {ref}{_gate_note(result.gate.get(ref, {}))}")
     for ref in result.already_staged:
         console.print(f"  present  {ref}")
+
+
+def _gate_note(figures: dict[str, Any]) -> str:
+    from airlock.spoke.status import gate_row
+
+    outcome, result, latency, _thresholds, _runtime = gate_row(figures)
+    if result == "not signed" and _runtime == "not signed":
+        return ""
+    return f"  (gate {outcome}: {result}, p95 {latency})"
 
 
 @spoke.command("status", short_help="Show trust state, staged models and assignments.")
@@ -168,6 +181,7 @@ def status(home: Path, as_json: bool) -> None:
             row["staged_at"],
         )
     console.print(staged)
+    _print_gate(console, info.staged, info.runtime)
     assigned = Table(title="assigned by the Director")
     for column in ("model", "version", "files", "staged"):
         assigned.add_column(column)
@@ -176,3 +190,34 @@ def status(home: Path, as_json: bool) -> None:
             row["model"], row["version"], str(row["files"]), "yes" if row["staged"] else "no"
         )
     console.print(assigned)
+
+
+def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[str, Any]) -> None:
+    """The validation gate's tables: the site runtime, and each staged version's figures."""
+    from airlock.spoke.status import gate_row
+
+    declared = set(runtime["declared"])
+    site = Table(title="site runtime (validation gate)", show_header=False)
+    site.add_column("what")
+    site.add_column("value")
+    for key, label, value in (
+        ("onnxruntime", "onnxruntime", runtime["onnxruntime"]),
+        ("max_opset", "newest ONNX opset", str(runtime["max_opset"])),
+        ("providers", "execution providers", ", ".join(runtime["providers"])),
+        ("architecture", "architecture", runtime["architecture"]),
+        ("memory_mb", "memory", f"{runtime['memory_mb']} MB"),
+    ):
+        source = "declared in \\[runtime]" if key in declared else "detected"
+        site.add_row(label, f"{escape(value)} ({source})")
+    console.print(site)
+    gate = Table(title="validation gate")
+    for column in ("model", "version", "gate", "result", "p95 latency", "thresholds"):
+        gate.add_column(column)
+    gate.add_column("compatibility")
+    for row in staged:
+        gate.add_row(row["model"], row["version"], *(escape(c) for c in gate_row(row["gate"])))
+    console.print(gate)
+
+
+# The attestation commands register themselves on the group above.
+from airlock.spoke import cli_attestations as _attestations  # noqa: E402, F401

@@ -13,6 +13,13 @@ the site admin's guide):
    (runs as soon as the metadata section of the payload has been read, so
    that every blob is then checked against its signed length and hash).
 5. Director/Image agreement and site id (part of step 4's core).
+5a. in-toto: every version to be newly staged that carries a layout is
+   verified against the layout keys the verified Image root anchors; a site
+   with ``[policy] require_attestations`` refuses versions without one
+   (:mod:`airlock.spoke.attestations`).
+5b. Validation gate: every version to be newly staged runs on its signed
+   validation set in onnxruntime and is checked against its signed
+   thresholds, runtime compatibility and dependencies (:mod:`airlock.spoke.gate`).
 6. Stage: promote blobs into the content-addressed store, then one database
    transaction records the new trusted metadata, sequence, time floor,
    assignments, staged models and the audit entry.
@@ -44,6 +51,7 @@ from airlock.bundles.envelope import ENVELOPE_FILE, verify_envelope
 from airlock.bundles.errors import (
     AirlockError,
     FreshnessError,
+    GateError,
     MediaError,
     StaleBundleError,
     UsageError,
@@ -54,6 +62,8 @@ from airlock.bundles.models import BundleKind, Envelope
 from airlock.bundles.payload import check_parts, read_payload
 from airlock.bundles.tufrepo import DIRECTOR, REPOSITORIES, envelope_keys
 from airlock.bundles.tufverify import ROOT_FILE, VerifiedMetadata, verify_repositories
+from airlock.spoke.attestations import check_import as check_attestations
+from airlock.spoke.gate import GateReport, gate_bundle
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.state import (
     STATE_ID,
@@ -77,6 +87,8 @@ class ImportResult:
     already_staged: list[str] = field(default_factory=list)
     assigned: list[str] = field(default_factory=list)
     new_blobs: int = 0
+    attested: list[str] = field(default_factory=list)
+    gate: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -87,6 +99,8 @@ class ImportResult:
             "already_staged": self.already_staged,
             "assigned": self.assigned,
             "new_blobs": self.new_blobs,
+            "attested": self.attested,
+            "gate": self.gate,
         }
 
 
@@ -113,6 +127,7 @@ def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None)
                 "error": type(exc).__name__,
                 "message": exc.message if isinstance(exc, AirlockError) else "unexpected error",
                 "sequence": envelope.sequence if envelope else None,
+                **({"gate": exc.figures} if isinstance(exc, GateError) else {}),
             },
             when=clock.now(),
         )
@@ -227,13 +242,15 @@ def _verify_and_stage(
         if not verified:
             raise VerificationError("the payload carried no metadata to verify")
         result = verified[0]
+        attested = check_attestations(home, result, unpacked.blobs, scratch, clock.now())  # 5a
+        gate = gate_bundle(home, result, unpacked.blobs, scratch)  # 5b
         for sha256, path in unpacked.blobs.items():
             destination = home.blob_dir / sha256
             if not destination.exists():
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 Path(path).replace(destination)
                 promoted.append(destination)
-        outcome = _commit(home, envelope, result, len(promoted), clock)
+        outcome = _commit(home, envelope, result, len(promoted), clock, attested.refs, gate)
         return outcome
     except BaseException:
         for path in promoted:
@@ -245,11 +262,21 @@ def _verify_and_stage(
 
 
 def _commit(
-    home: SpokeHome, envelope: Envelope, verified: VerifiedMetadata, new_blobs: int, clock: Clock
+    home: SpokeHome,
+    envelope: Envelope,
+    verified: VerifiedMetadata,
+    new_blobs: int,
+    clock: Clock,
+    attested: list[str] | None = None,
+    gate: GateReport | None = None,
 ) -> ImportResult:
     now = clock.now()
     result = ImportResult(
-        bundle_id=envelope.bundle_id, sequence=envelope.sequence, new_blobs=new_blobs
+        bundle_id=envelope.bundle_id,
+        sequence=envelope.sequence,
+        new_blobs=new_blobs,
+        attested=list(attested or []),
+        gate=gate.versions if gate else {},
     )
     by_model: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for target in verified.targets:
@@ -298,6 +325,7 @@ def _commit(
                     bundle_id=envelope.bundle_id,
                     sequence=envelope.sequence,
                     staged_at=now.isoformat(),
+                    gate=result.gate.get(ref, {}),
                 )
             )
             result.staged.append(ref)
@@ -313,6 +341,8 @@ def _commit(
                 "staged": result.staged,
                 "assigned": result.assigned,
                 "new_blobs": new_blobs,
+                "attested": result.attested,
+                "gate": gate.to_dict() if gate else None,
             },
             session=session,
             when=now,

@@ -24,7 +24,7 @@ from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.config import CONFIG_FILE, write_config
 from airlock.bundles.db import create_tables, make_engine, session_scope
 from airlock.bundles.errors import ConflictError, MediaError, SecretError, TrustError
-from airlock.bundles.keys import MIN_PASSPHRASE_LENGTH, KeyStore
+from airlock.bundles.keys import MIN_PASSPHRASE_LENGTH, ONLINE_KDF_ITERATIONS, KeyStore
 from airlock.bundles.models import SiteIdentity, check_site_id
 from airlock.bundles.sealed import seal
 from airlock.bundles.tufrepo import DIRECTOR, IMAGE, check_root_signed, envelope_keys
@@ -151,7 +151,7 @@ def _create_keys(build: Path, site_id: str, passphrase: str) -> SiteIdentity:
         mode=0o600,
     )
     signing = KeyStore(build).create_file_key(
-        "site-signing", SIGNING_KEY_FILE, "ed25519", passphrase
+        "site-signing", SIGNING_KEY_FILE, "ed25519", passphrase, ONLINE_KDF_ITERATIONS
     )
     atomic_write_json(build / SIGNING_KEYREF_FILE, signing.to_dict())
     identity = SiteIdentity(

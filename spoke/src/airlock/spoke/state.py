@@ -7,7 +7,9 @@ PostgreSQL database later). Blobs live on disk, content-addressed.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, LargeBinary
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from airlock.bundles.audit import AuditRecord
@@ -42,7 +44,12 @@ class TrustedMetadataFile(SQLModel, table=True):
 
 
 class StagedModel(SQLModel, table=True):
-    """A model version whose files are verified and staged on this site."""
+    """A model version whose files are verified and staged on this site.
+
+    ``gate`` holds the validation gate's figures for the version (outcome,
+    measured accuracy/error and latency, the signed thresholds, the runtime
+    it was checked on); see :func:`airlock.spoke.gate.check_version`.
+    """
 
     __tablename__ = "staged_model"
 
@@ -52,6 +59,7 @@ class StagedModel(SQLModel, table=True):
     bundle_id: str = ""
     sequence: int = 0
     staged_at: str = ""
+    gate: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class DirectorAssignment(SQLModel, table=True):

@@ -1,4 +1,8 @@
-"""``airlock spoke status``: what this site trusts, has staged, and is told to run."""
+"""``airlock spoke status``: what this site trusts, has staged, and is told to run.
+
+Also the site's runtime as the validation gate sees it (detected or declared
+in ``[runtime]``), and each staged version's gate figures.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from airlock.bundles.errors import UsageError
+from airlock.spoke.gate_compat import NOT_SIGNED
 from airlock.spoke.home import SpokeHome
+from airlock.spoke.runtime import site_runtime
 from airlock.spoke.state import STATE_ID, DirectorAssignment, SpokeState, StagedModel
 
 
@@ -26,6 +32,7 @@ class SpokeStatus:
     time_floor: str
     staged: list[dict[str, Any]]
     assigned: list[dict[str, Any]]
+    runtime: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -41,6 +48,7 @@ class SpokeStatus:
             "time_floor": self.time_floor,
             "staged_models": self.staged,
             "director_assignments": self.assigned,
+            "runtime": self.runtime,
         }
 
 
@@ -48,7 +56,7 @@ def read_status(home: SpokeHome) -> SpokeStatus:
     """Reads the spoke's status from its database.
 
     Raises:
-        UsageError: the home has no spoke state.
+        UsageError: the home has no spoke state, or its ``[runtime]`` section is malformed.
     """
     with Session(home.engine) as session:
         state = session.get(SpokeState, STATE_ID)
@@ -62,6 +70,7 @@ def read_status(home: SpokeHome) -> SpokeStatus:
                 "bytes": sum(int(f["length"]) for f in json.loads(row.files)),
                 "sequence": row.sequence,
                 "staged_at": row.staged_at,
+                "gate": row.gate,
             }
             for row in session.exec(
                 select(StagedModel).order_by(StagedModel.name, StagedModel.version)
@@ -85,4 +94,43 @@ def read_status(home: SpokeHome) -> SpokeStatus:
             time_floor=state.time_floor,
             staged=staged,
             assigned=list(assigned.values()),
+            runtime=site_runtime(home.config).to_dict(),
         )
+
+
+def gate_row(figures: dict[str, Any]) -> list[str]:
+    """A staged version's gate figures as table cells: outcome, result, p95, thresholds, runtime.
+
+    ``not signed`` marks what the hub did not sign (the gate did not check it).
+    """
+    if not figures:
+        return ["-", "-", "-", "-", "-"]
+    validation = figures.get("validation")
+    compat = figures.get("compatibility")
+    outcome = str(figures.get("outcome", "-"))
+    if not isinstance(validation, dict) and not isinstance(compat, dict):
+        return [f"{outcome} (nothing signed)", "not signed", "-", "not signed", "not signed"]
+    result, latency, thresholds = "not signed", "-", "not signed"
+    if isinstance(validation, dict):
+        samples = validation.get("samples")
+        if "accuracy" in validation:
+            result = f"accuracy {float(validation['accuracy']):.4f} on {samples}"
+            limits = [_limit("accuracy >=", validation["min_accuracy"])]
+        else:
+            result = f"max error {float(validation['max_abs_error']):.6g} on {samples}"
+            limits = [_limit("error <=", validation["max_error"])]
+        latency = f"{validation['p95_latency_ms']} ms"
+        limits.append(_limit("p95 <=", validation["max_p95_latency_ms"], " ms"))
+        thresholds = ", ".join(limits)
+    runtime = "not signed"
+    if isinstance(compat, dict):
+        opset = compat.get("opset", {})
+        parts = [f"opset {opset.get('model')} <= {opset.get('supported')}"]
+        parts += [f"{d['model']} {d['found']} >= {d['min_version']}" for d in compat["depends"]]
+        runtime = "ok: " + ", ".join(parts)
+    return [outcome, result, latency, thresholds, runtime]
+
+
+def _limit(what: str, value: Any, unit: str = "") -> str:
+    name = what.split()[0]
+    return f"{name} not signed" if value == NOT_SIGNED else f"{what} {value}{unit}"
