@@ -14,6 +14,7 @@ import pytest
 from airlock.bundles.clock import FixedClock
 from airlock.hub.hub import Hub
 from airlock.spoke.home import SpokeHome
+from helpers.fleetenv import Fleet, build_fleet
 from helpers.hubenv import HUB_TIME
 from helpers.spokeenv import RecordingSecrets, World, build_world
 
@@ -66,3 +67,22 @@ def media(tmp_path: Path) -> Path:
     path = tmp_path / "media"
     path.mkdir()
     return path
+
+
+_FLEETS: list[Fleet] = []
+
+
+@pytest.fixture(scope="session")
+def fleet(world: World, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    """Template hub and spoke with ``iris@1..3`` staged (see :mod:`helpers.fleetenv`)."""
+    if not _FLEETS:
+        _FLEETS.append(build_fleet(world, tmp_path_factory.mktemp("fleet")))
+    return _FLEETS[0]
+
+
+@pytest.fixture
+def fleet_spoke(fleet: Fleet, tmp_path: Path) -> Iterator[SpokeHome]:
+    """A copy of the fleet's spoke: iris@1..3 staged, no node enrolled yet."""
+    home = fleet.new_spoke(tmp_path / "fleet-spoke")
+    yield home
+    home.engine.dispose()

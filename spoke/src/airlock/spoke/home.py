@@ -30,10 +30,11 @@ from sqlalchemy import Engine
 
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.config import HomeConfig, load_config
-from airlock.bundles.db import make_engine
+from airlock.bundles.db import create_tables, make_engine
 from airlock.bundles.errors import SecretError
 from airlock.bundles.keys import KeyRef, KeyStore
 from airlock.bundles.sealed import unseal
+from airlock.spoke.state import SPOKE_TABLES
 
 ROLE = "spoke"
 PASSPHRASE_ENV = "AIRLOCK_SPOKE_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
@@ -78,8 +79,10 @@ class SpokeHome:
 
     @cached_property
     def engine(self) -> Engine:
-        """The database engine."""
-        return make_engine(self.config.database_url)
+        """The database engine; tables added by later releases are created on first use."""
+        engine = make_engine(self.config.database_url)
+        create_tables(engine, SPOKE_TABLES)
+        return engine
 
     @cached_property
     def audit(self) -> AuditLog:
