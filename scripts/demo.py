@@ -12,7 +12,10 @@ scikit-learn → ONNX, in-toto links per step) registers a model in MLflow, the
 hub imports it with lineage, validation set and its own package link under a
 layout an officer signed, and the site verifies the attestations and runs the
 model on the validation set before staging it — and refuses a broken retrain
-at that gate. Everything lands under ./demo-out/.
+at that gate. Then the site runs its fleet: `airlock spoke serve` and 20
+simulated nodes (real agents) take flowers@1 ring by ring, roll flowers@2
+(injected latency) back at the canary ring, promote flowers@3, and go back to
+flowers@1 when the hub revokes flowers@3. Everything lands under ./demo-out/.
 The passphrases below are demo defaults; real deployments type them at a
 prompt or take them from a secrets manager.
 """
@@ -22,9 +25,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -337,6 +345,210 @@ def mlflow_intake() -> None:
     run("audit", "verify", "--home", "spoke")
 
 
+QUICK_PLAN = """\
+# the demo's plan: seconds instead of the default minutes, and a p99 ratio of 3
+# (simulated nodes share two CPUs with everything else: a p99 of a few
+# milliseconds moves by 1.5x on its own; 30 ms of injected latency is ~8x)
+interval_seconds = 2
+
+[health]
+max_error_rate = "0.01"
+max_p99_latency_ratio = "3"
+min_samples = 50
+failure_limit = 2
+consecutive_successes = 2
+
+[[rings]]
+name = "canary"
+nodes = 2
+bake_seconds = 4
+
+[[rings]]
+name = "half"
+nodes = "0.5"
+bake_seconds = 4
+
+[[rings]]
+name = "all"
+nodes = "1"
+bake_seconds = 4
+"""
+FLEET = 20
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def background(name: str, *args: str) -> subprocess.Popen[str]:
+    """Starts a long-running ``airlock`` command; its output goes to demo-out/NAME.log."""
+    console.print(f"[cyan]$ airlock {' '.join(args)} &[/cyan]  [dim](log: {name}.log)[/dim]")
+    log = (OUT / f"{name}.log").open("w")
+    return subprocess.Popen(
+        [AIRLOCK, *args], env=ENV, text=True, stdout=log, stderr=subprocess.STDOUT, cwd=OUT
+    )
+
+
+def rollout_of(version: str) -> dict[str, Any]:
+    rows = json.loads(run_quiet("spoke", "rollout", "list", "--home", "spoke", "--json"))
+    found = [r for r in rows if r["model"] == "flowers" and r["version"] == version]
+    return found[0] if found else {}
+
+
+def run_quiet(*args: str) -> str:
+    proc = subprocess.run([AIRLOCK, *args], env=ENV, text=True, capture_output=True, cwd=OUT)
+    if proc.returncode != 0:
+        console.print(proc.stderr, style="red", markup=False)
+        sys.exit(1)
+    return proc.stdout
+
+
+def watch(version: str, final: str, timeout: float = 180) -> dict[str, Any]:
+    """Narrates flowers@VERSION's rollout until it reaches ``final``."""
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        row = rollout_of(version)
+        line = (
+            f"flowers@{version}: {row.get('state')} — ring {int(row.get('ring_index', 0)) + 1}/"
+            f"{row.get('rings')} ({row.get('ring')}), successes {row.get('consecutive_successes')}"
+            f"/{row.get('needed_successes')}, failures {row.get('failures')}"
+            if row
+            else f"flowers@{version}: waiting for the engine"
+        )
+        if line != last:
+            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {line}")
+            last = line
+        if row.get("state") == final:
+            return row
+        time.sleep(0.5)
+    console.print(f"[red]flowers@{version} did not reach {final} in {timeout:.0f} s[/red]")
+    sys.exit(1)
+
+
+def fleet_versions() -> dict[str, int]:
+    nodes = json.loads(run_quiet("spoke", "node", "list", "--home", "spoke", "--json"))
+    counts: dict[str, int] = {}
+    for node in nodes:
+        version = (node.get("active_versions") or {}).get("flowers") or "-"
+        counts[version] = counts.get(version, 0) + 1
+    return counts
+
+
+def wait_fleet(version: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fleet_versions() == {version: FLEET}:
+            console.print(f"[green]all {FLEET} nodes answer with flowers@{version}[/green]")
+            return
+        time.sleep(0.5)
+    console.print(f"[red]the fleet is not on flowers@{version}: {fleet_versions()}[/red]")
+    sys.exit(1)
+
+
+def ship(name: str, *assign_args: str) -> None:
+    run("hub", "assign", "--home", "hub", "plant-7", *assign_args, "--plan", "quick-plan.toml")
+    run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", f"media/{name}")
+    run("spoke", "import", "--home", "spoke", f"media/{name}")
+
+
+def phased_rollouts() -> None:
+    """Spoke service + 20 simulated nodes: rings, automatic rollback, promotion, revocation."""
+    step(
+        "15. A fleet for the site: the spoke service and 20 simulated nodes",
+        "The release engineer releases the pipeline's iris classifier as family 'flowers', "
+        "versions 1, 2 and 3, and signs a three-ring plan (2 nodes, half, all; seconds "
+        "instead of minutes for the demo) into the site's Director targets. The site runs "
+        "`airlock spoke serve` (the nodes' TUF mirror, site director, reports, metrics, and "
+        "the rollout engine) and `airlock spoke simulate`: 20 real node agents, each with its "
+        "own enrolled key, verifying Image and site-director metadata with tuf.ngclient over "
+        "HTTP, installing into A/B slots, health-checking and serving in onnxruntime. The "
+        "simulator injects 30 ms of latency into every answer of flowers@2. The families "
+        "of the earlier steps leave the site, so that the fleet runs only flowers.",
+    )
+    (OUT / "quick-plan.toml").write_text(QUICK_PLAN)
+    run("hub", "unassign", "--home", "hub", "plant-7", "classifier")
+    run("hub", "unassign", "--home", "hub", "plant-7", "iris")
+    model = ["pipeline/v1/model.onnx", "--validation-set", "pipeline/v1/validation.npz"]
+    for version in ("1", "2", "3"):
+        run("hub", "model", "add", "--home", "hub", "flowers", version, *model,
+            "--thresholds", "thresholds.toml")  # fmt: skip
+    ship("bundle-6", "flowers", "1")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = background("spoke-serve", "spoke", "serve", "--home", "spoke", "--port", str(port))
+    sim = None
+    try:
+        wait_http(f"{url}/healthz")
+        sim = background(
+            "simulate", "spoke", "simulate", "--home", "spoke", "--url", url,
+            "--nodes", str(FLEET), "--rps", "20", "--poll-seconds", "1", "--report-seconds", "1",
+            "--fault", "flowers@2:latency_ms=30", "--status-every", "2",
+        )  # fmt: skip
+        step(
+            "16. flowers@1 goes out ring by ring",
+            "The engine starts the family's first rollout: 2 nodes, then half, then all, each "
+            "ring after its bake time and two passing analyses (error rate under 1 %; no "
+            "stable cohort yet, so no latency ratio).",
+        )
+        watch("1", "complete")
+        wait_fleet("1")
+        step(
+            "17. flowers@2 is slower: rolled back automatically at the canary ring",
+            "Each interval compares the canary cohort (2 nodes on flowers@2) with the stable "
+            "cohort (18 nodes on flowers@1). p99 is far above 3x the stable p99: past the "
+            "failure limit (2 failed analyses tolerated) the canary nodes go back to "
+            "flowers@1 at once, and flowers@2 is not retried without a new plan.",
+        )
+        ship("bundle-7", "flowers", "2")
+        row = watch("2", "rolled-back")
+        run("spoke", "rollout", "show", "--home", "spoke", str(row["id"]))
+        wait_fleet("1")
+        step("18. flowers@3 is healthy: promoted to every node", "Same plan, no fault.")
+        ship("bundle-8", "flowers", "3")
+        row = watch("3", "complete")
+        run("spoke", "rollout", "show", "--home", "spoke", str(row["id"]))
+        wait_fleet("3")
+        step(
+            "19. The hub revokes flowers@3",
+            "A newer signed Image without flowers@3, and Director metadata pointing at the "
+            "previous good version with the plan it had. The export is a small revocation "
+            "bundle (no model files). On import the engine moves every node off flowers@3 at "
+            "once — no bake time — to the last version that completed at this site, "
+            "flowers@1 (flowers@2 was rolled back here and is not retried). Nodes would "
+            "refuse flowers@3 even if asked: the Image no longer signs it.",
+        )
+        run("hub", "revoke", "--home", "hub", "flowers", "3", "--reason",
+            "drift found in the field")  # fmt: skip
+        run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", "media/bundle-9")
+        envelope = json.loads((OUT / "media/bundle-9/envelope.json").read_text())["signed"]
+        size = sum(p["size"] for p in envelope["parts"])
+        console.print(f"bundle-9: kind {envelope['kind']}, payload {size} bytes")
+        run("spoke", "import", "--home", "spoke", "media/bundle-9")
+        wait_fleet("1", timeout=30)
+        run("spoke", "rollout", "list", "--home", "spoke")
+        run("spoke", "node", "list", "--home", "spoke")
+    finally:
+        for proc in (sim, serve):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+    run("audit", "verify", "--home", "spoke")
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback URL
+                return
+        except OSError:
+            time.sleep(0.2)
+    console.print(f"[red]{url} did not answer[/red]")
+    sys.exit(1)
+
+
 def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
@@ -432,6 +644,7 @@ def main() -> None:
 
     rotation_ceremony()
     mlflow_intake()
+    phased_rollouts()
     console.print(f"\n[bold green]Demo complete.[/bold green] Everything is under {OUT}")
 
 

@@ -27,11 +27,14 @@ TRANSIT_BUDGET = dt.timedelta(days=30)
 
 
 def two_bundles(hub: Hub, hub_clock: FixedClock, media: Path) -> tuple[Path, Path]:
-    """Bundles 1 and 2 of plant-7, ten minutes apart; bundle 2 assigns classifier@2."""
+    """Bundles 1 and 2 of plant-7, ten minutes apart; bundle 2 assigns classifier@2.
+
+    Bundle 2 is exported ``full`` so that it can be imported without bundle 1 (a gap).
+    """
     hub.export(SITE_ID, media / "bundle-1")
     hub.assign(SITE_ID, "classifier", "2")
     hub_clock.advance(dt.timedelta(minutes=10))
-    hub.export(SITE_ID, media / "bundle-2")
+    hub.export(SITE_ID, media / "bundle-2", full=True)
     return media / "bundle-1", media / "bundle-2"
 
 

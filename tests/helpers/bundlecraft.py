@@ -61,6 +61,8 @@ def forge_bundle(hub: Hub, plan: ExportPlan, out: Path, **overrides: Any) -> Env
         "blobs": plan.blobs,
         "recipients": plan.recipients,
         "signers": [envelope_signer(hub)],
+        "kind": plan.kind,
+        "omitted": plan.omitted,
     }
     fields.update(overrides)
     return write_bundle(out, **fields)

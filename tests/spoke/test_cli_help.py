@@ -26,7 +26,7 @@ def test_airlock_help_names_every_role_and_the_exit_codes(tmp_path: Path) -> Non
     assert proc.stdout.startswith("Usage: airlock [OPTIONS] COMMAND [ARGS]...")
     assert "Airlock moves signed ML models across an air gap." in proc.stdout
     listed = commands_listed(proc.stdout)
-    assert set(listed) == {"audit", "ceremony", "hub", "spoke"}
+    assert set(listed) == {"agent", "audit", "ceremony", "hub", "spoke"}
     assert listed["spoke"] == "Site admin: import and verify bundles at an air-gapped site."
     assert re.search(
         r"^\s+spoke\s+site admins: import and verify bundles, status$", proc.stdout, re.M
@@ -44,7 +44,16 @@ def test_spoke_help_lists_every_command_with_a_complete_summary(airlock: Invoke)
     text = result.stdout
     assert text.startswith("Usage: airlock spoke [OPTIONS] COMMAND [ARGS]...")
     listed = commands_listed(text)
-    assert set(listed) == {"init", "import", "status", "attestations"}
+    assert set(listed) == {
+        "init",
+        "import",
+        "status",
+        "attestations",
+        "node",
+        "rollout",
+        "serve",
+        "simulate",
+    }
     for name, summary in listed.items():
         assert not summary.endswith("..."), f"the summary of {name!r} is cut off: {summary!r}"
         assert summary.endswith("."), summary

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from helpers.bundlecraft import flip_byte
+from helpers.fleetenv import Fleet
 from helpers.spokeenv import (
     SITE_ID,
     Invoke,
@@ -68,7 +69,7 @@ def test_import_asks_for_the_passphrase_and_prints_a_summary(
     assert result.exit_code == 0, result.stderr
     assert "Site passphrase" in result.stderr and "site test passphrase" not in result.stderr
     assert result.stdout.splitlines() == [
-        f"imported bundle {first.bundle_id} (sequence 1): 3 new file(s)",
+        f"imported full bundle {first.bundle_id} (sequence 1): 3 new file(s)",
         "  staged   classifier@1",
         "  staged   detector@1",
     ]
@@ -76,7 +77,7 @@ def test_import_asks_for_the_passphrase_and_prints_a_summary(
     result = airlock("spoke", "import", "--home", home, str(media / "bundle-2"))
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
-        f"imported bundle {second.bundle_id} (sequence 2): 1 new file(s)",
+        f"imported delta bundle {second.bundle_id} (sequence 2): 1 new file(s)",
         "  staged   classifier@2",
         "  present  detector@1",
     ]
@@ -124,3 +125,28 @@ def test_a_refused_import_prints_no_json(
     assert result.stdout == ""
     assert_error_output(result.stderr, "does not match the SHA-256 in the signed envelope")
     assert_refused_unchanged(spoke, before, IntegrityError, exit_code=result.exit_code)
+
+
+def test_import_names_the_versions_a_revocation_bundle_revokes(
+    airlock: Invoke, fleet: Fleet, tmp_path: Path
+) -> None:
+    spoke = fleet.new_spoke(tmp_path / "spoke")
+    clock = FixedClock(fleet.hub_time)
+    hub = fleet.new_hub(tmp_path / "hub", clock)
+    try:
+        hub.revoke("iris", "3", "wrong answers at night")
+        clock.advance(dt.timedelta(seconds=30))
+        envelope = hub.export(SITE_ID, tmp_path / "revocation")
+    finally:
+        hub.close()
+    result = airlock("spoke", "import", "--home", str(spoke.path), str(tmp_path / "revocation"))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"imported revocation bundle {envelope.bundle_id} (sequence {envelope.sequence}): "
+        "0 new file(s)",
+        "  present  classifier@1",
+        "  present  detector@1",
+        "  present  iris@2",
+        "  revoked  iris@3 (wrong answers at night): the rollout engine moves every node off it",
+    ]
+    spoke.engine.dispose()

@@ -48,8 +48,18 @@ def create_tables(engine: Engine, models: Sequence[type[SQLModel]]) -> None:
 
 @contextlib.contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """Yields a session that commits on success and rolls back on any exception."""
+    """Yields a session that commits on success and rolls back on any exception.
+
+    This is the session for changing state. On SQLite it takes the database's
+    write lock first (``BEGIN IMMEDIATE``): two processes (``spoke serve``'s
+    rollout engine and an ``import`` or ``node enroll`` from the shell) then
+    queue for the busy timeout instead of both reading the same state and one
+    failing at commit (e.g. on the audit chain's next sequence number). Plain
+    ``Session(engine)`` reads take no lock.
+    """
     session = Session(engine, expire_on_commit=False)
+    if engine.dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
     try:
         yield session
         session.commit()

@@ -101,6 +101,9 @@ class Envelope:
     encrypted: bool
     parts: tuple[PayloadPart, ...]
     format_version: int = FORMAT_VERSION
+    omitted: tuple[str, ...] = ()
+    """``name@version`` of assigned versions whose files the bundle leaves out
+    because the site already holds them (delta and revocation bundles only)."""
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -117,6 +120,8 @@ class Envelope:
         names = [p.name for p in self.parts]
         if len(set(names)) != len(names):
             raise MediaError("bundle envelope lists a payload part twice")
+        if self.omitted and self.kind not in (BundleKind.DELTA, BundleKind.REVOCATION):
+            raise MediaError(f"a {self.kind} bundle cannot omit model versions")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (this is what gets signed, in canonical JSON)."""
@@ -131,7 +136,7 @@ class Envelope:
             "expires": utc_iso(self.expires),
             "encrypted": self.encrypted,
             "parts": [p.to_dict() for p in self.parts],
-        }
+        } | ({"omitted": list(self.omitted)} if self.omitted else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Envelope:
@@ -148,6 +153,7 @@ class Envelope:
                 expires=parse_utc(str(data["expires"])),
                 encrypted=bool(data["encrypted"]),
                 parts=tuple(PayloadPart.from_dict(p) for p in data["parts"]),
+                omitted=_omitted(data.get("omitted", [])),
             )
         except MediaError:
             raise
@@ -156,6 +162,12 @@ class Envelope:
                 f"malformed bundle envelope: {exc}",
                 hint="the envelope.json is damaged or not an Airlock bundle; export it again",
             ) from None
+
+
+def _omitted(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(ref, str) for ref in value):
+        raise TypeError("omitted must be a list of name@version strings")
+    return tuple(value)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,10 @@ Airlock runs two TUF repositories (the design brief's Uptane split):
 * **Director** — per-site instructions, one metadata set per site under a
   shared root. Director ``targets`` carry the field ``x-airlock-site-id``
   (never empty) and list the model files the site should have, each with the
-  same length and hashes as the Image target.
+  same length and hashes as the Image target. The primary file's custom
+  field carries the signed rollout plan (``custom.airlock.rollout``), and
+  the targets list every revoked version with its reason in the field
+  ``x-airlock-revocations``.
 
 The Director root also anchors the hub's *envelope key* (field
 ``x-airlock-envelope``), which signs every bundle's envelope; the Image root
@@ -36,6 +39,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from airlock.bundles.errors import SignatureError, TrustError
 from airlock.bundles.models import ModelVersion
+from airlock.bundles.rollout import RolloutPlan
 
 IMAGE = "image"
 DIRECTOR = "director"
@@ -46,6 +50,8 @@ MODELS_ROLE_PATHS = ["*/*/*"]
 TENANT_ROLE_PREFIX = "tenant-"
 
 SITE_ID_FIELD = "x-airlock-site-id"
+REVOCATIONS_FIELD = "x-airlock-revocations"
+ROLLOUT_KEY = "rollout"
 ENVELOPE_FIELD = "x-airlock-envelope"
 LAYOUT_FIELD = "x-airlock-layout"
 CUSTOM_KEY = "airlock"
@@ -91,16 +97,49 @@ def image_custom(model: ModelVersion, filename: str, primary: bool) -> dict[str,
     return {CUSTOM_KEY: custom}
 
 
-def director_custom(site_id: str, model: ModelVersion, filename: str) -> dict[str, Any]:
-    """The custom field of a Director target (names the site)."""
-    return {
-        CUSTOM_KEY: {
-            "site_id": site_id,
-            "model": model.name,
-            "version": model.version,
-            "file": filename,
-        }
+def director_custom(
+    site_id: str, model: ModelVersion, filename: str, plan: RolloutPlan | None = None
+) -> dict[str, Any]:
+    """The custom field of a Director target (names the site).
+
+    The version's primary file also carries the signed rollout plan
+    (``custom.airlock.rollout``); None signs the default :class:`RolloutPlan`,
+    so every assignment carries an explicit plan.
+    """
+    custom: dict[str, Any] = {
+        "site_id": site_id,
+        "model": model.name,
+        "version": model.version,
+        "file": filename,
     }
+    if any(f.primary and f.filename == filename for f in model.files):
+        custom[ROLLOUT_KEY] = (plan or RolloutPlan()).to_dict()
+    return {CUSTOM_KEY: custom}
+
+
+def revocation_entry(model: str, version: str, reason: str, revoked_at: str) -> dict[str, str]:
+    """One entry of a Director targets' ``x-airlock-revocations`` list."""
+    return {"model": model, "version": version, "reason": reason, "revoked_at": revoked_at}
+
+
+def parse_revocations(value: Any) -> list[dict[str, str]]:
+    """The entries of an ``x-airlock-revocations`` field (absent: none).
+
+    Raises:
+        TrustError: the field is not a list of entries with string
+            ``model``, ``version``, ``reason`` and ``revoked_at``.
+    """
+    if value is None:
+        return []
+    keys = ("model", "version", "reason", "revoked_at")
+    if not isinstance(value, list) or not all(
+        isinstance(item, dict) and all(isinstance(item.get(k), str) for k in keys) for item in value
+    ):
+        raise TrustError(
+            f"the Director's {REVOCATIONS_FIELD} field is malformed",
+            hint="the hub's Director metadata is broken; report it to the hub",
+        )
+    return [revocation_entry(*(str(item[k]) for k in keys)) for item in value]
 
 
 def metadata_filename(role: str, version: int) -> str:

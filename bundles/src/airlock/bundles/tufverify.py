@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 from urllib import parse
@@ -95,6 +96,8 @@ class VerifiedTarget:
     primary: bool
     image_custom: dict[str, Any]
     kind: str = "model"
+    director_custom: dict[str, Any] = dataclass_field(default_factory=dict)
+    """The Director target's ``custom.airlock`` (site, and the rollout plan on the primary)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -120,6 +123,10 @@ class VerifiedMetadata:
     director_root_version: int
     director_targets_version: int
     expires: dt.datetime
+    director_fields: dict[str, Any] = dataclass_field(default_factory=dict)
+    """The verified Director targets' extra fields (``x-airlock-revocations``, …)."""
+    unsigned: tuple[str, ...] = ()
+    """The ``watch`` paths that the verified Image repository does not sign (any more)."""
 
     def allowed_blobs(self) -> dict[str, int]:
         """sha256 → signed length of every blob the bundle may carry."""
@@ -149,6 +156,7 @@ def verify_repositories(
     metadata: Mapping[str, bytes],
     trusted: Mapping[str, TrustedFiles],
     site_id: str,
+    watch: Iterable[str] = (),
 ) -> VerifiedMetadata:
     """Verifies a bundle's Image and Director metadata for ``site_id``.
 
@@ -156,6 +164,8 @@ def verify_repositories(
         metadata: Archive name → bytes of every metadata entry of the bundle.
         trusted: Repository → the site's trusted metadata files (see TrustedFiles).
         site_id: This site's id; Director metadata must name it.
+        watch: Target paths to look up in the verified Image repository (the
+            site's staged files); those it no longer signs are ``unsigned``.
 
     Returns:
         What verified, and the metadata to trust from now on.
@@ -172,9 +182,10 @@ def verify_repositories(
         director_targets = _load_verified(Path(scratch) / DIRECTOR, "targets", Targets)
         _check_site(director_targets, site_id)
         targets = tuple(
-            _agree(path, target, updaters[IMAGE])
+            agree_with_image(path, target, updaters[IMAGE])
             for path, target in sorted(director_targets.signed.targets.items())
         )
+        unsigned = tuple(p for p in sorted(set(watch)) if not _signs(updaters[IMAGE], p))
         new_trusted = {repo: _read_cache(Path(scratch) / repo) for repo in REPOSITORIES}
         roots = {
             repo: Metadata[Root].from_bytes(new_trusted[repo][ROOT_FILE]).signed
@@ -191,6 +202,8 @@ def verify_repositories(
         director_root_version=roots[DIRECTOR].version,
         director_targets_version=director_targets.signed.version,
         expires=timestamp_expiry,
+        director_fields=dict(director_targets.signed.unrecognized_fields),
+        unsigned=unsigned,
     )
 
 
@@ -283,7 +296,21 @@ def _custom(target: TargetFile) -> dict[str, Any]:
     return dict(custom) if isinstance(custom, dict) else {}
 
 
-def _agree(path: str, director: TargetFile, image_updater: Updater) -> VerifiedTarget:
+def agree_with_image(path: str, director: TargetFile, image_updater: Updater) -> VerifiedTarget:
+    """Checks that a Director (or site-director) target agrees with the Image repository.
+
+    Args:
+        path: The target path.
+        director: The target as the Director's verified metadata lists it.
+        image_updater: A refreshed Image Updater (delegations are walked on demand).
+
+    Returns:
+        The file as the Image repository signs it.
+
+    Raises:
+        TrustError: the Image repository does not sign ``path`` (never released, or revoked).
+        IntegrityError: length, hashes or model/version/file fields differ.
+    """
     try:
         image = image_updater.get_targetinfo(path)
     except Exception as exc:
@@ -319,7 +346,15 @@ def _agree(path: str, director: TargetFile, image_updater: Updater) -> VerifiedT
         primary=bool(i_custom.get("primary", False)),
         image_custom=i_custom,
         kind=str(i_custom.get("kind", "model")),
+        director_custom=d_custom,
     )
+
+
+def _signs(image_updater: Updater, path: str) -> bool:
+    try:
+        return image_updater.get_targetinfo(path) is not None
+    except Exception as exc:
+        raise _translate(exc, IMAGE) from None
 
 
 def _read_cache(workdir: Path) -> TrustedFiles:

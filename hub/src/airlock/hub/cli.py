@@ -108,8 +108,10 @@ def hub() -> None:
       airlock hub init --from CEREMONY
       airlock hub site add --identity site-identity.json
       airlock hub model add NAME VERSION model.onnx   (or: model import models:/NAME@ALIAS)
-      airlock hub assign SITE NAME VERSION
+      airlock hub assign SITE NAME VERSION [--plan plan.toml]
       airlock hub export --site SITE --out /media/usb/bundle
+    To take a bad version back everywhere:
+      airlock hub revoke NAME VERSION --reason "…"   (then export for each site)
     After the security officers rotate or re-sign the offline roles:
       airlock hub trust update --from CEREMONY
     The hub passphrase comes from AIRLOCK_HUB_PASSPHRASE or a prompt.
@@ -401,16 +403,60 @@ def tenant_list(home: Path, as_json: bool) -> None:
 @click.argument("site_id")
 @click.argument("name")
 @click.argument("version")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=_FILE,
+    help="Rollout plan (TOML: interval_seconds, [health], [[rings]]); default: the "
+    "default plan (canary 5 %, quarter, all).",
+)
 @JSON_OPTION
-def assign(home: Path, site_id: str, name: str, version: str, as_json: bool) -> None:
-    """Tell SITE to run NAME@VERSION (replaces the site's previous version of NAME)."""
-    changed = _open(home).assign(site_id, name, version)
+def assign(
+    home: Path, site_id: str, name: str, version: str, plan_file: Path | None, as_json: bool
+) -> None:
+    """Tell SITE to run NAME@VERSION (replaces the site's previous version of NAME).
+
+    The rollout plan is signed into the site's Director targets with the
+    assignment; assigning the same version with another plan re-signs it.
+    Revoked versions are refused.
+    """
+    changed = _open(home).assign(site_id, name, version, plan_file=plan_file)
     if as_json:
         _emit_json({"site_id": site_id, "model": name, "version": version, "changed": changed})
     elif changed:
         Console().print(f"[green]{site_id} now runs {name}@{version}[/green] (in its next bundle)")
     else:
-        Console().print(f"{site_id} already runs {name}@{version}: nothing changed")
+        Console().print(f"{site_id} already runs {name}@{version} with that plan: nothing changed")
+
+
+@hub.command("revoke")
+@HOME_OPTION
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why: every site is told, and it is audited.")
+@JSON_OPTION
+def revoke(home: Path, name: str, version: str, reason: str, as_json: bool) -> None:
+    """Revoke NAME@VERSION everywhere: never signed, assigned or released again.
+
+    Removes the version from the Image repository (re-signing its tenant's
+    role: a tenant-held key's secret is asked for), points every site that
+    runs it at the previous good version (or unassigns it), and lists the
+    revocation and its reason in every site's Director metadata. Then export
+    for each site: the bundles are small, as the sites already hold the
+    previous version.
+    """
+    result = _open(home).revoke(name, version, reason)
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    console = Console()
+    console.print(f"[green]revoked {result.ref}[/green] ({result.reason})")
+    rows = [[s.site_id, s.previous, s.now or "(unassigned)"] for s in result.sites]
+    if rows:
+        _table("sites moved off the revoked version", ["site", "was", "now"], rows)
+    console.print(
+        f"{len(result.notified)} site(s) to export for: {', '.join(result.notified) or '-'}"
+    )
 
 
 @hub.command("unassign")
@@ -436,25 +482,35 @@ def unassign(home: Path, site_id: str, name: str, as_json: bool) -> None:
     required=True,
     help="New (or empty) bundle directory, e.g. on removable media.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Send every assigned version's files again (for a site that lost a bundle).",
+)
 @JSON_OPTION
-def export_(home: Path, site_id: str, out: Path, as_json: bool) -> None:
-    """Write SITE's next full bundle: signed envelope.json + encrypted payload.
+def export_(home: Path, site_id: str, out: Path, full: bool, as_json: bool) -> None:
+    """Write SITE's next bundle: signed envelope.json + encrypted payload.
 
-    Refuses when the Image root, Image targets or Director root would expire
-    before the bundle (run a re-signing ceremony and `airlock hub trust update` first).
+    Files of versions already sent to the site are left out (a `delta`
+    bundle, or a `revocation` bundle when only revocations changed); --full
+    sends everything. Refuses when the Image root, Image targets or Director
+    root would expire before the bundle (run a re-signing ceremony and
+    `airlock hub trust update` first).
     """
     hub_ = _open(home)
     if as_json:
-        envelope = hub_.export(site_id, out)
+        envelope = hub_.export(site_id, out, full=full)
         _emit_json({"out": str(out), "envelope": envelope.to_dict()})
         return
     console = Console()
     with console.status(f"exporting the bundle for {site_id}…"):
-        envelope = hub_.export(site_id, out)
+        envelope = hub_.export(site_id, out, full=full)
     console.print(
-        f"[green]bundle {envelope.sequence} for {site_id} written to {out}[/green] "
-        f"(expires {envelope.expires:%Y-%m-%d %H:%M}Z)"
+        f"[green]{envelope.kind} bundle {envelope.sequence} for {site_id} written to {out}"
+        f"[/green] (expires {envelope.expires:%Y-%m-%d %H:%M}Z)"
     )
+    if envelope.omitted:
+        console.print(f"already at the site, not sent again: {', '.join(envelope.omitted)}")
     rows = [[p.name, str(p.size), p.sha256] for p in envelope.parts]
     _table("payload parts", ["part", "bytes", "sha256"], rows)
 

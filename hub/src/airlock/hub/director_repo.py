@@ -6,7 +6,10 @@ anchors the envelope key. Each site has its own ``targets`` (carrying
 ``x-airlock-site-id``), ``snapshot`` and ``timestamp``, under
 ``repository/director/sites/<site>/``. A site's targets list every file of
 every model version assigned to it, at the Image target path, with the Image
-target's length and hashes and a custom field naming the site.
+target's length and hashes and a custom field naming the site; the primary
+file's custom field also carries the signed rollout plan
+(``custom.airlock.rollout``). The targets list every revocation so far in
+``x-airlock-revocations`` (:func:`set_revocations`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Time
 from airlock.bundles import tufrepo
 from airlock.bundles.errors import TrustError
 from airlock.bundles.models import ModelVersion
+from airlock.bundles.rollout import RolloutPlan
 from airlock.hub import tufmeta
 from airlock.hub.tufmeta import StagedWrites
 
@@ -99,6 +103,15 @@ class SiteMetadata:
         """The target paths of family ``name`` in this site's targets."""
         return [p for p in self.targets.signed.targets if p.startswith(f"{name}/")]
 
+    def signed_plan(self, name: str, version: str) -> dict[str, Any] | None:
+        """The rollout plan signed for ``name@version`` (None: not assigned, or no plan)."""
+        prefix = f"{name}/{version}/"
+        for path, target in self.targets.signed.targets.items():
+            custom = target.custom.get(tufrepo.CUSTOM_KEY) if path.startswith(prefix) else None
+            if isinstance(custom, dict) and tufrepo.ROLLOUT_KEY in custom:
+                return dict(custom[tufrepo.ROLLOUT_KEY])
+        return None
+
 
 @dataclass(frozen=True)
 class DirectorSigners:
@@ -110,45 +123,71 @@ class DirectorSigners:
 
 
 def new_site(
-    site_id: str, directory: Path, expires: dt.datetime, signers: DirectorSigners
+    site_id: str,
+    directory: Path,
+    expires: dt.datetime,
+    signers: DirectorSigners,
+    revocations: list[dict[str, str]] | None = None,
 ) -> SiteMetadata:
-    """Version 1 of a site's targets (no targets, names the site), snapshot and timestamp."""
-    targets = Metadata(
-        Targets(version=1, expires=expires, unrecognized_fields={tufrepo.SITE_ID_FIELD: site_id})
-    )
+    """Version 1 of a site's targets (no targets, names the site), snapshot and timestamp.
+
+    ``revocations`` (every revocation so far) go into ``x-airlock-revocations``.
+    """
+    fields: dict[str, Any] = {tufrepo.SITE_ID_FIELD: site_id}
+    if revocations:
+        fields[tufrepo.REVOCATIONS_FIELD] = list(revocations)
+    targets = Metadata(Targets(version=1, expires=expires, unrecognized_fields=fields))
     tufrepo.sign_with(targets, [signers.targets])
     snapshot = tufmeta.next_snapshot(None, {TARGETS: targets}, expires, signers.snapshot)
     timestamp = tufmeta.next_timestamp(None, snapshot, expires, signers.timestamp)
     return SiteMetadata(site_id, directory, targets, snapshot, timestamp)
 
 
-def director_targets(site_id: str, model: ModelVersion) -> list[TargetFile]:
-    """The Director target files telling ``site_id`` to run ``model``."""
+def director_targets(
+    site_id: str, model: ModelVersion, plan: RolloutPlan | None = None
+) -> list[TargetFile]:
+    """The Director target files telling ``site_id`` to run ``model`` under ``plan``.
+
+    None signs the default plan (see :func:`airlock.bundles.tufrepo.director_custom`).
+    """
     return [
         TargetFile(
             length=f.length,
             hashes={"sha256": f.sha256},
             path=tufrepo.target_path(model.name, model.version, f.filename),
-            unrecognized_fields={"custom": tufrepo.director_custom(site_id, model, f.filename)},
+            unrecognized_fields={
+                "custom": tufrepo.director_custom(site_id, model, f.filename, plan)
+            },
         )
         for f in model.files
     ]
 
 
 def set_model(
-    site: SiteMetadata, model: ModelVersion | None, name: str, expires: dt.datetime, signer: Signer
+    site: SiteMetadata,
+    model: ModelVersion | None,
+    name: str,
+    expires: dt.datetime,
+    signer: Signer,
+    plan: RolloutPlan | None = None,
 ) -> None:
     """Replaces the site's entries for family ``name`` with ``model``'s files (None removes).
 
-    Re-signs the site's targets with a bumped version.
+    ``plan`` is signed into the primary file's custom field (None: the
+    default plan). Re-signs the site's targets with a bumped version.
     """
     targets = site.targets.signed.targets
     for path in site.assigned_paths(name):
         del targets[path]
     if model is not None:
-        for target in director_targets(site.site_id, model):
+        for target in director_targets(site.site_id, model, plan):
             targets[target.path] = target
     tufmeta.bump(site.targets, expires, [signer])
+
+
+def set_revocations(site: SiteMetadata, revocations: list[dict[str, str]]) -> None:
+    """Sets the site's ``x-airlock-revocations`` list (the caller re-signs the targets)."""
+    site.targets.signed.unrecognized_fields[tufrepo.REVOCATIONS_FIELD] = list(revocations)
 
 
 def refresh(site: SiteMetadata, expires: dt.datetime, signers: DirectorSigners) -> None:

@@ -1,13 +1,17 @@
 """Bundle export, in small public steps that tests can recombine.
 
-A full bundle for one site is made in three phases:
+A bundle for one site is made in three phases:
 
 1. **Plan** (:class:`ExportPlan`, made by ``Hub.plan_export``; nothing is
    written): the bundle expiry is now + the site's transit budget;
    :func:`check_offline_expiry` refuses when an offline role would expire
    first; online roles that would are re-signed later; fresh snapshots and
    timestamps expire with the bundle; :func:`collect_metadata` and
-   :func:`collect_blobs` list what goes into the payload, in order.
+   :func:`collect_blobs` list what goes into the payload, in order. Files
+   of versions already sent to the site are left out (the envelope lists
+   those versions in ``omitted``) unless the export is ``full``; the kind
+   is ``full``, ``delta`` (something omitted) or ``revocation`` (no files,
+   and revocations the site has not been sent yet).
 2. **Write** (:func:`write_bundle_files`): ``write_payload`` streams the tar
    (encrypted with age unless the site opted out) and ``envelope.json`` is
    signed with the envelope key, all in a work directory next to the
@@ -68,6 +72,12 @@ class ExportPlan:
         base: (Image timestamp version, site timestamp version) the plan built on;
             a plan is refused at commit time if the repository moved on since.
         writes: Repository files to persist when the export commits.
+        kind: ``full``, ``delta`` or ``revocation`` (see the module docstring).
+        omitted: ``name@version`` of assigned versions whose files are left out.
+        carried: (name, version, filename, sha256) of every file the bundle
+            carries, recorded as sent to the site when the export commits.
+        revocations: How many revocations the bundle's Director metadata lists.
+        full: Planned with ``full`` (every assigned version's files).
     """
 
     site_id: str
@@ -80,6 +90,11 @@ class ExportPlan:
     resigned: tuple[str, ...] = ()
     base: tuple[int, int] = (0, 0)
     writes: StagedWrites = field(default_factory=StagedWrites, compare=False, repr=False)
+    kind: BundleKind = BundleKind.FULL
+    omitted: tuple[str, ...] = ()
+    carried: tuple[tuple[str, str, str, str], ...] = ()
+    revocations: int = 0
+    full: bool = False
 
     @property
     def encrypted(self) -> bool:
@@ -219,6 +234,7 @@ def write_bundle_files(
     kind: BundleKind = BundleKind.FULL,
     source: str = "hub",
     bundle_id: str | None = None,
+    omitted: tuple[str, ...] = (),
 ) -> Envelope:
     """Writes the payload parts and the signed ``envelope.json`` into ``work_dir``.
 
@@ -236,6 +252,7 @@ def write_bundle_files(
         expires=expires,
         encrypted=recipients is not None,
         parts=tuple(parts),
+        omitted=tuple(omitted),
     )
     atomic_write_bytes(work_dir / ENVELOPE_FILE, sign_envelope(envelope, signers))
     return envelope
@@ -268,6 +285,7 @@ def write_bundle(
     kind: BundleKind = BundleKind.FULL,
     source: str = "hub",
     bundle_id: str | None = None,
+    omitted: tuple[str, ...] = (),
 ) -> Envelope:
     """Writes a complete bundle directory with no database involved (tests and tooling).
 
@@ -290,6 +308,7 @@ def write_bundle(
             kind=kind,
             source=source,
             bundle_id=bundle_id,
+            omitted=omitted,
         )
         promote_bundle(work, out_dir)
         return envelope

@@ -34,12 +34,15 @@ from airlock.bundles.db import make_engine
 from airlock.bundles.errors import ConflictError, NotFoundError, UsageError
 from airlock.bundles.models import Envelope, ModelVersion, SiteIdentity, check_name
 from airlock.bundles.release import ReleaseInfo
+from airlock.bundles.rollout import RolloutPlan
 from airlock.hub import (
     attestations,
     catalog,
     director_repo,
     image_repo,
     planner,
+    revoke,
+    rollout_plans,
     signing,
     sites,
     tenants,
@@ -53,6 +56,7 @@ from airlock.hub.home import ROLE, HubHome
 from airlock.hub.image_repo import ImageRepo
 from airlock.hub.intake import stage_model
 from airlock.hub.operation import Operation, operation
+from airlock.hub.revoke import RevocationResult
 from airlock.hub.signing import HubSigners, read_online_refs
 from airlock.hub.sites import SiteInfo
 from airlock.hub.status import hub_status
@@ -193,7 +197,11 @@ class Hub:
                 hint="site ids are permanent; use `airlock hub site list` to see it",
             )
         site_md = director_repo.new_site(
-            site_id, self.home.site_dir(site_id), self._online_expiry(), self.director_signers()
+            site_id,
+            self.home.site_dir(site_id),
+            self._online_expiry(),
+            self.director_signers(),
+            revoke.revocation_entries(op.session),
         )
         site_md.stage(op.writes)
         row = HubSite(
@@ -351,6 +359,7 @@ class Hub:
             }
             if intake is not None:
                 op.details["intake"] = dict(intake)
+            revoke.check_not_revoked(op.session, name, version, "release")
             existing = catalog.find_model(op.session, name, version)
             if existing is not None:
                 if set(existing.files) != set(model.files) or (
@@ -425,25 +434,59 @@ class Hub:
 
     # -- assignments ----------------------------------------------------------
 
-    def assign(self, site_id: str, name: str, version: str) -> bool:
+    def assign(
+        self,
+        site_id: str,
+        name: str,
+        version: str,
+        plan: RolloutPlan | None = None,
+        *,
+        plan_file: Path | None = None,
+    ) -> bool:
         """Tells a site to run ``name@version`` (replacing its previous version of ``name``).
 
+        The rollout plan is signed into the site's Director targets, in the
+        custom field of the version's primary file (``custom.airlock.rollout``).
+
+        Args:
+            site_id: The site.
+            name: The model family.
+            version: The version (never a revoked one).
+            plan: The rollout plan; None signs the default :class:`RolloutPlan`.
+            plan_file: A TOML plan file (:mod:`airlock.hub.rollout_plans`), read
+                inside the audited operation; instead of ``plan``.
+
         Returns:
-            False when the site already had exactly that version (nothing changed).
+            False when the site already had exactly that version under the same
+            plan (nothing changed).
 
         Raises:
             NotFoundError: unknown site or model version.
+            ConflictError: the version was revoked.
+            UsageError: the plan file is unreadable or invalid.
         """
         with self._op("hub.assign", f"{site_id}:{name}@{version}") as op:
+            op.details = {"site_id": site_id, "model": name, "version": version}
+            if plan_file is not None:
+                if plan is not None:
+                    raise UsageError("pass either a plan or a plan file, not both")
+                op.details["plan_file"] = str(plan_file)
+                plan = rollout_plans.read_plan(Path(plan_file))
+            plan = plan or RolloutPlan()
+            op.details["plan"] = plan.to_dict()
             self._site(op.session, site_id)
             model = catalog.get_model(op.session, name, version)
+            revoke.check_not_revoked(op.session, name, version, "assign")
             current = op.session.get(HubAssignment, (site_id, name))
-            op.details = {"site_id": site_id, "model": name, "version": version}
-            if current is not None and current.version == version:
+            if (
+                current is not None
+                and current.version == version
+                and self.site_metadata(site_id).signed_plan(name, version) == plan.to_dict()
+            ):
                 op.outcome = "unchanged"
                 return False
             op.details["previous"] = current.version if current else None
-            self._resign_site(op, site_id, name, model)
+            self._resign_site(op, site_id, name, model, plan)
             assigned = utc_iso(self.clock.now())
             if current is None:
                 current = HubAssignment(
@@ -451,6 +494,7 @@ class Hub:
                 )
             current.version, current.assigned = version, assigned
             op.session.add(current)
+            revoke.remember_plan(op.session, site_id, name, version, plan, assigned)
             return True
 
     def unassign(self, site_id: str, name: str) -> None:
@@ -469,26 +513,58 @@ class Hub:
             op.session.delete(current)
 
     def _resign_site(
-        self, op: Operation, site_id: str, name: str, model: ModelVersion | None
+        self,
+        op: Operation,
+        site_id: str,
+        name: str,
+        model: ModelVersion | None,
+        plan: RolloutPlan | None = None,
     ) -> None:
         site_md = self.site_metadata(site_id)
         expires = self._online_expiry()
         signers = self.director_signers()
-        director_repo.set_model(site_md, model, name, expires, signers.targets)
+        director_repo.set_model(site_md, model, name, expires, signers.targets, plan)
         director_repo.refresh(site_md, expires, signers)
         site_md.stage(op.writes)
         op.details["director_targets_version"] = site_md.targets.signed.version
 
+    # -- revocation -----------------------------------------------------------
+
+    def revoke(self, name: str, version: str, reason: str) -> RevocationResult:
+        """Revokes ``name@version`` everywhere (see :mod:`airlock.hub.revoke`).
+
+        Removes its targets from the Image role that signs them, records the
+        revocation, re-points every site assigned it at the previous good
+        version (or unassigns), and lists the revocation with its reason in
+        every site's Director targets.
+
+        Raises:
+            NotFoundError: the version was never released.
+            ConflictError: it is already revoked.
+            UsageError: no reason given.
+            SecretError: a tenant-held key's secret, or the hub passphrase, is wrong.
+        """
+        with self._op(revoke.REVOKE_ACTION, f"{name}@{version}") as op:
+            return revoke.revoke(self, op, name, version, reason)
+
+    def revocations(self) -> list[dict[str, str]]:
+        """Every revocation (``model``, ``version``, ``reason``, ``revoked_at``), oldest first."""
+        with Session(self.engine) as session:
+            return revoke.revocation_entries(session)
+
     # -- export ---------------------------------------------------------------
 
-    def plan_export(self, site_id: str) -> ExportPlan:
-        """Computes a site's next full bundle; writes nothing (see :mod:`airlock.hub.export`).
+    def plan_export(self, site_id: str, *, full: bool = False) -> ExportPlan:
+        """Computes a site's next bundle; writes nothing (see :mod:`airlock.hub.planner`).
+
+        Files of versions already sent to the site are left out (a ``delta``
+        or ``revocation`` bundle) unless ``full`` is true.
 
         Raises:
             NotFoundError: unknown site, or a blob is missing.
             UsageError: an offline role expires before the bundle would.
         """
-        return planner.plan_export(self, site_id)
+        return planner.plan_export(self, site_id, full=full)
 
     def commit_export(self, plan: ExportPlan, out_dir: Path) -> Envelope:
         """Writes a planned bundle to ``out_dir`` and records it (sequence, repository, audit).
@@ -502,10 +578,13 @@ class Hub:
         with self._op("hub.export", plan.site_id) as op:
             return planner.write_export(self, op, plan, Path(out_dir))
 
-    def export(self, site_id: str, out_dir: Path) -> Envelope:
-        """Plans and writes a site's next full bundle into ``out_dir`` (must be new or empty)."""
+    def export(self, site_id: str, out_dir: Path, *, full: bool = False) -> Envelope:
+        """Plans and writes a site's next bundle into ``out_dir`` (must be new or empty).
+
+        ``full`` sends every assigned version's files again (a site that lost media).
+        """
         with self._op("hub.export", site_id) as op:
-            plan = planner.plan_export(self, site_id)
+            plan = planner.plan_export(self, site_id, full=full)
             return planner.write_export(self, op, plan, Path(out_dir))
 
     # -- trust ----------------------------------------------------------------

@@ -11,11 +11,14 @@ without writing anything:
 (c) fresh Image snapshot + timestamp and fresh Director snapshot + timestamp
     for the site, all expiring exactly with the bundle (timestamp versions
     strictly increase per repository);
-(d) the payload metadata list and (e) the blobs of every assigned model.
+(d) the payload metadata list and (e) the blobs of every assigned model
+    not already sent to the site (:func:`split_sent`; all of them when
+    ``full``), and the bundle kind.
 
 :func:`write_export` runs inside the export's operation: (f) payload,
-(g) next sequence number and signed envelope, (h) rename into place just
-before the database commit.
+(g) next sequence number and signed envelope, (h) what the bundle carried
+(:class:`~airlock.hub.tables.HubExport`, :class:`~airlock.hub.tables.HubSentFile`),
+(i) rename into place just before the database commit.
 """
 
 from __future__ import annotations
@@ -30,18 +33,59 @@ from sqlmodel import Session, select
 from airlock.bundles import tufrepo
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError
-from airlock.bundles.models import Envelope
-from airlock.hub import catalog, director_repo, export, image_repo, signing, tufmeta
+from airlock.bundles.models import BundleKind, Envelope, ModelVersion
+from airlock.hub import catalog, director_repo, export, image_repo, revoke, signing, tufmeta
 from airlock.hub.export import ExportPlan
 from airlock.hub.operation import Operation
-from airlock.hub.tables import HubAssignment, HubSite
+from airlock.hub.tables import HubAssignment, HubExport, HubSentFile, HubSite
 from airlock.hub.tufmeta import StagedWrites
 
 if TYPE_CHECKING:
     from airlock.hub.hub import Hub
 
 
-def plan_export(hub: Hub, site_id: str) -> ExportPlan:
+def split_sent(
+    session: Session, site_id: str, models: list[ModelVersion]
+) -> tuple[list[ModelVersion], list[ModelVersion]]:
+    """Splits assigned versions into (to send, already sent to ``site_id``).
+
+    A version counts as sent when an earlier export to the site carried
+    every one of its files with the same SHA-256.
+    """
+    sent: dict[tuple[str, str], dict[str, str]] = {}
+    for row in session.exec(select(HubSentFile).where(HubSentFile.site_id == site_id)):
+        sent.setdefault((row.name, row.version), {})[row.filename] = row.sha256
+    send: list[ModelVersion] = []
+    omit: list[ModelVersion] = []
+    for model in models:
+        files = sent.get((model.name, model.version), {})
+        held = all(files.get(f.filename) == f.sha256 for f in model.files)
+        (omit if held else send).append(model)
+    return send, omit
+
+
+def bundle_kind(
+    session: Session, site_id: str, full: bool, carries_files: bool, omitted: bool
+) -> tuple[BundleKind, int]:
+    """The kind of the site's next bundle, and how many revocations it lists.
+
+    ``revocation``: no files, and revocations the site's last bundle did not
+    list yet; ``delta``: files of versions already sent are left out;
+    ``full`` otherwise (always with ``full``).
+    """
+    revocations = revoke.revocation_count(session)
+    last = session.exec(
+        select(HubExport).where(HubExport.site_id == site_id).order_by(HubExport.sequence.desc())  # type: ignore[attr-defined]
+    ).first()
+    new_revocations = revocations > (last.revocations if last else 0)
+    if full:
+        return BundleKind.FULL, revocations
+    if not carries_files and new_revocations:
+        return BundleKind.REVOCATION, revocations
+    return (BundleKind.DELTA if omitted else BundleKind.FULL), revocations
+
+
+def plan_export(hub: Hub, site_id: str, *, full: bool = False) -> ExportPlan:
     """Steps (a)-(e) of the module docstring; writes nothing."""
     with Session(hub.engine) as session:
         site = hub._site(session, site_id)
@@ -51,6 +95,8 @@ def plan_export(hub: Hub, site_id: str) -> ExportPlan:
             .order_by(HubAssignment.name)  # type: ignore[arg-type]
         )
         models = [catalog.get_model(session, a.name, a.version) for a in assignments]
+        send, omit = (models, []) if full else split_sent(session, site_id, models)
+        kind, revocations = bundle_kind(session, site_id, full, bool(send), bool(omit))
         now = hub.clock.now()
         bundle_expires = tufrepo.expiry_from(now, site.transit_days)
         image, director = hub.image_repo(), hub.director_roots()
@@ -95,10 +141,15 @@ def plan_export(hub: Hub, site_id: str) -> ExportPlan:
         expires=bundle_expires,
         recipients=[site.age_recipient] if site.encrypt else None,
         metadata=export.collect_metadata(image, director, site_md),
-        blobs=export.collect_blobs(hub.blobs, [f for m in models for f in m.files]),
+        blobs=export.collect_blobs(hub.blobs, [f for m in send for f in m.files]),
         resigned=tuple(resigned),
         base=base,
         writes=writes,
+        kind=kind,
+        omitted=tuple(m.ref for m in omit),
+        carried=tuple((m.name, m.version, f.filename, f.sha256) for m in send for f in m.files),
+        revocations=revocations,
+        full=full,
     )
 
 
@@ -132,9 +183,12 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
         blobs=plan.blobs,
         recipients=plan.recipients,
         signers=[hub.signers.online(signing.ENVELOPE)],
+        kind=plan.kind,
+        omitted=plan.omitted,
     )
     site.sequence = plan.sequence
     op.session.add(site)
+    _record_sent(op.session, plan, envelope)
     op.writes.merge(plan.writes)
     promoted: list[Path] = []
 
@@ -158,8 +212,39 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
         "encrypted": envelope.encrypted,
         "parts": [p.to_dict() for p in envelope.parts],
         "metadata_files": len(plan.metadata),
+        "kind": str(plan.kind),
+        "full": plan.full,
+        "omitted": list(plan.omitted),
         "blobs": [b.sha256 for b in plan.blobs],
         "resigned": list(plan.resigned),
         "out_dir": str(out_dir),
     }
     return envelope
+
+
+def _record_sent(session: Session, plan: ExportPlan, envelope: Envelope) -> None:
+    """Step (h): the export and every file it carried to the site."""
+    session.add(
+        HubExport(
+            site_id=plan.site_id,
+            sequence=plan.sequence,
+            bundle_id=envelope.bundle_id,
+            kind=str(plan.kind),
+            full=plan.full,
+            revocations=plan.revocations,
+            created=utc_iso(plan.created),
+        )
+    )
+    for name, version, filename, sha256 in plan.carried:
+        row = session.get(HubSentFile, (plan.site_id, name, version, filename))
+        if row is None:
+            row = HubSentFile(
+                site_id=plan.site_id,
+                name=name,
+                version=version,
+                filename=filename,
+                sha256=sha256,
+                sequence=plan.sequence,
+            )
+        row.sha256, row.sequence = sha256, plan.sequence
+        session.add(row)

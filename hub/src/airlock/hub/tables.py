@@ -2,7 +2,8 @@
 
 The database holds what the hub decided (sites, tenants and their keys,
 model families and their tenant, released model versions and their files,
-assignments, per-site bundle sequence numbers);
+assignments, revocations, per-site bundle sequence numbers and what each
+export carried);
 the signed TUF metadata that publishes those decisions lives as files under
 ``repository/``. Table names start with ``hub_`` so that a hub and a spoke
 can share one PostgreSQL server without clashing.
@@ -10,7 +11,9 @@ can share one PostgreSQL server without clashing.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from typing import Any
+
+from sqlalchemy import JSON, Column, Engine
 from sqlmodel import Field, SQLModel
 
 from airlock.bundles.audit import AuditRecord
@@ -92,6 +95,64 @@ class HubAssignment(SQLModel, table=True):
     assigned: str
 
 
+class HubSignedPlan(SQLModel, table=True):
+    """The rollout plan last signed for a version at a site (reused when a revocation falls back).
+
+    A site that already rolled a version back refuses to roll it out again under
+    the same plan (no flapping); re-pointing a site at that version after a
+    revocation must therefore carry the plan it had, not a new default one.
+    """
+
+    __tablename__ = "hub_signed_plan"
+
+    site_id: str = Field(primary_key=True, foreign_key="hub_site.site_id")
+    name: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    plan: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    signed_at: str
+
+
+class HubRevocation(SQLModel, table=True):
+    """A revoked model version: never assigned or released again, listed to every site."""
+
+    __tablename__ = "hub_revocation"
+
+    name: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    reason: str
+    revoked_at: str
+    principal: str
+
+
+class HubExport(SQLModel, table=True):
+    """One bundle exported to a site."""
+
+    __tablename__ = "hub_export"
+
+    site_id: str = Field(primary_key=True, foreign_key="hub_site.site_id")
+    sequence: int = Field(primary_key=True)
+    bundle_id: str
+    kind: str
+    full: bool = False
+    """Exported with ``--full``: every assigned version's files, whatever was sent before."""
+    revocations: int = 0
+    """How many revocations the hub had recorded (the bundle lists them all)."""
+    created: str
+
+
+class HubSentFile(SQLModel, table=True):
+    """A file of a model version that a bundle carried to a site (the newest such bundle)."""
+
+    __tablename__ = "hub_sent_file"
+
+    site_id: str = Field(primary_key=True, foreign_key="hub_site.site_id")
+    name: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    filename: str = Field(primary_key=True)
+    sha256: str
+    sequence: int
+
+
 HUB_TABLES: list[type[SQLModel]] = [
     AuditRecord,
     HubSite,
@@ -100,6 +161,10 @@ HUB_TABLES: list[type[SQLModel]] = [
     HubModelVersion,
     HubModelFile,
     HubAssignment,
+    HubSignedPlan,
+    HubRevocation,
+    HubExport,
+    HubSentFile,
 ]
 
 

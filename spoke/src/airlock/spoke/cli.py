@@ -128,13 +128,18 @@ def import_(home: Path, bundle: Path, as_json: bool) -> None:
         return
     console = Console()
     console.print(
-        f"[green]imported[/green] bundle {result.bundle_id} (sequence {result.sequence}): "
-        f"{result.new_blobs} new file(s)"
+        f"[green]imported[/green] {result.kind} bundle {result.bundle_id} "
+        f"(sequence {result.sequence}): {result.new_blobs} new file(s)"
     )
     for ref in result.staged:
         console.print(f"  staged   {ref}{_gate_note(result.gate.get(ref, {}))}")
     for ref in result.already_staged:
         console.print(f"  present  {ref}")
+    for entry in result.revoked:
+        console.print(
+            f"  [red]revoked[/red]  {entry['model']}@{entry['version']} ({entry['reason']}): "
+            "the rollout engine moves every node off it"
+        )
 
 
 def _gate_note(figures: dict[str, Any]) -> str:
@@ -219,5 +224,9 @@ def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[st
     console.print(gate)
 
 
-# The attestation commands register themselves on the group above.
+# These modules' commands register themselves on the group above.
 from airlock.spoke import cli_attestations as _attestations  # noqa: E402, F401
+from airlock.spoke import cli_nodes as _nodes  # noqa: E402, F401
+from airlock.spoke import cli_rollout as _rollout  # noqa: E402, F401
+from airlock.spoke import cli_serve as _serve  # noqa: E402, F401
+from airlock.spoke import cli_simulate as _simulate  # noqa: E402, F401

@@ -5,14 +5,19 @@ the site admin's guide):
 
 1. Envelope: signature by the hub's envelope key anchored in the trusted
    Director root; site id; clock against the time floor; expiry; sequence
-   (a bundle not newer than the last one changes nothing); encryption policy.
+   (a bundle not newer than the last one changes nothing); kind (``full``,
+   ``delta`` or ``revocation``); encryption policy.
 2. Payload parts: exactly the listed files, with the signed sizes and SHA-256
    — all before any decryption.
 3. Decrypt and strictly unpack into a scratch directory, streaming.
 4. TUF: both repositories verified with ngclient from the trusted metadata
    (runs as soon as the metadata section of the payload has been read, so
    that every blob is then checked against its signed length and hash).
-5. Director/Image agreement and site id (part of step 4's core).
+5. Director/Image agreement and site id (part of step 4's core). A version
+   the envelope lists as ``omitted`` (a delta or revocation bundle leaves out
+   files the site already holds) must be staged here with the same files;
+   the bundle must carry every other assigned file. The signed rollout plans
+   and revocations are parsed (:mod:`airlock.spoke.import_records`).
 5a. in-toto: every version to be newly staged that carries a layout is
    verified against the layout keys the verified Image root anchors; a site
    with ``[policy] require_attestations`` refuses versions without one
@@ -22,7 +27,8 @@ the site admin's guide):
    thresholds, runtime compatibility and dependencies (:mod:`airlock.spoke.gate`).
 6. Stage: promote blobs into the content-addressed store, then one database
    transaction records the new trusted metadata, sequence, time floor,
-   assignments, staged models and the audit entry.
+   assignments, staged models, rollout plans, revoked versions and the
+   audit entry.
 
 Any failure: the scratch directory is removed, blobs promoted in step 6 are
 removed again, the database is untouched, and a "refused"/"failure" audit
@@ -37,7 +43,7 @@ import fcntl
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +58,7 @@ from airlock.bundles.errors import (
     AirlockError,
     FreshnessError,
     GateError,
+    IntegrityError,
     MediaError,
     StaleBundleError,
     UsageError,
@@ -62,6 +69,7 @@ from airlock.bundles.models import BundleKind, Envelope
 from airlock.bundles.payload import check_parts, read_payload
 from airlock.bundles.tufrepo import DIRECTOR, REPOSITORIES, envelope_keys
 from airlock.bundles.tufverify import ROOT_FILE, VerifiedMetadata, verify_repositories
+from airlock.spoke import import_records
 from airlock.spoke.attestations import check_import as check_attestations
 from airlock.spoke.gate import GateReport, gate_bundle
 from airlock.spoke.home import SpokeHome
@@ -76,6 +84,9 @@ from airlock.spoke.state import (
 CLOCK_SKEW = dt.timedelta(minutes=5)
 """How far a bundle's creation time may be ahead of the local clock."""
 
+IMPORTED_KINDS = (BundleKind.FULL, BundleKind.DELTA, BundleKind.REVOCATION)
+OMITTED_HINT = "import the earlier bundle first, or ask the hub for `airlock hub export --full`"
+
 
 @dataclass
 class ImportResult:
@@ -89,6 +100,11 @@ class ImportResult:
     new_blobs: int = 0
     attested: list[str] = field(default_factory=list)
     gate: dict[str, Any] = field(default_factory=dict)
+    kind: str = "full"
+    revoked: list[dict[str, str]] = field(default_factory=list)
+    """Staged versions this import marked revoked ({model, version, reason, revoked_at})."""
+    plans: list[dict[str, Any]] = field(default_factory=list)
+    """The signed plan of every assigned version ({model, version, plan_sha256, changed})."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -209,8 +225,11 @@ def _check_envelope(
             f"{state.last_sequence}: nothing changed",
             hint="this bundle (or a newer one) was already imported; no action needed",
         )
-    if envelope.kind != BundleKind.FULL:
-        raise UsageError(f"{envelope.kind} bundles are not supported by this spoke yet")
+    if envelope.kind not in IMPORTED_KINDS:
+        raise UsageError(
+            f"{envelope.kind} bundles are not imported by a spoke",
+            hint="import the bundles the hub exported for this site",
+        )
     if home.require_encryption and not envelope.encrypted:
         raise VerificationError(
             "the bundle is not encrypted and this site requires encryption",
@@ -228,11 +247,13 @@ def _verify_and_stage(
 ) -> ImportResult:
     parts = check_parts(bundle_dir, list(envelope.parts))  # step 2, before the identity is opened
     identities = [home.age_identity()] if envelope.encrypted else None
+    with Session(home.engine) as session:
+        staged_paths = import_records.staged_files(session)
     verified: list[VerifiedMetadata] = []
 
     def on_metadata(metadata: dict[str, bytes]) -> dict[str, int]:
-        verified.append(verify_repositories(metadata, trusted, home.site_id))
-        return verified[0].allowed_blobs()
+        verified.append(verify_repositories(metadata, trusted, home.site_id, staged_paths))
+        return expected_blobs(home, envelope, verified[0], staged_paths)
 
     home.tmp_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"import-{envelope.sequence}-", dir=home.tmp_dir))
@@ -242,6 +263,7 @@ def _verify_and_stage(
         if not verified:
             raise VerificationError("the payload carried no metadata to verify")
         result = verified[0]
+        records = import_records.prepare(result, staged_paths)
         attested = check_attestations(home, result, unpacked.blobs, scratch, clock.now())  # 5a
         gate = gate_bundle(home, result, unpacked.blobs, scratch)  # 5b
         for sha256, path in unpacked.blobs.items():
@@ -250,7 +272,9 @@ def _verify_and_stage(
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 Path(path).replace(destination)
                 promoted.append(destination)
-        outcome = _commit(home, envelope, result, len(promoted), clock, attested.refs, gate)
+        outcome = _commit(
+            home, envelope, result, len(promoted), clock, attested.refs, gate, records
+        )
         return outcome
     except BaseException:
         for path in promoted:
@@ -261,6 +285,42 @@ def _verify_and_stage(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def expected_blobs(
+    home: SpokeHome,
+    envelope: Envelope,
+    verified: VerifiedMetadata,
+    staged_paths: Mapping[str, import_records.StagedFile],
+) -> dict[str, int]:
+    """The blobs the bundle must carry: every assigned file but those of omitted versions.
+
+    A version the envelope lists as omitted must already be staged here with
+    the same SHA-256 for every assigned file, its blobs in the blob store.
+
+    Raises:
+        IntegrityError: an omitted version is not staged here (or differs);
+            the message names it, the hint says to import the earlier bundle
+            or ask for a full export.
+    """
+    omitted = set(envelope.omitted)
+    expected: dict[str, int] = {}
+    missing: set[str] = set()
+    for target in verified.targets:
+        ref = f"{target.model}@{target.version}"
+        if ref not in omitted:
+            expected[target.sha256] = target.length
+        elif staged_paths.get(target.path) != (target.model, target.version, target.sha256) or (
+            not (home.blob_dir / target.sha256).is_file()
+        ):
+            missing.add(ref)
+    if missing:
+        raise IntegrityError(
+            f"this {envelope.kind} bundle leaves out the files of {', '.join(sorted(missing))}, "
+            "which this site does not hold (not staged, or staged with other files)",
+            hint=OMITTED_HINT,
+        )
+    return expected
+
+
 def _commit(
     home: SpokeHome,
     envelope: Envelope,
@@ -269,6 +329,7 @@ def _commit(
     clock: Clock,
     attested: list[str] | None = None,
     gate: GateReport | None = None,
+    records: import_records.ImportRecords | None = None,
 ) -> ImportResult:
     now = clock.now()
     result = ImportResult(
@@ -277,6 +338,7 @@ def _commit(
         new_blobs=new_blobs,
         attested=list(attested or []),
         gate=gate.versions if gate else {},
+        kind=str(envelope.kind),
     )
     by_model: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for target in verified.targets:
@@ -329,6 +391,9 @@ def _commit(
                 )
             )
             result.staged.append(ref)
+        if records is not None:
+            recorded = import_records.record(session, records, envelope.bundle_id, now)
+            result.plans, result.revoked = recorded.plans, recorded.revoked
         home.audit.record(
             "spoke.import",
             "success",
@@ -343,6 +408,9 @@ def _commit(
                 "new_blobs": new_blobs,
                 "attested": result.attested,
                 "gate": gate.to_dict() if gate else None,
+                "omitted": list(envelope.omitted),
+                "revoked": result.revoked,
+                "plans": result.plans,
             },
             session=session,
             when=now,

@@ -1,0 +1,286 @@
+"""Revocation: take a released model version back, everywhere, in one audited operation.
+
+``Hub.revoke(name, version, reason)`` runs :func:`revoke` inside one
+operation (lock, database, repository files and audit entry together):
+
+1. Refuse an unknown version, an already revoked one, or an empty reason
+   (nothing changes; the refusal is audited).
+2. Image: remove every target of the version from the role that signs it
+   (the family's tenant role, or ``models``) and re-sign that role with its
+   key (a tenant-held key's secret is asked for now); new snapshot and
+   timestamp.
+3. Record the revocation (:class:`~airlock.hub.tables.HubRevocation`): the
+   version can never be assigned or released again.
+4. Every site assigned that version is re-pointed at the *previous good
+   version* (:func:`previous_good`), signed with the plan that version last had at
+   that site (:func:`signed_plan`; the default plan if it never had one),
+   or unassigned when there is none.
+5. Every site's Director targets get the full list of revocations so far in
+   ``x-airlock-revocations`` (``{model, version, reason, revoked_at}``) and
+   are re-signed, so each site learns why at its next import.
+
+The next ``airlock hub export --site S`` is then a small ``revocation``
+bundle: the site already holds the previous good version's files (see
+:mod:`airlock.hub.planner`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from securesystemslib.signer import Signer
+from sqlmodel import Session, select
+
+from airlock.bundles import tufrepo
+from airlock.bundles.audit import default_principal
+from airlock.bundles.clock import utc_iso
+from airlock.bundles.errors import ConflictError, UsageError
+from airlock.bundles.models import ModelVersion
+from airlock.bundles.rollout import RolloutPlan
+from airlock.hub import catalog, director_repo, image_repo, signing, tufmeta
+from airlock.hub.operation import Operation
+from airlock.hub.tables import (
+    HubAssignment,
+    HubModelVersion,
+    HubRevocation,
+    HubSignedPlan,
+    HubSite,
+)
+
+if TYPE_CHECKING:
+    from airlock.hub.hub import Hub
+
+REVOKE_ACTION = "hub.revoke"
+MAX_REASON_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class SiteRepoint:
+    """What a revocation did to one site's assignment of the family."""
+
+    site_id: str
+    previous: str
+    now: str | None
+    """The previous good version now assigned, or None (unassigned)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"site_id": self.site_id, "previous": self.previous, "now": self.now}
+
+
+@dataclass(frozen=True)
+class RevocationResult:
+    """The outcome of ``Hub.revoke``."""
+
+    model: str
+    version: str
+    reason: str
+    revoked_at: str
+    principal: str
+    role: str
+    removed_targets: tuple[str, ...]
+    sites: tuple[SiteRepoint, ...]
+    """Sites that were assigned the revoked version, and what they run now."""
+    notified: tuple[str, ...]
+    """Every site whose Director targets now list the revocation."""
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.model}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (also the audit entry's details)."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "reason": self.reason,
+            "revoked_at": self.revoked_at,
+            "principal": self.principal,
+            "role": self.role,
+            "removed_targets": list(self.removed_targets),
+            "sites": [s.to_dict() for s in self.sites],
+            "notified": list(self.notified),
+        }
+
+
+def revocation_entries(session: Session) -> list[dict[str, str]]:
+    """Every revocation as an ``x-airlock-revocations`` entry, oldest first."""
+    rows = session.exec(select(HubRevocation))
+    ordered = sorted(rows, key=lambda r: (r.revoked_at, r.name, r.version))
+    return [tufrepo.revocation_entry(r.name, r.version, r.reason, r.revoked_at) for r in ordered]
+
+
+def revocation_count(session: Session) -> int:
+    """How many versions were ever revoked."""
+    return len(list(session.exec(select(HubRevocation.name))))
+
+
+def check_not_revoked(session: Session, name: str, version: str, doing: str) -> None:
+    """Refuses to ``doing`` (e.g. "assign") a revoked version.
+
+    Raises:
+        ConflictError: ``name@version`` was revoked (the message gives when and why).
+    """
+    row = session.get(HubRevocation, (name, version))
+    if row is not None:
+        raise ConflictError(
+            f"cannot {doing} {name}@{version}: it was revoked at {row.revoked_at} ({row.reason})",
+            hint="a revoked version is never used again; release the fix as a new version",
+        )
+
+
+def release_key(created: str, version: str) -> tuple[str, tuple[tuple[int, int | str], ...]]:
+    """Release order: release time, then the version string compared part by part."""
+    parts = tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|\D+", version)
+    )
+    return created, parts
+
+
+def previous_good(session: Session, name: str, version: str) -> ModelVersion | None:
+    """The newest non-revoked version of ``name`` released before ``version`` (or None).
+
+    "Before" is release order in the catalogue (:func:`release_key`).
+    """
+    rows = list(session.exec(select(HubModelVersion).where(HubModelVersion.name == name)))
+    revoked_rows = session.exec(select(HubRevocation).where(HubRevocation.name == name))
+    revoked = {r.version for r in revoked_rows}
+    by_key = {r.version: release_key(r.created, r.version) for r in rows}
+    limit = by_key[version]
+    earlier = [v for v, key in by_key.items() if key < limit and v not in revoked]
+    if not earlier:
+        return None
+    return catalog.get_model(session, name, max(earlier, key=by_key.__getitem__))
+
+
+def revoke(hub: Hub, op: Operation, name: str, version: str, reason: str) -> RevocationResult:
+    """Steps 1-5 of the module docstring, inside ``Hub.revoke``'s operation."""
+    reason = " ".join(reason.split())
+    op.details = {"model": name, "version": version, "reason": reason}
+    if not reason:
+        raise UsageError("a revocation needs a reason", hint='pass --reason "what is wrong"')
+    if len(reason) > MAX_REASON_LENGTH:
+        raise UsageError(f"the reason is longer than {MAX_REASON_LENGTH} characters")
+    session = op.session
+    catalog.get_model(session, name, version)
+    check_not_revoked(session, name, version, "revoke")
+
+    now = hub.clock.now()
+    revoked_at, principal = utc_iso(now), default_principal()
+    expires = hub._online_expiry()
+    role, removed = _remove_from_image(hub, op, name, version, expires)
+
+    session.add(
+        HubRevocation(
+            name=name, version=version, reason=reason, revoked_at=revoked_at, principal=principal
+        )
+    )
+    session.flush()
+    fallback = previous_good(session, name, version)
+    entries = revocation_entries(session)
+    signers = hub.director_signers()
+    repointed: list[SiteRepoint] = []
+    notified: list[str] = []
+    for site in session.exec(select(HubSite).order_by(HubSite.site_id)):  # type: ignore[arg-type]
+        site_md = hub.site_metadata(site.site_id)
+        director_repo.set_revocations(site_md, entries)
+        assignment = session.get(HubAssignment, (site.site_id, name))
+        if assignment is not None and assignment.version == version:
+            plan = signed_plan(session, site.site_id, fallback) if fallback else None
+            director_repo.set_model(site_md, fallback, name, expires, signers.targets, plan)
+            repointed.append(_repoint(session, assignment, fallback, revoked_at))
+        else:
+            tufmeta.bump(site_md.targets, expires, [signers.targets])
+        director_repo.refresh(site_md, expires, signers)
+        site_md.stage(op.writes)
+        notified.append(site.site_id)
+
+    result = RevocationResult(
+        model=name,
+        version=version,
+        reason=reason,
+        revoked_at=revoked_at,
+        principal=principal,
+        role=role,
+        removed_targets=tuple(removed),
+        sites=tuple(repointed),
+        notified=tuple(notified),
+    )
+    op.details = result.to_dict()
+    return result
+
+
+def _remove_from_image(
+    hub: Hub, op: Operation, name: str, version: str, expires: Any
+) -> tuple[str, list[str]]:
+    """Removes the version's targets from the role that signs them and re-signs it."""
+    image = hub.image_repo()
+    prefix = f"{name}/{version}/"
+    signing_roles = {
+        role: md
+        for role, md in image.targets_roles().items()
+        if any(path.startswith(prefix) for path in md.signed.targets)
+    }
+    if not signing_roles:
+        raise ConflictError(
+            f"{name}@{version} is in the catalogue but no Image role signs it",
+            hint="the hub's repository is inconsistent; check `airlock hub status`",
+        )
+    if image_repo.TARGETS in signing_roles:
+        raise UsageError(
+            f"{name}@{version} is signed by the offline Image targets role",
+            hint="the security officers must remove it in a re-signing ceremony",
+        )
+    removed: list[str] = []
+    for role, md in signing_roles.items():
+        paths = sorted(p for p in md.signed.targets if p.startswith(prefix))
+        for path in paths:
+            del md.signed.targets[path]
+        removed += paths
+        tufmeta.bump(md, expires, [_role_signer(hub, op.session, role)])
+    image_repo.refresh(
+        image,
+        expires,
+        hub.signers.online(signing.IMAGE_SNAPSHOT),
+        hub.signers.online(signing.IMAGE_TIMESTAMP),
+    )
+    image.stage(op.writes, [*signing_roles, image_repo.SNAPSHOT, image_repo.TIMESTAMP])
+    return ", ".join(sorted(signing_roles)), removed
+
+
+def _role_signer(hub: Hub, session: Session, role: str) -> Signer:
+    if role == tufrepo.MODELS_ROLE:
+        return hub.signers.online(signing.IMAGE_MODELS)
+    return hub.tenant_signer(session, role.removeprefix(tufrepo.TENANT_ROLE_PREFIX))
+
+
+def _repoint(
+    session: Session, assignment: HubAssignment, fallback: ModelVersion | None, when: str
+) -> SiteRepoint:
+    previous = assignment.version
+    if fallback is None:
+        session.delete(assignment)
+        return SiteRepoint(assignment.site_id, previous, None)
+    assignment.version, assignment.assigned = fallback.version, when
+    session.add(assignment)
+    return SiteRepoint(assignment.site_id, previous, fallback.version)
+
+
+def remember_plan(
+    session: Session, site_id: str, name: str, version: str, plan: RolloutPlan, when: str
+) -> None:
+    """Records the plan just signed for ``name@version`` at ``site_id`` (:class:`HubSignedPlan`)."""
+    row = session.get(HubSignedPlan, (site_id, name, version))
+    if row is None:
+        row = HubSignedPlan(site_id=site_id, name=name, version=version, signed_at=when)
+    row.plan, row.signed_at = plan.to_dict(), when
+    session.add(row)
+
+
+def signed_plan(session: Session, site_id: str, model: ModelVersion) -> RolloutPlan | None:
+    """The plan last signed for ``model`` at ``site_id``; None (the default plan) if never."""
+    row = session.get(HubSignedPlan, (site_id, model.name, model.version))
+    return RolloutPlan.from_dict(row.plan) if row is not None else None

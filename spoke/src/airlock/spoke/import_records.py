@@ -1,0 +1,186 @@
+"""What an import records besides staging: signed rollout plans and revoked versions.
+
+Runs in two halves around the importer's step 6:
+
+- :func:`prepare` (after TUF verification, before anything is promoted):
+  parses the rollout plan the hub's Director signed for every assigned
+  version (``custom.airlock.rollout`` of its primary file; a target without
+  one gets the default :class:`~airlock.bundles.rollout.RolloutPlan`), the
+  version's signed dependencies (``release.compatibility.depends`` of the
+  Image target) and the Director's ``x-airlock-revocations`` list. A
+  malformed plan or list refuses the whole import (:class:`TrustError`).
+- :func:`record` (inside the import's one transaction): upserts a
+  :class:`~airlock.spoke.fleet_state.RolloutPlanRecord` per assigned version
+  and adds a :class:`~airlock.spoke.fleet_state.RevokedVersion` for every
+  staged version that the newly verified Image metadata no longer signs, or
+  that the Director lists as revoked. The reason comes from the Director's
+  list; a version that disappeared from the Image without being listed is
+  still revoked (fail closed) with :data:`UNLISTED_REASON`.
+
+A stale or refused bundle never reaches :func:`record`, so it records nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlmodel import Session, select
+
+from airlock.bundles import tufrepo
+from airlock.bundles.canonical import canonical_bytes
+from airlock.bundles.errors import AirlockError, TrustError
+from airlock.bundles.release import ReleaseInfo
+from airlock.bundles.rollout import RolloutPlan
+from airlock.bundles.tufverify import VerifiedMetadata, VerifiedTarget
+from airlock.spoke.fleet_state import RevokedVersion, RolloutPlanRecord
+from airlock.spoke.state import StagedModel
+
+UNLISTED_REASON = "no longer signed by the hub"
+"""The reason recorded for a staged version the Image dropped without a listed revocation."""
+
+VersionKey = tuple[str, str]
+
+
+class StagedFile(NamedTuple):
+    """A file of a staged version, as its row records it."""
+
+    model: str
+    version: str
+    sha256: str
+
+    @property
+    def key(self) -> VersionKey:
+        """(model, version)."""
+        return (self.model, self.version)
+
+
+@dataclass(frozen=True)
+class SignedPlan:
+    """The plan the Director signed for one assigned version, and its dependencies."""
+
+    model: str
+    version: str
+    plan: dict[str, Any]
+    plan_sha256: str
+    depends: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ImportRecords:
+    """What :func:`record` will write, computed before the transaction."""
+
+    plans: tuple[SignedPlan, ...]
+    listed: dict[VersionKey, dict[str, str]]
+    """Revocations the Director lists: (model, version) → entry."""
+    unsigned: frozenset[VersionKey]
+    """Staged versions with a file the verified Image no longer signs."""
+
+
+def plan_sha256(plan: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of a plan's ``to_dict`` form."""
+    return hashlib.sha256(canonical_bytes(dict(plan))).hexdigest()
+
+
+def staged_files(session: Session) -> dict[str, StagedFile]:
+    """Target path → :class:`StagedFile` of every file of every staged version."""
+    paths: dict[str, StagedFile] = {}
+    for row in session.exec(select(StagedModel)):
+        for item in json.loads(row.files):
+            paths[str(item["path"])] = StagedFile(row.name, row.version, str(item["sha256"]))
+    return paths
+
+
+def prepare(verified: VerifiedMetadata, staged_paths: Mapping[str, StagedFile]) -> ImportRecords:
+    """Parses plans, dependencies and revocations of a verified bundle.
+
+    Args:
+        verified: The bundle's verified metadata, verified with
+            ``watch=staged_paths`` so that ``verified.unsigned`` is meaningful.
+        staged_paths: :func:`staged_files` as read before verification.
+
+    Raises:
+        TrustError: a signed plan, release record or revocation list is malformed.
+    """
+    plans = tuple(_signed_plan(t) for t in verified.targets if t.primary and t.kind == "model")
+    entries = tufrepo.parse_revocations(verified.director_fields.get(tufrepo.REVOCATIONS_FIELD))
+    listed = {(e["model"], e["version"]): e for e in entries}
+    unsigned = frozenset(staged_paths[p].key for p in verified.unsigned if p in staged_paths)
+    return ImportRecords(plans=plans, listed=listed, unsigned=unsigned)
+
+
+def _signed_plan(target: VerifiedTarget) -> SignedPlan:
+    ref = f"{target.model}@{target.version}"
+    raw = target.director_custom.get(tufrepo.ROLLOUT_KEY)
+    try:
+        if raw is not None and not isinstance(raw, Mapping):
+            raise TypeError("not an object")
+        plan = RolloutPlan.from_dict(raw).to_dict()
+        release = ReleaseInfo.from_dict(target.image_custom.get("release"))
+    except (AirlockError, TypeError, ValueError) as exc:
+        raise TrustError(
+            f"the signed rollout plan or release record of {ref} is malformed: {exc}",
+            hint="the hub signed metadata this spoke cannot use; do not import it and "
+            "report it to the hub",
+        ) from None
+    depends = [d.to_dict() for d in release.compatibility.depends] if release.compatibility else []
+    return SignedPlan(target.model, target.version, plan, plan_sha256(plan), depends)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What :func:`record` wrote (for the import's result and audit entry)."""
+
+    plans: list[dict[str, Any]]
+    revoked: list[dict[str, str]]
+
+    @property
+    def revoked_refs(self) -> list[str]:
+        """``name@version`` of every newly revoked version."""
+        return [f"{r['model']}@{r['version']}" for r in self.revoked]
+
+
+def record(session: Session, records: ImportRecords, bundle_id: str, now: dt.datetime) -> Recorded:
+    """Writes plans and revocations in the import's transaction (see the module docstring)."""
+    when = now.isoformat()
+    plans = [_upsert_plan(session, plan, bundle_id, when) for plan in records.plans]
+    staged = {(row.name, row.version) for row in session.exec(select(StagedModel))}
+    revoked: list[dict[str, str]] = []
+    for key in sorted(staged & (records.unsigned | set(records.listed))):
+        if session.get(RevokedVersion, key) is not None:
+            continue
+        entry = records.listed.get(key)
+        reason = entry["reason"] if entry else UNLISTED_REASON
+        revoked_at = entry["revoked_at"] if entry else when
+        session.add(
+            RevokedVersion(
+                model=key[0],
+                version=key[1],
+                reason=reason,
+                revoked_at=revoked_at,
+                bundle_id=bundle_id,
+            )
+        )
+        revoked.append(tufrepo.revocation_entry(key[0], key[1], reason, revoked_at))
+    return Recorded(plans=plans, revoked=revoked)
+
+
+def _upsert_plan(session: Session, signed: SignedPlan, bundle_id: str, when: str) -> dict[str, Any]:
+    row = session.get(RolloutPlanRecord, (signed.model, signed.version))
+    changed = row is None or (row.plan_sha256, row.depends) != (signed.plan_sha256, signed.depends)
+    if row is None:
+        row = RolloutPlanRecord(model=signed.model, version=signed.version)
+    if changed:
+        row.plan, row.plan_sha256, row.depends = signed.plan, signed.plan_sha256, signed.depends
+        row.bundle_id, row.recorded_at = bundle_id, when
+        session.add(row)
+    return {
+        "model": signed.model,
+        "version": signed.version,
+        "plan_sha256": signed.plan_sha256,
+        "changed": changed,
+    }
