@@ -55,6 +55,11 @@ class AuditRecord(SQLModel, table=True):
     node: str = Field(default="", index=True)
     host: str = ""
     change_request: str = Field(default="", index=True)
+    model: str = Field(default="", index=True)
+    version: str = Field(default="", index=True)
+    bundle_id: str = Field(default="", index=True)
+    rollout_id: str = Field(default="", index=True)
+    reason: str = ""
     details: str = "{}"
     leaf_hash: str
     chain_hash: str
@@ -74,6 +79,11 @@ class AuditRecord(SQLModel, table=True):
             "node": self.node,
             "host": self.host,
             "change_request": self.change_request,
+            "model": self.model,
+            "version": self.version,
+            "bundle_id": self.bundle_id,
+            "rollout_id": self.rollout_id,
+            "reason": self.reason,
             "details": json.loads(self.details),
         }
 
@@ -99,6 +109,26 @@ def default_principal() -> str:
         return f"uid:{os.getuid()}"
 
 
+OBJECT_FIELDS = ("model", "version", "bundle_id", "rollout_id", "reason", "change_request")
+"""The AU-3 object fields an entry carries in columns of their own (queryable, indexed)."""
+
+
+def object_fields(details: dict[str, Any]) -> dict[str, str]:
+    """The AU-3 object fields found in an event's details (short text values only).
+
+    A ``ref``/``object`` like ``iris@3`` in ``details["model"]`` is split into
+    model and version when no version is given.
+    """
+    found: dict[str, str] = {}
+    for key in OBJECT_FIELDS:
+        value = details.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            found[key] = str(value)[:500]
+    if "@" in found.get("model", "") and "version" not in found:
+        found["model"], found["version"] = found["model"].split("@", 1)
+    return found
+
+
 class AuditLog:
     """Appends events to, and reads, the audit log of one hub or spoke database."""
 
@@ -120,6 +150,11 @@ class AuditLog:
         change_request: str = "",
         session: Session | None = None,
         when: dt.datetime | None = None,
+        model: str = "",
+        version: str = "",
+        bundle_id: str = "",
+        rollout_id: str = "",
+        reason: str = "",
     ) -> AuditRecord:
         """Appends one event.
 
@@ -127,11 +162,17 @@ class AuditLog:
         rolled back with the state change). Without, it is written and committed
         on its own — used for failures, which change nothing else.
 
+        The AU-3 object fields (``model``, ``version``, ``bundle_id``,
+        ``rollout_id``, ``reason``, ``change_request``) are taken from the
+        arguments or, when not given, from the same keys in ``details``
+        (:func:`object_fields`), so every entry can be queried by them.
+
         Raises:
             AuditWriteError: the event could not be written.
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
+        found = object_fields(details or {})
         fields = {
             "event_id": str(uuid.uuid4()),
             "time": (when or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(),
@@ -143,7 +184,12 @@ class AuditLog:
             "site": self.site,
             "node": node,
             "host": self.host,
-            "change_request": change_request,
+            "change_request": change_request or found.get("change_request", ""),
+            "model": model or found.get("model", ""),
+            "version": version or found.get("version", ""),
+            "bundle_id": bundle_id or found.get("bundle_id", ""),
+            "rollout_id": rollout_id or found.get("rollout_id", ""),
+            "reason": reason or found.get("reason", ""),
             "details": json.dumps(details or {}, sort_keys=True, default=str),
         }
         try:

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 
 from airlock.bundles.audit import AuditRecord
 from airlock.bundles.db import create_tables
+from airlock.bundles.events import OutboxEvent
 
 
 class HubSite(SQLModel, table=True):
@@ -155,6 +156,7 @@ class HubSentFile(SQLModel, table=True):
 
 HUB_TABLES: list[type[SQLModel]] = [
     AuditRecord,
+    OutboxEvent,
     HubSite,
     HubTenant,
     HubFamily,

@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Column, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from airlock.bundles.audit import AuditRecord
+from airlock.bundles.events import OutboxEvent
 from airlock.spoke.fleet_state import FLEET_TABLES
 
 STATE_ID = 1
@@ -82,5 +83,6 @@ SPOKE_TABLES: list[type[SQLModel]] = [
     StagedModel,
     DirectorAssignment,
     AuditRecord,
+    OutboxEvent,
     *FLEET_TABLES,
 ]
