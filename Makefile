@@ -42,6 +42,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/bench_bundle.py
 	$(BIN)/python bench/bench_fleet.py
+	$(BIN)/python bench/bench_audit.py
 
 # Re-resolve requirements.in into requirements.lock (needs the network to the package index).
 lock: setup

@@ -46,6 +46,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from airlock.bundles.clock import SystemClock
+from airlock.bundles.errors import AirlockError
 from airlock.bundles.keys import generate_signer
 from airlock.spoke.agent.client import NodeClient
 from airlock.spoke.protocol import IMAGE_PATH, NodeIdentity, director_base
@@ -176,17 +177,24 @@ class Probe:
         self.reference = httpx.Client(base_url=reference_url)
         self.ours: list[float] = []
         self.theirs: list[float] = []
+        self.failures: dict[str, list[str]] = {"spoke": [], "reference": []}
         self.stop = threading.Event()
 
     def run(self, per_second: float) -> None:
         while not self.stop.wait(1 / per_second):
             for path in self.paths:
                 started = time.perf_counter()
-                self.spoke.get(path)
-                self.ours.append((time.perf_counter() - started) * 1000)
+                try:
+                    self.spoke.get(path)
+                    self.ours.append((time.perf_counter() - started) * 1000)
+                except AirlockError as exc:  # a timeout is a result too: count it
+                    self.failures["spoke"].append(f"{type(exc).__name__}: {exc.message}")
                 started = time.perf_counter()
-                self.reference.get("/" + path.rsplit("/", 1)[-1]).raise_for_status()
-                self.theirs.append((time.perf_counter() - started) * 1000)
+                try:
+                    self.reference.get("/" + path.rsplit("/", 1)[-1]).raise_for_status()
+                    self.theirs.append((time.perf_counter() - started) * 1000)
+                except httpx.HTTPError as exc:
+                    self.failures["reference"].append(type(exc).__name__)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -293,6 +301,9 @@ def main() -> None:
         "requests": {
             "spoke (signed, database)": percentiles(timer.ours),
             "reference (ThreadingHTTPServer, static file)": percentiles(timer.theirs),
+            "failed (10 s client timeout or error)": {
+                name: len(items) for name, items in timer.failures.items()
+            },
         },
         "rollout": {
             "seconds": round(rollout_seconds, 1),

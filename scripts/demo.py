@@ -15,7 +15,10 @@ model on the validation set before staging it — and refuses a broken retrain
 at that gate. Then the site runs its fleet: `airlock spoke serve` and 20
 simulated nodes (real agents) take flowers@1 ring by ring, roll flowers@2
 (injected latency) back at the canary ring, promote flowers@3, and go back to
-flowers@1 when the hub revokes flowers@3. Everything lands under ./demo-out/.
+flowers@1 when the hub revokes flowers@3 — all under a change request that an
+approver signed, inside its window. Finally the auditor queries both logs,
+renders the change's HTML report, checks an inclusion proof offline, and
+`audit verify` catches a hand-edited entry. Everything lands under ./demo-out/.
 The passphrases below are demo defaults; real deployments type them at a
 prompt or take them from a secrets manager.
 """
@@ -27,6 +30,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -56,6 +60,7 @@ ENV = {
     "AIRLOCK_HSM_PIN": HSM_PIN,
     "AIRLOCK_HUB_PASSPHRASE": "demo hub passphrase",
     "AIRLOCK_SPOKE_PASSPHRASE": "demo site passphrase",
+    "AIRLOCK_APPROVER_PASSPHRASE": "carol's approver passphrase",
     "AIRLOCK_PRINCIPAL": "demo-operator",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "COLUMNS": "110",
@@ -374,6 +379,8 @@ nodes = "1"
 bake_seconds = 4
 """
 FLEET = 20
+CHANGE: list[str] = []
+"""The change request the rollouts run under (its number, once created)."""
 
 
 def free_port() -> int:
@@ -448,7 +455,8 @@ def wait_fleet(version: str, timeout: float = 60) -> None:
 
 
 def ship(name: str, *assign_args: str) -> None:
-    run("hub", "assign", "--home", "hub", "plant-7", *assign_args, "--plan", "quick-plan.toml")
+    run("hub", "assign", "--home", "hub", "plant-7", *assign_args, "--plan", "quick-plan.toml",
+        "--change", CHANGE[0])  # fmt: skip
     run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", f"media/{name}")
     run("spoke", "import", "--home", "spoke", f"media/{name}")
 
@@ -474,6 +482,7 @@ def phased_rollouts() -> None:
     for version in ("1", "2", "3"):
         run("hub", "model", "add", "--home", "hub", "flowers", version, *model,
             "--thresholds", "thresholds.toml")  # fmt: skip
+    change_request()
     ship("bundle-6", "flowers", "1")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -535,6 +544,83 @@ def phased_rollouts() -> None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
     run("audit", "verify", "--home", "spoke")
+
+
+def change_request() -> None:
+    """The hub is put under change control; the rollouts run under an approved change."""
+    step(
+        "15b. Change control: no rollout plan leaves the hub without an approved change",
+        "The hub now requires a change request for every assignment ([change] required). "
+        "The release engineer (demo-operator) raises a normal change covering flowers 1-3 at "
+        "plant-7 with a two-hour window; carol, a registered approver, signs the approval "
+        "with her own key (the requester may not approve). In Implement, its number, window "
+        "and signed approval travel in the Director metadata: the site starts or advances a "
+        "ring only inside the window. Every step is audited and emits a CloudEvent.",
+    )
+    with (OUT / "hub" / "airlock.toml").open("a") as config:
+        config.write("\n[change]\nrequired = true\n")
+    run("hub", "change", "keygen", "--out", "approvers/carol.pem")
+    run("hub", "change", "approver", "add", "--home", "hub", "carol",
+        "--key", "approvers/carol.pub.pem")  # fmt: skip
+    now = time.time()
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60))
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 7200))
+    covers = [a for v in ("1", "2", "3") for a in ("--covers", f"plant-7:flowers@{v}")]
+    created = run(
+        "hub", "change", "create", "--home", "hub", "-d", "Roll out flowers 1-3 at plant-7",
+        "--justification", "quarterly model refresh", "--group", "ml-platform",
+        "--approver", "carol", "--start", start, "--end", end, *covers, "--json",
+    )  # fmt: skip
+    CHANGE.append(json.loads(created.stdout)["number"])
+    number = CHANGE[0]
+    run("hub", "change", "move", "--home", "hub", number, "--to", "assess")
+    run("hub", "change", "move", "--home", "hub", number, "--to", "authorize")
+    run("hub", "change", "approve", "--home", "hub", number, "--as", "carol",
+        "--key", "approvers/carol.pem")  # fmt: skip
+    run("hub", "change", "move", "--home", "hub", number, "--to", "implement")
+    run("hub", "change", "show", "--home", "hub", number)
+
+
+def auditor() -> None:
+    """The compliance auditor: queries, a report, a proof, and a hand-edited entry caught."""
+    step(
+        "20. The auditor: who did what, when, to which model and node, under which change",
+        "Both logs are RFC 6962 Merkle trees with signed checkpoints (C2SP tlog-checkpoint); "
+        "the hub signs one on every export. The auditor queries the spoke's log for the "
+        "rollout decisions, renders the HTML report of the change request at the hub, and "
+        "takes an inclusion proof of the automatic rollback that anyone can check offline "
+        "with only the proof, the signed checkpoint and the site's public key.",
+    )
+    number = CHANGE[0]
+    run("audit", "query", "--home", "spoke", "--action", "spoke.rollout.*", "--model", "flowers",
+        "--outcome", "success", "--limit", "12")  # fmt: skip
+    run("audit", "query", "--home", "hub", "--change-request", number)
+    run("audit", "report", "--home", "hub", "--change-request", number,
+        "--out", "audit-report.html")  # fmt: skip
+    run("audit", "checkpoint", "--home", "spoke")
+    found = run_quiet("audit", "query", "--home", "spoke", "--action", "spoke.rollout.rolled-back",
+                      "--format", "jsonl")  # fmt: skip
+    seq = str(json.loads(found.splitlines()[0])["seq"])
+    run("audit", "prove", "--home", "spoke", seq, "--out", "proof/rollback.json")
+    note = next((OUT / "proof").glob("checkpoint-*.txt")).relative_to(OUT)
+    run("audit", "verify-proof", "--proof", "proof/rollback.json", "--checkpoint", str(note),
+        "--key", "spoke/audit-checkpoint-key.pem")  # fmt: skip
+    run("audit", "verify", "--home", "spoke")
+
+    step(
+        "21. A hand-edited entry is caught",
+        "On a copy of the site's database, someone rewrites the automatic rollback into a "
+        "success of another kind. `audit verify` names the first bad entry (exit 10).",
+    )
+    shutil.copytree(OUT / "spoke", OUT / "spoke-tampered", ignore=shutil.ignore_patterns("*.sock"))
+    with sqlite3.connect(OUT / "spoke-tampered" / "spoke.db") as db:
+        db.execute(
+            "UPDATE audit_log SET action = 'spoke.rollout.complete' WHERE seq = ?", (int(seq),)
+        )
+    run("audit", "verify", "--home", "spoke-tampered", expect=10)
+    console.print(
+        f"[green]open {OUT / 'audit-report.html'} for the change request's report[/green]"
+    )
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -604,7 +690,11 @@ def main() -> None:
     run("spoke", "import", "--home", "spoke", "media/bundle-1")
     run("spoke", "status", "--home", "spoke")
 
-    step("9. Audit", "Both logs are hash chains; verify recomputes them.")
+    step(
+        "9. Audit",
+        "Both logs are Merkle trees (RFC 6962); verify recomputes them and checks every "
+        "signed checkpoint (the hub signed one with this export).",
+    )
     run("audit", "verify", "--home", "hub")
     run("audit", "verify", "--home", "spoke")
 
@@ -645,6 +735,7 @@ def main() -> None:
     rotation_ceremony()
     mlflow_intake()
     phased_rollouts()
+    auditor()
     console.print(f"\n[bold green]Demo complete.[/bold green] Everything is under {OUT}")
 
 

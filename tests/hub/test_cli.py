@@ -91,6 +91,7 @@ def test_release_flow_with_json_output(
         ("hub.model.add", "unchanged"),
         ("hub.assign", "success"),
         ("hub.export", "success"),
+        ("audit.checkpoint", "success"),  # every export signs a checkpoint covering it
         ("hub.unassign", "success"),
     ]
 

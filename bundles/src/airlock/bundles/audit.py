@@ -6,7 +6,9 @@ outcome, change request, details). Its *leaf hash* is the RFC 6962 leaf hash
 the same leaves later; its *chain hash* is ``SHA-256(previous chain hash ||
 leaf hash)``, starting from 32 zero bytes. Entries are numbered from 1 with no
 gaps, so a deleted, inserted, altered or reordered entry breaks the chain at
-the first bad entry, which :func:`verify_chain` names.
+the first bad entry, which :func:`verify_chain` names. The RFC 6962 Merkle
+tree over the same leaves, its signed checkpoints (:class:`AuditCheckpoint`)
+and the full verification are in :mod:`airlock.bundles.audit_log_verify`.
 
 Appending inside the caller's session makes the event part of the same
 transaction as the state change it records: if the event cannot be written,
@@ -26,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, Index, func
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -42,6 +44,8 @@ class AuditRecord(SQLModel, table=True):
     """One audit event, as stored. Never updated or deleted by Airlock."""
 
     __tablename__ = "audit_log"
+    # Auditors' commonest question, "these actions in this period" (audit_query).
+    __table_args__ = (Index("ix_audit_log_action_time", "action", "time"),)
 
     seq: int = Field(primary_key=True)
     event_id: str = Field(index=True, unique=True)
@@ -88,6 +92,21 @@ class AuditRecord(SQLModel, table=True):
         }
 
 
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed checkpoint of the first ``size`` entries (:mod:`airlock.bundles.checkpoint`).
+
+    ``note`` is the whole C2SP signed note; ``root_hash`` (hex) repeats its root
+    for queries. Like entries, checkpoints are only ever added.
+    """
+
+    __tablename__ = "audit_checkpoint"
+
+    size: int = Field(primary_key=True)
+    root_hash: str
+    note: str
+    created: str
+
+
 def leaf_hash(entry: dict[str, Any]) -> bytes:
     """RFC 6962 leaf hash of an entry's canonical JSON."""
     return hashlib.sha256(b"\x00" + canonical_bytes(entry)).digest()
@@ -127,6 +146,25 @@ def object_fields(details: dict[str, Any]) -> dict[str, str]:
     if "@" in found.get("model", "") and "version" not in found:
         found["model"], found["version"] = found["model"].split("@", 1)
     return found
+
+
+APPEND_LOCK_KEY = 0x4149524C4F434B  # "AIRLOCK": the PostgreSQL advisory lock of the log
+"""The key of the transaction-level advisory lock every PostgreSQL appender takes."""
+
+
+def lock_for_append(session: Session) -> None:
+    """Serialises appends to the log for the rest of the session's transaction.
+
+    On PostgreSQL, two transactions could otherwise read the same last entry
+    and both try to append the next one (one fails at commit, or under
+    weaker isolation the chain forks). ``pg_advisory_xact_lock`` makes the
+    second wait until the first commits or rolls back. On SQLite a writer
+    already holds the database's write lock (``BEGIN IMMEDIATE`` in
+    :func:`~airlock.bundles.db.session_scope`; otherwise the unique ``seq``
+    and the retry in :meth:`AuditLog.record` cover it).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
 
 
 class AuditLog:
@@ -213,6 +251,7 @@ class AuditLog:
             ) from None
 
     def _append(self, session: Session, fields: dict[str, Any]) -> AuditRecord:
+        lock_for_append(session)
         last = session.exec(
             select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)
         ).first()

@@ -37,6 +37,7 @@ from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import Metadata, Root, Signed, TargetFile
 from tuf.api.serialization.json import JSONSerializer
 
+from airlock.bundles.change import CHANGE_KEY
 from airlock.bundles.errors import SignatureError, TrustError
 from airlock.bundles.models import ModelVersion
 from airlock.bundles.rollout import RolloutPlan
@@ -98,13 +99,19 @@ def image_custom(model: ModelVersion, filename: str, primary: bool) -> dict[str,
 
 
 def director_custom(
-    site_id: str, model: ModelVersion, filename: str, plan: RolloutPlan | None = None
+    site_id: str,
+    model: ModelVersion,
+    filename: str,
+    plan: RolloutPlan | None = None,
+    change: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The custom field of a Director target (names the site).
 
     The version's primary file also carries the signed rollout plan
     (``custom.airlock.rollout``); None signs the default :class:`RolloutPlan`,
-    so every assignment carries an explicit plan.
+    so every assignment carries an explicit plan. ``change`` (a
+    ``ChangeAuthorization.to_dict()``, see :mod:`airlock.bundles.change`) goes
+    next to the plan as ``custom.airlock.change``; None leaves it out.
     """
     custom: dict[str, Any] = {
         "site_id": site_id,
@@ -114,6 +121,8 @@ def director_custom(
     }
     if any(f.primary and f.filename == filename for f in model.files):
         custom[ROLLOUT_KEY] = (plan or RolloutPlan()).to_dict()
+        if change is not None:
+            custom[CHANGE_KEY] = dict(change)
     return {CUSTOM_KEY: custom}
 
 

@@ -108,10 +108,11 @@ def hub() -> None:
       airlock hub init --from CEREMONY
       airlock hub site add --identity site-identity.json
       airlock hub model add NAME VERSION model.onnx   (or: model import models:/NAME@ALIAS)
-      airlock hub assign SITE NAME VERSION [--plan plan.toml]
+      airlock hub assign SITE NAME VERSION [--plan plan.toml] [--change CHG…]
       airlock hub export --site SITE --out /media/usb/bundle
     To take a bad version back everywhere:
       airlock hub revoke NAME VERSION --reason "…"   (then export for each site)
+    Change requests (create, approve, import from ServiceNow): airlock hub change --help
     After the security officers rotate or re-sign the offline roles:
       airlock hub trust update --from CEREMONY
     The hub passphrase comes from AIRLOCK_HUB_PASSPHRASE or a prompt.
@@ -410,17 +411,30 @@ def tenant_list(home: Path, as_json: bool) -> None:
     help="Rollout plan (TOML: interval_seconds, [health], [[rings]]); default: the "
     "default plan (canary 5 %, quarter, all).",
 )
+@click.option(
+    "--change",
+    metavar="CHG…",
+    help="The change request it is done under (approved, in implement, covering "
+    "SITE:NAME@VERSION); required when the hub's [change] required is true.",
+)
 @JSON_OPTION
 def assign(
-    home: Path, site_id: str, name: str, version: str, plan_file: Path | None, as_json: bool
+    home: Path,
+    site_id: str,
+    name: str,
+    version: str,
+    plan_file: Path | None,
+    change: str | None,
+    as_json: bool,
 ) -> None:
     """Tell SITE to run NAME@VERSION (replaces the site's previous version of NAME).
 
     The rollout plan is signed into the site's Director targets with the
-    assignment; assigning the same version with another plan re-signs it.
-    Revoked versions are refused.
+    assignment, and with --change the change request's number, window and
+    approval next to it; assigning the same version with another plan
+    re-signs it. Revoked versions are refused.
     """
-    changed = _open(home).assign(site_id, name, version, plan_file=plan_file)
+    changed = _open(home).assign(site_id, name, version, plan_file=plan_file, change=change)
     if as_json:
         _emit_json({"site_id": site_id, "model": name, "version": version, "changed": changed})
     elif changed:
@@ -434,8 +448,15 @@ def assign(
 @click.argument("name")
 @click.argument("version")
 @click.option("--reason", required=True, help="Why: every site is told, and it is audited.")
+@click.option(
+    "--change",
+    metavar="CHG…",
+    help="An open change request to record it against (default: a new emergency one).",
+)
 @JSON_OPTION
-def revoke(home: Path, name: str, version: str, reason: str, as_json: bool) -> None:
+def revoke(
+    home: Path, name: str, version: str, reason: str, change: str | None, as_json: bool
+) -> None:
     """Revoke NAME@VERSION everywhere: never signed, assigned or released again.
 
     Removes the version from the Image repository (re-signing its tenant's
@@ -443,14 +464,17 @@ def revoke(home: Path, name: str, version: str, reason: str, as_json: bool) -> N
     runs it at the previous good version (or unassigns it), and lists the
     revocation and its reason in every site's Director metadata. Then export
     for each site: the bundles are small, as the sites already hold the
-    previous version.
+    previous version. A revocation never waits for a change window: without
+    --change it is recorded against an emergency change request made after
+    the fact.
     """
-    result = _open(home).revoke(name, version, reason)
+    result = _open(home).revoke(name, version, reason, change)
     if as_json:
         _emit_json(result.to_dict())
         return
     console = Console()
     console.print(f"[green]revoked {result.ref}[/green] ({result.reason})")
+    console.print(f"recorded against change request {result.change_request}")
     rows = [[s.site_id, s.previous, s.now or "(unassigned)"] for s in result.sites]
     if rows:
         _table("sites moved off the revoked version", ["site", "was", "now"], rows)
@@ -586,7 +610,9 @@ def status(home: Path, as_json: bool) -> None:
     _table("models", ["name", "version", "tenant", "files", "bytes"], model_rows)
 
 
-# The in-toto layout commands register themselves on the group above.
+# `change …` (change requests, approvers, ServiceNow import) and the in-toto layout
+# commands register themselves on the group above.
+from airlock.hub import cli_changes as _changes  # noqa: E402, F401
 from airlock.hub import cli_layout as _layout  # noqa: E402, F401
 
 # `model import` (MLflow intake) and `model show` register themselves on the model group.

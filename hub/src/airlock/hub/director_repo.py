@@ -8,8 +8,9 @@ anchors the envelope key. Each site has its own ``targets`` (carrying
 every model version assigned to it, at the Image target path, with the Image
 target's length and hashes and a custom field naming the site; the primary
 file's custom field also carries the signed rollout plan
-(``custom.airlock.rollout``). The targets list every revocation so far in
-``x-airlock-revocations`` (:func:`set_revocations`).
+(``custom.airlock.rollout``) and, when the assignment was made under a change
+request, its signed authorisation (``custom.airlock.change``). The targets
+list every revocation so far in ``x-airlock-revocations`` (:func:`set_revocations`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from securesystemslib.signer import Signer
 from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
 
 from airlock.bundles import tufrepo
+from airlock.bundles.change import CHANGE_KEY
 from airlock.bundles.errors import TrustError
 from airlock.bundles.models import ModelVersion
 from airlock.bundles.rollout import RolloutPlan
@@ -105,11 +107,18 @@ class SiteMetadata:
 
     def signed_plan(self, name: str, version: str) -> dict[str, Any] | None:
         """The rollout plan signed for ``name@version`` (None: not assigned, or no plan)."""
+        return self._primary_custom(name, version, tufrepo.ROLLOUT_KEY)
+
+    def signed_change(self, name: str, version: str) -> dict[str, Any] | None:
+        """The change authorisation signed for ``name@version`` (None: none)."""
+        return self._primary_custom(name, version, CHANGE_KEY)
+
+    def _primary_custom(self, name: str, version: str, key: str) -> dict[str, Any] | None:
         prefix = f"{name}/{version}/"
         for path, target in self.targets.signed.targets.items():
             custom = target.custom.get(tufrepo.CUSTOM_KEY) if path.startswith(prefix) else None
-            if isinstance(custom, dict) and tufrepo.ROLLOUT_KEY in custom:
-                return dict(custom[tufrepo.ROLLOUT_KEY])
+            if isinstance(custom, dict) and key in custom:
+                return dict(custom[key])
         return None
 
 
@@ -144,11 +153,15 @@ def new_site(
 
 
 def director_targets(
-    site_id: str, model: ModelVersion, plan: RolloutPlan | None = None
+    site_id: str,
+    model: ModelVersion,
+    plan: RolloutPlan | None = None,
+    change: dict[str, Any] | None = None,
 ) -> list[TargetFile]:
     """The Director target files telling ``site_id`` to run ``model`` under ``plan``.
 
-    None signs the default plan (see :func:`airlock.bundles.tufrepo.director_custom`).
+    None signs the default plan (see :func:`airlock.bundles.tufrepo.director_custom`);
+    ``change`` is the change authorisation signed next to it (None: none).
     """
     return [
         TargetFile(
@@ -156,7 +169,7 @@ def director_targets(
             hashes={"sha256": f.sha256},
             path=tufrepo.target_path(model.name, model.version, f.filename),
             unrecognized_fields={
-                "custom": tufrepo.director_custom(site_id, model, f.filename, plan)
+                "custom": tufrepo.director_custom(site_id, model, f.filename, plan, change)
             },
         )
         for f in model.files
@@ -170,17 +183,19 @@ def set_model(
     expires: dt.datetime,
     signer: Signer,
     plan: RolloutPlan | None = None,
+    change: dict[str, Any] | None = None,
 ) -> None:
     """Replaces the site's entries for family ``name`` with ``model``'s files (None removes).
 
     ``plan`` is signed into the primary file's custom field (None: the
-    default plan). Re-signs the site's targets with a bumped version.
+    default plan), and ``change`` (a ``ChangeAuthorization.to_dict()``) next
+    to it. Re-signs the site's targets with a bumped version.
     """
     targets = site.targets.signed.targets
     for path in site.assigned_paths(name):
         del targets[path]
     if model is not None:
-        for target in director_targets(site.site_id, model, plan):
+        for target in director_targets(site.site_id, model, plan, change):
             targets[target.path] = target
     tufmeta.bump(site.targets, expires, [signer])
 

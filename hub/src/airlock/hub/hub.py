@@ -18,8 +18,8 @@ import functools
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 from securesystemslib.signer import Key, SecretsHandler, Signer
 from sqlmodel import Session, select
 
-from airlock.bundles import tufrepo
+from airlock.bundles import event_delivery, tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import Clock, SystemClock, utc_iso
 from airlock.bundles.db import make_engine
@@ -50,6 +50,7 @@ from airlock.hub import (
 )
 from airlock.hub.blobstore import BlobStore
 from airlock.hub.bootstrap import build_home
+from airlock.hub.change_desk import ChangeDesk, authorize_assignment
 from airlock.hub.director_repo import DirectorRoots, DirectorSigners, SiteMetadata
 from airlock.hub.export import ExportPlan
 from airlock.hub.home import ROLE, HubHome
@@ -90,6 +91,8 @@ class Hub:
         self.signers = signers
         self.clock: Clock = clock or SystemClock()
         self.blobs = BlobStore(self.home.blob_dir)
+        self.change_requests = ChangeDesk(self)
+        """Change requests: create, approve, reject, move, import (see :mod:`~.change_desk`)."""
 
     @classmethod
     def init(
@@ -116,8 +119,17 @@ class Hub:
         """Releases the database connections."""
         self.engine.dispose()
 
-    def _op(self, action: str, obj: str) -> AbstractContextManager[Operation]:
-        return operation(self.engine, self.home, self.audit, self.clock, action, obj)
+    @contextmanager
+    def _op(self, action: str, obj: str, change_request: str = "") -> Iterator[Operation]:
+        with operation(
+            self.engine, self.home, self.audit, self.clock, action, obj, change_request
+        ) as op:
+            yield op
+        # Committed: hand the events it emitted to the outbox file and the webhook. Best
+        # effort: what cannot be delivered now stays in the outbox (`airlock events deliver`).
+        event_delivery.deliver_best_effort(
+            self.engine, self.home.root, self.config, self.clock.now(), self.audit
+        )
 
     # -- keys -----------------------------------------------------------------
 
@@ -442,11 +454,14 @@ class Hub:
         plan: RolloutPlan | None = None,
         *,
         plan_file: Path | None = None,
+        change: str | None = None,
     ) -> bool:
         """Tells a site to run ``name@version`` (replacing its previous version of ``name``).
 
         The rollout plan is signed into the site's Director targets, in the
-        custom field of the version's primary file (``custom.airlock.rollout``).
+        custom field of the version's primary file (``custom.airlock.rollout``),
+        and with ``change`` the change request's signed authorisation next to
+        it (``custom.airlock.change``; see :mod:`airlock.hub.change_desk`).
 
         Args:
             site_id: The site.
@@ -455,6 +470,9 @@ class Hub:
             plan: The rollout plan; None signs the default :class:`RolloutPlan`.
             plan_file: A TOML plan file (:mod:`airlock.hub.rollout_plans`), read
                 inside the audited operation; instead of ``plan``.
+            change: The change request it is done under: approved, in Implement,
+                covering ``site_id:name@version``, its window not over. Required
+                when the hub's ``[change] required`` is true.
 
         Returns:
             False when the site already had exactly that version under the same
@@ -463,10 +481,13 @@ class Hub:
         Raises:
             NotFoundError: unknown site or model version.
             ConflictError: the version was revoked.
-            UsageError: the plan file is unreadable or invalid.
+            UsageError: the plan file is unreadable or invalid, or the change
+                request is missing or does not allow this rollout.
         """
-        with self._op("hub.assign", f"{site_id}:{name}@{version}") as op:
+        with self._op("hub.assign", f"{site_id}:{name}@{version}", change or "") as op:
             op.details = {"site_id": site_id, "model": name, "version": version}
+            if change is not None:
+                op.details["change_request"] = change
             if plan_file is not None:
                 if plan is not None:
                     raise UsageError("pass either a plan or a plan file, not both")
@@ -477,16 +498,19 @@ class Hub:
             self._site(op.session, site_id)
             model = catalog.get_model(op.session, name, version)
             revoke.check_not_revoked(op.session, name, version, "assign")
+            authorization = authorize_assignment(self, op.session, change, site_id, name, version)
             current = op.session.get(HubAssignment, (site_id, name))
+            signed = self.site_metadata(site_id)
             if (
                 current is not None
                 and current.version == version
-                and self.site_metadata(site_id).signed_plan(name, version) == plan.to_dict()
+                and signed.signed_plan(name, version) == plan.to_dict()
+                and signed.signed_change(name, version) == authorization
             ):
                 op.outcome = "unchanged"
                 return False
             op.details["previous"] = current.version if current else None
-            self._resign_site(op, site_id, name, model, plan)
+            self._resign_site(op, site_id, name, model, plan, authorization)
             assigned = utc_iso(self.clock.now())
             if current is None:
                 current = HubAssignment(
@@ -519,24 +543,29 @@ class Hub:
         name: str,
         model: ModelVersion | None,
         plan: RolloutPlan | None = None,
+        change: dict[str, Any] | None = None,
     ) -> None:
         site_md = self.site_metadata(site_id)
         expires = self._online_expiry()
         signers = self.director_signers()
-        director_repo.set_model(site_md, model, name, expires, signers.targets, plan)
+        director_repo.set_model(site_md, model, name, expires, signers.targets, plan, change)
         director_repo.refresh(site_md, expires, signers)
         site_md.stage(op.writes)
         op.details["director_targets_version"] = site_md.targets.signed.version
 
     # -- revocation -----------------------------------------------------------
 
-    def revoke(self, name: str, version: str, reason: str) -> RevocationResult:
+    def revoke(
+        self, name: str, version: str, reason: str, change: str | None = None
+    ) -> RevocationResult:
         """Revokes ``name@version`` everywhere (see :mod:`airlock.hub.revoke`).
 
         Removes its targets from the Image role that signs them, records the
         revocation, re-points every site assigned it at the previous good
         version (or unassigns), and lists the revocation with its reason in
-        every site's Director targets.
+        every site's Director targets. It never waits for a change window: it
+        is recorded against ``change`` (an open change request), or against an
+        emergency change request created after the fact.
 
         Raises:
             NotFoundError: the version was never released.
@@ -544,8 +573,8 @@ class Hub:
             UsageError: no reason given.
             SecretError: a tenant-held key's secret, or the hub passphrase, is wrong.
         """
-        with self._op(revoke.REVOKE_ACTION, f"{name}@{version}") as op:
-            return revoke.revoke(self, op, name, version, reason)
+        with self._op(revoke.REVOKE_ACTION, f"{name}@{version}", change or "") as op:
+            return revoke.revoke(self, op, name, version, reason, change)
 
     def revocations(self) -> list[dict[str, str]]:
         """Every revocation (``model``, ``version``, ``reason``, ``revoked_at``), oldest first."""

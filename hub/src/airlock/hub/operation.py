@@ -46,7 +46,12 @@ class Operation:
 
 
 def record_failure(
-    audit: AuditLog, clock: Clock, action: str, obj: str, exc: BaseException
+    audit: AuditLog,
+    clock: Clock,
+    action: str,
+    obj: str,
+    exc: BaseException,
+    change_request: str = "",
 ) -> None:
     """Appends the failure entry of ``action``; a log that cannot be written is only logged."""
     try:
@@ -56,6 +61,7 @@ def record_failure(
             object=obj,
             details=failure_details(exc),
             when=clock.now(),
+            change_request=change_request,
         )
     except AuditWriteError:
         log.error("could not audit the failure of %s on %s", action, obj)
@@ -63,9 +69,19 @@ def record_failure(
 
 @contextlib.contextmanager
 def operation(
-    engine: Engine, home: HubHome, audit: AuditLog, clock: Clock, action: str, obj: str
+    engine: Engine,
+    home: HubHome,
+    audit: AuditLog,
+    clock: Clock,
+    action: str,
+    obj: str,
+    change_request: str = "",
 ) -> Iterator[Operation]:
-    """Runs one audited, all-or-nothing hub command (see the module docstring)."""
+    """Runs one audited, all-or-nothing hub command (see the module docstring).
+
+    ``change_request`` is the change the command acts under: written into a
+    failure's entry (a success's entry takes it from ``details``).
+    """
     try:
         with home.lock():
             op = Operation(session=Session(engine, expire_on_commit=False))
@@ -99,7 +115,7 @@ def operation(
                         step()
                 op.session.close()
     except Exception as exc:
-        record_failure(audit, clock, action, obj, exc)
+        record_failure(audit, clock, action, obj, exc, change_request)
         if isinstance(exc, OSError):
             raise AirlockError(
                 f"{action} failed: {exc.strerror or exc}",

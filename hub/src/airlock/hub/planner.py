@@ -17,8 +17,10 @@ without writing anything:
 
 :func:`write_export` runs inside the export's operation: (f) payload,
 (g) next sequence number and signed envelope, (h) what the bundle carried
-(:class:`~airlock.hub.tables.HubExport`, :class:`~airlock.hub.tables.HubSentFile`),
-(i) rename into place just before the database commit.
+(:class:`~airlock.hub.tables.HubExport`, :class:`~airlock.hub.tables.HubSentFile`)
+and the ``bundle.exported`` event in the outbox,
+(i) rename into place and (j) sign an audit checkpoint covering the export's entry,
+just before the database commit.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
-from airlock.bundles import tufrepo
+from airlock.bundles import checkpoint_store, events, tufrepo
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion
@@ -189,6 +191,7 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
     site.sequence = plan.sequence
     op.session.add(site)
     _record_sent(op.session, plan, envelope)
+    _emit_exported(hub, op.session, plan, envelope)
     op.writes.merge(plan.writes)
     promoted: list[Path] = []
 
@@ -203,6 +206,7 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
 
     op.before_commit.append(promote)
     op.undo.append(unpromote)
+    op.before_commit.append(lambda: _write_checkpoint(hub, op))
     op.details = {
         "bundle_id": envelope.bundle_id,
         "site_id": plan.site_id,
@@ -220,6 +224,35 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
         "out_dir": str(out_dir),
     }
     return envelope
+
+
+def _emit_exported(hub: Hub, session: Session, plan: ExportPlan, envelope: Envelope) -> None:
+    """The ``bundle.exported`` event, in the export's transaction (subject: the bundle id)."""
+    data = {
+        "site": plan.site_id,
+        "sequence": plan.sequence,
+        "kind": str(plan.kind),
+        "bundle_id": envelope.bundle_id,
+        "expires": utc_iso(plan.expires),
+        "models": sorted({f"{name}@{version}" for name, version, _, _ in plan.carried}),
+        "omitted": list(plan.omitted),
+    }
+    source = events.source_of("hub", hub.audit.host)
+    events.emit(session, "bundle.exported", source, envelope.bundle_id, data, hub.clock.now())
+
+
+def _write_checkpoint(hub: Hub, op: Operation) -> None:
+    """Signs an audit checkpoint covering the export's own entry, in the export's transaction.
+
+    Runs last before the commit (after the export's entry), so a refused
+    export leaves no checkpoint and no new key behind; the hub's checkpoint
+    key is made on first use, encrypted with the hub passphrase.
+    """
+    key = checkpoint_store.home_checkpoint_key(hub.config, hub.signers.secrets)
+    signer = checkpoint_store.checkpoint_signer(hub.config, key, hub.signers.secrets)
+    checkpoint_store.write_checkpoint(
+        hub.audit, signer, key.origin, hub.clock.now(), session=op.session
+    )
 
 
 def _record_sent(session: Session, plan: ExportPlan, envelope: Envelope) -> None:

@@ -18,6 +18,11 @@ operation (lock, database, repository files and audit entry together):
 5. Every site's Director targets get the full list of revocations so far in
    ``x-airlock-revocations`` (``{model, version, reason, revoked_at}``) and
    are re-signed, so each site learns why at its next import.
+6. A revocation never waits for a change window: it is recorded against the
+   change request given (any open one), or against an emergency change
+   request created after the fact
+   (:func:`~airlock.hub.changes.record_emergency_change`); the
+   ``model.revoked`` event goes to the outbox in the same transaction.
 
 The next ``airlock hub export --site S`` is then a small ``revocation``
 bundle: the site already holds the previous good version's files (see
@@ -26,6 +31,7 @@ bundle: the site already holds the previous good version's files (see
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,13 +39,13 @@ from typing import TYPE_CHECKING, Any
 from securesystemslib.signer import Signer
 from sqlmodel import Session, select
 
-from airlock.bundles import tufrepo
+from airlock.bundles import events, tufrepo
 from airlock.bundles.audit import default_principal
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError, UsageError
 from airlock.bundles.models import ModelVersion
 from airlock.bundles.rollout import RolloutPlan
-from airlock.hub import catalog, director_repo, image_repo, signing, tufmeta
+from airlock.hub import catalog, changes, director_repo, image_repo, signing, tufmeta
 from airlock.hub.operation import Operation
 from airlock.hub.tables import (
     HubAssignment,
@@ -85,6 +91,8 @@ class RevocationResult:
     """Sites that were assigned the revoked version, and what they run now."""
     notified: tuple[str, ...]
     """Every site whose Director targets now list the revocation."""
+    change_request: str = ""
+    """The change request it was recorded against (an emergency one made after the fact)."""
 
     @property
     def ref(self) -> str:
@@ -103,6 +111,7 @@ class RevocationResult:
             "removed_targets": list(self.removed_targets),
             "sites": [s.to_dict() for s in self.sites],
             "notified": list(self.notified),
+            "change_request": self.change_request,
         }
 
 
@@ -156,10 +165,14 @@ def previous_good(session: Session, name: str, version: str) -> ModelVersion | N
     return catalog.get_model(session, name, max(earlier, key=by_key.__getitem__))
 
 
-def revoke(hub: Hub, op: Operation, name: str, version: str, reason: str) -> RevocationResult:
-    """Steps 1-5 of the module docstring, inside ``Hub.revoke``'s operation."""
+def revoke(
+    hub: Hub, op: Operation, name: str, version: str, reason: str, change: str | None = None
+) -> RevocationResult:
+    """Steps 1-6 of the module docstring, inside ``Hub.revoke``'s operation."""
     reason = " ".join(reason.split())
     op.details = {"model": name, "version": version, "reason": reason}
+    if change is not None:
+        op.details["change_request"] = change
     if not reason:
         raise UsageError("a revocation needs a reason", hint='pass --reason "what is wrong"')
     if len(reason) > MAX_REASON_LENGTH:
@@ -170,6 +183,7 @@ def revoke(hub: Hub, op: Operation, name: str, version: str, reason: str) -> Rev
 
     now = hub.clock.now()
     revoked_at, principal = utc_iso(now), default_principal()
+    change = _change_request(session, change, name, version, reason, principal, now)
     expires = hub._online_expiry()
     role, removed = _remove_from_image(hub, op, name, version, expires)
 
@@ -208,9 +222,42 @@ def revoke(hub: Hub, op: Operation, name: str, version: str, reason: str) -> Rev
         removed_targets=tuple(removed),
         sites=tuple(repointed),
         notified=tuple(notified),
+        change_request=change,
     )
     op.details = result.to_dict()
+    events.emit(session, "model.revoked", changes.hub_source(), result.ref, result.to_dict(), now)
     return result
+
+
+def _change_request(
+    session: Session,
+    change: str | None,
+    name: str,
+    version: str,
+    reason: str,
+    principal: str,
+    now: dt.datetime,
+) -> str:
+    """The open change request given, or a new emergency one covering the affected sites.
+
+    Raises:
+        NotFoundError: the change request given does not exist.
+        UsageError: it is closed or canceled.
+    """
+    if change is not None:
+        row = changes.get_row(session, change)
+        if row.state in changes.FINAL_STATES:
+            raise UsageError(
+                f"change {change} is {row.state}; a revocation needs an open change request",
+                hint="leave out --change: an emergency change request is recorded for it",
+            )
+        return change
+    affected = session.exec(
+        select(HubAssignment).where(HubAssignment.name == name, HubAssignment.version == version)
+    )
+    covers = [changes.CoveredPlan(a.site_id, name, version) for a in affected]
+    summary = f"Emergency revocation of {name}@{version}: {reason}"
+    return changes.record_emergency_change(session, summary, principal, now, covers)
 
 
 def _remove_from_image(

@@ -3,7 +3,7 @@
 The database holds what the hub decided (sites, tenants and their keys,
 model families and their tenant, released model versions and their files,
 assignments, revocations, per-site bundle sequence numbers and what each
-export carried);
+export carried, change requests and their approvers' keys);
 the signed TUF metadata that publishes those decisions lives as files under
 ``repository/``. Table names start with ``hub_`` so that a hub and a spoke
 can share one PostgreSQL server without clashing.
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Engine
 from sqlmodel import Field, SQLModel
 
-from airlock.bundles.audit import AuditRecord
+from airlock.bundles.audit import AuditCheckpoint, AuditRecord
 from airlock.bundles.db import create_tables
 from airlock.bundles.events import OutboxEvent
 
@@ -154,8 +154,56 @@ class HubSentFile(SQLModel, table=True):
     sequence: int
 
 
+class HubChangeRequest(SQLModel, table=True):
+    """A change request (:mod:`airlock.hub.changes`), after ServiceNow's ``change_request``."""
+
+    __tablename__ = "hub_change_request"
+
+    number: str = Field(primary_key=True)
+    type: str
+    state: str = Field(index=True)
+    short_description: str
+    justification: str = ""
+    requested_by: str = Field(index=True)
+    assignment_group: str = ""
+    approvers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Who may approve it (empty: any registered approver but the requester)."""
+    approval: str = "not requested"
+    approved_by: str = ""
+    approved_at: str = ""
+    approval_keyid: str = ""
+    approval_signature: str = ""
+    approval_source: str = ""
+    """``approver`` (the approver's own key) or ``servicenow`` (imported; signed by the hub)."""
+    rejection_reason: str = ""
+    planned_start: str
+    planned_end: str
+    covers: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    """The rollout plans it covers: ``{"site", "model", "version"}``."""
+    source: str = "airlock"
+    """``airlock`` (created here) or ``servicenow`` (imported)."""
+    sys_id: str = ""
+    created: str
+    updated: str
+
+
+class HubChangeApprover(SQLModel, table=True):
+    """A change approver's registered Ed25519 public key."""
+
+    __tablename__ = "hub_change_approver"
+
+    name: str = Field(primary_key=True)
+    keyid: str
+    public_key: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    added: str
+    added_by: str
+
+
 HUB_TABLES: list[type[SQLModel]] = [
     AuditRecord,
+    AuditCheckpoint,
     OutboxEvent,
     HubSite,
     HubTenant,
@@ -167,6 +215,8 @@ HUB_TABLES: list[type[SQLModel]] = [
     HubRevocation,
     HubExport,
     HubSentFile,
+    HubChangeRequest,
+    HubChangeApprover,
 ]
 
 

@@ -28,6 +28,8 @@ DEFAULT_PORT = 8750
 TICK_EVERY_SECONDS = 1.0
 """How often the rollout engine looks at the fleet (analysis itself runs per plan interval)."""
 AUDIT_FAILURE_EVERY_SECONDS = 60.0
+EVENTS_EVERY_SECONDS = 2.0
+"""How often the outbox's CloudEvents go to the outbox file and the webhook."""
 
 
 def periodic_tasks(home: SpokeHome, signer: Signer, clock: Clock) -> list[Callable[[], None]]:
@@ -37,7 +39,10 @@ def periodic_tasks(home: SpokeHome, signer: Signer, clock: Clock) -> list[Callab
     promotions, rollbacks, the revocation fast path, then the site director signs what
     changed and renews what expires. A tick that fails changes nothing; its error is
     audited (at most once a minute for the same error) and the next tick tries again.
+    Two: event delivery (:func:`airlock.bundles.event_delivery.deliver_best_effort`), the
+    outbox's CloudEvents to ``HOME/events/outbox.jsonl`` and the webhook; never raises.
     """
+    from airlock.bundles import event_delivery
     from airlock.spoke import rollout_engine
 
     last_failure: dict[str, float] = {}
@@ -60,7 +65,15 @@ def periodic_tasks(home: SpokeHome, signer: Signer, clock: Clock) -> list[Callab
                 )
             raise
 
-    return [at_most_every(TICK_EVERY_SECONDS, rollout_tick)]
+    def deliver_events() -> None:
+        event_delivery.deliver_best_effort(
+            home.engine, home.path, home.config, clock.now(), home.audit
+        )
+
+    return [
+        at_most_every(TICK_EVERY_SECONDS, rollout_tick),
+        at_most_every(EVENTS_EVERY_SECONDS, deliver_events),
+    ]
 
 
 def at_most_every(seconds: float, task: Callable[[], None]) -> Callable[[], None]:

@@ -97,9 +97,6 @@ def simulate(
         return
     part = _shard(settings, index, count)
     spoke_home = SpokeHome(home, env_or_prompt_secrets(PASSPHRASE_ENV, _prompt))
-    sim = Simulation(spoke_home, part, work_dir or home / "simulated-nodes", SystemClock())
-    ids = sim.enroll(spoke_home.keystore().signer(spoke_home.signing_key()))
-    click.echo(f"enrolled {len(ids)} simulated nodes ({ids[0]} … {ids[-1]}) at {spoke_url}")
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -107,6 +104,9 @@ def simulate(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    sim = Simulation(spoke_home, part, work_dir or home / "simulated-nodes", SystemClock())
+    ids = sim.enroll(spoke_home.keystore().signer(spoke_home.signing_key()))
+    click.echo(f"enrolled {len(ids)} simulated nodes ({ids[0]} … {ids[-1]}) at {spoke_url}")
     sim.start()
     started = time.monotonic()
     next_status = started + status_every
@@ -146,14 +146,23 @@ def _run_processes(processes: int, duration: float) -> None:
         subprocess.Popen([sys.argv[0], *argv, "--shard", f"{i}/{processes}"])
         for i in range(processes)
     ]
-    try:
-        codes = [child.wait() for child in children]
-    except KeyboardInterrupt:
+
+    forwarded: list[int] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        forwarded.append(signum)
         for child in children:
-            child.send_signal(signal.SIGINT)
-        codes = [child.wait() for child in children]
-    if any(codes):
-        raise SystemExit(max(codes))
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    # a stopped parent must stop its shards: none may be left running on its own
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    # a shard that the forwarded signal stopped before its handler was set stopped as asked
+    failed = [c for c in codes if c != 0 and -c not in forwarded]
+    if failed:
+        raise SystemExit(max(abs(c) for c in failed))
 
 
 def _print_status(sim: Simulation, elapsed: float) -> None:

@@ -9,7 +9,8 @@ Owned by (readers in brackets):
 - :class:`SiteDirectorFile` — the site director: signed TUF metadata per node
   (and the shared site root under ``node_id = ""``), served by the service.
 - :class:`Rollout`, :class:`RolloutEvent`, :class:`FleetModel` — the engine.
-- :class:`RolloutPlanRecord` — import: the signed plan each assigned version came with.
+- :class:`RolloutPlanRecord` — import: the signed plan each assigned version came with
+  (and its change authorisation, when the hub works under change requests).
 - :class:`RevokedVersion` — import: versions the hub no longer signs.
 
 JSON columns hold the ``to_dict`` forms of the dataclasses in
@@ -109,6 +110,11 @@ class RolloutPlanRecord(SQLModel, table=True):
     plan_sha256: str = ""
     depends: list[dict[str, Any]] = _json([])
     """The version's signed ``compatibility.depends`` ({model, min_version} dicts)."""
+    change: dict[str, Any] = _json()
+    """The signed change authorisation (``ChangeAuthorization.to_dict()``; {} when none).
+
+    ``plan_sha256`` covers the plan only; the engine's no-flapping key is
+    (model, version, plan_sha256, change number)."""
     bundle_id: str = ""
     recorded_at: str = ""
 

@@ -6,11 +6,15 @@ Runs in two halves around the importer's step 6:
   parses the rollout plan the hub's Director signed for every assigned
   version (``custom.airlock.rollout`` of its primary file; a target without
   one gets the default :class:`~airlock.bundles.rollout.RolloutPlan`), the
-  version's signed dependencies (``release.compatibility.depends`` of the
-  Image target) and the Director's ``x-airlock-revocations`` list. A
-  malformed plan or list refuses the whole import (:class:`TrustError`).
+  change authorisation signed next to it (``custom.airlock.change``, a
+  :class:`~airlock.bundles.change.ChangeAuthorization`; absent when the hub
+  does not work under change requests), the version's signed dependencies
+  (``release.compatibility.depends`` of the Image target) and the Director's
+  ``x-airlock-revocations`` list. A malformed plan, authorisation or list
+  refuses the whole import (:class:`TrustError`).
 - :func:`record` (inside the import's one transaction): upserts a
   :class:`~airlock.spoke.fleet_state.RolloutPlanRecord` per assigned version
+  (plan, its SHA-256 — over the plan only —, dependencies, authorisation)
   and adds a :class:`~airlock.spoke.fleet_state.RevokedVersion` for every
   staged version that the newly verified Image metadata no longer signs, or
   that the Director lists as revoked. The reason comes from the Director's
@@ -33,6 +37,7 @@ from sqlmodel import Session, select
 
 from airlock.bundles import tufrepo
 from airlock.bundles.canonical import canonical_bytes
+from airlock.bundles.change import CHANGE_KEY, ChangeAuthorization
 from airlock.bundles.errors import AirlockError, TrustError
 from airlock.bundles.release import ReleaseInfo
 from airlock.bundles.rollout import RolloutPlan
@@ -43,6 +48,9 @@ from airlock.spoke.state import StagedModel
 UNLISTED_REASON = "no longer signed by the hub"
 """The reason recorded for a staged version the Image dropped without a listed revocation."""
 
+MALFORMED_HINT = (
+    "the hub signed metadata this spoke cannot use; do not import it and report it to the hub"
+)
 VersionKey = tuple[str, str]
 
 
@@ -68,6 +76,8 @@ class SignedPlan:
     plan: dict[str, Any]
     plan_sha256: str
     depends: list[dict[str, Any]]
+    change: dict[str, Any]
+    """The signed :class:`ChangeAuthorization` (``to_dict`` form); {} when none."""
 
 
 @dataclass(frozen=True)
@@ -124,11 +134,36 @@ def _signed_plan(target: VerifiedTarget) -> SignedPlan:
     except (AirlockError, TypeError, ValueError) as exc:
         raise TrustError(
             f"the signed rollout plan or release record of {ref} is malformed: {exc}",
-            hint="the hub signed metadata this spoke cannot use; do not import it and "
-            "report it to the hub",
+            hint=MALFORMED_HINT,
+        ) from None
+    try:
+        change = signed_change(target.director_custom.get(CHANGE_KEY))
+    except (AirlockError, TypeError, ValueError) as exc:
+        raise TrustError(
+            f"the signed change authorisation of {ref} is malformed: {exc}", hint=MALFORMED_HINT
         ) from None
     depends = [d.to_dict() for d in release.compatibility.depends] if release.compatibility else []
-    return SignedPlan(target.model, target.version, plan, plan_sha256(plan), depends)
+    return SignedPlan(target.model, target.version, plan, plan_sha256(plan), depends, change)
+
+
+def signed_change(raw: Any) -> dict[str, Any]:
+    """The ``to_dict`` form of a signed change authorisation ({} when there is none).
+
+    Every field must be present and a string, and the authorisation must be
+    valid (:class:`ChangeAuthorization` checks type and window on construction).
+
+    Raises:
+        TypeError: not an object, or a field is not a string.
+        UsageError: a field is missing, or the authorisation is invalid.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise TypeError("the change authorisation is not an object")
+    loose = [k for k in ChangeAuthorization.__dataclass_fields__ if not isinstance(raw.get(k), str)]
+    if any(k in raw for k in loose):
+        raise TypeError(f"change authorisation fields must be text: {', '.join(loose)}")
+    return ChangeAuthorization.from_dict(raw).to_dict()
 
 
 @dataclass(frozen=True)
@@ -171,16 +206,21 @@ def record(session: Session, records: ImportRecords, bundle_id: str, now: dt.dat
 
 def _upsert_plan(session: Session, signed: SignedPlan, bundle_id: str, when: str) -> dict[str, Any]:
     row = session.get(RolloutPlanRecord, (signed.model, signed.version))
-    changed = row is None or (row.plan_sha256, row.depends) != (signed.plan_sha256, signed.depends)
+    new = (signed.plan_sha256, signed.depends, signed.change)
+    changed = row is None or (row.plan_sha256, row.depends, row.change) != new
     if row is None:
         row = RolloutPlanRecord(model=signed.model, version=signed.version)
     if changed:
         row.plan, row.plan_sha256, row.depends = signed.plan, signed.plan_sha256, signed.depends
+        row.change = dict(signed.change)
         row.bundle_id, row.recorded_at = bundle_id, when
         session.add(row)
-    return {
+    summary = {
         "model": signed.model,
         "version": signed.version,
         "plan_sha256": signed.plan_sha256,
         "changed": changed,
     }
+    if signed.change:
+        summary["change_request"] = signed.change["number"]
+    return summary

@@ -27,8 +27,9 @@ the site admin's guide):
    thresholds, runtime compatibility and dependencies (:mod:`airlock.spoke.gate`).
 6. Stage: promote blobs into the content-addressed store, then one database
    transaction records the new trusted metadata, sequence, time floor,
-   assignments, staged models, rollout plans, revoked versions and the
-   audit entry.
+   assignments, staged models, rollout plans (with their change
+   authorisations), revoked versions, the audit entry and the
+   ``bundle.imported`` event (:mod:`airlock.bundles.events`).
 
 Any failure: the scratch directory is removed, blobs promoted in step 6 are
 removed again, the database is untouched, and a "refused"/"failure" audit
@@ -65,6 +66,7 @@ from airlock.bundles.errors import (
     VerificationError,
     WrongSiteError,
 )
+from airlock.bundles.events import emit, source_of
 from airlock.bundles.models import BundleKind, Envelope
 from airlock.bundles.payload import check_parts, read_payload
 from airlock.bundles.tufrepo import DIRECTOR, REPOSITORIES, envelope_keys
@@ -394,6 +396,7 @@ def _commit(
         if records is not None:
             recorded = import_records.record(session, records, envelope.bundle_id, now)
             result.plans, result.revoked = recorded.plans, recorded.revoked
+        changes = sorted({str(p["change_request"]) for p in result.plans if "change_request" in p})
         home.audit.record(
             "spoke.import",
             "success",
@@ -411,8 +414,28 @@ def _commit(
                 "omitted": list(envelope.omitted),
                 "revoked": result.revoked,
                 "plans": result.plans,
+                "change_requests": changes,
             },
+            change_request=changes[0] if len(changes) == 1 else "",
             session=session,
             when=now,
+        )
+        emit(
+            session,
+            "bundle.imported",
+            source_of("spoke", home.site_id),
+            envelope.bundle_id,
+            {
+                "bundle_id": envelope.bundle_id,
+                "site_id": home.site_id,
+                "sequence": envelope.sequence,
+                "kind": str(envelope.kind),
+                "staged": result.staged,
+                "assigned": result.assigned,
+                "revoked": result.revoked,
+                "plans": result.plans,
+                "change_requests": changes,
+            },
+            now,
         )
     return result

@@ -6,7 +6,12 @@ operator as principal). An action the rollout's state does not allow changes
 nothing, is audited with outcome ``refused``, and raises a
 :class:`~airlock.bundles.errors.UsageError` that says why. A site admin can
 only slow a plan down or stop it: ``promote`` is allowed only once the
-current ring is healthy and baked as the plan requires.
+current ring is healthy and baked as the plan requires, and — like ``resume``
+of a rollout that was in a ring — only inside the rollout's change window
+when it runs under a change request. State changes emit their CloudEvents
+(``rollout.paused``, ``rollout.resumed``, ``rollout.aborted``, and the
+promotion's) in the same transaction; audit entries carry the rollout's
+change request.
 """
 
 from __future__ import annotations
@@ -18,22 +23,26 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from airlock.bundles.audit import failure_details
-from airlock.bundles.clock import parse_utc, utc_iso
+from airlock.bundles.clock import utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import NotFoundError, UsageError
 from airlock.bundles.rollout import RolloutPlan
 from airlock.spoke.fleet_state import FleetModel, Rollout, RolloutEvent
 from airlock.spoke.home import SpokeHome
-from airlock.spoke.rollout_engine import (
+from airlock.spoke.rollout_change import change_number, emit_rollout_events, window_gap
+from airlock.spoke.rollout_decisions import (
     add_event,
     event_dict,
     promote_ring,
     promotion_gaps,
+    resume_from_pause,
     set_extra,
 )
 from airlock.spoke.rollout_rings import ACTIVE_STATES, active_node_ids, ring_nodes, sync_desired
 
 Action = Callable[[Session, Rollout], dict[str, Any]]
+EVENT_KIND = {"pause": "paused", "resume": "resumed", "abort": "aborted"}
+"""Operator verbs whose events :func:`_act` emits (``promote`` emits through the engine)."""
 
 
 def _act(
@@ -60,6 +69,7 @@ def _act(
                     hint="a finished rollout stays as it is; a new plan starts a new rollout",
                 )
             before = rollout.state
+            change = change_number(rollout)
             details = {**request, **action(session, rollout)}
             session.flush()
             sync_desired(session, now)
@@ -69,9 +79,14 @@ def _act(
                 object=rollout_id,
                 details={"from_state": before, "state": rollout.state, **details},
                 principal=principal,
+                change_request=change,
+                rollout_id=rollout_id,
                 session=session,
                 when=now,
             )
+            if verb in EVENT_KIND:
+                emitted = {**details, "by": principal, "from_state": before}
+                emit_rollout_events(home, session, rollout, EVENT_KIND[verb], now, emitted, change)
             return summary(session, rollout)
     except UsageError as exc:
         home.audit.record(
@@ -80,6 +95,7 @@ def _act(
             object=rollout_id,
             details={**request, **failure_details(exc)},
             principal=principal,
+            rollout_id=rollout_id,
             when=now,
         )
         raise
@@ -112,9 +128,13 @@ def pause(
 def resume(home: SpokeHome, rollout_id: str, principal: str, now: dt.datetime) -> dict[str, Any]:
     """Resumes a paused rollout where it was; bake time does not count the pause.
 
+    A rollout that was in a ring and runs under a change request resumes only
+    inside that change's window (a rollout the closing window paused needs a
+    new authorisation from the hub, which resumes it by itself).
+
     Raises:
         NotFoundError: no such rollout.
-        UsageError: not paused.
+        UsageError: not paused, or outside its change window.
     """
 
     def action(session: Session, rollout: Rollout) -> dict[str, Any]:
@@ -123,14 +143,14 @@ def resume(home: SpokeHome, rollout_id: str, principal: str, now: dt.datetime) -
                 f"rollout {rollout.id} is not paused (it is {rollout.state})",
                 hint="only a paused rollout can be resumed",
             )
-        paused_at = parse_utc(str(rollout.extra.get("paused_at") or utc_iso(now)))
-        pause = max(now - paused_at, dt.timedelta(0))
-        rollout.state, rollout.paused_from = rollout.paused_from or "pending", ""
-        if rollout.state == "ring":
-            rollout.ring_started_at = utc_iso(parse_utc(rollout.ring_started_at) + pause)
-            rollout.last_analysis_at = utc_iso(now)  # metrics from the pause are not judged
-        set_extra(rollout, paused_at="", pause_reason="")
-        seconds = int(pause.total_seconds())
+        closed = window_gap(rollout, now)
+        if closed is not None and rollout.paused_from == "ring":
+            raise UsageError(
+                f"rollout {rollout.id} cannot resume: {closed}",
+                hint="a ring advances only inside an approved change window; ask the hub "
+                "for a new change authorisation (a new bundle), which resumes it in its window",
+            )
+        seconds = resume_from_pause(rollout, now)
         add_event(session, rollout, "resumed", now, {"paused_seconds": seconds, "by": principal})
         return {"paused_seconds": seconds}
 
@@ -190,6 +210,7 @@ def summary(session: Session, rollout: Rollout) -> dict[str, Any]:
     """One rollout's row in ``rollout list`` (and the head of ``rollout show``)."""
     plan = RolloutPlan.from_dict(rollout.plan)
     ring = plan.rings[rollout.ring_index]
+    change = dict(rollout.extra.get("change") or {})
     return {
         "id": rollout.id,
         "model": rollout.model,
@@ -208,6 +229,8 @@ def summary(session: Session, rollout: Rollout) -> dict[str, Any]:
         "awaiting_promotion": bool(rollout.extra.get("awaiting_promotion")),
         "reason": rollout.reason,
         "plan_sha256": rollout.extra.get("plan_sha256", ""),
+        "change_request": change_number(rollout),
+        "change_window": (f"{change['window_start']} → {change['window_end']}" if change else ""),
         "created_at": rollout.created_at,
         "updated_at": rollout.updated_at,
     }

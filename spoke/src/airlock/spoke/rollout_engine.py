@@ -4,13 +4,22 @@
 nodes report and measure, and moves each rollout on, in this order:
 
 1. revocation fast path — a revoked candidate or stable version leaves every
-   node at once, whatever state its rollout is in (no bake, no approval);
-2. new assignments — a rollout per (model, version, plan) the Director
-   assigns, never twice (no flapping); a newer one supersedes the running one;
-3. each running rollout — pending → ring 0; in a ring, one analysis per
+   node at once, whatever state its rollout is in (no bake, no approval, no
+   change window: recorded against an emergency change);
+2. new assignments — a rollout per (model, version, plan, change request)
+   the Director assigns, never twice (no flapping); a newer one supersedes
+   the running one; a new authorisation for the running plan is adopted;
+3. each running rollout — pending → ring 0 inside its change window
+   (:mod:`airlock.spoke.rollout_change`); in a ring, one analysis per
    interval (:mod:`airlock.spoke.rollout_analysis`), rollback past the failure
-   limit, promotion when the ring is healthy, baked and (if manual) approved;
+   limit (never waits for a window), promotion when the ring is healthy, baked,
+   (if manual) approved and inside the window; a ring running when the window
+   closes is paused, and still analysed for breaches only;
 4. every node's wishes (:func:`airlock.spoke.rollout_rings.sync_desired`).
+
+Every decision is audited and emits its CloudEvents in the same transaction
+(:func:`airlock.spoke.rollout_decisions.audit_decision`); the
+assignment step is :mod:`airlock.spoke.rollout_assign`.
 
 All state lives in the database, so a restarted spoke carries on from any
 state, and a second call with the same ``now`` changes nothing. :func:`tick`
@@ -20,26 +29,43 @@ wraps one step and the site director's signing in one transaction.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from securesystemslib.signer import Signer
 from sqlmodel import Session, col, select
 
-from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.db import session_scope
-from airlock.bundles.errors import UsageError
 from airlock.bundles.rollout import RolloutPlan, SiteLimits
-from airlock.spoke.fleet_state import (
-    FleetModel,
-    Rollout,
-    RolloutEvent,
-    RolloutPlanRecord,
-)
+from airlock.spoke.fleet_state import FleetModel, Rollout, RolloutEvent
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.rollout_analysis import FAILED, INCONCLUSIVE, analyse
+from airlock.spoke.rollout_assign import plan_of, start_assigned
+from airlock.spoke.rollout_change import (
+    REVOCATION_CAUSE,
+    ROLLBACK_CAUSE,
+    authorization_of,
+    change_number,
+    change_required,
+    start_blocker,
+    window_gap,
+)
+from airlock.spoke.rollout_decisions import (
+    ENGINE_PRINCIPAL,
+    StepContext,
+    add_event,
+    audit_decision,
+    change_details,
+    event_dict,
+    promote_ring,
+    promotion_gaps,
+    resume_from_pause,
+    ring_details,
+    running_rollouts,
+    set_extra,
+    start_ring,
+)
 from airlock.spoke.rollout_rings import (
     ACTIVE_STATES,
     active_node_ids,
@@ -50,10 +76,24 @@ from airlock.spoke.rollout_rings import (
     sync_desired,
     version_key,
 )
-from airlock.spoke.state import DirectorAssignment, StagedModel
 
-ENGINE_PRINCIPAL = "airlock-rollout-engine"
-"""The audit principal of the engine's own decisions (rollback, promotion, revocation)."""
+__all__ = [  # the engine's public names, some defined in rollout_decisions
+    "ENGINE_PRINCIPAL",
+    "TickMemo",
+    "TickReport",
+    "add_event",
+    "audit_decision",
+    "event_dict",
+    "may_start",
+    "plan_of",
+    "promote_ring",
+    "promotion_gaps",
+    "resume_from_pause",
+    "set_extra",
+    "start_ring",
+    "step",
+    "tick",
+]
 
 
 @dataclass(frozen=True)
@@ -73,73 +113,6 @@ class TickReport:
         }
 
 
-def event_dict(event: RolloutEvent) -> dict[str, Any]:
-    """JSON-ready form of one rollout event."""
-    return {
-        "rollout_id": event.rollout_id,
-        "time": event.time,
-        "kind": event.kind,
-        "details": dict(event.details),
-    }
-
-
-def add_event(
-    session: Session, rollout: Rollout, kind: str, now: dt.datetime, details: dict[str, Any]
-) -> RolloutEvent:
-    """Appends one event to a rollout's history (and stamps the rollout as updated)."""
-    event = RolloutEvent(rollout_id=rollout.id, time=utc_iso(now), kind=kind, details=details)
-    rollout.updated_at = utc_iso(now)
-    session.add(rollout)
-    session.add(event)
-    return event
-
-
-def set_extra(rollout: Rollout, **values: Any) -> None:
-    """Updates the rollout's ``extra`` JSON (as a new object, so the change is saved)."""
-    rollout.extra = {**rollout.extra, **values}
-
-
-class _Step:
-    """One step's context: the session, the time, the events so far."""
-
-    def __init__(self, home: SpokeHome, session: Session, now: dt.datetime) -> None:
-        self.home, self.session, self.now = home, session, now
-        self.events: list[RolloutEvent] = []
-        self.created: set[str] = set()
-        """Rollouts created in this step: they start on the next one."""
-        self.changed_nodes: list[str] = []
-        """Nodes whose wishes (``NodeDesired``) this step changed."""
-
-    def event(self, rollout: Rollout, kind: str, details: dict[str, Any]) -> None:
-        self.events.append(add_event(self.session, rollout, kind, self.now, details))
-
-    def decision(self, rollout: Rollout, kind: str, details: dict[str, Any]) -> None:
-        """An event that changes a rollout's state: audited too."""
-        self.event(rollout, kind, details)
-        audit_decision(self.home, self.session, rollout, kind, self.now, details, ENGINE_PRINCIPAL)
-
-
-def audit_decision(
-    home: SpokeHome,
-    session: Session,
-    rollout: Rollout,
-    kind: str,
-    now: dt.datetime,
-    details: dict[str, Any],
-    principal: str,
-) -> None:
-    """Audits a rollout state change inside the step's transaction."""
-    home.audit.record(
-        f"spoke.rollout.{kind}",
-        "success",
-        object=rollout.id,
-        details={"model": rollout.model, "version": rollout.version, **details},
-        principal=principal,
-        session=session,
-        when=now,
-    )
-
-
 def step(home: SpokeHome, session: Session, now: dt.datetime) -> list[RolloutEvent]:
     """Moves every rollout of the site one step on (see the module docstring); never signs.
 
@@ -152,11 +125,11 @@ def step(home: SpokeHome, session: Session, now: dt.datetime) -> list[RolloutEve
     return _run_step(home, session, now).events
 
 
-def _run_step(home: SpokeHome, session: Session, now: dt.datetime) -> _Step:
+def _run_step(home: SpokeHome, session: Session, now: dt.datetime) -> StepContext:
     limits = SiteLimits.from_config(home.config.get("rollout"))
-    ctx = _Step(home, session, now)
+    ctx = StepContext(home, session, now, change_required(home))
     _revoke(ctx)
-    _start_assigned(ctx, limits)
+    start_assigned(ctx, limits)
     running = session.exec(
         select(Rollout)
         .where(col(Rollout.state).in_(ACTIVE_STATES))
@@ -214,13 +187,14 @@ def tick(
 # --- 1. revocation ------------------------------------------------------------------------------
 
 
-def _revoke(ctx: _Step) -> None:
+def _revoke(ctx: StepContext) -> None:
     revoked = revoked_versions(ctx.session)
     if not revoked:
         return
     rollouts = ctx.session.exec(
         select(Rollout).where(col(Rollout.state).in_((*ACTIVE_STATES, "complete")))
     )
+    emergencies: dict[tuple[str, str], str] = {}
     for rollout in list(rollouts):
         reason = revoked.get((rollout.model, rollout.version))
         if reason is None:
@@ -228,7 +202,9 @@ def _revoke(ctx: _Step) -> None:
         was = rollout.state
         rollout.state, rollout.reason = "revoked", f"revoked by the hub: {reason}"
         set_extra(rollout, awaiting_promotion=False)
-        ctx.decision(rollout, "revoked", {"reason": reason, "was": was})
+        number = ctx.emergency(rollout, REVOCATION_CAUSE, reason)
+        emergencies[(rollout.model, rollout.version)] = number
+        ctx.decision(rollout, "revoked", {"reason": reason, "was": was, "change_request": number})
     for fleet in list(ctx.session.exec(select(FleetModel))):
         if fleet.stable_version is None or (fleet.model, fleet.stable_version) not in revoked:
             continue
@@ -242,140 +218,53 @@ def _revoke(ctx: _Step) -> None:
         bad, fleet.stable_version = fleet.stable_version, max(good, key=version_key, default=None)
         fleet.updated_at = utc_iso(ctx.now)
         ctx.session.add(fleet)
-        for rollout in _running(ctx.session, fleet.model):
+        for rollout in running_rollouts(ctx.session, fleet.model):
             rollout.from_version = fleet.stable_version
+            reason = revoked[(fleet.model, bad)]
+            number = emergencies.get((fleet.model, bad)) or ctx.emergency(
+                rollout, REVOCATION_CAUSE, reason
+            )
             ctx.decision(
                 rollout,
                 "stable-revoked",
                 {
                     "revoked": bad,
-                    "reason": revoked[(fleet.model, bad)],
+                    "reason": reason,
                     "from_version": fleet.stable_version,
+                    "change_request": number,
                 },
             )
 
 
-def _running(session: Session, model: str) -> list[Rollout]:
-    return list(
-        session.exec(
-            select(Rollout).where(Rollout.model == model, col(Rollout.state).in_(ACTIVE_STATES))
-        )
+# --- 3. running rollouts (2. is in airlock.spoke.rollout_assign) ---------------------------
+
+
+def may_start(rollout: Rollout, now: dt.datetime, *, change_required: bool = False) -> bool:
+    """Whether a pending rollout may enter its first ring now.
+
+    Only inside its change window, when it has an authorisation; never
+    without one when the site sets ``[change] required``
+    (:func:`airlock.spoke.rollout_change.start_blocker` says why not).
+    """
+    return (
+        rollout.state == "pending" and start_blocker(rollout, now, required=change_required) is None
     )
 
 
-# --- 2. new assignments -------------------------------------------------------------------------
-
-
-def plan_of(record: RolloutPlanRecord | None) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
-    """The signed plan of an assigned version, its SHA-256 and dependencies (defaults if none)."""
-    plan = dict(record.plan) if record is not None and record.plan else RolloutPlan().to_dict()
-    digest = record.plan_sha256 if record is not None and record.plan_sha256 else ""
-    if not digest:
-        digest = hashlib.sha256(canonical_bytes(plan)).hexdigest()
-    depends = [dict(d) for d in record.depends] if record is not None else []
-    return plan, digest, depends
-
-
-def _assigned(session: Session) -> dict[str, str]:
-    """Model family → the version the Director assigns (the newest, if several)."""
-    versions: dict[str, set[str]] = {}
-    for row in session.exec(select(DirectorAssignment)):
-        versions.setdefault(row.model, set()).add(row.version)
-    return {model: max(found, key=version_key) for model, found in versions.items()}
-
-
-def _start_assigned(ctx: _Step, limits: SiteLimits) -> None:
-    session, revoked = ctx.session, revoked_versions(ctx.session)
-    for model, version in sorted(_assigned(session).items()):
-        record = session.get(RolloutPlanRecord, (model, version))
-        plan_dict, digest, depends = plan_of(record)
-        fleet = session.get(FleetModel, model)
-        stable = fleet.stable_version if fleet is not None else None
-        tried = any(
-            r.extra.get("plan_sha256") == digest
-            for r in session.exec(
-                select(Rollout).where(Rollout.model == model, Rollout.version == version)
-            )
-        )
-        startable = (
-            not tried
-            and version != stable
-            and (model, version) not in revoked
-            and session.get(StagedModel, (model, version)) is not None
-        )
-        try:
-            plan = RolloutPlan.from_dict(plan_dict).slowed(limits)
-        except UsageError:
-            startable = False  # a malformed plan starts nothing (fail closed)
-        for active in _running(session, model):
-            same = active.version == version and active.extra.get("plan_sha256") == digest
-            if same or (active.version == version and not startable):
-                continue
-            why = "superseded by" if startable else "the Director now assigns"
-            active.state, active.reason = "aborted", f"{why} {model}@{version}"
-            set_extra(active, awaiting_promotion=False)
-            ctx.decision(active, "aborted", {"reason": active.reason, "by": version})
-        if startable:
-            _create(ctx, model, version, stable, plan, digest, depends, record)
-
-
-def _create(
-    ctx: _Step,
-    model: str,
-    version: str,
-    stable: str | None,
-    plan: RolloutPlan,
-    digest: str,
-    depends: list[dict[str, Any]],
-    record: RolloutPlanRecord | None,
-) -> None:
-    session = ctx.session
-    if session.get(FleetModel, model) is None:
-        session.add(FleetModel(model=model, stable_version=None, updated_at=utc_iso(ctx.now)))
-    size = 8
-    while session.get(Rollout, f"{model}-{version}-{digest[:size]}") is not None:
-        size += 4
-    rollout = Rollout(
-        id=f"{model}-{version}-{digest[:size]}",
-        model=model,
-        version=version,
-        from_version=stable,
-        plan=plan.to_dict(),
-        state="pending",
-        created_at=utc_iso(ctx.now),
-        updated_at=utc_iso(ctx.now),
-        bundle_id=record.bundle_id if record is not None else "",
-        extra={"plan_sha256": digest, "depends": depends},
-    )
-    session.add(rollout)
-    session.flush()
-    ctx.created.add(rollout.id)
-    ctx.decision(
-        rollout,
-        "created",
-        {
-            "from_version": stable,
-            "plan_sha256": digest,
-            "depends": depends,
-            "rings": len(plan.rings),
-        },
-    )
-
-
-# --- 3. running rollouts ------------------------------------------------------------------------
-
-
-def may_start(rollout: Rollout, now: dt.datetime) -> bool:
-    """Whether a pending rollout may enter its first ring now (issue 6 adds change windows)."""
-    return rollout.state == "pending"
-
-
-def _advance(ctx: _Step, rollout: Rollout) -> None:
+def _advance(ctx: StepContext, rollout: Rollout) -> None:
     if rollout.state == "pending":
-        if not may_start(rollout, ctx.now):
+        if not may_start(rollout, ctx.now, change_required=ctx.required):
+            _hold_start(ctx, rollout)
             return
         start_ring(rollout, 0, ctx.now)
-        ctx.decision(rollout, "ring-started", _ring_details(rollout))
+        ctx.decision(rollout, "ring-started", {**ring_details(rollout), **change_details(rollout)})
+    if rollout.state == "ring":
+        gap = window_gap(rollout, ctx.now)
+        if gap is not None:
+            _pause_for_window(ctx, rollout, gap)
+    if rollout.state == "paused" and rollout.extra.get("paused_by_window"):
+        _watch_paused(ctx, rollout)
+        return
     if rollout.state != "ring":
         return
     plan = RolloutPlan.from_dict(rollout.plan)
@@ -412,13 +301,87 @@ def _advance(ctx: _Step, rollout: Rollout) -> None:
     elif ring.approval == "manual":
         if not rollout.extra.get("awaiting_promotion"):
             set_extra(rollout, awaiting_promotion=True)
-            ctx.event(rollout, "awaiting-promotion", _ring_details(rollout))
+            ctx.event(rollout, "awaiting-promotion", ring_details(rollout))
     else:
         ctx.events.extend(promote_ring(ctx.home, ctx.session, rollout, ctx.now, ENGINE_PRINCIPAL))
 
 
-def _analyse(ctx: _Step, rollout: Rollout, plan: RolloutPlan) -> bool:
-    """Runs one interval's analysis; True when it rolled the rollout back."""
+def _hold_start(ctx: StepContext, rollout: Rollout) -> None:
+    """Says once (per reason) why a pending rollout does not start."""
+    why = start_blocker(rollout, ctx.now, required=ctx.required)
+    if why is None or rollout.extra.get("start_held") == why:
+        return
+    set_extra(rollout, start_held=why)
+    details = {"reason": why, **change_details(rollout)}
+    if ctx.required and not change_number(rollout):
+        ctx.decision(rollout, "change-required", details, outcome="refused")
+    else:
+        ctx.event(rollout, "waiting-change-window", details)
+
+
+def _pause_for_window(ctx: StepContext, rollout: Rollout, why: str) -> None:
+    """The change window closed while a ring runs: pause; nodes keep what they have."""
+    rollout.paused_from, rollout.state, rollout.reason = rollout.state, "paused", why
+    number = change_number(rollout)
+    set_extra(
+        rollout,
+        paused_at=utc_iso(ctx.now),
+        pause_reason=why,
+        paused_by_window=number,
+        awaiting_promotion=False,
+    )
+    ctx.decision(
+        rollout, "paused", {"reason": why, "by": ENGINE_PRINCIPAL, **change_details(rollout)}
+    )
+
+
+def _watch_paused(ctx: StepContext, rollout: Rollout) -> None:
+    """A rollout paused by its window: resume under a new open window, else watch for breaches.
+
+    The authorisation whose window closed never resumes it; a newer one
+    adopted from a later bundle does, once ``now`` is inside its window (as
+    does the current one, when the pause came before its window opened).
+    Meanwhile the ring is analysed for breaches only (successes do not
+    count): an automatic rollback never waits for a window.
+    """
+    number = change_number(rollout)
+    auth = authorization_of(rollout)
+    paused_at = parse_utc(str(rollout.extra.get("paused_at") or utc_iso(ctx.now)))
+    new_window = number != rollout.extra.get("paused_by_window") or (
+        auth is not None and paused_at < auth.start  # paused before its window opened
+    )
+    authorised = auth is not None or not ctx.required
+    if authorised and new_window and window_gap(rollout, ctx.now) is None:
+        seconds = resume_from_pause(rollout, ctx.now)
+        ctx.decision(
+            rollout,
+            "resumed",
+            {"paused_seconds": seconds, "by": ENGINE_PRINCIPAL, **change_details(rollout)},
+        )
+        return
+    if rollout.paused_from != "ring":
+        return
+    plan = RolloutPlan.from_dict(rollout.plan)
+    reports = latest_reports(ctx.session)
+    view = ring_view(rollout, active_node_ids(ctx.session), reports)
+    running = any(
+        runs_version(reports.get(n), rollout.model, rollout.version) for n in view.eligible
+    )
+    due = ctx.now >= parse_utc(rollout.last_analysis_at) + dt.timedelta(
+        seconds=plan.interval_seconds
+    )
+    if running and due:
+        _analyse(ctx, rollout, plan, breaches_only=True)
+
+
+def _analyse(
+    ctx: StepContext, rollout: Rollout, plan: RolloutPlan, *, breaches_only: bool = False
+) -> bool:
+    """Runs one interval's analysis; True when it rolled the rollout back.
+
+    With ``breaches_only`` (a rollout paused by its window), only failures
+    count: a pass or an inconclusive interval changes nothing and says nothing.
+    """
     since, until = rollout.last_analysis_at, utc_iso(ctx.now)
     health = plan.health
     verdict = analyse(
@@ -427,6 +390,8 @@ def _analyse(ctx: _Step, rollout: Rollout, plan: RolloutPlan) -> bool:
     figures = {"since": since, "until": until, **verdict.to_dict()}
     rollout.last_analysis_at = until
     set_extra(rollout, last_analysis=figures)
+    if breaches_only and verdict.outcome != FAILED:
+        return False
     if verdict.outcome == INCONCLUSIVE:
         ctx.event(rollout, "inconclusive", figures)
         return False
@@ -441,13 +406,23 @@ def _analyse(ctx: _Step, rollout: Rollout, plan: RolloutPlan) -> bool:
         }
         ctx.event(rollout, "analysis-failed", {**figures, **counters})
         if rollout.failures > health.failure_limit:
+            was = rollout.state
             rollout.state = "rolled-back"
             rollout.reason = "; ".join(verdict.breaches)
             set_extra(rollout, awaiting_promotion=False)
+            number = ctx.emergency(rollout, ROLLBACK_CAUSE, rollout.reason)
             ctx.decision(
                 rollout,
                 "rolled-back",
-                {**figures, **counters, "reason": rollout.reason, "to": rollout.from_version},
+                {
+                    **figures,
+                    **counters,
+                    "reason": rollout.reason,
+                    "to": rollout.from_version,
+                    "was": was,
+                    "change_request": number,
+                    "original_change_request": change_number(rollout),
+                },
             )
             return True
         return False
@@ -463,53 +438,3 @@ def _analyse(ctx: _Step, rollout: Rollout, plan: RolloutPlan) -> bool:
         },
     )
     return False
-
-
-def start_ring(rollout: Rollout, index: int, now: dt.datetime) -> None:
-    """Puts ``rollout`` into ring ``index`` with fresh counters and clocks."""
-    rollout.state = "ring"
-    rollout.ring_index = index
-    rollout.ring_started_at = rollout.last_analysis_at = utc_iso(now)
-    rollout.consecutive_successes = rollout.failures = 0
-    set_extra(rollout, awaiting_promotion=False, waiting={}, refused={})
-
-
-def _ring_details(rollout: Rollout) -> dict[str, Any]:
-    ring = RolloutPlan.from_dict(rollout.plan).rings[rollout.ring_index]
-    return {"ring_index": rollout.ring_index, "ring": ring.name, "nodes": ring.nodes}
-
-
-def promotion_gaps(rollout: Rollout, now: dt.datetime) -> list[str]:
-    """What the current ring still lacks before promotion (empty: healthy and baked)."""
-    plan = RolloutPlan.from_dict(rollout.plan)
-    ring = plan.rings[rollout.ring_index]
-    gaps = []
-    baked = int((now - parse_utc(rollout.ring_started_at)).total_seconds())
-    if baked < ring.bake_seconds:
-        gaps.append(f"bake time: {baked} s of {ring.bake_seconds} s in ring {ring.name!r}")
-    need = plan.health.consecutive_successes
-    if rollout.consecutive_successes < need:
-        gaps.append(f"consecutive successful analyses: {rollout.consecutive_successes} of {need}")
-    return gaps
-
-
-def promote_ring(
-    home: SpokeHome, session: Session, rollout: Rollout, now: dt.datetime, principal: str
-) -> list[RolloutEvent]:
-    """Moves a healthy rollout to its next ring, or completes it after the last one."""
-    plan = RolloutPlan.from_dict(rollout.plan)
-    done = plan.rings[rollout.ring_index].name
-    if rollout.ring_index + 1 >= len(plan.rings):
-        rollout.state = "complete"
-        set_extra(rollout, awaiting_promotion=False)
-        fleet = session.get(FleetModel, rollout.model) or FleetModel(model=rollout.model)
-        fleet.stable_version, fleet.updated_at = rollout.version, utc_iso(now)
-        session.add(fleet)
-        kind, details = "complete", {"ring": done, "stable_version": rollout.version}
-    else:
-        start_ring(rollout, rollout.ring_index + 1, now)
-        kind, details = "promoted", {"from_ring": done, **_ring_details(rollout)}
-    details["by"] = principal
-    event = add_event(session, rollout, kind, now, details)
-    audit_decision(home, session, rollout, kind, now, details, principal)
-    return [event]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, LargeBinary
 from sqlmodel import Field, SQLModel
 
-from airlock.bundles.audit import AuditRecord
+from airlock.bundles.audit import AuditCheckpoint, AuditRecord
 from airlock.bundles.events import OutboxEvent
 from airlock.spoke.fleet_state import FLEET_TABLES
 
@@ -83,6 +83,7 @@ SPOKE_TABLES: list[type[SQLModel]] = [
     StagedModel,
     DirectorAssignment,
     AuditRecord,
+    AuditCheckpoint,
     OutboxEvent,
     *FLEET_TABLES,
 ]

@@ -1,0 +1,414 @@
+"""Change requests at the hub: lifecycle, signed approvals, refusals, emergency changes, events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from helpers.identities import SiteKeys
+from securesystemslib.signer import CryptoSigner
+from sqlmodel import Session, col, select
+
+from airlock.bundles.audit import AuditLog, AuditRecord
+from airlock.bundles.change import ChangeAuthorization
+from airlock.bundles.cli import main
+from airlock.bundles.clock import FixedClock, parse_utc, utc_iso
+from airlock.bundles.errors import (
+    ConflictError,
+    NotFoundError,
+    SecretError,
+    SignatureError,
+    UsageError,
+)
+from airlock.bundles.events import EVENT_TYPES, OutboxEvent
+from airlock.bundles.keys import write_encrypted_key
+from airlock.hub.changes import ChangeRequest
+from airlock.hub.hub import Hub
+
+PASSPHRASE = "approver test passphrase"
+
+
+@pytest.fixture(scope="module")
+def alice() -> CryptoSigner:
+    return CryptoSigner.generate_ed25519()
+
+
+@pytest.fixture(scope="module")
+def bob() -> CryptoSigner:
+    return CryptoSigner.generate_ed25519()
+
+
+def window(clock: FixedClock, hours: int = 24) -> tuple[str, str]:
+    return utc_iso(clock.now() - dt.timedelta(hours=1)), utc_iso(
+        clock.now() + dt.timedelta(hours=hours)
+    )
+
+
+def new_change(hub: Hub, clock: FixedClock, **fields: object) -> ChangeRequest:
+    start, end = window(clock)
+    args: dict[str, object] = {
+        "short_description": "Roll out detector@2 to plant-7",
+        "requested_by": "carol",
+        "planned_start": start,
+        "planned_end": end,
+        "covers": ["plant-7:detector@2"],
+    }
+    return hub.change_requests.create(**(args | fields))  # type: ignore[arg-type]
+
+
+def events_of(hub: Hub) -> list[dict[str, object]]:
+    with Session(hub.engine) as session:
+        rows = session.exec(select(OutboxEvent).order_by(col(OutboxEvent.seq)))
+        return [dict(r.body) for r in rows]
+
+
+def last_entry(hub: Hub) -> AuditRecord:
+    return AuditLog(hub.engine, "hub").entries()[-1]
+
+
+def assert_cloudevent(event: dict[str, object], name: str, subject: str) -> None:
+    assert event["specversion"] == "1.0"
+    assert event["type"] == EVENT_TYPES[name]
+    assert str(event["source"]).startswith("/airlock/hub/")
+    assert event["subject"] == subject
+    assert event["id"] and isinstance(event["id"], str)
+    parse_utc(str(event["time"]))
+
+
+@pytest.fixture
+def desk(hub: Hub, alice: CryptoSigner, bob: CryptoSigner) -> Hub:
+    hub.change_requests.add_approver("alice", alice.public_key)
+    hub.change_requests.add_approver("bob", bob.public_key)
+    return hub
+
+
+def test_a_change_goes_from_new_to_closed_with_a_signed_approval(
+    desk: Hub, clock: FixedClock, alice: CryptoSigner
+) -> None:
+    created = new_change(desk, clock, approvers=["alice"])
+    assert (created.number, created.state, created.approval) == (
+        "CHG0000001",
+        "new",
+        "not requested",
+    )
+    assert last_entry(desk).change_request == "CHG0000001"
+
+    assert desk.change_requests.move("CHG0000001", "authorize").approval == "requested"
+    approved = desk.change_requests.approve("CHG0000001", "alice", alice)
+    assert (approved.state, approved.approval, approved.approved_by) == (
+        "scheduled",
+        "approved",
+        "alice",
+    )
+    assert approved.approval_source == "approver"
+    approved.authorization().verify_approval(alice.public_key)
+    entry = last_entry(desk)
+    assert (entry.action, entry.outcome, entry.change_request) == (
+        "hub.change.approve",
+        "success",
+        "CHG0000001",
+    )
+    for state in ("implement", "review", "closed"):
+        assert desk.change_requests.move("CHG0000001", state).state == state
+
+    names = ["change.created", "change.state", "change.approved"] + ["change.state"] * 3
+    emitted = events_of(desk)
+    assert [e["type"] for e in emitted] == [EVENT_TYPES[n] for n in names]
+    for event, name in zip(emitted, names, strict=True):
+        assert_cloudevent(event, name, "CHG0000001")
+    assert len({e["id"] for e in emitted}) == len(emitted)
+    assert emitted[-1]["data"]["state"] == "closed"  # type: ignore[index]
+    assert desk.change_requests.list_changes()[0].state == "closed"
+
+
+@pytest.mark.parametrize(
+    ("steps", "to", "match"),
+    [
+        ((), "scheduled", "not approved"),
+        (("authorize",), "implement", "not approved"),
+        (("authorize", "approve", "implement"), "scheduled", "only move forward"),
+        (("authorize", "approve", "implement"), "new", "only move forward"),
+        (("canceled",), "new", "canceled; it cannot move"),
+        ((), "done", "unknown change state"),
+    ],
+)
+def test_illegal_moves_are_refused_audited_and_change_nothing(
+    desk: Hub, clock: FixedClock, alice: CryptoSigner, steps: tuple[str, ...], to: str, match: str
+) -> None:
+    number = new_change(desk, clock).number
+    for step in steps:
+        if step == "approve":
+            desk.change_requests.approve(number, "alice", alice)
+        else:
+            desk.change_requests.move(number, step)
+    before, events_before = desk.change_requests.get(number), len(events_of(desk))
+    with pytest.raises(UsageError, match=match):
+        desk.change_requests.move(number, to)
+    assert desk.change_requests.get(number) == before
+    assert len(events_of(desk)) == events_before
+    entry = last_entry(desk)
+    assert (entry.action, entry.outcome, entry.change_request) == (
+        "hub.change.move",
+        "refused",
+        number,
+    )
+
+
+def test_any_open_change_can_be_canceled(desk: Hub, clock: FixedClock) -> None:
+    number = new_change(desk, clock).number
+    desk.change_requests.move(number, "assess")
+    assert desk.change_requests.move(number, "canceled").state == "canceled"
+
+
+def test_the_requester_may_not_approve_their_own_change(
+    desk: Hub, clock: FixedClock, alice: CryptoSigner
+) -> None:
+    number = new_change(desk, clock, requested_by="Alice").number
+    desk.change_requests.move(number, "authorize")
+    before = desk.change_requests.get(number)
+    with pytest.raises(UsageError, match=r"requested change .* may not approve it"):
+        desk.change_requests.approve(number, "alice", alice)
+    with pytest.raises(UsageError, match="may not reject it"):
+        desk.change_requests.reject(number, "alice", "no")
+    assert desk.change_requests.get(number) == before
+    entry = last_entry(desk)
+    assert (entry.outcome, entry.change_request) == ("refused", number)
+
+
+def test_an_approval_signed_with_another_key_is_refused(
+    desk: Hub, clock: FixedClock, bob: CryptoSigner
+) -> None:
+    number = new_change(desk, clock).number
+    desk.change_requests.move(number, "authorize")
+    with pytest.raises(SignatureError, match="not signed with alice's registered key"):
+        desk.change_requests.approve(number, "alice", bob)
+    assert desk.change_requests.get(number).approval == "requested"
+    assert (last_entry(desk).outcome, last_entry(desk).change_request) == ("refused", number)
+
+
+def test_unregistered_and_unlisted_approvers_are_refused(
+    desk: Hub, clock: FixedClock, alice: CryptoSigner, bob: CryptoSigner
+) -> None:
+    number = new_change(desk, clock, approvers=["alice"]).number
+    desk.change_requests.move(number, "authorize")
+    with pytest.raises(NotFoundError, match="'mallory' is not a registered change approver"):
+        desk.change_requests.approve(number, "mallory", alice)
+    with pytest.raises(UsageError, match="bob is not an approver of change"):
+        desk.change_requests.approve(number, "bob", bob)
+    assert desk.change_requests.get(number).approval == "requested"
+
+
+def test_a_tampered_authorisation_fails_verification(
+    desk: Hub, clock: FixedClock, alice: CryptoSigner, bob: CryptoSigner
+) -> None:
+    number = new_change(desk, clock).number
+    desk.change_requests.move(number, "authorize")
+    auth = desk.change_requests.approve(number, "alice", alice).authorization()
+    auth.verify_approval(alice.public_key)
+    longer = utc_iso(auth.end + dt.timedelta(days=7))
+    tampered = ChangeAuthorization.from_dict(auth.to_dict() | {"window_end": longer})
+    with pytest.raises(SignatureError, match="does not verify"):
+        tampered.verify_approval(alice.public_key)
+    with pytest.raises(SignatureError, match="was approved with key"):
+        auth.verify_approval(bob.public_key)
+
+
+def test_approve_only_in_authorize_and_only_once(
+    desk: Hub, clock: FixedClock, alice: CryptoSigner, bob: CryptoSigner
+) -> None:
+    number = new_change(desk, clock).number
+    with pytest.raises(UsageError, match="only a change in authorize"):
+        desk.change_requests.approve(number, "alice", alice)
+    desk.change_requests.move(number, "authorize")
+    desk.change_requests.approve(number, "alice", alice)
+    with pytest.raises(UsageError, match="only a change in authorize"):
+        desk.change_requests.approve(number, "bob", bob)
+
+
+def test_a_rejected_change_goes_back_to_new(
+    desk: Hub, clock: FixedClock, alice: CryptoSigner
+) -> None:
+    number = new_change(desk, clock).number
+    desk.change_requests.move(number, "authorize")
+    rejected = desk.change_requests.reject(number, "bob", "no backout plan")
+    assert (rejected.state, rejected.approval, rejected.approved_by) == ("new", "rejected", "bob")
+    assert rejected.rejection_reason == "no backout plan"
+    assert_cloudevent(events_of(desk)[-1], "change.rejected", number)
+    with pytest.raises(UsageError, match="not approved"):
+        desk.change_requests.move(number, "implement")
+    assert desk.change_requests.move(number, "authorize").approval == "requested"
+    assert desk.change_requests.approve(number, "alice", alice).approval == "approved"
+
+
+def test_approving_with_an_encrypted_key_file(
+    desk: Hub, clock: FixedClock, alice: CryptoSigner, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "alice.pem"
+    write_encrypted_key(key_file, alice, PASSPHRASE, iterations=1000)
+    number = new_change(desk, clock).number
+    desk.change_requests.move(number, "authorize")
+    with pytest.raises(SecretError, match="wrong passphrase"):
+        desk.change_requests.approve(number, "alice", key_file, lambda _n: "not it at all")
+    assert last_entry(desk).change_request == number
+    approved = desk.change_requests.approve(number, "alice", key_file, lambda _n: PASSPHRASE)
+    approved.authorization().verify_approval(alice.public_key)
+
+
+def test_approver_keys_must_be_ed25519_and_unique(desk: Hub, alice: CryptoSigner) -> None:
+    with pytest.raises(UsageError, match="must be Ed25519"):
+        desk.change_requests.add_approver("erin", CryptoSigner.generate_ecdsa().public_key)
+    with pytest.raises(ConflictError, match="already registered for approver 'alice'"):
+        desk.change_requests.add_approver("alice2", alice.public_key)
+    with pytest.raises(ConflictError, match="'alice' is already registered"):
+        desk.change_requests.add_approver("alice", CryptoSigner.generate_ed25519().public_key)
+    assert [a.name for a in desk.change_requests.approvers()] == ["alice", "bob"]
+    assert last_entry(desk).action == "hub.change.approver.add"
+
+
+def test_create_refuses_bad_input(hub: Hub, clock: FixedClock) -> None:
+    start, end = window(clock)
+    with pytest.raises(UsageError, match="not a rollout plan reference"):
+        new_change(hub, clock, covers=["plant-7/detector@2"])
+    with pytest.raises(UsageError, match="ends before it starts"):
+        new_change(hub, clock, planned_start=end, planned_end=start)
+    with pytest.raises(UsageError, match="must be UTC"):
+        new_change(hub, clock, planned_start="2026-11-23 14:00")
+    with pytest.raises(UsageError, match="change type"):
+        new_change(hub, clock, type="urgent")
+    assert hub.change_requests.list_changes() == []
+    assert events_of(hub) == []
+
+
+def test_revoke_records_an_emergency_change_after_the_fact(
+    desk: Hub, clock: FixedClock, site: SiteKeys, onnx_file: Path, alice: CryptoSigner
+) -> None:
+    desk.add_site(site.identity)
+    desk.add_model("detector", "1", onnx_file)
+    desk.assign("plant-7", "detector", "1")
+    result = desk.revoke("detector", "1", "leaks memory")
+    emergency = desk.change_requests.get(result.change_request)
+    assert (emergency.type, emergency.state, emergency.approval) == (
+        "emergency",
+        "review",
+        "requested",
+    )
+    assert emergency.requested_by == result.principal
+    assert "leaks memory" in emergency.justification
+    assert [str(c) for c in emergency.covers] == ["plant-7:detector@1"]
+    entry = last_entry(desk)
+    assert (entry.action, entry.change_request, entry.model, entry.version) == (
+        "hub.revoke",
+        emergency.number,
+        "detector",
+        "1",
+    )
+    assert events_of(desk)[-2]["data"]["approval"] == "requested"  # type: ignore[index]
+    kinds = [e["type"] for e in events_of(desk)]
+    assert kinds[-2:] == [EVENT_TYPES["change.created"], EVENT_TYPES["model.revoked"]]
+    assert_cloudevent(events_of(desk)[-1], "model.revoked", "detector@1")
+
+    retro = desk.change_requests.approve(emergency.number, "alice", alice)
+    assert (retro.state, retro.approval) == ("review", "approved")
+    assert desk.change_requests.move(emergency.number, "closed").state == "closed"
+
+
+def test_revoke_under_a_given_change_and_not_a_closed_one(
+    desk: Hub, clock: FixedClock, onnx_file: Path, tmp_path: Path
+) -> None:
+    desk.add_model("detector", "1", onnx_file)
+    desk.add_model("detector", "2", onnx_file.parent / "classifier.onnx")
+    number = new_change(desk, clock).number
+    assert desk.revoke("detector", "1", "bad", change=number).change_request == number
+    desk.change_requests.move(number, "canceled")
+    with pytest.raises(UsageError, match="is canceled"):
+        desk.revoke("detector", "2", "bad", change=number)
+    assert (last_entry(desk).outcome, last_entry(desk).change_request) == ("refused", number)
+    assert [c.number for c in desk.change_requests.list_changes()] == [number]
+
+
+def test_export_emits_bundle_exported(
+    hub: Hub, site: SiteKeys, onnx_file: Path, tmp_path: Path
+) -> None:
+    hub.add_site(site.identity)
+    hub.add_model("detector", "1", onnx_file)
+    hub.assign("plant-7", "detector", "1")
+    envelope = hub.export("plant-7", tmp_path / "bundle")
+    event = events_of(hub)[-1]
+    assert_cloudevent(event, "bundle.exported", envelope.bundle_id)
+    assert event["data"] == {
+        "site": "plant-7",
+        "sequence": 1,
+        "kind": "full",
+        "bundle_id": envelope.bundle_id,
+        "expires": utc_iso(envelope.expires),
+        "models": ["detector@1"],
+        "omitted": [],
+    }
+
+
+def test_the_cli_creates_approves_and_lists(
+    hub: Hub,
+    clock: FixedClock,
+    alice: CryptoSigner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = str(hub.home.root)
+    monkeypatch.setenv("AIRLOCK_PRINCIPAL", "carol")
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, ["hub", *args], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    public = tmp_path / "alice.pub.pem"
+    public.write_bytes(
+        alice._private_key.public_key().public_bytes(
+            Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    run("change", "approver", "add", "alice", "--key", str(public), "--home", home)
+    start, end = window(clock)
+    created = json.loads(
+        run(
+            "change", "create", "--home", home, "-d", "Roll out", "--start", start,
+            "--end", end, "--covers", "plant-7:detector@2", "--json",
+        )
+    )  # fmt: skip
+    assert (created["number"], created["requested_by"]) == ("CHG0000001", "carol")
+    run("change", "move", "CHG0000001", "--to", "authorize", "--home", home)
+    key_file = tmp_path / "alice.pem"
+    write_encrypted_key(key_file, alice, PASSPHRASE, iterations=1000)
+    monkeypatch.setenv("AIRLOCK_APPROVER_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("AIRLOCK_PRINCIPAL", "alice")
+    approve = ["change", "approve", "CHG0000001", "--as", "carol", "--key", str(key_file)]
+    run(*approve, "--home", home, code=3)  # carol is not registered (and is the requester)
+    approved = json.loads(
+        run("change", "approve", "CHG0000001", "--as", "alice", "--key", str(key_file),
+            "--home", home, "--json")
+    )  # fmt: skip
+    assert approved["state"] == "scheduled"
+    listed = json.loads(run("change", "list", "--home", home, "--json"))
+    assert [c["approval"] for c in listed] == ["approved"]
+    shown = json.loads(run("change", "show", "CHG0000001", "--home", home, "--json"))
+    assert shown["covers"] == ["plant-7:detector@2"]
+    assert "CHG0000001" in run("change", "show", "CHG0000001", "--home", home)
+
+
+def test_keygen_writes_a_key_pair_that_approves(
+    desk: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FixedClock
+) -> None:
+    monkeypatch.setenv("AIRLOCK_APPROVER_PASSPHRASE", PASSPHRASE)
+    out = tmp_path / "dave.pem"
+    result = CliRunner().invoke(main, ["hub", "change", "keygen", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    desk.change_requests.add_approver("dave", tmp_path / "dave.pub.pem")
+    number = new_change(desk, clock).number
+    desk.change_requests.move(number, "authorize")
+    approved = desk.change_requests.approve(number, "dave", out, lambda _n: PASSPHRASE)
+    assert approved.approval_keyid == json.loads(result.output)["keyid"]
