@@ -7,10 +7,20 @@ from collections.abc import Iterator
 
 import pytest
 from helpers.rolloutenv import Behaviour, Site, complete, quick_plan
+from sqlmodel import Session
 
+from airlock.bundles.db import session_scope
 from airlock.bundles.rollout import HealthCriteria
+from airlock.spoke.fleet_state import MetricWindow
 from airlock.spoke.home import SpokeHome
-from airlock.spoke.rollout_analysis import FAILED, INCONCLUSIVE, PASSED, Cohort, judge
+from airlock.spoke.rollout_analysis import (
+    FAILED,
+    INCONCLUSIVE,
+    PASSED,
+    Cohort,
+    judge,
+    read_cohort,
+)
 
 
 @pytest.fixture
@@ -150,3 +160,26 @@ def test_a_rolled_back_version_is_not_retried_without_a_new_plan(site: Site) -> 
     assert again.id != rolled and again.version == "2" and again.from_version == "1"
     site.step()
     assert site.rollout().state == "ring"
+
+
+def test_a_window_that_arrives_late_counts_once_in_the_interval_it_arrived(
+    fleet_spoke: SpokeHome,
+) -> None:
+    """A busy node's window ends in one interval but reaches the spoke in the next."""
+    with session_scope(fleet_spoke.engine) as session:
+        session.add(
+            MetricWindow(
+                node_id="node-1", model="iris", version="2", role="candidate",
+                window_start="2026-11-23T10:00:00Z", window_end="2026-11-23T10:00:09Z",
+                received_at="2026-11-23T10:00:14Z", requests=60, errors=1,
+            )
+        )  # fmt: skip
+    with Session(fleet_spoke.engine) as session:
+        when_it_ended = read_cohort(
+            session, "iris", "2", "candidate", "2026-11-23T10:00:00Z", "2026-11-23T10:00:10Z"
+        )
+        when_it_arrived = read_cohort(
+            session, "iris", "2", "candidate", "2026-11-23T10:00:10Z", "2026-11-23T10:00:20Z"
+        )
+    assert when_it_ended.requests == 0
+    assert (when_it_arrived.requests, when_it_arrived.errors, when_it_arrived.nodes) == (60, 1, 1)

@@ -60,7 +60,7 @@ class MetricWindow(SQLModel, table=True):
     """One node's figures for one model version over one report window."""
 
     __tablename__ = "metric_window"
-    __table_args__ = (Index("ix_metric_window_model", "model", "version", "window_end"),)
+    __table_args__ = (Index("ix_metric_window_model", "model", "version", "received_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     node_id: str = Field(index=True)

@@ -1,8 +1,11 @@
 """Canary analysis: one interval's canary cohort against the stable cohort (Kayenta's judge).
 
-A cohort is every node's metric windows for one model version and role whose
-window ended inside the interval ``(since, until]``: requests and errors are
-summed, latency sketches merged (p99 read from the sum). The judge:
+A cohort is every node's metric windows for one model version and role that
+*reached the spoke* inside the interval ``(since, until]`` (by the spoke's own
+clock, ``received_at``): a window that arrives late — a busy node, a slow
+network — still counts, exactly once, in the interval it arrived in, instead
+of falling between intervals. Requests and errors are summed, latency
+sketches merged (p99 read from the sum). The judge:
 
 - fewer canary requests than ``health.min_samples`` → *inconclusive*: "not
   enough data" counts neither as a pass nor as a failure;
@@ -68,7 +71,7 @@ class Cohort:
 def read_cohort(
     session: Session, model: str, version: str | None, role: str, since: str, until: str
 ) -> Cohort:
-    """Sums the metric windows of ``model@version`` in ``role`` that ended in ``(since, until]``.
+    """Sums the metric windows of ``model@version`` in ``role`` received in ``(since, until]``.
 
     Times are UTC in the ``YYYY-MM-DDTHH:MM:SSZ`` form every metrics report
     carries, so they compare as text.
@@ -80,8 +83,8 @@ def read_cohort(
             MetricWindow.model == model,
             MetricWindow.version == version,
             MetricWindow.role == role,
-            MetricWindow.window_end > since,
-            MetricWindow.window_end <= until,
+            MetricWindow.received_at > since,
+            MetricWindow.received_at <= until,
         )
     )
     requests = errors = 0
