@@ -353,13 +353,14 @@ def mlflow_intake() -> None:
 QUICK_PLAN = """\
 # the demo's plan: seconds instead of the default minutes, and a p99 ratio of 3
 # (simulated nodes share two CPUs with everything else: a p99 of a few
-# milliseconds moves by 1.5x on its own; 30 ms of injected latency is ~8x)
+# milliseconds moves by 1.5x on its own; 40 ms of injected latency is ~8x; a node
+# sends one request at a time, so a slow canary sends fewer: 30 samples suffice)
 interval_seconds = 2
 
 [health]
 max_error_rate = "0.01"
 max_p99_latency_ratio = "3"
-min_samples = 50
+min_samples = 30
 failure_limit = 2
 consecutive_successes = 2
 
@@ -472,7 +473,7 @@ def phased_rollouts() -> None:
         "the rollout engine) and `airlock spoke simulate`: 20 real node agents, each with its "
         "own enrolled key, verifying Image and site-director metadata with tuf.ngclient over "
         "HTTP, installing into A/B slots, health-checking and serving in onnxruntime. The "
-        "simulator injects 30 ms of latency into every answer of flowers@2. The families "
+        "simulator injects 40 ms of latency into every answer of flowers@2. The families "
         "of the earlier steps leave the site, so that the fleet runs only flowers.",
     )
     (OUT / "quick-plan.toml").write_text(QUICK_PLAN)
@@ -493,7 +494,7 @@ def phased_rollouts() -> None:
         sim = background(
             "simulate", "spoke", "simulate", "--home", "spoke", "--url", url,
             "--nodes", str(FLEET), "--rps", "20", "--poll-seconds", "1", "--report-seconds", "1",
-            "--fault", "flowers@2:latency_ms=30", "--status-every", "2",
+            "--fault", "flowers@2:latency_ms=40", "--status-every", "2",
         )  # fmt: skip
         step(
             "16. flowers@1 goes out ring by ring",
