@@ -15,9 +15,7 @@ import click
 
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.errors import UsageError
-from airlock.bundles.keys import env_or_prompt_secrets
-from airlock.spoke.cli import spoke
-from airlock.spoke.home import PASSPHRASE_ENV, SpokeHome
+from airlock.spoke.cli import _open, spoke
 
 if TYPE_CHECKING:
     from airlock.spoke.simulate import Simulation, SimulationSettings
@@ -96,7 +94,7 @@ def simulate(
         _run_processes(processes, duration)
         return
     part = _shard(settings, index, count)
-    spoke_home = SpokeHome(home, env_or_prompt_secrets(PASSPHRASE_ENV, _prompt))
+    spoke_home = _open(home)
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -175,7 +173,3 @@ def _print_status(sim: Simulation, elapsed: float) -> None:
         for m in families
     ]
     click.echo(f"[{elapsed:6.1f}s] {len(view)} nodes: " + ("; ".join(parts) or "nothing served"))
-
-
-def _prompt(secret_name: str) -> str:
-    return click.prompt(f"site {secret_name}", hide_input=True)

@@ -219,12 +219,11 @@ class Simulation:
         """node id → model → the version that answers now (what an operator would see)."""
         view: dict[str, dict[str, str | None]] = {}
         for node in self.nodes:
-            view[node.agent.node_id] = {
-                model: (route.stable or route.candidate).version  # type: ignore[union-attr]
-                if (route.stable or route.candidate)
-                else None
-                for model, route in node.agent.predictor.models().items()
-            }
+            answering = {}
+            for model, route in node.agent.predictor.models().items():
+                loaded = route.stable or route.candidate
+                answering[model] = loaded.version if loaded is not None else None
+            view[node.agent.node_id] = answering
         return view
 
 
