@@ -13,6 +13,7 @@ from helpers.gatemodels import GateModel, make_iris
 
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import NotFoundError, UsageError
+from airlock.bundles.prediction_stats import value_bucket
 from airlock.bundles.release import ReleaseInfo
 from airlock.bundles.sketch import LatencySketch
 from airlock.spoke.agent.health import open_model
@@ -23,7 +24,6 @@ from airlock.spoke.agent.inference import (
     NotServingError,
     Predictor,
     Route,
-    value_bucket,
 )
 from airlock.spoke.agent.recorder import Recorder
 from airlock.spoke.protocol import MetricsReport

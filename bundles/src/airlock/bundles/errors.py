@@ -19,7 +19,9 @@ and maps to a documented exit code at the CLI's single catch point::
         ├── TrustError                exit 16  TUF metadata does not verify from the trusted roots
         ├── DecryptionError           exit 17  the payload cannot be decrypted with this identity
         ├── GateError                 exit 18  a model failed the site's validation gate
-        └── AttestationError          exit 19  in-toto layout or links do not verify
+        ├── AttestationError          exit 19  in-toto layout or links do not verify
+        └── LogConsistencyError       exit 22  an audit log does not extend the checkpoint
+                                               its witness saw before (a rewritten log)
 
 `StaleBundleError` (a `FreshnessError`) is the "older than what we have"
 case: it changes nothing and says so.
@@ -170,6 +172,16 @@ class AttestationError(VerificationError):
     exit_code = 19
 
 
+class LogConsistencyError(VerificationError):
+    """A site's audit checkpoint does not extend the one the hub witnessed before.
+
+    The site's log was rewritten (or truncated) after the hub acknowledged it,
+    or the proof the site sent does not verify.
+    """
+
+    exit_code = 22
+
+
 EXIT_CODES: dict[str, int] = {
     "ok": 0,
     "error": AirlockError.exit_code,
@@ -188,5 +200,6 @@ EXIT_CODES: dict[str, int] = {
     "decryption": DecryptionError.exit_code,
     "gate": GateError.exit_code,
     "attestation": AttestationError.exit_code,
+    "log consistency": LogConsistencyError.exit_code,
 }
 """Documented exit codes, also rendered in docs/exit-codes.md."""

@@ -51,6 +51,12 @@ EVENT_TYPES: dict[str, str] = {
     "rollout.aborted": "io.airlock.rollout.aborted.v1",
     "rollout.paused": "io.airlock.rollout.paused.v1",
     "rollout.resumed": "io.airlock.rollout.resumed.v1",
+    # metrics back across the gap, and what the hub makes of them
+    "metrics.exported": "io.airlock.metrics.exported.v1",
+    "metrics.imported": "io.airlock.metrics.imported.v1",
+    "fleet.drift": "io.airlock.model.retraining-requested.v1",
+    "fleet.error-rate": "io.airlock.model.error-rate-exceeded.v1",
+    "audit.log-inconsistent": "io.airlock.audit.log-inconsistent.v1",
     # revocation
     "model.revoked": "io.airlock.model.revoked.v1",
     "model.version-revoked-at-site": "dev.cdevents.service.removed.0.2.0",

@@ -104,6 +104,8 @@ class Envelope:
     omitted: tuple[str, ...] = ()
     """``name@version`` of assigned versions whose files the bundle leaves out
     because the site already holds them (delta and revocation bundles only)."""
+    window: tuple[dt.datetime, dt.datetime] | None = None
+    """Metrics bundles only: the time the figures cover, [start, end)."""
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -122,21 +124,33 @@ class Envelope:
             raise MediaError("bundle envelope lists a payload part twice")
         if self.omitted and self.kind not in (BundleKind.DELTA, BundleKind.REVOCATION):
             raise MediaError(f"a {self.kind} bundle cannot omit model versions")
+        if (self.window is not None) != (self.kind == BundleKind.METRICS):
+            raise MediaError("a metrics bundle, and only a metrics bundle, names a time window")
+        if self.window is not None and self.window[1] < self.window[0]:
+            raise MediaError("the metrics window ends before it starts")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (this is what gets signed, in canonical JSON)."""
-        return {
-            "format_version": self.format_version,
-            "bundle_id": self.bundle_id,
-            "kind": str(self.kind),
-            "source": self.source,
-            "site_id": self.site_id,
-            "sequence": self.sequence,
-            "created": utc_iso(self.created),
-            "expires": utc_iso(self.expires),
-            "encrypted": self.encrypted,
-            "parts": [p.to_dict() for p in self.parts],
-        } | ({"omitted": list(self.omitted)} if self.omitted else {})
+        return (
+            {
+                "format_version": self.format_version,
+                "bundle_id": self.bundle_id,
+                "kind": str(self.kind),
+                "source": self.source,
+                "site_id": self.site_id,
+                "sequence": self.sequence,
+                "created": utc_iso(self.created),
+                "expires": utc_iso(self.expires),
+                "encrypted": self.encrypted,
+                "parts": [p.to_dict() for p in self.parts],
+            }
+            | ({"omitted": list(self.omitted)} if self.omitted else {})
+            | (
+                {"window": {"start": utc_iso(self.window[0]), "end": utc_iso(self.window[1])}}
+                if self.window
+                else {}
+            )
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Envelope:
@@ -154,6 +168,7 @@ class Envelope:
                 encrypted=bool(data["encrypted"]),
                 parts=tuple(PayloadPart.from_dict(p) for p in data["parts"]),
                 omitted=_omitted(data.get("omitted", [])),
+                window=_window(data.get("window")),
             )
         except MediaError:
             raise
@@ -162,6 +177,12 @@ class Envelope:
                 f"malformed bundle envelope: {exc}",
                 hint="the envelope.json is damaged or not an Airlock bundle; export it again",
             ) from None
+
+
+def _window(value: Any) -> tuple[dt.datetime, dt.datetime] | None:
+    if value is None:
+        return None
+    return parse_utc(str(value["start"])), parse_utc(str(value["end"]))
 
 
 def _omitted(value: Any) -> tuple[str, ...]:

@@ -610,10 +610,12 @@ def status(home: Path, as_json: bool) -> None:
     _table("models", ["name", "version", "tenant", "files", "bytes"], model_rows)
 
 
-# `change …` (change requests, approvers, ServiceNow import) and the in-toto layout
-# commands register themselves on the group above.
+# `change …` (change requests, approvers, ServiceNow import), the in-toto layout
+# commands, `import-metrics` and `report fleet` register themselves on the group above.
 from airlock.hub import cli_changes as _changes  # noqa: E402, F401
+from airlock.hub import cli_fleet as _fleet  # noqa: E402, F401
 from airlock.hub import cli_layout as _layout  # noqa: E402, F401
+from airlock.hub import cli_metrics as _metrics  # noqa: E402, F401
 
 # `model import` (MLflow intake) and `model show` register themselves on the model group.
 from airlock.hub import cli_models as _models  # noqa: E402, F401

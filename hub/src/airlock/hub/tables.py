@@ -19,6 +19,7 @@ from sqlmodel import Field, SQLModel
 from airlock.bundles.audit import AuditCheckpoint, AuditRecord
 from airlock.bundles.db import create_tables
 from airlock.bundles.events import OutboxEvent
+from airlock.hub.fleet_tables import FLEET_TABLES
 
 
 class HubSite(SQLModel, table=True):
@@ -217,6 +218,7 @@ HUB_TABLES: list[type[SQLModel]] = [
     HubSentFile,
     HubChangeRequest,
     HubChangeApprover,
+    *FLEET_TABLES,
 ]
 
 

@@ -226,6 +226,7 @@ def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[st
 
 # These modules' commands register themselves on the group above.
 from airlock.spoke import cli_attestations as _attestations  # noqa: E402, F401
+from airlock.spoke import cli_metrics as _metrics  # noqa: E402, F401
 from airlock.spoke import cli_nodes as _nodes  # noqa: E402, F401
 from airlock.spoke import cli_rollout as _rollout  # noqa: E402, F401
 from airlock.spoke import cli_serve as _serve  # noqa: E402, F401

@@ -67,6 +67,9 @@ class MetricWindow(SQLModel, table=True):
     model: str
     version: str
     role: str
+    ring: str = ""
+    """The rollout ring that ran the version as a candidate when the row arrived, or
+    ``stable`` (:func:`airlock.spoke.service_ingest.ring_of`); metrics exports group by it."""
     window_start: str
     window_end: str
     received_at: str
@@ -74,6 +77,7 @@ class MetricWindow(SQLModel, table=True):
     errors: int = 0
     latency: dict[str, Any] = _json()
     predictions: dict[str, Any] = _json()
+    confidence: dict[str, Any] = _json()
     shadow_compared: int = 0
     shadow_disagreed: int = 0
 

@@ -249,6 +249,8 @@ class ModelVersionMetrics:
     """Answer (class label, or a bucketed value for regression) → count."""
     shadow_compared: int = 0
     shadow_disagreed: int = 0
+    confidence: dict[str, int] = field(default_factory=dict)
+    """Confidence bucket (highest class probability, ``"0.0"`` … ``"0.9"``) → count."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -260,6 +262,7 @@ class ModelVersionMetrics:
             "errors": self.errors,
             "latency": self.latency,
             "predictions": self.predictions,
+            "confidence": self.confidence,
             "shadow_compared": self.shadow_compared,
             "shadow_disagreed": self.shadow_disagreed,
         }
@@ -275,6 +278,7 @@ class ModelVersionMetrics:
             errors=int(data.get("errors", 0)),
             latency={str(k): int(v) for k, v in (data.get("latency") or {}).items()},
             predictions={str(k): int(v) for k, v in (data.get("predictions") or {}).items()},
+            confidence={str(k): int(v) for k, v in (data.get("confidence") or {}).items()},
             shadow_compared=int(data.get("shadow_compared", 0)),
             shadow_disagreed=int(data.get("shadow_disagreed", 0)),
         )

@@ -25,9 +25,11 @@ from sqlmodel import Session, func, select
 from airlock.bundles.clock import Clock, parse_utc, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import ConflictError, UsageError, WrongSiteError
+from airlock.bundles.metrics_model import CANDIDATE_RING, LABEL_PATTERN, STABLE_RING
 from airlock.bundles.models import check_name
+from airlock.bundles.rollout import RolloutPlan
 from airlock.bundles.sketch import LatencySketch
-from airlock.spoke.fleet_state import MetricWindow, NodeReport
+from airlock.spoke.fleet_state import MetricWindow, NodeReport, Rollout
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.protocol import (
     MAX_SKEW,
@@ -128,6 +130,7 @@ class Ingest:
                         model=item.model,
                         version=item.version,
                         role=item.role,
+                        ring=ring_of(session, item.model, item.version, item.role),
                         window_start=report.window_start,
                         window_end=report.window_end,
                         received_at=utc_iso(now),
@@ -135,6 +138,7 @@ class Ingest:
                         errors=item.errors,
                         latency=dict(item.latency),
                         predictions=dict(item.predictions),
+                        confidence=dict(item.confidence),
                         shadow_compared=item.shadow_compared,
                         shadow_disagreed=item.shadow_disagreed,
                     )
@@ -145,6 +149,30 @@ class Ingest:
             self._metrics.model_errors.labels(*labels).inc(item.errors)
         self._metrics.metric_windows.inc(len(report.models))
         return len(report.models)
+
+
+def ring_of(session: Session, model: str, version: str, role: str) -> str:
+    """The ring a node's figures for ``model@version`` in ``role`` belong to, as of now.
+
+    A candidate's figures belong to the current ring of the version's active
+    rollout (its name, or ``ring-<n>`` when the name is not a plain label);
+    a stable version's to :data:`STABLE_RING`; a candidate with no active
+    rollout to :data:`CANDIDATE_RING`.
+    """
+    if role != "candidate":
+        return STABLE_RING
+    rollout = session.exec(
+        select(Rollout)
+        .where(Rollout.model == model, Rollout.version == version)
+        .where(Rollout.state.in_(("ring", "paused")))  # type: ignore[attr-defined]
+    ).first()
+    if rollout is None:
+        return CANDIDATE_RING
+    rings = RolloutPlan.from_dict(rollout.plan).rings
+    if not 0 <= rollout.ring_index < len(rings):
+        return CANDIDATE_RING
+    name = rings[rollout.ring_index].name
+    return name if LABEL_PATTERN.fullmatch(name) else f"ring-{rollout.ring_index + 1}"
 
 
 def _verified(
@@ -193,7 +221,9 @@ def _check_models(models: tuple[ModelVersionMetrics, ...]) -> None:
             raise UsageError(f"metrics for {what} ({item.role}) appear twice in one report")
         seen.add(key)
         counts = (item.requests, item.errors, item.shadow_compared, item.shadow_disagreed)
-        if min(counts) < 0 or any(v < 0 for v in item.predictions.values()):
+        if min(counts) < 0 or any(
+            v < 0 for v in (*item.predictions.values(), *item.confidence.values())
+        ):
             raise UsageError(f"metrics for {what} carry a negative count")
         if item.errors > item.requests or item.shadow_disagreed > item.shadow_compared:
             raise UsageError(f"metrics for {what} count more failures than requests")

@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 from airlock.bundles.audit import AuditCheckpoint, AuditRecord
 from airlock.bundles.events import OutboxEvent
 from airlock.spoke.fleet_state import FLEET_TABLES
+from airlock.spoke.return_state import RETURN_TABLES
 
 STATE_ID = 1
 
@@ -86,4 +87,5 @@ SPOKE_TABLES: list[type[SQLModel]] = [
     AuditCheckpoint,
     OutboxEvent,
     *FLEET_TABLES,
+    *RETURN_TABLES,
 ]

@@ -14,15 +14,15 @@ a rollout, the candidate with its traffic mode (from the node's
 
 Every run is recorded per model version and role (:mod:`.recorder`): a
 request, an error when it raised, its latency measured around the session
-run, and its answers (class labels, or a coarse bucket of the first value for
-regression). :class:`FaultSpec` injects faults per ``model@version`` for the
-simulator: added latency really sleeps inside the measured time, errors
-raise, wrong answers replace the label with another class. Thread-safe.
+run, its answers (class labels, or a coarse bucket of the first value for
+regression) and their confidence (:mod:`airlock.bundles.prediction_stats`).
+:class:`FaultSpec` injects faults per ``model@version`` for the simulator:
+added latency really sleeps inside the measured time, errors raise, wrong
+answers replace the label with another class. Thread-safe.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from airlock.bundles.errors import AirlockError, NotFoundError, UsageError
+from airlock.bundles.prediction_stats import answer_labels, confidences, labels, rows
 from airlock.spoke.agent.recorder import Recorder
 
 
@@ -237,21 +238,28 @@ class Predictor:
         if fault.wrong_rate > 0:
             outputs = self._wrong(outputs, fault.wrong_rate, loaded.task)
         answers = answer_labels(outputs[0], loaded.task)
-        self.recorder.record(loaded.model, loaded.version, role, elapsed, predictions=answers)
+        self.recorder.record(
+            loaded.model,
+            loaded.version,
+            role,
+            elapsed,
+            predictions=answers,
+            confidence=confidences(outputs, loaded.task),
+        )
         return outputs
 
     def _compare(self, candidate: LoadedModel, stable: np.ndarray, shadow: np.ndarray) -> None:
-        rows = len(stable) if stable.ndim else 1
+        compared = len(stable) if stable.ndim else 1
         if candidate.task == "classification":
             same = [a == b for a, b in zip(labels(stable), labels(shadow), strict=False)]
         else:
-            left, right = _rows(stable), _rows(shadow)
+            left, right = rows(stable), rows(shadow)
             same = [
                 a.shape == b.shape and bool(np.allclose(a, b))
                 for a, b in zip(left, right, strict=False)
             ]
-        disagreed = rows - sum(same)
-        self.recorder.shadow(candidate.model, candidate.version, rows, disagreed)
+        disagreed = compared - sum(same)
+        self.recorder.shadow(candidate.model, candidate.version, compared, disagreed)
 
     def _wrong(self, outputs: list[np.ndarray], rate: float, task: str) -> list[np.ndarray]:
         first = outputs[0].copy()
@@ -275,38 +283,6 @@ class Predictor:
             else:
                 first[row] = first[row] + 1
         return [first, *outputs[1:]]
-
-
-def labels(first_output: np.ndarray) -> list[str]:
-    """Class labels of a classifier's first output (labels [N], or arg-max of scores [N, C])."""
-    if first_output.ndim == 2 and first_output.shape[1] > 1:
-        return [str(int(v)) for v in first_output.argmax(axis=1)]
-    return [str(v.item()) for v in first_output.reshape(-1)]
-
-
-def answer_labels(first_output: np.ndarray, task: str) -> list[str]:
-    """What the prediction distribution counts: labels, or the bucket of each row's first value."""
-    if task == "classification":
-        return labels(first_output)
-    return [value_bucket(float(row.reshape(-1)[0])) for row in _rows(first_output) if row.size]
-
-
-def value_bucket(value: float) -> str:
-    """A coarse bucket of a regression value: rounded down to one significant digit."""
-    if not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if value == 0:
-        return "0"
-    exponent = math.floor(math.log10(abs(value)))
-    step = 10.0**exponent
-    bucket = math.floor(value / step) * step
-    return f"{bucket:.{max(0, -exponent)}f}"
-
-
-def _rows(array: np.ndarray) -> list[np.ndarray]:
-    if array.ndim == 0:
-        return [array.reshape(1)]
-    return [np.asarray(row).reshape(-1) for row in array]
 
 
 def _class_count(outputs: list[np.ndarray]) -> int | None:

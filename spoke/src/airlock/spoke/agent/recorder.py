@@ -27,6 +27,7 @@ class _Counts:
     errors: int = 0
     latency: LatencySketch = field(default_factory=LatencySketch)
     predictions: dict[str, int] = field(default_factory=dict)
+    confidence: dict[str, int] = field(default_factory=dict)
     shadow_compared: int = 0
     shadow_disagreed: int = 0
 
@@ -53,8 +54,13 @@ class Recorder:
         latency_ms: float,
         error: bool = False,
         predictions: Iterable[str] = (),
+        confidence: Iterable[str] = (),
     ) -> None:
-        """Records one request: its latency, whether it failed, and its answers."""
+        """Records one request: its latency, whether it failed, its answers and their confidence.
+
+        ``confidence`` holds one bucket per answered row
+        (:func:`airlock.bundles.prediction_stats.confidence_bucket`).
+        """
         with self._lock:
             counts = self._counts.setdefault((model, version, role), _Counts())
             counts.requests += 1
@@ -62,6 +68,8 @@ class Recorder:
             counts.latency.add(latency_ms)
             for answer in predictions:
                 counts.predictions[answer] = counts.predictions.get(answer, 0) + 1
+            for bucket in confidence:
+                counts.confidence[bucket] = counts.confidence.get(bucket, 0) + 1
 
     def shadow(self, model: str, version: str, compared: int, disagreed: int) -> None:
         """Records shadow comparisons of a candidate's answers with the stable ones."""
@@ -94,6 +102,7 @@ class Recorder:
                 errors=c.errors,
                 latency=c.latency.to_dict(),
                 predictions=dict(sorted(c.predictions.items())),
+                confidence=dict(sorted(c.confidence.items())),
                 shadow_compared=c.shadow_compared,
                 shadow_disagreed=c.shadow_disagreed,
             )

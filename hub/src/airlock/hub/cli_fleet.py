@@ -1,0 +1,1 @@
+"""``airlock hub report fleet``: the fleet report (placeholder)."""

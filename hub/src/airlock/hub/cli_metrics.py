@@ -1,0 +1,1 @@
+"""``airlock hub import-metrics``: metrics bundles from sites (placeholder)."""

@@ -1,0 +1,1 @@
+"""``airlock spoke export-metrics`` (placeholder)."""
