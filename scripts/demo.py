@@ -18,7 +18,11 @@ simulated nodes (real agents) take flowers@1 ring by ring, roll flowers@2
 flowers@1 when the hub revokes flowers@3 — all under a change request that an
 approver signed, inside its window. Finally the auditor queries both logs,
 renders the change's HTML report, checks an inclusion proof offline, and
-`audit verify` catches a hand-edited entry. Everything lands under ./demo-out/.
+`audit verify` catches a hand-edited entry. Last, the return path: the site
+exports aggregated, k-anonymous metrics (dry run first), the hub imports them,
+refuses the replay, renders the fleet report (drift against the validation set
+raises a retraining event) and, one round trip later, checks a consistency
+proof of the site's audit log as its witness. Everything lands under ./demo-out/.
 The passphrases below are demo defaults; real deployments type them at a
 prompt or take them from a secrets manager.
 """
@@ -624,6 +628,57 @@ def auditor() -> None:
     )
 
 
+def metrics_return() -> None:
+    """Aggregated, anonymised metrics back to the hub; the hub witnesses the site's log."""
+    step(
+        "22. Metrics back across the gap: what leaves the site",
+        "The site aggregates what its nodes reported per model version, ring and 2-minute "
+        "window (request and error counts, a mergeable latency sketch, predicted classes, a "
+        "confidence histogram). No node id, host name or address leaves; any group of fewer "
+        "than k = 5 nodes is held back, and so is any figure from which a held-back one "
+        "could be computed (the 2-node canary rings never leave). The dry run prints "
+        "exactly what would be encrypted; nothing is written.",
+    )
+    with (OUT / "spoke" / "airlock.toml").open("a") as config:
+        config.write("\n[metrics]\nwindow_minutes = 2\n")
+    run("spoke", "export-metrics", "--home", "spoke", "--dry-run")
+    step(
+        "23. Export, import, and a replay refused",
+        "The bundle: an envelope signed with the site key (site, sequence, window, payload "
+        "hash), the payload age-encrypted to the hub's recipient (which the hub's signed "
+        "Director metadata gave the site), carrying the site's newest audit checkpoint. The "
+        "hub verifies, decrypts, records the checkpoint as the first it witnesses of this "
+        "site's log, cosigns it, stores the figures — and judges them: the simulated "
+        "traffic is uniform noise, nothing like the validation set, so the prediction "
+        "distribution has drifted and a retraining request goes out as a CloudEvent. The "
+        "same medium imported again is a replay (exit 14).",
+    )
+    run("spoke", "export-metrics", "--home", "spoke", "--out", "media/metrics-1")
+    run("hub", "import-metrics", "--home", "hub", "media/metrics-1")
+    run("hub", "import-metrics", "--home", "hub", "media/metrics-1", expect=14)
+    step(
+        "24. The fleet report",
+        "Per model version across sites and rings: volume, error rate, latency quantiles "
+        "from the merged sketches, and drift (Jensen-Shannon distance) against the "
+        "version's answers on its signed validation set. Also as HTML with charts.",
+    )
+    run("hub", "report", "fleet", "--home", "hub", "--html", "fleet-report.html")
+    run("events", "list", "--home", "hub", "--limit", "4")
+    step(
+        "25. The hub witnesses the site's log",
+        "The hub's next bundle tells the site which checkpoint it acknowledged (cosigned, "
+        "in the signed Director metadata). The site's next metrics bundle carries a "
+        "consistency proof from that checkpoint: the hub checks that the site's log only "
+        "grew since — a log rewritten after the hub saw it would be refused (exit 22).",
+    )
+    run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", "media/bundle-10")
+    run("spoke", "import", "--home", "spoke", "media/bundle-10")
+    run("spoke", "export-metrics", "--home", "spoke", "--out", "media/metrics-2")
+    run("hub", "import-metrics", "--home", "hub", "media/metrics-2")
+    run("audit", "verify", "--home", "hub")
+    console.print(f"[green]open {OUT / 'fleet-report.html'} for the fleet report[/green]")
+
+
 def wait_http(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -737,6 +792,7 @@ def main() -> None:
     mlflow_intake()
     phased_rollouts()
     auditor()
+    metrics_return()
     console.print(f"\n[bold green]Demo complete.[/bold green] Everything is under {OUT}")
 
 

@@ -1,4 +1,4 @@
-"""Pytest fixtures shared by tests/e2e and tests/spoke (each conftest imports them).
+"""Pytest fixtures shared by every test tree (the root conftest registers this module).
 
 The session templates (:func:`world`) are built once and copied per test, so
 that every test gets its own hub and spoke homes.
@@ -16,6 +16,7 @@ from airlock.hub.hub import Hub
 from airlock.spoke.home import SpokeHome
 from helpers.fleetenv import Fleet, build_fleet
 from helpers.hubenv import HUB_TIME
+from helpers.metricsenv import MetricsSite
 from helpers.spokeenv import RecordingSecrets, World, build_world
 
 _WORLDS: list[World] = []
@@ -86,3 +87,18 @@ def fleet_spoke(fleet: Fleet, tmp_path: Path) -> Iterator[SpokeHome]:
     home = fleet.new_spoke(tmp_path / "fleet-spoke")
     yield home
     home.engine.dispose()
+
+
+@pytest.fixture
+def fleet_hub(fleet: Fleet, tmp_path: Path) -> Iterator[Hub]:
+    """A copy of the hub that made the fleet spoke: iris@1..3 released with a validation set,
+    exported to plant-7 (so its return-path keys exist)."""
+    opened = fleet.new_hub(tmp_path / "hub")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def metrics_site(fleet_spoke: SpokeHome, fleet_hub: Hub, fleet: Fleet) -> MetricsSite:
+    """The site's side of the return path: its real audit log and key, the hub's recipient."""
+    return MetricsSite.of(fleet_spoke, fleet_hub, fleet.hub_time)

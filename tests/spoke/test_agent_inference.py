@@ -61,6 +61,13 @@ def test_the_stable_version_answers_and_is_recorded(iris: GateModel) -> None:
     assert figures["requests"] == 1 and figures["errors"] == 0
     assert figures["predictions"] == {"0": 1, "1": 1, "2": 1}
     assert LatencySketch.from_dict(figures["latency"]).count == 1
+    # one confidence bucket per answered row: the tenth its highest class probability falls in
+    probabilities = result.outputs["probabilities"]
+    expected: dict[str, int] = {}
+    for row in probabilities:
+        bucket = f"{min(9, int(float(row.max()) * 10)) / 10:.1f}"
+        expected[bucket] = expected.get(bucket, 0) + 1
+    assert figures["confidence"] == expected and sum(expected.values()) == len(ROWS)
 
 
 def test_split_sends_about_the_configured_share_to_the_candidate(iris: GateModel) -> None:

@@ -53,6 +53,7 @@ def test_spoke_help_lists_every_command_with_a_complete_summary(airlock: Invoke)
         "rollout",
         "serve",
         "simulate",
+        "export-metrics",
     }
     for name, summary in listed.items():
         assert not summary.endswith("..."), f"the summary of {name!r} is cut off: {summary!r}"

@@ -23,6 +23,17 @@ def canonical_bytes(obj: Any) -> bytes:
     return encoded.encode("utf-8")
 
 
+def canonical_safe(value: Any) -> Any:
+    """``value`` with every float turned into a decimal string (canonical JSON has no floats)."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): canonical_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical_safe(v) for v in value]
+    return value
+
+
 def pretty_bytes(obj: Any) -> bytes:
     """Returns stable, human-readable JSON (sorted keys, indented) ending in a newline."""
     return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")

@@ -56,13 +56,22 @@ def parse_signed_envelope(data: bytes) -> tuple[dict[str, Any], list[Signature]]
     return signed, signatures
 
 
-def verify_envelope(data: bytes, trusted_keys: dict[str, Key], threshold: int) -> Envelope:
+DEFAULT_SIGNATURE_HINT = (
+    "the bundle was altered or was not made by the hub this site trusts; "
+    "ask the hub for a fresh export"
+)
+
+
+def verify_envelope(
+    data: bytes, trusted_keys: dict[str, Key], threshold: int, hint: str = DEFAULT_SIGNATURE_HINT
+) -> Envelope:
     """Verifies ``envelope.json`` against trusted keys and returns the envelope.
 
     Args:
         data: The raw bytes of ``envelope.json`` (untrusted).
         trusted_keys: Key id → public key of the keys allowed to sign it.
         threshold: How many distinct trusted keys must have signed.
+        hint: What to do when the signature check fails.
 
     Raises:
         MediaError: the file is malformed.
@@ -83,7 +92,6 @@ def verify_envelope(data: bytes, trusted_keys: dict[str, Key], threshold: int) -
     if len(good) < threshold:
         raise SignatureError(
             f"the bundle envelope is not signed by a trusted key ({len(good)} of {threshold})",
-            hint="the bundle was altered or was not made by the hub this site trusts; "
-            "ask the hub for a fresh export",
+            hint=hint,
         )
     return Envelope.from_dict(signed)

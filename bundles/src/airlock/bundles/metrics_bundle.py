@@ -59,6 +59,10 @@ from airlock.bundles.models import BundleKind, Envelope, PayloadPart
 
 PAYLOAD_FILE = "payload.age"
 MAX_PAYLOAD_BYTES = 64 << 20
+SIGNATURE_HINT = (
+    "the bundle was altered, or was not made with the key registered for the site it "
+    "names; keep it for investigation and export the metrics again at the site"
+)
 DEFAULT_TRANSIT_DAYS = 90
 """How long a metrics bundle stays importable (``metrics.transit_days``)."""
 
@@ -203,7 +207,7 @@ def open_metrics_bundle(
     data = _read_envelope(bundle_dir)  # 1
     claimed = peek_site(bundle_dir)
     key = site_key(claimed)
-    envelope = verify_signed_envelope(data, {key.keyid: key}, 1)  # 2
+    envelope = verify_signed_envelope(data, {key.keyid: key}, 1, SIGNATURE_HINT)  # 2
     _check_envelope(envelope, claimed, now)  # 3
     ciphertext = _read_payload(bundle_dir, envelope.parts[0])  # 4
     try:  # 5

@@ -207,8 +207,10 @@ class NoiseSpec:
     ``epsilon`` is the export's whole budget; each count family of
     :data:`NOISE_FAMILIES` got ``epsilon / len(families)`` (sequential
     composition; cells are disjoint, so within a family composition is
-    parallel). Sensitivity is 1 per count: a single request changes each
-    family's counts by at most 1.
+    parallel). Sensitivity is 1 per family: one event — one model run for
+    requests, errors and latency, one answered row for predictions,
+    confidence and shadow comparisons — changes a family's counts by at most
+    1 (see :mod:`airlock.spoke.metrics_noise` for exactly what is protected).
     """
 
     epsilon: float

@@ -10,7 +10,8 @@ target's length and hashes and a custom field naming the site; the primary
 file's custom field also carries the signed rollout plan
 (``custom.airlock.rollout``) and, when the assignment was made under a change
 request, its signed authorisation (``custom.airlock.change``). The targets
-list every revocation so far in ``x-airlock-revocations`` (:func:`set_revocations`).
+list every revocation so far in ``x-airlock-revocations`` (:func:`set_revocations`)
+and the return path for the site's metrics in ``x-airlock-return`` (:func:`set_return_path`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Time
 from airlock.bundles import tufrepo
 from airlock.bundles.change import CHANGE_KEY
 from airlock.bundles.errors import TrustError
+from airlock.bundles.metrics_model import RETURN_FIELD
 from airlock.bundles.models import ModelVersion
 from airlock.bundles.rollout import RolloutPlan
 from airlock.hub import tufmeta
@@ -203,6 +205,19 @@ def set_model(
 def set_revocations(site: SiteMetadata, revocations: list[dict[str, str]]) -> None:
     """Sets the site's ``x-airlock-revocations`` list (the caller re-signs the targets)."""
     site.targets.signed.unrecognized_fields[tufrepo.REVOCATIONS_FIELD] = list(revocations)
+
+
+def set_return_path(site: SiteMetadata, value: dict[str, Any]) -> bool:
+    """Sets the site's ``x-airlock-return`` field (the caller re-signs the targets).
+
+    Returns:
+        True when the field changed (the targets must be re-signed).
+    """
+    fields = site.targets.signed.unrecognized_fields
+    if fields.get(RETURN_FIELD) == value:
+        return False
+    fields[RETURN_FIELD] = dict(value)
+    return True
 
 
 def refresh(site: SiteMetadata, expires: dt.datetime, signers: DirectorSigners) -> None:

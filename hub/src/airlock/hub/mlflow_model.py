@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airlock.bundles.canonical import canonical_safe
 from airlock.bundles.errors import UsageError
 from airlock.bundles.models import check_name
 
@@ -38,17 +39,6 @@ class OnnxModel:
     files: tuple[str, ...]
     opset: int | None
     signature: dict[str, Any] | None
-
-
-def canonical_safe(value: Any) -> Any:
-    """``value`` with every float turned into a decimal string (canonical JSON has no floats)."""
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, dict):
-        return {str(k): canonical_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [canonical_safe(v) for v in value]
-    return value
 
 
 def _plain_file(directory: Path, name: str, what: str) -> Path:

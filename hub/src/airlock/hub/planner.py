@@ -7,7 +7,11 @@ without writing anything:
 (b) refuse when the Image root, Image targets or Director root expire first;
     re-sign online roles (``models``, ``tenant-*``, the site's Director
     targets) that would, with a later expiry (budget + margin) — a
-    tenant-held key's secret is asked for only then;
+    tenant-held key's secret is asked for only then; the site's Director
+    targets are also re-signed when the return path they carry
+    (``x-airlock-return``: the hub's age recipient and witness key, the
+    newest metrics bundle the hub acknowledged; :mod:`airlock.hub.return_keys`)
+    changed, so that every bundle tells the site where metrics go;
 (c) fresh Image snapshot + timestamp and fresh Director snapshot + timestamp
     for the site, all expiring exactly with the bundle (timestamp versions
     strictly increase per repository);
@@ -36,7 +40,16 @@ from airlock.bundles import checkpoint_store, events, tufrepo
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion
-from airlock.hub import catalog, director_repo, export, image_repo, revoke, signing, tufmeta
+from airlock.hub import (
+    catalog,
+    director_repo,
+    export,
+    image_repo,
+    return_keys,
+    revoke,
+    signing,
+    tufmeta,
+)
 from airlock.hub.export import ExportPlan
 from airlock.hub.operation import Operation
 from airlock.hub.tables import HubAssignment, HubExport, HubSentFile, HubSite
@@ -121,8 +134,13 @@ def plan_export(hub: Hub, site_id: str, *, full: bool = False) -> ExportPlan:
                 tufmeta.bump(md, resign_expires, [hub.tenant_signer(session, name)])
                 resigned.append(tufrepo.tenant_role(name))
         director_signers = hub.director_signers()
-        if export.expires_before(site_md.targets.signed.expires, bundle_expires):
+        writes = StagedWrites()  # and the return-path keys, when this export makes them
+        returned = return_keys.return_path(hub, session, site_id, writes).to_dict()
+        return_changed = director_repo.set_return_path(site_md, returned)
+        expiring = export.expires_before(site_md.targets.signed.expires, bundle_expires)
+        if expiring or return_changed:
             tufmeta.bump(site_md.targets, resign_expires, [director_signers.targets])
+        if expiring:
             resigned.append(f"director targets of {site_id}")
 
     image_repo.refresh(
@@ -132,7 +150,6 @@ def plan_export(hub: Hub, site_id: str, *, full: bool = False) -> ExportPlan:
         hub.signers.online(signing.IMAGE_TIMESTAMP),
     )
     director_repo.refresh(site_md, bundle_expires, director_signers)
-    writes = StagedWrites()
     image_roles = [r for r in resigned if r in image.targets_roles()]
     image.stage(writes, [*image_roles, image_repo.SNAPSHOT, image_repo.TIMESTAMP])
     site_md.stage(writes)
@@ -173,6 +190,7 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
     """Steps (f)-(h) of the module docstring, inside the export's operation."""
     site = hub._site(op.session, plan.site_id)
     _check_base(hub, site, plan)
+    return_keys.check_staged(hub, plan.writes)
     work = export.prepare_out_dir(out_dir)
     op.cleanup.append(lambda: shutil.rmtree(work, ignore_errors=True))
     envelope = export.write_bundle_files(

@@ -10,8 +10,14 @@ Runs in two halves around the importer's step 6:
   :class:`~airlock.bundles.change.ChangeAuthorization`; absent when the hub
   does not work under change requests), the version's signed dependencies
   (``release.compatibility.depends`` of the Image target) and the Director's
-  ``x-airlock-revocations`` list. A malformed plan, authorisation or list
-  refuses the whole import (:class:`TrustError`).
+  ``x-airlock-revocations`` list, and the hub's ``x-airlock-return`` field
+  (:class:`~airlock.bundles.metrics_model.ReturnPath`: where metrics go, the
+  hub's witness key, the checkpoint it last acknowledged). A malformed plan,
+  authorisation, list or return field refuses the whole import
+  (:class:`TrustError`). An acknowledgement is verified before anything is
+  stored, failing closed: the witness's cosignature, this site's own
+  signature, and that the acknowledged tree is a prefix of this site's audit
+  log — else the hub vouches for a log this site did not write.
 - :func:`record` (inside the import's one transaction): upserts a
   :class:`~airlock.spoke.fleet_state.RolloutPlanRecord` per assigned version
   (plan, its SHA-256 — over the plan only —, dependencies, authorisation)
@@ -19,7 +25,9 @@ Runs in two halves around the importer's step 6:
   staged version that the newly verified Image metadata no longer signs, or
   that the Director lists as revoked. The reason comes from the Director's
   list; a version that disappeared from the Image without being listed is
-  still revoked (fail closed) with :data:`UNLISTED_REASON`.
+  still revoked (fail closed) with :data:`UNLISTED_REASON`. It upserts the
+  :class:`~airlock.spoke.return_state.HubReturnRecord` when the Director
+  carries a return field (absent: what is stored stays).
 
 A stale or refused bundle never reaches :func:`record`, so it records nothing.
 """
@@ -33,16 +41,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import pyrage
+from securesystemslib.signer import Key
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from airlock.bundles import tufrepo
 from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.change import CHANGE_KEY, ChangeAuthorization
-from airlock.bundles.errors import AirlockError, TrustError
+from airlock.bundles.checkpoint import ed25519_public_bytes, verify_checkpoint
+from airlock.bundles.checkpoint_store import stored_tree
+from airlock.bundles.cosignature import verify_cosignature
+from airlock.bundles.errors import AirlockError, MediaError, SignatureError, TrustError
+from airlock.bundles.metrics_model import RETURN_FIELD, ReturnPath
 from airlock.bundles.release import ReleaseInfo
 from airlock.bundles.rollout import RolloutPlan
 from airlock.bundles.tufverify import VerifiedMetadata, VerifiedTarget
 from airlock.spoke.fleet_state import RevokedVersion, RolloutPlanRecord
+from airlock.spoke.return_state import HubReturnRecord
 from airlock.spoke.state import StagedModel
 
 UNLISTED_REASON = "no longer signed by the hub"
@@ -50,6 +66,10 @@ UNLISTED_REASON = "no longer signed by the hub"
 
 MALFORMED_HINT = (
     "the hub signed metadata this spoke cannot use; do not import it and report it to the hub"
+)
+FOREIGN_LOG_HINT = (
+    "the hub vouches for an audit log this site did not write; do not import the bundle, "
+    "keep it, and report it to the hub"
 )
 VersionKey = tuple[str, str]
 
@@ -89,6 +109,21 @@ class ImportRecords:
     """Revocations the Director lists: (model, version) → entry."""
     unsigned: frozenset[VersionKey]
     """Staged versions with a file the verified Image no longer signs."""
+    return_path: ReturnPath | None = None
+    """The Director's ``x-airlock-return`` field (None: absent, keep what is stored)."""
+    acknowledged_size: int = 0
+    """The size of the (verified) checkpoint the hub acknowledged (0: none)."""
+
+
+@dataclass(frozen=True)
+class SiteLog:
+    """This site's own audit log and checkpoint key, to check the hub's acknowledgement."""
+
+    origin: str
+    """``airlock/spoke/<site id>``."""
+    key: Key
+    """The site key (the public half)."""
+    engine: Engine
 
 
 def plan_sha256(plan: Mapping[str, Any]) -> str:
@@ -105,22 +140,104 @@ def staged_files(session: Session) -> dict[str, StagedFile]:
     return paths
 
 
-def prepare(verified: VerifiedMetadata, staged_paths: Mapping[str, StagedFile]) -> ImportRecords:
-    """Parses plans, dependencies and revocations of a verified bundle.
+def prepare(
+    verified: VerifiedMetadata,
+    staged_paths: Mapping[str, StagedFile],
+    site_log: SiteLog | None = None,
+) -> ImportRecords:
+    """Parses plans, dependencies, revocations and the return path of a verified bundle.
 
     Args:
         verified: The bundle's verified metadata, verified with
             ``watch=staged_paths`` so that ``verified.unsigned`` is meaningful.
         staged_paths: :func:`staged_files` as read before verification.
+        site_log: This site's log, to check an acknowledgement against (without
+            it, a return field carrying one is refused: fail closed).
 
     Raises:
-        TrustError: a signed plan, release record or revocation list is malformed.
+        TrustError: a signed plan, release record, revocation list or return
+            field is malformed, or the hub's acknowledgement does not verify.
     """
     plans = tuple(_signed_plan(t) for t in verified.targets if t.primary and t.kind == "model")
     entries = tufrepo.parse_revocations(verified.director_fields.get(tufrepo.REVOCATIONS_FIELD))
     listed = {(e["model"], e["version"]): e for e in entries}
     unsigned = frozenset(staged_paths[p].key for p in verified.unsigned if p in staged_paths)
-    return ImportRecords(plans=plans, listed=listed, unsigned=unsigned)
+    path = parse_return_path(verified.director_fields.get(RETURN_FIELD))
+    size = check_acknowledgement(path, site_log) if path else 0
+    return ImportRecords(plans, listed, unsigned, path, size)
+
+
+def parse_return_path(value: Any) -> ReturnPath | None:
+    """The Director's ``x-airlock-return`` field (None when absent), not yet its acknowledgement.
+
+    Raises:
+        TrustError: malformed, an hub recipient that is not an age X25519
+            recipient, or a witness key that is not Ed25519.
+    """
+    if value is None:
+        return None
+    try:
+        path = ReturnPath.from_dict(value)
+        witness_key(path)
+        pyrage.x25519.Recipient.from_str(path.hub_recipient)
+    except (MediaError, SignatureError) as exc:
+        reason = exc.message
+    except (pyrage.RecipientError, KeyError, TypeError, ValueError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+    else:
+        return path
+    raise TrustError(
+        f"the Director's {RETURN_FIELD} field is malformed: {reason}", hint=MALFORMED_HINT
+    )
+
+
+def witness_key(path: ReturnPath) -> Key:
+    """The hub witness's Ed25519 key of a return path (its dict carries ``keyid``).
+
+    Raises:
+        KeyError, TypeError, ValueError: not a key dict; SignatureError: not Ed25519.
+    """
+    data = dict(path.witness_key)
+    key = Key.from_dict(str(data.pop("keyid")), data)
+    ed25519_public_bytes(key)
+    return key
+
+
+def check_acknowledgement(path: ReturnPath, site_log: SiteLog | None) -> int:
+    """Verifies the checkpoint the hub says it acknowledged; returns its size (0: none).
+
+    Checks the witness's cosignature, this site's own signature (origin
+    ``site_log.origin``), and that the signed (size, root) is a prefix of the
+    local audit log.
+
+    Raises:
+        TrustError: any of these fails, or there is no log to check against.
+    """
+    if not path.acknowledged_note:
+        return 0
+    what = f"the hub's acknowledgement of metrics bundle {path.acknowledged_sequence}"
+    if site_log is None:
+        raise TrustError(f"{what} cannot be checked here", hint=FOREIGN_LOG_HINT)
+    try:
+        verify_cosignature(path.acknowledged_note, path.witness_name, witness_key(path))
+        checkpoint = verify_checkpoint(path.acknowledged_note, {site_log.origin: site_log.key})
+    except (MediaError, SignatureError) as exc:
+        raise TrustError(f"{what} does not verify: {exc.message}", hint=FOREIGN_LOG_HINT) from None
+    with Session(site_log.engine) as session:
+        tree = stored_tree(session, upto=checkpoint.size)
+    if checkpoint.origin != site_log.origin or tree.size != checkpoint.size:
+        raise TrustError(
+            f"{what} names a checkpoint of {checkpoint.size} entries of {checkpoint.origin}, "
+            f"which this site's audit log ({tree.size} entries) does not have",
+            hint=FOREIGN_LOG_HINT,
+        )
+    if tree.root() != checkpoint.root:
+        raise TrustError(
+            f"{what} names a checkpoint of {checkpoint.size} entries whose root "
+            f"{checkpoint.root.hex()[:16]}… is not that of this site's audit log",
+            hint=FOREIGN_LOG_HINT,
+        )
+    return checkpoint.size
 
 
 def _signed_plan(target: VerifiedTarget) -> SignedPlan:
@@ -172,6 +289,8 @@ class Recorded:
 
     plans: list[dict[str, Any]]
     revoked: list[dict[str, str]]
+    hub_return: dict[str, Any] | None = None
+    """Summary of the return path recorded (None: the Director carried none)."""
 
     @property
     def revoked_refs(self) -> list[str]:
@@ -201,7 +320,38 @@ def record(session: Session, records: ImportRecords, bundle_id: str, now: dt.dat
             )
         )
         revoked.append(tufrepo.revocation_entry(key[0], key[1], reason, revoked_at))
-    return Recorded(plans=plans, revoked=revoked)
+    hub_return = _upsert_return(session, records, bundle_id, when)
+    return Recorded(plans=plans, revoked=revoked, hub_return=hub_return)
+
+
+def _upsert_return(
+    session: Session, records: ImportRecords, bundle_id: str, when: str
+) -> dict[str, Any] | None:
+    path = records.return_path
+    if path is None:
+        return None
+    values: dict[str, Any] = {
+        "hub_recipient": path.hub_recipient,
+        "witness_name": path.witness_name,
+        "witness_key": dict(path.witness_key),
+        "acknowledged_sequence": path.acknowledged_sequence,
+        "acknowledged_size": records.acknowledged_size,
+        "acknowledged_note": path.acknowledged_note,
+    }
+    row = session.get(HubReturnRecord, 1) or HubReturnRecord(hub_recipient="", witness_name="")
+    changed = any(getattr(row, name) != value for name, value in values.items())
+    if changed:
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.bundle_id, row.updated_at = bundle_id, when
+        session.add(row)
+    return {
+        "hub_recipient": path.hub_recipient,
+        "witness": path.witness_name,
+        "acknowledged_sequence": path.acknowledged_sequence,
+        "acknowledged_size": records.acknowledged_size,
+        "changed": changed,
+    }
 
 
 def _upsert_plan(session: Session, signed: SignedPlan, bundle_id: str, when: str) -> dict[str, Any]:

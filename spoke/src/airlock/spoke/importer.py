@@ -17,7 +17,9 @@ the site admin's guide):
    the envelope lists as ``omitted`` (a delta or revocation bundle leaves out
    files the site already holds) must be staged here with the same files;
    the bundle must carry every other assigned file. The signed rollout plans
-   and revocations are parsed (:mod:`airlock.spoke.import_records`).
+   and revocations are parsed, and the hub's return path with the checkpoint
+   it acknowledged is checked against this site's own audit log
+   (:mod:`airlock.spoke.import_records`).
 5a. in-toto: every version to be newly staged that carries a layout is
    verified against the layout keys the verified Image root anchors; a site
    with ``[policy] require_attestations`` refuses versions without one
@@ -28,7 +30,7 @@ the site admin's guide):
 6. Stage: promote blobs into the content-addressed store, then one database
    transaction records the new trusted metadata, sequence, time floor,
    assignments, staged models, rollout plans (with their change
-   authorisations), revoked versions, the audit entry and the
+   authorisations), revoked versions, the hub's return path, the audit entry and the
    ``bundle.imported`` event (:mod:`airlock.bundles.events`).
 
 Any failure: the scratch directory is removed, blobs promoted in step 6 are
@@ -52,6 +54,7 @@ from typing import Any
 from sqlmodel import Session, delete, select
 from tuf.api.metadata import Metadata, Root
 
+from airlock.bundles.checkpoint_store import home_origin
 from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.envelope import ENVELOPE_FILE, verify_envelope
@@ -107,6 +110,8 @@ class ImportResult:
     """Staged versions this import marked revoked ({model, version, reason, revoked_at})."""
     plans: list[dict[str, Any]] = field(default_factory=list)
     """The signed plan of every assigned version ({model, version, plan_sha256, changed})."""
+    hub_return: dict[str, Any] | None = None
+    """The hub's return path recorded (recipient, witness, acknowledgement), when carried."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -265,7 +270,10 @@ def _verify_and_stage(
         if not verified:
             raise VerificationError("the payload carried no metadata to verify")
         result = verified[0]
-        records = import_records.prepare(result, staged_paths)
+        site_log = import_records.SiteLog(
+            home_origin(home.config), home.signing_key().public_key, home.engine
+        )
+        records = import_records.prepare(result, staged_paths, site_log)
         attested = check_attestations(home, result, unpacked.blobs, scratch, clock.now())  # 5a
         gate = gate_bundle(home, result, unpacked.blobs, scratch)  # 5b
         for sha256, path in unpacked.blobs.items():
@@ -396,6 +404,7 @@ def _commit(
         if records is not None:
             recorded = import_records.record(session, records, envelope.bundle_id, now)
             result.plans, result.revoked = recorded.plans, recorded.revoked
+            result.hub_return = recorded.hub_return
         changes = sorted({str(p["change_request"]) for p in result.plans if "change_request" in p})
         home.audit.record(
             "spoke.import",
@@ -415,6 +424,7 @@ def _commit(
                 "revoked": result.revoked,
                 "plans": result.plans,
                 "change_requests": changes,
+                "hub_return": result.hub_return,
             },
             change_request=changes[0] if len(changes) == 1 else "",
             session=session,
