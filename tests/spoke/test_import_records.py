@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,9 @@ CAREFUL = RolloutPlan(
 
 
 @pytest.fixture
-def hub(fleet: Fleet, tmp_path: Path) -> Iterator[Hub]:
-    opened = fleet.new_hub(tmp_path / "hub")
-    yield opened
-    opened.close()
+def hub(fleet_hub: Hub) -> Hub:
+    """The hub that made the fleet spoke (this module's tests call it ``hub``)."""
+    return fleet_hub
 
 
 @pytest.fixture

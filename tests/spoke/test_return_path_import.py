@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +48,9 @@ PLANS = (RolloutPlan(interval_seconds=120), RolloutPlan(interval_seconds=180))
 
 
 @pytest.fixture
-def hub(fleet: Fleet, tmp_path: Path) -> Iterator[Hub]:
-    opened = fleet.new_hub(tmp_path / "hub")
-    yield opened
-    opened.close()
+def hub(fleet_hub: Hub) -> Hub:
+    """The hub that made the fleet spoke (this module's tests call it ``hub``)."""
+    return fleet_hub
 
 
 @pytest.fixture
