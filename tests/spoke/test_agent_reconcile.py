@@ -25,7 +25,7 @@ from airlock.spoke.agent.agent import Agent
 from airlock.spoke.agent.home import LOG_FILE, AgentHome
 from airlock.spoke.agent.inference import FaultSpec
 from airlock.spoke.agent.verify import VerifiedAssignment
-from airlock.spoke.protocol import MetricsReport, SignedDocument, VersionReport
+from airlock.spoke.protocol import HEALTH_CHECK, MetricsReport, SignedDocument, VersionReport
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 PASSPHRASE = "node passphrase for tests"
@@ -204,6 +204,7 @@ def test_a_slow_candidate_fails_its_health_check_with_injected_latency(
     assert "warm-up p95 latency" in refusal.reason and "above the signed maximum 5 ms" in (
         refusal.reason
     )
+    assert refusal.kind == HEALTH_CHECK  # bad health: the spoke's rollout engine fails the ring
     assert node.agent.predictor.predict("iris", ROWS).version == "1"
 
 
@@ -224,6 +225,7 @@ def test_an_incompatible_version_is_refused_reported_and_not_served(
     assert outcome.changes[-1] == "refused iris@1"
     (refusal,) = _report(node).refusals
     assert words in refusal.reason and refusal.version == "1"
+    assert refusal.kind == "refused"  # incompatible, not unhealthy: no verdict on the rollout
     assert _family(node)["state"] == "refused" and _family(node)["active_version"] is None
     downloads = len(node.verifier.downloads)
     node.agent.poll_once()

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from airlock.bundles.db import session_scope
 from airlock.spoke.fleet_state import NodeDesired, Rollout
 from airlock.spoke.home import SpokeHome
-from airlock.spoke.protocol import Refusal
+from airlock.spoke.protocol import HEALTH_CHECK, Refusal
 from airlock.spoke.rollout_engine import TickMemo, step, tick
 
 
@@ -242,3 +242,23 @@ def test_a_node_refusing_the_candidate_is_reported_once(site: Site) -> None:
     ]
     assert site.step(10) == []
     assert site.rollout().state == "ring"  # a refusal is no analysis: it decides nothing
+
+
+def test_a_ring_node_failing_its_health_check_fails_the_analysis(site: Site) -> None:
+    complete(site, "1")
+    site.assign("iris", "2")
+    site.plan("iris", "2", quick_plan(failure_limit=1))
+    site.step()
+    site.step()
+    [canary] = ring_of(site, "2")
+    reason = "health check: iris@2 warm-up p95 latency 52.137 ms is above the signed maximum 50 ms"
+    site.report(canary, [], [Refusal("iris", "2", reason, "x", HEALTH_CHECK)])
+    # no figures from the candidate at all (the node fell back): its health check is the verdict
+    first = site.step(60)
+    assert ("analysis-failed", 1) in [(e["kind"], e["details"].get("failures")) for e in first]
+    [failed] = [e for e in first if e["kind"] == "analysis-failed"]
+    assert "1 ring node(s) failed the health check (health check: iris@2" in str(failed["details"])
+    second = site.step(60)
+    assert "rolled-back" in [e["kind"] for e in second]
+    assert site.rollout(version="2").state == "rolled-back"
+    assert all(held == [("1", "stable")] for held in site.holding().values())

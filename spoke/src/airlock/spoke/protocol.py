@@ -363,14 +363,25 @@ class InstalledModel:
         )
 
 
+HEALTH_CHECK = "health-check"
+"""The :attr:`Refusal.kind` of a version that failed the node's health check."""
+
+
 @dataclass(frozen=True)
 class Refusal:
-    """A version the node would not install, and why."""
+    """A version the node would not install, and why.
+
+    ``kind`` is :data:`HEALTH_CHECK` when the node installed the version and
+    fell back because it failed its health check (bad health: the rollout
+    engine counts it as a failed analysis), else ``refused`` (incompatible,
+    waiting for a dependency, a failed download or verification).
+    """
 
     model: str
     version: str
     reason: str
     time: str
+    kind: str = "refused"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -379,12 +390,19 @@ class Refusal:
             "version": self.version,
             "reason": self.reason,
             "time": self.time,
+            "kind": self.kind,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Refusal:
         """Parses :meth:`to_dict` output."""
-        return cls(str(data["model"]), str(data["version"]), str(data["reason"]), str(data["time"]))
+        return cls(
+            str(data["model"]),
+            str(data["version"]),
+            str(data["reason"]),
+            str(data["time"]),
+            str(data.get("kind", "refused")),
+        )
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ nodes report and measure, and moves each rollout on, in this order:
    the running one; a new authorisation for the running plan is adopted;
 3. each running rollout — pending → ring 0 inside its change window
    (:mod:`airlock.spoke.rollout_change`); in a ring, one analysis per
-   interval (:mod:`airlock.spoke.rollout_analysis`), rollback past the failure
-   limit (never waits for a window), promotion when the ring is healthy, baked,
+   interval (:mod:`airlock.spoke.rollout_analysis`; a ring node that failed
+   its health check on the candidate fails the interval), rollback past the
+   failure limit (never waits for a window), promotion when the ring is healthy, baked,
    (if manual) approved and inside the window; a ring running when the window
    closes is paused, and still analysed for breaches only;
 4. every node's wishes (:func:`airlock.spoke.rollout_rings.sync_desired`).
@@ -29,7 +30,7 @@ wraps one step and the site director's signing in one transaction.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from securesystemslib.signer import Signer
@@ -40,6 +41,7 @@ from airlock.bundles.db import session_scope
 from airlock.bundles.rollout import RolloutPlan, SiteLimits
 from airlock.spoke.fleet_state import FleetModel, Rollout, RolloutEvent
 from airlock.spoke.home import SpokeHome
+from airlock.spoke.protocol import HEALTH_CHECK
 from airlock.spoke.rollout_analysis import FAILED, INCONCLUSIVE, analyse
 from airlock.spoke.rollout_assign import plan_of, start_assigned
 from airlock.spoke.rollout_change import (
@@ -275,23 +277,25 @@ def _advance(ctx: StepContext, rollout: Rollout) -> None:
         set_extra(rollout, waiting=view.waiting)
         if view.waiting:
             ctx.event(rollout, "waiting-dependency", {"nodes": view.waiting})
-    refused = {
-        node: refusal.reason
+    refusals = [
+        (node, refusal)
         for node in view.members
         for refusal in (reports[node].refusals if node in reports else ())
         if (refusal.model, refusal.version) == (rollout.model, rollout.version)
-    }
+    ]
+    refused = {node: refusal.reason for node, refusal in refusals}
     if refused != rollout.extra.get("refused", {}):
         set_extra(rollout, refused=refused)
         if refused:
             ctx.event(rollout, "node-refused", {"nodes": refused})
+    unhealthy = {node: r.reason for node, r in refusals if r.kind == HEALTH_CHECK}
     running = any(
         runs_version(reports.get(n), rollout.model, rollout.version) for n in view.eligible
     )
     due = ctx.now >= parse_utc(rollout.last_analysis_at) + dt.timedelta(
         seconds=plan.interval_seconds
     )
-    if running and due and _analyse(ctx, rollout, plan):
+    if (running or unhealthy) and due and _analyse(ctx, rollout, plan, unhealthy=unhealthy):
         return
     gaps = promotion_gaps(rollout, ctx.now)
     ring = plan.rings[rollout.ring_index]
@@ -375,18 +379,30 @@ def _watch_paused(ctx: StepContext, rollout: Rollout) -> None:
 
 
 def _analyse(
-    ctx: StepContext, rollout: Rollout, plan: RolloutPlan, *, breaches_only: bool = False
+    ctx: StepContext,
+    rollout: Rollout,
+    plan: RolloutPlan,
+    *,
+    breaches_only: bool = False,
+    unhealthy: dict[str, str] | None = None,
 ) -> bool:
     """Runs one interval's analysis; True when it rolled the rollout back.
 
     With ``breaches_only`` (a rollout paused by its window), only failures
     count: a pass or an inconclusive interval changes nothing and says nothing.
+    ``unhealthy`` (ring node → reason) are ring nodes that installed the
+    candidate and fell back because it failed their health check: bad
+    health, so the interval fails whatever the figures say.
     """
     since, until = rollout.last_analysis_at, utc_iso(ctx.now)
     health = plan.health
     verdict = analyse(
         ctx.session, rollout.model, rollout.version, rollout.from_version, health, since, until
     )
+    if unhealthy:
+        first = unhealthy[min(unhealthy)]
+        breach = f"{len(unhealthy)} ring node(s) failed the health check ({first})"
+        verdict = replace(verdict, outcome=FAILED, breaches=[*verdict.breaches, breach])
     figures = {"since": since, "until": until, **verdict.to_dict()}
     rollout.last_analysis_at = until
     set_extra(rollout, last_analysis=figures)

@@ -55,6 +55,7 @@ from airlock.spoke.agent.slots import (
 )
 from airlock.spoke.agent.verify import VerifiedAssignment, VerifiedFile
 from airlock.spoke.protocol import (
+    HEALTH_CHECK,
     NODES_PATH,
     InstalledModel,
     MetricsReport,
@@ -503,7 +504,7 @@ class Reconciler:
         key = _key(assignment)
         slot = family.slot_of(node.version, primary.sha256)
         if slot is not None and family.slots[slot].state == FAILED:
-            self._refuse(node, family.slots[slot].reason)
+            self._refuse(node, family.slots[slot].reason, kind=HEALTH_CHECK)
             return None, "failed"
         if key in self._refused:
             return None, "refused"
@@ -558,7 +559,7 @@ class Reconciler:
             with self._lock:
                 family.fall_back(slot, exc.message)
                 self.home.save_state(self.state)
-            self._refuse(node, exc.message, "fell-back", slot=slot)
+            self._refuse(node, exc.message, "fell-back", kind=HEALTH_CHECK, slot=slot)
             changes.append(f"fell back from {assignment.ref}")
             return None, "failed"
         with self._lock:
@@ -578,14 +579,21 @@ class Reconciler:
             for name, route in self.predictor.models().items()
         }
 
-    def _refuse(self, node: NodeModel, reason: str, event: str = "refused", **extra: Any) -> None:
+    def _refuse(
+        self,
+        node: NodeModel,
+        reason: str,
+        event: str = "refused",
+        kind: str = "refused",
+        **extra: Any,
+    ) -> None:
         ref = f"{node.model}@{node.version}"
         with self._lock:
             previous = self.state.refusals.get(ref)
-            if previous is not None and previous.reason == reason:
+            if previous is not None and (previous.reason, previous.kind) == (reason, kind):
                 return
             self.state.refusals[ref] = Refusal(
-                node.model, node.version, reason, utc_iso(self.clock.now())
+                node.model, node.version, reason, utc_iso(self.clock.now()), kind
             )
             self.home.save_state(self.state)
         self.home.log(event, model=node.model, version=node.version, reason=reason, **extra)
