@@ -29,6 +29,7 @@ from airlock.bundles.errors import (
     LogConsistencyError,
     SignatureError,
     UnsafeArchiveError,
+    VerificationError,
     WrongSiteError,
 )
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
@@ -139,6 +140,17 @@ def test_a_payload_for_another_envelope_is_refused(
     signer = metrics_site.spoke.keystore().signer(metrics_site.spoke.signing_key())
     (bundle / ENVELOPE_FILE).write_bytes(sign_envelope(relabelled, [signer]))
     refused(fleet_hub, bundle, IntegrityError, "names another site, sequence or window")
+
+
+@pytest.mark.parametrize("k", [5, 1], ids=["a cell below k", "k below 2"])
+def test_figures_that_break_k_anonymity_are_never_stored(
+    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path, k: int
+) -> None:
+    """A faulty (or dishonest) site sends a cell of 3 nodes: the hub will not hold it."""
+    payload = metrics_site.payload(k=k)
+    small = replace(payload.cells[0], nodes=3 if k == 5 else payload.cells[0].nodes)
+    bundle = metrics_site.write(tmp_path / "m1", replace(payload, cells=(small,)))
+    refused(fleet_hub, bundle, VerificationError, "breaks k-anonymity")
 
 
 # --- the site's audit log --------------------------------------------------------------------

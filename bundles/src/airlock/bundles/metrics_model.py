@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airlock.bundles.clock import parse_utc
-from airlock.bundles.errors import MediaError
+from airlock.bundles.errors import MediaError, VerificationError
 
 METRICS_FORMAT = "airlock-metrics/v1"
 RETURN_FIELD = "x-airlock-return"
@@ -322,7 +322,12 @@ class MetricsPayload:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetricsPayload:
-        """Parses :meth:`to_dict` output (MediaError when malformed or of another format)."""
+        """Parses :meth:`to_dict` output and checks it keeps its own k-anonymity.
+
+        Raises:
+            MediaError: malformed, or of another format.
+            VerificationError: see :meth:`check_anonymity`.
+        """
         if not isinstance(data, Mapping) or data.get("format") != METRICS_FORMAT:
             raise MediaError(
                 "the payload is not an airlock-metrics/v1 document",
@@ -330,7 +335,7 @@ class MetricsPayload:
             )
         try:
             noise = data.get("noise")
-            return cls(
+            payload = cls(
                 site_id=str(data["site_id"]),
                 sequence=int(data["sequence"]),
                 created=_time(data, "created"),
@@ -352,6 +357,25 @@ class MetricsPayload:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise MediaError(f"malformed metrics payload: {exc}") from None
+        payload.check_anonymity()
+        return payload
+
+    def check_anonymity(self) -> None:
+        """Refuses a payload that breaks its own k-anonymity (fail closed at the receiver).
+
+        Raises:
+            VerificationError: k is below 2, or a cell or total covers fewer than k nodes.
+        """
+        small = [f"{c.model}@{c.version} ring {c.ring}" for c in self.cells if c.nodes < self.k]
+        small += [f"{t.model}@{t.version} total" for t in self.totals if t.nodes < self.k]
+        if self.k < 2 or small:
+            raise VerificationError(
+                f"the metrics payload breaks k-anonymity (k = {self.k}"
+                + (f"; fewer than k nodes: {', '.join(small[:5])}" if small else "")
+                + ")",
+                hint="the site's export is faulty: do not use these figures; "
+                "report it to the site and have it export again",
+            )
 
 
 @dataclass(frozen=True)
