@@ -174,6 +174,11 @@ def test_the_hub_witnesses_the_site_log_across_a_round_trip(
     assert checkpoint["consistency"] == f"proof from {first['checkpoint']['size']}"
     assert second["missing_sequences"] == []
 
+    # the site admin sees where the return path stands
+    status = ok(run_airlock("spoke", "status", "--home", spoke, "--json"))["metrics"]
+    assert status["hub_recipient_known"] and status["last_export"]["sequence"] == 2
+    assert status["hub_acknowledged"] == {"sequence": 1, "log_size": first["checkpoint"]["size"]}
+
 
 def _decrypt(hub: Hub, bundle: Path) -> bytes:
     identity = return_keys.hub_identity(hub)

@@ -68,12 +68,14 @@ def test_status_of_a_fresh_spoke(airlock: Invoke, spoke: SpokeHome) -> None:
         ["last bundle sequence", "0"],
         ["last bundle id", "-"],
         ["time floor", SPOKE_INIT_TIME.isoformat()],
+        ["last metrics export", "none yet"],
+        ["hub acknowledged", "nothing yet"],
     ):
         assert row in rows
     assert "staged models" in result.stdout and "assigned by the Director" in result.stdout
     runtime = [r[0] for r in rows if r[0] in RUNTIME_ROWS]
     assert runtime == list(RUNTIME_ROWS), "the site runtime table (validation gate)"
-    assert len(rows) == 6 + len(RUNTIME_ROWS), "no staged model, gate or assignment rows yet"
+    assert len(rows) == 8 + len(RUNTIME_ROWS), "no staged model, gate or assignment rows yet"
 
 
 def test_status_table_after_an_import(

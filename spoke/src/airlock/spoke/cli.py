@@ -172,6 +172,17 @@ def status(home: Path, as_json: bool) -> None:
     overview.add_row("last bundle sequence", str(info.last_sequence))
     overview.add_row("last bundle id", info.last_bundle_id or "-")
     overview.add_row("time floor", info.time_floor)
+    last, acked = info.metrics["last_export"], info.metrics["hub_acknowledged"]
+    overview.add_row(
+        "last metrics export",
+        f"{last['sequence']}, up to {last['window_end']}" if last else "none yet",
+    )
+    overview.add_row(
+        "hub acknowledged",
+        f"metrics {acked['sequence']} (audit log of {acked['log_size']} entries)"
+        if acked
+        else "nothing yet",
+    )
     console.print(overview)
     staged = Table(title="staged models")
     for column in ("model", "version", "files", "bytes", "sequence", "staged at"):

@@ -10,11 +10,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from airlock.bundles.errors import UsageError
 from airlock.spoke.gate_compat import NOT_SIGNED
 from airlock.spoke.home import SpokeHome
+from airlock.spoke.return_state import HubReturnRecord, MetricsExportRecord
 from airlock.spoke.runtime import site_runtime
 from airlock.spoke.state import STATE_ID, DirectorAssignment, SpokeState, StagedModel
 
@@ -33,6 +34,8 @@ class SpokeStatus:
     staged: list[dict[str, Any]]
     assigned: list[dict[str, Any]]
     runtime: dict[str, Any]
+    metrics: dict[str, Any]
+    """The return path: the last metrics export and what the hub acknowledged."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -49,6 +52,7 @@ class SpokeStatus:
             "staged_models": self.staged,
             "director_assignments": self.assigned,
             "runtime": self.runtime,
+            "metrics": self.metrics,
         }
 
 
@@ -95,7 +99,29 @@ def read_status(home: SpokeHome) -> SpokeStatus:
             staged=staged,
             assigned=list(assigned.values()),
             runtime=site_runtime(home.config).to_dict(),
+            metrics=_metrics(session),
         )
+
+
+def _metrics(session: Session) -> dict[str, Any]:
+    """The last metrics export, and the hub's newest acknowledgement (from its metadata)."""
+    last = session.exec(
+        select(MetricsExportRecord).order_by(col(MetricsExportRecord.sequence).desc())
+    ).first()
+    hub = session.get(HubReturnRecord, 1)
+    return {
+        "hub_recipient_known": hub is not None,
+        "last_export": (
+            {"sequence": last.sequence, "window_end": last.window_end, "created": last.created}
+            if last
+            else None
+        ),
+        "hub_acknowledged": (
+            {"sequence": hub.acknowledged_sequence, "log_size": hub.acknowledged_size}
+            if hub and hub.acknowledged_sequence
+            else None
+        ),
+    }
 
 
 def gate_row(figures: dict[str, Any]) -> list[str]:
