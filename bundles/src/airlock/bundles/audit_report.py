@@ -25,7 +25,6 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import jinja2
 from securesystemslib.signer import Key
@@ -33,62 +32,20 @@ from sqlalchemy import Engine, func, select
 
 from airlock.bundles.atomic import atomic_writer
 from airlock.bundles.audit import OUTCOMES
-from airlock.bundles.audit_log_verify import verify_log
+from airlock.bundles.audit_log_verify import LogReport, verify_log
 from airlock.bundles.audit_query import AUDIT_TABLE, AuditQuery, iter_entries, object_label
 
 TOP = 50
 """Rows shown in each "by principal / by action" table; the rest are summed as "others"."""
 
 
-@dataclass(frozen=True)
-class LogStatus:
-    """The verification status of the whole log, as shown in a report.
-
-    Attributes:
-        ok: Every entry and every checkpoint verified.
-        entries: Entries verified.
-        root: The Merkle tree root (hex) of the verified entries.
-        first_bad_seq: The first entry that does not verify, if one does not.
-        problem: What is wrong.
-        kind: The kind of tampering (``modified``, ``deleted``, ``truncated`` …).
-        checkpoint: The latest signed checkpoint the log was checked against
-            (origin, size, root), if any.
-        checkpoints_checked: How many checkpoints verified.
-        signatures_checked: Whether checkpoint signatures were checked with a key.
-        head: The hash chain head after the last verified entry.
-    """
-
-    ok: bool
-    entries: int
-    root: str
-    first_bad_seq: int | None = None
-    problem: str = ""
-    kind: str = ""
-    checkpoint: dict[str, Any] | None = None
-    checkpoints_checked: int = 0
-    signatures_checked: bool = False
-    head: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "ok": self.ok,
-            "entries": self.entries,
-            "root": self.root,
-            "head": self.head,
-            "first_bad_seq": self.first_bad_seq,
-            "kind": self.kind,
-            "problem": self.problem,
-            "checkpoints_checked": self.checkpoints_checked,
-            "latest_checkpoint": self.checkpoint,
-            "signatures_checked": self.signatures_checked,
-        }
-
-
 def check_log(
     engine: Engine, keys: Mapping[str, Key] | None, *, external: Sequence[str] = ()
-) -> LogStatus:
+) -> LogReport:
     """Verifies the whole audit log: every entry, the Merkle tree, every signed checkpoint.
+
+    The :class:`~airlock.bundles.audit_log_verify.LogReport` of :func:`verify_log`, with
+    ``signatures_checked`` false when no key was given.
 
     Args:
         engine: The hub's or spoke's database.
@@ -97,18 +54,7 @@ def check_log(
         external: Signed checkpoint notes kept outside the database.
     """
     report = verify_log(engine, keys, external=external)
-    return LogStatus(
-        ok=report.ok,
-        entries=report.entries,
-        root=report.root,
-        first_bad_seq=report.first_bad_seq,
-        problem=report.problem,
-        kind=report.kind,
-        checkpoint=report.latest_checkpoint,
-        checkpoints_checked=report.checkpoints_checked,
-        signatures_checked=report.signatures_checked and keys is not None,
-        head=report.head,
-    )
+    return replace(report, signatures_checked=report.signatures_checked and keys is not None)
 
 
 @dataclass(frozen=True)
@@ -255,7 +201,7 @@ def log_snapshot(engine: Engine) -> int:
 def render_report(
     engine: Engine,
     query: AuditQuery,
-    status: LogStatus,
+    status: LogReport,
     out: Path,
     *,
     title: str,
