@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from airlock.bundles.canonical import canonical_bytes
+from airlock.bundles.canonical import canonical_bytes, canonical_safe
 from airlock.bundles.errors import AirlockError, AuditWriteError, UsageError, VerificationError
 
 GENESIS = bytes(32)
@@ -210,7 +210,8 @@ class AuditLog:
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
-        found = object_fields(details or {})
+        details = canonical_safe(details or {})  # the entry is hashed as canonical JSON: no floats
+        found = object_fields(details)
         fields = {
             "event_id": str(uuid.uuid4()),
             "time": (when or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(),
@@ -228,7 +229,7 @@ class AuditLog:
             "bundle_id": bundle_id or found.get("bundle_id", ""),
             "rollout_id": rollout_id or found.get("rollout_id", ""),
             "reason": reason or found.get("reason", ""),
-            "details": json.dumps(details or {}, sort_keys=True, default=str),
+            "details": json.dumps(details, sort_keys=True, default=str),
         }
         try:
             if session is not None:

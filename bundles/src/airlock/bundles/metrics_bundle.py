@@ -63,6 +63,10 @@ SIGNATURE_HINT = (
     "the bundle was altered, or was not made with the key registered for the site it "
     "names; keep it for investigation and export the metrics again at the site"
 )
+PAYLOAD_HINT = (
+    "the site signed a payload this hub cannot read: it was made by a faulty or "
+    "incompatible Airlock; keep the bundle and have the site export again"
+)
 DEFAULT_TRANSIT_DAYS = 90
 """How long a metrics bundle stays importable (``metrics.transit_days``)."""
 
@@ -221,7 +225,9 @@ def open_metrics_bundle(
     try:  # 6
         payload = MetricsPayload.from_dict(json.loads(plaintext))
     except ValueError:
-        raise MediaError("the metrics payload is not JSON") from None
+        raise MediaError("the metrics payload is not JSON", hint=PAYLOAD_HINT) from None
+    except MediaError as exc:
+        raise MediaError(exc.message, hint=exc.hint or PAYLOAD_HINT) from None
     _check_payload(envelope, payload)
     return envelope, payload
 

@@ -45,7 +45,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from airlock.bundles import cosignature, event_delivery, events, merkle
-from airlock.bundles.canonical import canonical_safe
 from airlock.bundles.checkpoint import Checkpoint, read_checkpoint, verify_checkpoint
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.db import session_scope
@@ -204,7 +203,7 @@ def _import(
     }
     source = events.source_of("hub", hub.audit.host)
     events.emit(session, "metrics.imported", source, envelope.bundle_id, data, now)
-    op.details = canonical_safe({"bundle": str(bundle_dir), **result.to_dict()})  # no floats
+    op.details = {"bundle": str(bundle_dir), **result.to_dict()}
     return result
 
 

@@ -240,8 +240,8 @@ def _audit_details(plan: MetricsPlan, final: Anonymised, bundle_id: str) -> dict
     }
     if plan.noise is not None:  # as text: audit entries are canonical JSON, which has no floats
         details |= {
-            "epsilon": str(plan.noise.epsilon),
-            "family_epsilon": str(plan.noise.family_epsilon),
+            "epsilon": plan.noise.epsilon,
+            "family_epsilon": plan.noise.family_epsilon,
             "mechanism": plan.noise.mechanism,
             "noise_families": list(plan.noise.families),
         }
