@@ -145,13 +145,13 @@ def _recipient(recipient: str) -> Any:
         ) from None
 
 
-def peek_site(bundle_dir: Path) -> str:
-    """The site id an (unverified) metrics envelope names, to look up its key.
+def peek_site(envelope_bytes: bytes) -> str:
+    """The site id an (unverified) ``envelope.json`` names, to look up its key.
 
     Raises:
-        MediaError: no readable envelope.
+        MediaError: not a readable envelope, or it names no site.
     """
-    signed, _ = parse_signed_envelope(_read_envelope(Path(bundle_dir)))
+    signed, _ = parse_signed_envelope(envelope_bytes)
     site = signed.get("site_id")
     if not isinstance(site, str):
         raise MediaError("the metrics envelope names no site")
@@ -209,7 +209,7 @@ def open_metrics_bundle(
     """
     bundle_dir = Path(bundle_dir)
     data = _read_envelope(bundle_dir)  # 1
-    claimed = peek_site(bundle_dir)
+    claimed = peek_site(data)  # the same bytes that are verified next
     key = site_key(claimed)
     envelope = verify_signed_envelope(data, {key.keyid: key}, 1, SIGNATURE_HINT)  # 2
     _check_envelope(envelope, claimed, now)  # 3
