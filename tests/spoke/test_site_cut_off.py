@@ -36,6 +36,7 @@ from airlock.spoke.site_freshness import (
     parse_statement,
     sign_statement,
 )
+from airlock.spoke.status import read_status
 
 PAST = dt.timedelta(0)
 """The site's story starts now (the spoke's import runs ngclient at the system clock); the
@@ -187,3 +188,20 @@ def test_expired_hub_roots_stop_new_installs_with_a_clear_error(
     assert "keeps running what it has installed" in e.value.hint
     assert "security officers must re-sign" in e.value.hint
     assert verifier.last_verified is None
+
+
+@pytest.mark.parametrize(
+    ("days", "warned"), [(1, None), (31, "past the transit budget"), (92, "STRONG")]
+)
+def test_spoke_status_shows_how_long_the_site_is_cut_off(
+    cutoff: CutoffSite, spoke: SpokeHome, days: int, warned: str | None
+) -> None:
+    report = read_status(spoke, cutoff.last_bundle + dt.timedelta(days=days)).to_dict()["cut_off"]
+
+    assert report["days_since_last_bundle"] in (days - 1, days)  # floor: bundle or import time
+    assert report["transit_budget_ends"] is not None
+    if warned is None:
+        assert report["warnings"] == []
+    else:
+        [warning] = report["warnings"]
+        assert warned in warning
