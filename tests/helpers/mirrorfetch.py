@@ -18,6 +18,7 @@ from sqlmodel import Session
 from tuf.api.exceptions import DownloadHTTPError
 from tuf.ngclient.fetcher import FetcherInterface
 
+from airlock.bundles.clock import Clock
 from airlock.bundles.tufrepo import IMAGE
 from airlock.spoke import mirror, site_director
 from airlock.spoke.agent.verify import NodeVerifier
@@ -86,8 +87,12 @@ def node_verifier(
     *,
     served_node: str | None = None,
     site_id: str | None = None,
+    clock: Clock | None = None,
 ) -> NodeVerifier:
-    """A verifier for ``node_id`` reading ``served_node``'s director URL (default: its own)."""
+    """A verifier for ``node_id`` reading ``served_node``'s director URL (default: its own).
+
+    ``clock`` is the node's (default: the system clock).
+    """
     return NodeVerifier(
         metadata_dir,
         node_id=node_id,
@@ -96,4 +101,5 @@ def node_verifier(
         director_url=director_url(served_node or node_id),
         targets_url=TARGETS_URL,
         fetcher=MirrorFetcher(home),
+        clock=clock,
     )

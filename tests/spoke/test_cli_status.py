@@ -75,7 +75,9 @@ def test_status_of_a_fresh_spoke(airlock: Invoke, spoke: SpokeHome) -> None:
     assert "staged models" in result.stdout and "assigned by the Director" in result.stdout
     runtime = [r[0] for r in rows if r[0] in RUNTIME_ROWS]
     assert runtime == list(RUNTIME_ROWS), "the site runtime table (validation gate)"
-    assert len(rows) == 8 + len(RUNTIME_ROWS), "no staged model, gate or assignment rows yet"
+    assert ["days since the last bundle", "0"] in rows  # the cut-off rows (issue 12, point 21)
+    cut_off_rows = 4
+    assert len(rows) == 8 + cut_off_rows + len(RUNTIME_ROWS), "no staged model rows yet"
 
 
 def test_status_table_after_an_import(

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib import parse
 
 from tuf.api import exceptions as tuf_errors
@@ -296,13 +296,23 @@ def _custom(target: TargetFile) -> dict[str, Any]:
     return dict(custom) if isinstance(custom, dict) else {}
 
 
-def agree_with_image(path: str, director: TargetFile, image_updater: Updater) -> VerifiedTarget:
+class TargetLookup(Protocol):
+    """Anything that finds an Image target through delegations (an ngclient ``Updater``)."""
+
+    def get_targetinfo(self, target_path: str) -> TargetFile | None:
+        """The verified target at ``target_path``, or None."""
+
+
+def agree_with_image(
+    path: str, director: TargetFile, image_updater: TargetLookup
+) -> VerifiedTarget:
     """Checks that a Director (or site-director) target agrees with the Image repository.
 
     Args:
         path: The target path.
         director: The target as the Director's verified metadata lists it.
-        image_updater: A refreshed Image Updater (delegations are walked on demand).
+        image_updater: A refreshed Image Updater, or the node's Image client
+            (delegations are walked on demand).
 
     Returns:
         The file as the Image repository signs it.

@@ -172,6 +172,11 @@ def status(home: Path, as_json: bool) -> None:
     overview.add_row("last bundle sequence", str(info.last_sequence))
     overview.add_row("last bundle id", info.last_bundle_id or "-")
     overview.add_row("time floor", info.time_floor)
+    days = info.cut_off.get("days_since_last_bundle")
+    overview.add_row("days since the last bundle", "-" if days is None else str(days))
+    overview.add_row("transit budget ends", info.cut_off.get("transit_budget_ends") or "-")
+    overview.add_row("Image root expires", info.cut_off.get("image_root_expires") or "-")
+    overview.add_row("Image targets expires", info.cut_off.get("image_targets_expires") or "-")
     last, acked = info.metrics["last_export"], info.metrics["hub_acknowledged"]
     overview.add_row(
         "last metrics export",
@@ -184,6 +189,9 @@ def status(home: Path, as_json: bool) -> None:
         else "nothing yet",
     )
     console.print(overview)
+    for warning in info.cut_off.get("warnings", []):
+        style = "bold red" if warning.startswith("STRONG") else "yellow"
+        console.print(f"[{style}]warning:[/{style}] {warning}", highlight=False)
     staged = Table(title="staged models")
     for column in ("model", "version", "files", "bytes", "sequence", "staged at"):
         staged.add_column(column)

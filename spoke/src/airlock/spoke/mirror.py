@@ -7,6 +7,8 @@ file. This module maps the names a node asks for to what the spoke trusts:
 * metadata — ``N.root.json`` from the trusted root history, ``timestamp.json``,
   and ``V.<role>.json`` only when the stored trusted file of that role has
   version ``V`` (consistent snapshots: any other version is not served);
+* ``site-freshness.json`` — the site director's freshness statement for that
+  metadata (:mod:`airlock.spoke.site_freshness`), signed by the site key;
 * targets — ``<model>/<version>/<sha256>.<file>`` only for a file of a staged,
   unrevoked version whose blob is present in the content-addressed store.
 
@@ -26,6 +28,8 @@ from sqlmodel import Session
 from airlock.bundles.tufrepo import IMAGE
 from airlock.spoke.fleet_state import RevokedVersion
 from airlock.spoke.home import SpokeHome
+from airlock.spoke.image_freshness import stored_statement
+from airlock.spoke.site_freshness import FRESHNESS_FILE
 from airlock.spoke.state import StagedModel, TrustedMetadataFile
 
 _ROOT_NAME = re.compile(r"^([1-9][0-9]{0,9})\.root\.json$")
@@ -39,8 +43,9 @@ def image_metadata(session: Session, name: str) -> bytes | None:
 
     Args:
         session: A database session.
-        name: The file name in the URL: ``N.root.json``, ``timestamp.json`` or
-            ``V.<role>.json`` (a role name may be URL-quoted, as ngclient sends it).
+        name: The file name in the URL: ``N.root.json``, ``timestamp.json``,
+            ``site-freshness.json`` or ``V.<role>.json`` (a role name may be
+            URL-quoted, as ngclient sends it).
 
     Returns:
         The trusted file's bytes, unchanged; None when the spoke does not trust
@@ -48,6 +53,8 @@ def image_metadata(session: Session, name: str) -> bytes | None:
     """
     if name == "timestamp.json":
         return _trusted(session, "timestamp.json")
+    if name == FRESHNESS_FILE:
+        return stored_statement(session)
     root = _ROOT_NAME.match(name)
     if root:
         return _trusted(session, f"root_history/{int(root.group(1))}.root.json")

@@ -37,6 +37,7 @@ from tuf.api.metadata import Metadata, Root, TargetFile
 
 from airlock.bundles import tufrepo
 from airlock.bundles.errors import TrustError, UsageError
+from airlock.spoke import image_freshness
 from airlock.spoke.fleet_state import NodeDesired, RevokedVersion, SiteDirectorFile
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.protocol import NodeModel
@@ -176,10 +177,14 @@ def refresh_expiring(
 ) -> list[str]:
     """Re-signs node metadata that expires within half its lifetime (and renews the site root).
 
+    Also keeps the site's freshness statement for the Image metadata current
+    (:func:`airlock.spoke.image_freshness.ensure_statement`).
+
     Returns:
         The ids of the nodes re-signed (sorted).
     """
     ensure_site_root(home, session, signer, now)
+    image_freshness.ensure_statement(home, session, signer, now)
     renewed: dict[str, int] = {}
     for node_id, files in sorted(_node_files(session).items()):
         current = NodeRepository.from_files(node_id, files)

@@ -6,18 +6,21 @@ in ``[runtime]``), and each staged version's gate figures.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session, col, select
 
+from airlock.bundles.clock import SystemClock
 from airlock.bundles.errors import UsageError
 from airlock.spoke.gate_compat import NOT_SIGNED
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.return_state import HubReturnRecord, MetricsExportRecord
 from airlock.spoke.runtime import site_runtime
 from airlock.spoke.state import STATE_ID, DirectorAssignment, SpokeState, StagedModel
+from airlock.spoke.status_cutoff import cut_off
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class SpokeStatus:
     runtime: dict[str, Any]
     metrics: dict[str, Any]
     """The return path: the last metrics export and what the hub acknowledged."""
+    cut_off: dict[str, Any] = field(default_factory=dict)
+    """Days since the last bundle, transit budget and root expiries, warnings."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -53,11 +58,12 @@ class SpokeStatus:
             "director_assignments": self.assigned,
             "runtime": self.runtime,
             "metrics": self.metrics,
+            "cut_off": self.cut_off,
         }
 
 
-def read_status(home: SpokeHome) -> SpokeStatus:
-    """Reads the spoke's status from its database.
+def read_status(home: SpokeHome, now: dt.datetime | None = None) -> SpokeStatus:
+    """Reads the spoke's status from its database (``now``: the system clock by default).
 
     Raises:
         UsageError: the home has no spoke state, or its ``[runtime]`` section is malformed.
@@ -100,6 +106,7 @@ def read_status(home: SpokeHome) -> SpokeStatus:
             assigned=list(assigned.values()),
             runtime=site_runtime(home.config).to_dict(),
             metrics=_metrics(session),
+            cut_off=cut_off(session, state.time_floor, now or SystemClock().now()),
         )
 
 

@@ -1,12 +1,19 @@
-"""The node's verification core: what its spoke assigns, checked end to end with ``tuf.ngclient``.
+"""The node's verification core: what its spoke assigns, checked end to end.
 
 A node trusts two roots, both given at enrolment: the hub's Image root and
 the site root (signed by the site key). Each :meth:`NodeVerifier.refresh`:
 
-1. Image repository: root chain, timestamp, snapshot, targets, from the
-   spoke's mirror of the hub's metadata (ngclient: signatures, thresholds,
-   versions, expiry — rollback and freeze protection).
-2. Site-director repository of this node: the same, from the site root.
+1. Site-director repository of this node: root chain, timestamp, snapshot,
+   targets from the site root (signatures, thresholds, versions, expiry —
+   rollback and freeze protection), with the Metadata API at the node's
+   clock (:mod:`airlock.spoke.agent.tuf_client`, whose docstring lists
+   every check).
+2. Image repository: the same from the spoke's mirror of the hub's metadata,
+   except that the Image root and top-level targets must be unexpired; the hub's
+   online timestamp, snapshot and delegated targets must be unexpired *or*
+   vouched for by the site's short-lived freshness statement, signed by the
+   site key, binding exactly their versions and hashes — so a site cut off
+   for longer than its transit budget keeps serving what it verified.
 3. The node's targets must name this site (``x-airlock-site-id``) and this
    node (``x-airlock-node-id``), and so must every target.
 4. Agreement: every file the site director names must be signed by the Image
@@ -14,8 +21,8 @@ the site root (signed by the site key). Each :meth:`NodeVerifier.refresh`:
    (:func:`airlock.bundles.tufverify.agree_with_image`) — a spoke cannot hand
    a node a model the hub never signed or has revoked.
 
-Files are then downloaded through the Image Updater (length and hashes checked
-by ngclient) and written atomically. Transport goes through an injected
+Files are then downloaded through the Image client (length and hashes
+checked) and written atomically. Transport goes through an injected
 ``FetcherInterface`` (HTTP with signed requests in production).
 """
 
@@ -30,7 +37,6 @@ from typing import Any
 
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Root, TargetFile, Targets
-from tuf.ngclient import Updater
 from tuf.ngclient.fetcher import FetcherInterface
 
 from airlock.bundles import tufrepo
@@ -50,6 +56,7 @@ from airlock.bundles.errors import (
 from airlock.bundles.metadata_files import parse_metadata
 from airlock.bundles.release import ReleaseInfo
 from airlock.bundles.tufverify import agree_with_image
+from airlock.spoke.agent.tuf_client import RepositoryClient
 from airlock.spoke.protocol import NODE_ID_FIELD, NodeModel
 
 IMAGE_DIR = "image"
@@ -102,7 +109,7 @@ class NodeVerifier:
             (``…/v1/nodes/{node}/director/``).
         targets_url: Base URL of the Image targets (``…/v1/image/targets/``).
         fetcher: The transport.
-        clock: Stamps :attr:`last_verified` (ngclient itself reads the system clock).
+        clock: The reference time of every expiry check; stamps :attr:`last_verified`.
     """
 
     def __init__(
@@ -126,7 +133,7 @@ class NodeVerifier:
         self.fetcher = fetcher
         self.clock = clock or SystemClock()
         self.last_verified: dt.datetime | None = None
-        self._image: Updater | None = None
+        self._image: RepositoryClient | None = None
 
     @property
     def trusted(self) -> bool:
@@ -170,12 +177,13 @@ class NodeVerifier:
             raise UsageError(
                 "this node trusts no roots yet", hint="enrol the node with its bootstrap file"
             )
-        image = self._updater(IMAGE_DIR, self.image_url, self.targets_url)
-        self._updater(SITE_DIR, self.director_url, None)
+        now = self.clock.now()
+        self._client(SITE_DIR, self.director_url, now, None)
         site_root = Metadata[Root].from_bytes(
             (self.metadata_dir / SITE_DIR / ROOT_FILE).read_bytes()
         )
         self._check_site_root(site_root.signed)
+        image = self._client(IMAGE_DIR, self.image_url, now, site_root.signed)
         site_targets = (
             Metadata[Targets]
             .from_bytes((self.metadata_dir / SITE_DIR / "targets.json").read_bytes())
@@ -184,11 +192,11 @@ class NodeVerifier:
         self._check_names(site_targets)
         assignments = self._agree(site_targets, image)
         self._image = image
-        self.last_verified = self.clock.now()
+        self.last_verified = now
         return assignments
 
     def download(self, file: VerifiedFile, dest: Path) -> Path:
-        """Downloads ``file`` into ``dest`` atomically (ngclient checks its length and hashes).
+        """Downloads ``file`` into ``dest`` atomically (its length and hashes are checked).
 
         Raises:
             UsageError: no successful :meth:`refresh` before.
@@ -203,7 +211,7 @@ class NodeVerifier:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
         try:
-            self._image.download_target(info, filepath=str(partial))
+            self._image.download_target(info, partial)
             partial.replace(dest)
         except Exception as exc:
             with contextlib.suppress(FileNotFoundError):
@@ -211,21 +219,24 @@ class NodeVerifier:
             raise _node_error(exc, f"download of {file.path}") from None
         return dest
 
-    def _updater(self, directory: str, metadata_url: str, targets_url: str | None) -> Updater:
+    def _client(
+        self, directory: str, metadata_url: str, now: dt.datetime, site_root: Root | None
+    ) -> RepositoryClient:
         what = "Image metadata" if directory == IMAGE_DIR else "site-director metadata"
-        workdir = self.metadata_dir / directory
+        client = RepositoryClient(
+            self.metadata_dir / directory,
+            metadata_url,
+            self.targets_url,
+            self.fetcher,
+            now,
+            site_root,
+            self.site_id,
+        )
         try:
-            updater = Updater(
-                str(workdir),
-                metadata_url,
-                target_base_url=targets_url,
-                fetcher=self.fetcher,
-                bootstrap=(workdir / ROOT_FILE).read_bytes(),
-            )
-            updater.refresh()
+            client.refresh()
         except Exception as exc:
             raise _node_error(exc, what) from None
-        return updater
+        return client
 
     def _check_site_root(self, root: Root) -> None:
         named = root.unrecognized_fields.get(tufrepo.SITE_ID_FIELD)
@@ -249,7 +260,7 @@ class NodeVerifier:
             if custom.get("site_id") != self.site_id or custom.get("node_id") != self.node_id:
                 raise WrongSiteError(f"site-director target {path} names another node or site")
 
-    def _agree(self, targets: Targets, image: Updater) -> list[VerifiedAssignment]:
+    def _agree(self, targets: Targets, image: RepositoryClient) -> list[VerifiedAssignment]:
         grouped: dict[tuple[str, str], tuple[NodeModel, list[VerifiedFile], dict[str, Any]]] = {}
         for path, target in sorted(targets.targets.items()):
             self._image_target(image, path)  # walks delegations with the node's error messages
@@ -289,7 +300,7 @@ class NodeVerifier:
             assignments.append(VerifiedAssignment(node_model, tuple(files), info))
         return assignments
 
-    def _image_target(self, image: Updater, path: str) -> TargetFile | None:
+    def _image_target(self, image: RepositoryClient, path: str) -> TargetFile | None:
         try:
             return image.get_targetinfo(path)
         except Exception as exc:
