@@ -203,3 +203,28 @@ EXIT_CODES: dict[str, int] = {
     "log consistency": LogConsistencyError.exit_code,
 }
 """Documented exit codes, also rendered in docs/exit-codes.md."""
+
+
+def error_kind(exit_code: int) -> str:
+    """The documented name of an exit code (``"integrity"`` for 12), ``"error"`` if unknown."""
+    for kind, code in EXIT_CODES.items():
+        if code == exit_code:
+            return kind
+    return "error"
+
+
+def error_document(exc: AirlockError) -> dict[str, Any]:
+    """The JSON error document a ``--json`` command prints on standard output.
+
+    ``{"error": {"kind", "code", "type", "message", "hint"}}`` — ``kind`` and
+    ``code`` are a row of docs/exit-codes.md.
+    """
+    return {
+        "error": {
+            "kind": error_kind(exc.exit_code),
+            "code": exc.exit_code,
+            "type": type(exc).__name__,
+            "message": exc.message,
+            "hint": exc.hint,
+        }
+    }

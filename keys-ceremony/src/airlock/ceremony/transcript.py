@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -126,7 +127,13 @@ def write_transcript(directory: Path, transcript: Transcript) -> None:
 
 
 def render_html(transcript: Transcript) -> str:
-    """The printable page of a transcript."""
+    """The printable page of a transcript: a pure function of ``transcript.json``'s content.
+
+    The record is rendered as it reads back from ``transcript.json`` (sorted keys),
+    so ``verify-transcript`` can render it again and compare byte for byte.
+    """
+    doc = json.loads(pretty_bytes(transcript.to_dict()))
+    transcript = Transcript(body=doc["transcript"], signatures=doc["signatures"])
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("airlock.ceremony", "templates"),
         autoescape=True,
@@ -139,6 +146,32 @@ def render_html(transcript: Transcript) -> str:
         transcript_sha256=transcript.sha256,
         officer_signatures=[{"officer": o, "signature": by_officer.get(o)} for o in officers],
     )
+
+
+def check_html(directory: Path, transcript: Transcript) -> None:
+    """Checks ``DIR/transcript.html`` is, byte for byte, the page ``transcript`` renders.
+
+    Raises:
+        IntegrityError: the page is missing, not a regular file, or differs.
+    """
+    path = Path(directory) / HTML_FILE
+    hint = (
+        "do not trust the page; take it from an officer's copy of the ceremony, or print a "
+        f"fresh one from the signed {TRANSCRIPT_FILE}: `airlock ceremony render-transcript "
+        f"--dir {directory} --out FILE`"
+    )
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            raise IntegrityError(f"{HTML_FILE} is not a regular file", hint=hint)
+        found = path.read_bytes()
+    except FileNotFoundError:
+        raise IntegrityError(f"{HTML_FILE} is missing", hint=hint) from None
+    if found != render_html(transcript).encode("utf-8"):
+        raise IntegrityError(
+            f"{HTML_FILE} differs from the page the signed {TRANSCRIPT_FILE} renders "
+            "(it was edited, or rendered by another Airlock release)",
+            hint=hint,
+        )
 
 
 def check_transcript_signature(transcript: Transcript, item: dict[str, str], source: str) -> None:
