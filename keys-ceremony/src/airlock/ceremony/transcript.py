@@ -35,6 +35,7 @@ from airlock.bundles.clock import Clock, parse_utc, utc_iso
 from airlock.bundles.errors import (
     ConflictError,
     IntegrityError,
+    MissingFileError,
     NotFoundError,
     SignatureError,
     UsageError,
@@ -279,7 +280,7 @@ def seal_transcript(directory: Path, signature_files: list[Path], log: StepLog) 
                 parse_utc(item["signed_at"])
                 signed_sha = str(doc["transcript_sha256"])
             except FileNotFoundError:
-                raise NotFoundError(f"no transcript signature at {path}") from None
+                raise MissingFileError(f"no transcript signature at {path}") from None
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise UsageError(f"{path} is not a transcript signature ({exc})") from None
             if signed_sha != transcript.sha256:
