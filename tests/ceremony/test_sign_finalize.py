@@ -19,6 +19,7 @@ from helpers.ceremonyflow import (
     secrets_for,
     sign,
     start,
+    tree,
 )
 from helpers.hubenv import HUB_PASSPHRASE
 from helpers.softhsm import TokenKey
@@ -230,3 +231,37 @@ def test_another_officers_key_directory_is_refused_and_audited(
         )
     assert not out.exists()
     assert audit_entries(flow.keys("alice"), AUDIT_DB)[-1][:2] == ("ceremony.sign", "refused")
+
+
+def test_a_workspace_is_finalized_only_once(tmp_path: Path, flow_clock: Any) -> None:
+    flow = proposed(tmp_path, flow_clock)
+    for officer in flow.officers:
+        sign(flow, officer)
+    first = finalize(flow.workspace, list(flow.signatures.values()), flow.out(), flow.clock)
+    before = tree(flow.workspace.directory)
+    again = tmp_path / "second-out"
+    flow_clock.advance(dt.timedelta(minutes=5))
+    with pytest.raises(ConflictError, match="already finalized") as caught:
+        finalize(
+            flow.workspace, [flow.signatures["alice"], flow.signatures["bob"]], again, flow.clock
+        )
+    assert str(flow.out()) in caught.value.message
+    assert caught.value.hint
+    assert not again.exists()
+    assert not list(tmp_path.glob(".second-out.*"))
+    assert tree(flow.workspace.directory) == before
+    assert load_ceremony(flow.out()).ceremony_id == first.body["ceremony_id"]
+    last = audit_entries(flow.workspace.directory, WORKSPACE_DB)[-1]
+    assert last[:2] == ("ceremony.finalize", "refused")
+
+
+def test_a_finalize_that_failed_does_not_block_the_next_one(
+    tmp_path: Path, flow_clock: Any
+) -> None:
+    flow = proposed(tmp_path, flow_clock)
+    sign(flow, "alice")
+    with pytest.raises(SignatureError, match="threshold not met"):
+        finalize(flow.workspace, [flow.signatures["alice"]], flow.out(), flow.clock)
+    sign(flow, "bob")
+    finalize(flow.workspace, list(flow.signatures.values()), flow.out(), flow.clock)
+    assert load_ceremony(flow.out()).ceremony_id == flow.ceremony_id

@@ -18,6 +18,7 @@ from airlock.ceremony.transcript import (
     HTML_FILE,
     TRANSCRIPT_FILE,
     read_transcript,
+    render_html,
     seal_transcript,
     tool_record,
 )
@@ -42,7 +43,7 @@ def failed(directory: Path, **kwargs: Any) -> dict[str, str]:
 def test_a_finished_ceremony_verifies(initial_flow: Flow) -> None:
     report = verify_transcript(initial_flow.out())
     assert report.ok, report.checks
-    assert len(report.checks) == 8
+    assert len(report.checks) == 9
 
 
 def test_the_transcript_records_the_ceremony(initial_flow: Flow) -> None:
@@ -161,3 +162,33 @@ def test_sealing_refuses_a_signature_over_another_transcript(
     ):
         seal_transcript(target, [stray], log)
     assert (target / TRANSCRIPT_FILE).read_bytes() == before
+
+
+def test_the_printable_page_is_the_one_the_signed_record_renders(initial_flow: Flow) -> None:
+    on_disk = (initial_flow.out() / HTML_FILE).read_bytes()
+    assert render_html(read_transcript(initial_flow.out())).encode("utf-8") == on_disk
+    assert render_html(read_transcript(initial_flow.out())) == render_html(
+        read_transcript(initial_flow.out())
+    )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda html: html.replace("Test lab, room 1", "Somewhere else"),
+        lambda html: html.replace("wendy", "mallory"),
+        lambda html: html + "\n",
+    ],
+    ids=["location", "witness", "trailing-newline"],
+)
+def test_an_edited_printable_page_fails_verification(finished: Path, edit: Any) -> None:
+    page = finished / HTML_FILE
+    page.write_text(edit(page.read_text()))
+    detail = failed(finished)["transcript.html is rendered from the signed record"]
+    assert HTML_FILE in detail and "differs" in detail
+
+
+def test_a_missing_printable_page_fails_verification(finished: Path) -> None:
+    (finished / HTML_FILE).unlink()
+    detail = failed(finished)["transcript.html is rendered from the signed record"]
+    assert f"{HTML_FILE} is missing" in detail

@@ -15,7 +15,12 @@ from sqlmodel import Session
 
 from airlock.bundles import tufrepo
 from airlock.bundles.audit import AuditLog
-from airlock.bundles.errors import AirlockError, ConflictError, NotFoundError, UsageError
+from airlock.bundles.errors import (
+    AirlockError,
+    ConflictError,
+    MissingFileError,
+    UsageError,
+)
 from airlock.hub.hub import Hub
 from airlock.hub.image_repo import ImageRepo, verify_delegations
 
@@ -152,7 +157,7 @@ def test_missing_external_data_is_refused(hub: Hub, onnx_dir: Path) -> None:
 
 
 def test_missing_path_and_bad_names_are_refused(hub: Hub, tmp_path: Path, onnx_file: Path) -> None:
-    _refused(hub, tmp_path / "nope.onnx", "does not exist", NotFoundError)
+    _refused(hub, tmp_path / "nope.onnx", "does not exist", MissingFileError)
     not_onnx = tmp_path / "model.bin"
     not_onnx.write_bytes(onnx_file.read_bytes())
     _refused(hub, not_onnx, "not an .onnx file")

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from helpers.hubenv import HUB_PASSPHRASE, tree_digest
 
 from airlock.bundles.cli import main
-from airlock.bundles.errors import NotFoundError, UsageError
+from airlock.bundles.errors import MissingFileError, UsageError
 from airlock.bundles.release import Compatibility, Dependency, ValidationSpec
 from airlock.ceremony.minimal import CeremonyResult
 from airlock.hub.hub import Hub
@@ -120,8 +120,9 @@ def test_bad_validation_sets(tmp_path: Path, validation_set: Path) -> None:
     np.save(tmp_path / "single.npy", np.ones(3))
     refused(tmp_path / "single.npy", "single array")
     refused(write(tmp_path / "text.npz", "inputs,expected\n"), "not a readable .npz")
-    with pytest.raises(NotFoundError, match="does not exist"):
+    with pytest.raises(MissingFileError, match="does not exist") as missing:
         release_parts(tmp_path / "absent.npz", thresholds, None)
+    assert missing.value.exit_code == 5 and missing.value.hint
     with pytest.raises(UsageError, match="--validation-set needs --thresholds"):
         release_parts(validation_set, None, None)
     with pytest.raises(UsageError, match="--thresholds needs --validation-set"):
@@ -198,14 +199,15 @@ def test_model_add_refuses_bad_files_and_changes_nothing(
     bad_compat = write(tmp_path / "bad.json", '{"min_onnxruntime": "latest"}')
     add = ("model", "add", "classifier", "1", str(onnx_file))
     with_set = ("--validation-set", str(validation_set))
+    missing = ("--validation-set", str(tmp_path / "nope.npz"), "--thresholds", str(good))
     cases = [
-        ((*with_set, "--thresholds", str(bad_thresholds)), "bad.toml"),
-        (("--compat", str(bad_compat)), "bad.json"),
-        (("--thresholds", str(good)), "--thresholds needs --validation-set"),
-        (("--validation-set", str(tmp_path / "nope.npz"), "--thresholds", str(good)), "nope.npz"),
+        ((*with_set, "--thresholds", str(bad_thresholds)), "bad.toml", 3),
+        (("--compat", str(bad_compat)), "bad.json", 3),
+        (("--thresholds", str(good)), "--thresholds needs --validation-set", 3),
+        (missing, "nope.npz", 5),  # a missing input file is a media error
     ]
-    for options, message in cases:
-        refused = cli(*add, *options, expect=3)
+    for options, message, code in cases:
+        refused = cli(*add, *options, expect=code)
         assert message in refused.stderr
     assert tree_digest(tmp_path / "cli-home") == before
     assert json.loads(cli("model", "list", "--json").stdout) == []

@@ -13,7 +13,7 @@ from tuf.api.metadata import Targets
 
 from airlock.bundles import tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
-from airlock.bundles.errors import ConflictError, NotFoundError, UsageError
+from airlock.bundles.errors import ConflictError, MissingFileError, UsageError
 from airlock.hub.hub import Hub
 
 
@@ -94,7 +94,7 @@ def test_a_site_is_registered_once(hub: Hub, site: SiteKeys) -> None:
 
 
 def test_missing_or_malformed_identity_file(hub: Hub, tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError):
+    with pytest.raises(MissingFileError):
         hub.add_site_from_file(tmp_path / "missing.json")
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({"site_id": "plant-7"}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import stat
 import subprocess
 from collections.abc import Callable
@@ -370,3 +371,21 @@ def test_tenant_commands_and_model_add_with_tenant(
     engine.dispose()
     assert actions[1:3] == [("hub.tenant.add", "success"), ("hub.tenant.add", "success")]
     assert ("hub.tenant.add", "refused") in actions
+
+
+def test_a_missing_tenant_secret_without_a_terminal_names_the_variable(
+    hub: Hub, onnx_file: Path, tmp_path: Path
+) -> None:
+    held = make_tenant_key(tmp_path / "initech-operator")
+    hub.add_tenant("initech", held.uri, held.public_key)
+    hub.close()
+    env = {k: None for k in os.environ if k.startswith("AIRLOCK_")}
+    env.update({"AIRLOCK_HUB_PASSPHRASE": HUB_PASSPHRASE, "AIRLOCK_PRINCIPAL": "release"})
+    args = ["hub", "model", "add", "forecaster", "1", str(onnx_file), "--tenant", "initech"]
+    result = CliRunner().invoke(main, [*args, "--home", str(hub.home.root)], env=env, input="")
+    assert result.exit_code == SecretError.exit_code, result.output
+    assert "Abort" not in result.output
+    error = next(line for line in result.stderr.splitlines() if line.startswith("error: "))
+    assert "cannot open the key of tenant 'initech'" in error
+    assert "  what to do: " in result.stderr
+    assert "set AIRLOCK_TENANT_SECRET_INITECH" in result.stderr

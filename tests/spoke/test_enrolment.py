@@ -11,7 +11,13 @@ from securesystemslib.signer import Signer
 from sqlmodel import Session, select
 
 from airlock.bundles.audit import verify_engine
-from airlock.bundles.errors import ConflictError, NotFoundError, SecretError, UsageError
+from airlock.bundles.errors import (
+    ConflictError,
+    MissingFileError,
+    NotFoundError,
+    SecretError,
+    UsageError,
+)
 from airlock.bundles.keys import generate_signer
 from airlock.bundles.tufrepo import IMAGE
 from airlock.spoke import site_director
@@ -123,7 +129,7 @@ def test_enroll_failures_change_nothing(
     bad_label = airlock(*enroll_args(fleet_spoke, identity, out, "--label", "nolabel"))
     assert bad_label.exit_code == UsageError.exit_code and "KEY=VALUE" in bad_label.stderr
     missing = airlock(*enroll_args(fleet_spoke, tmp_path / "nope.json", out))
-    assert missing.exit_code == NotFoundError.exit_code
+    assert missing.exit_code == MissingFileError.exit_code == 5
     bad_url = list(enroll_args(fleet_spoke, identity, out))
     bad_url[bad_url.index(URL)] = "ftp://spoke"
     assert airlock(*bad_url).exit_code == UsageError.exit_code

@@ -34,7 +34,13 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from airlock.bundles.canonical import canonical_bytes, canonical_safe
-from airlock.bundles.errors import AirlockError, AuditWriteError, UsageError, VerificationError
+from airlock.bundles.errors import (
+    AirlockError,
+    AuditWriteError,
+    MissingFileError,
+    UsageError,
+    VerificationError,
+)
 
 GENESIS = bytes(32)
 OUTCOMES = ("success", "failure", "refused", "unchanged")
@@ -360,7 +366,8 @@ def verify_engine(engine: Engine, batch: int = 10_000) -> ChainReport:
 
 def failure_outcome(exc: BaseException) -> str:
     """``refused`` for invalid requests and refused input, ``failure`` for the rest."""
-    return "refused" if isinstance(exc, UsageError | VerificationError) else "failure"
+    refused = UsageError | VerificationError | MissingFileError
+    return "refused" if isinstance(exc, refused) else "failure"
 
 
 def failure_details(exc: BaseException) -> dict[str, Any]:

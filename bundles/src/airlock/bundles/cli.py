@@ -5,12 +5,17 @@ Each installed component contributes its group through the entry-point group
 so a ceremony laptop only has ``airlock ceremony`` and ``airlock audit``.
 
 This module is also the single catch point for errors: an
-:class:`~airlock.bundles.errors.AirlockError` is printed with its hint and
-mapped to its documented exit code (see ``docs/exit-codes.md``).
+:class:`~airlock.bundles.errors.AirlockError` (and click's own usage errors)
+is printed as ``error: …`` and ``  what to do: …`` on standard error and
+mapped to its documented exit code (see ``docs/exit-codes.md``). When the
+command line asked for ``--json``, standard output also gets one JSON error
+document (:func:`~airlock.bundles.errors.error_document`), so a script that
+parses standard output always reads exactly one JSON document.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from importlib.metadata import entry_points
 from typing import Any
@@ -18,9 +23,18 @@ from typing import Any
 import click
 
 from airlock.bundles import __version__
-from airlock.bundles.errors import AirlockError
+from airlock.bundles.errors import EXIT_CODES, AirlockError, error_document
 
 GROUP = "airlock.commands"
+JSON_FLAG = "--json"
+ARGS_KEY = "airlock.args"
+"""Where the root group keeps the command line's arguments (``ctx.meta`` is shared)."""
+
+
+class CommandLineError(AirlockError):
+    """A missing or malformed option or argument (found by click, before any command ran)."""
+
+    exit_code = EXIT_CODES["click usage"]
 
 
 class AirlockGroup(click.Group):
@@ -43,16 +57,40 @@ class AirlockGroup(click.Group):
         assert isinstance(loaded, click.Command)
         return loaded
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[ARGS_KEY] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except AirlockError as exc:
-            report_error(exc)
+            report_error(exc, as_json=wants_json(ctx))
             ctx.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # click's own: exit 2, in the same format
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_usage(), err=True)
+            error = CommandLineError(exc.format_message(), hint=f"see `{where} --help`")
+            report_error(error, as_json=wants_json(ctx))
+            ctx.exit(error.exit_code)
 
 
-def report_error(exc: AirlockError) -> None:
-    """Prints an error and its hint to standard error, in the CLI's one format."""
+def wants_json(ctx: click.Context) -> bool:
+    """Whether the command line asked for ``--json`` (before any ``--`` separator)."""
+    args: list[str] = ctx.meta.get(ARGS_KEY, [])
+    return JSON_FLAG in (args[: args.index("--")] if "--" in args else args)
+
+
+def report_error(exc: AirlockError, *, as_json: bool = False) -> None:
+    """Prints an error and its hint to standard error, in the CLI's one format.
+
+    With ``as_json``, standard output also gets the JSON error document.
+    """
+    if as_json:
+        click.echo(json.dumps(error_document(exc), indent=2, sort_keys=True))
     click.secho(f"error: {exc.message}", fg="red", err=True)
     if exc.hint:
         click.echo(f"  what to do: {exc.hint}", err=True)

@@ -40,7 +40,12 @@ from airlock.bundles.checkpoint_store import (
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.config import HomeConfig, load_config
 from airlock.bundles.db import create_tables, make_engine
-from airlock.bundles.errors import AirlockError, MediaError, NotFoundError, VerificationError
+from airlock.bundles.errors import (
+    AirlockError,
+    MediaError,
+    MissingFileError,
+    VerificationError,
+)
 from airlock.bundles.keys import env_or_prompt_secrets
 from airlock.bundles.layout import read_public_key_pem
 
@@ -76,7 +81,7 @@ def _read_text(path: Path, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise NotFoundError(f"{what} {path} does not exist") from None
+        raise MissingFileError(f"{what} {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MediaError(f"{what} {path} is unreadable ({exc})") from None
 

@@ -41,7 +41,12 @@ from airlock.bundles.cli_audit import (
 )
 from airlock.bundles.config import load_config
 from airlock.bundles.db import make_engine
-from airlock.bundles.errors import MediaError, NotFoundError, UsageError, VerificationError
+from airlock.bundles.errors import (
+    MediaError,
+    MissingFileError,
+    UsageError,
+    VerificationError,
+)
 
 TABLE_DEFAULT_LIMIT = 1000
 """Rows a table shows without ``--limit`` (a table of a million rows helps nobody)."""
@@ -265,7 +270,7 @@ def _read_note(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise NotFoundError(f"checkpoint {path} does not exist") from None
+        raise MissingFileError(f"checkpoint {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MediaError(f"checkpoint {path} is unreadable ({exc})") from None
 

@@ -9,6 +9,7 @@ and maps to a documented exit code at the CLI's single catch point::
     │   └── ConflictError             exit 3   it already exists / would overwrite something
     ├── SecretError                   exit 4   a passphrase or PIN is missing or wrong
     ├── MediaError                    exit 5   bad media or transport: unreadable, missing parts
+    │   └── MissingFileError          exit 5   an input file or directory named is absent
     ├── AuditWriteError               exit 6   the audit log could not be written: nothing was done
     └── VerificationError             exit 10  untrusted input failed verification
         ├── SignatureError            exit 11  a signature or threshold does not verify
@@ -71,7 +72,10 @@ class UsageError(AirlockError):
 
 
 class NotFoundError(UsageError):
-    """A named site, model, key, file or home directory does not exist."""
+    """A named site, model, key, rollout or home directory does not exist.
+
+    A missing input *file* is a :class:`MissingFileError` (exit 5), not this.
+    """
 
 
 class ConflictError(UsageError):
@@ -90,6 +94,16 @@ class MediaError(AirlockError):
 
     exit_code = 5
     kind = "media"
+
+
+class MissingFileError(MediaError):
+    """An input file or directory named on the command line does not exist (exit 5)."""
+
+    DEFAULT_HINT = "check the path (relative paths start at the current directory) and that "
+    DEFAULT_HINT += "the medium is mounted"
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message, hint or self.DEFAULT_HINT)
 
 
 class AuditWriteError(AirlockError):
@@ -203,3 +217,28 @@ EXIT_CODES: dict[str, int] = {
     "log consistency": LogConsistencyError.exit_code,
 }
 """Documented exit codes, also rendered in docs/exit-codes.md."""
+
+
+def error_kind(exit_code: int) -> str:
+    """The documented name of an exit code (``"integrity"`` for 12), ``"error"`` if unknown."""
+    for kind, code in EXIT_CODES.items():
+        if code == exit_code:
+            return kind
+    return "error"
+
+
+def error_document(exc: AirlockError) -> dict[str, Any]:
+    """The JSON error document a ``--json`` command prints on standard output.
+
+    ``{"error": {"kind", "code", "type", "message", "hint"}}`` — ``kind`` and
+    ``code`` are a row of docs/exit-codes.md.
+    """
+    return {
+        "error": {
+            "kind": error_kind(exc.exit_code),
+            "code": exc.exit_code,
+            "type": type(exc).__name__,
+            "message": exc.message,
+            "hint": exc.hint,
+        }
+    }

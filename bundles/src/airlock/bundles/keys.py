@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib import parse
 
+import click
 from asn1crypto import algos as asn1_algos
 from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
@@ -318,7 +319,8 @@ def env_or_prompt_secrets(
             (the CLI passes a no-echo prompt). ``None`` means non-interactive.
 
     Raises (when called):
-        SecretError: neither source gives a secret.
+        SecretError: neither source gives a secret (unset variable, and no prompt or
+            a prompt that could not ask: no terminal, end of input), naming ``env_var``.
     """
 
     def handler(secret_name: str) -> str:
@@ -326,7 +328,10 @@ def env_or_prompt_secrets(
         if value:
             return value
         if prompt is not None:
-            return prompt(secret_name)
+            try:
+                return prompt(secret_name)
+            except (EOFError, click.exceptions.Abort):  # no terminal to ask: say what to set
+                pass
         raise SecretError(
             f"no {secret_name} given",
             hint=f"set {env_var} or run the command in a terminal to be prompted",

@@ -47,7 +47,7 @@ from in_toto.models.metadata import Metablock
 from securesystemslib.signer import Key, Signer, SSlibKey
 
 from airlock.bundles.clock import utc_iso
-from airlock.bundles.errors import AttestationError, NotFoundError, UsageError
+from airlock.bundles.errors import AttestationError, MissingFileError, UsageError
 
 LAYOUT_TARGET = "root.layout"
 """The target file name of the layout in every attested model version."""
@@ -109,7 +109,7 @@ def read_public_key_pem(path: Path) -> Key:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(f"public key file {path} does not exist") from None
+        raise MissingFileError(f"public key file {path} does not exist") from None
     try:
         return SSlibKey.from_crypto(load_pem_public_key(data))
     except (ValueError, TypeError) as exc:

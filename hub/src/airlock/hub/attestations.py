@@ -44,7 +44,7 @@ from airlock.bundles.canonical import pretty_bytes
 from airlock.bundles.errors import (
     ConflictError,
     MediaError,
-    NotFoundError,
+    MissingFileError,
     SecretError,
     TrustError,
     UsageError,
@@ -219,7 +219,9 @@ def set_layout(hub: Hub, op: Operation, path: Path) -> LayoutInfo:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(f"{path} does not exist", hint="pass the signed layout file") from None
+        raise MissingFileError(
+            f"{path} does not exist", hint="pass the signed layout file"
+        ) from None
     md = layouts.parse_layout(data, str(path))
     layout_anchor = anchor(hub)
     signers = layouts.signing_keys(md, layout_anchor.keys, layout_anchor.threshold, str(path))
@@ -249,7 +251,7 @@ def set_layout(hub: Hub, op: Operation, path: Path) -> LayoutInfo:
 
 def _pipeline_links(links_dir: Path) -> list[Path]:
     if not links_dir.is_dir():
-        raise NotFoundError(
+        raise MissingFileError(
             f"{links_dir} is not a directory",
             hint="pass the directory where in-toto-run wrote the pipeline's .link files",
         )

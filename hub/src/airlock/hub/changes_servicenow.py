@@ -53,7 +53,12 @@ from sqlmodel import Session
 
 from airlock.bundles.change import CHANGE_TYPES, ChangeAuthorization
 from airlock.bundles.clock import utc_iso
-from airlock.bundles.errors import ConflictError, MediaError, NotFoundError, UsageError
+from airlock.bundles.errors import (
+    ConflictError,
+    MediaError,
+    MissingFileError,
+    UsageError,
+)
 from airlock.hub import changes
 from airlock.hub.changes import CoveredPlan
 from airlock.hub.tables import HubChangeRequest
@@ -122,7 +127,7 @@ def read_export(path: Path) -> list[ServiceNowChange]:
     try:
         data = json.loads(Path(path).read_bytes())
     except FileNotFoundError:
-        raise NotFoundError(f"ServiceNow export {path} does not exist") from None
+        raise MissingFileError(f"ServiceNow export {path} does not exist") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MediaError(f"{path} is not JSON ({exc})") from None
     records = data.get("result", data.get("records")) if isinstance(data, dict) else data

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlock.bundles.errors import NotFoundError, UsageError
+from airlock.bundles.errors import MissingFileError, UsageError
 from airlock.bundles.models import ModelFile, check_name
 from airlock.hub.blobstore import copy_hashing
 
@@ -59,7 +59,7 @@ def model_sources(path: Path) -> tuple[list[Path], Path]:
             path segment.
     """
     if not path.exists() and not path.is_symlink():
-        raise NotFoundError(
+        raise MissingFileError(
             f"{path} does not exist", hint="pass an .onnx file or a model directory"
         )
     if path.is_symlink():
@@ -137,7 +137,7 @@ def stage_model(
                 hint="give the validation set or attestation another file name",
             )
         if not Path(source).exists():
-            raise NotFoundError(f"{kind} file {source} does not exist")
+            raise MissingFileError(f"{kind} file {source} does not exist")
         _regular_file(Path(source))
         sha256, length = copy_hashing(Path(source), staging_dir / filename)
         files.append(ModelFile(filename=filename, sha256=sha256, length=length, kind=kind))

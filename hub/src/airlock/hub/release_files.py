@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airlock.bundles.errors import AirlockError, NotFoundError, UsageError
+from airlock.bundles.errors import AirlockError, MissingFileError, UsageError
 from airlock.bundles.models import check_name
 from airlock.bundles.release import Compatibility, ValidationSpec, decimal
 
@@ -73,7 +73,7 @@ def read_table(path: Path, what: str) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"{what} file {path} does not exist")
+        raise MissingFileError(f"{what} file {path} does not exist")
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
@@ -192,7 +192,7 @@ def check_validation_set(path: Path, spec: ValidationSpec) -> None:
 
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"validation set {path} does not exist")
+        raise MissingFileError(f"validation set {path} does not exist")
     hint = "save it with numpy.savez(FILE, inputs=…, expected=…)"
     try:
         loaded = np.load(path, allow_pickle=False)

@@ -30,6 +30,7 @@ from airlock.bundles.keys import (
     encrypted_pem,
     generate_signer,
 )
+from airlock.hub.home import tenant_secret_env
 
 IMAGE_SNAPSHOT = "image-snapshot"
 IMAGE_TIMESTAMP = "image-timestamp"
@@ -170,8 +171,8 @@ class HubSigners:
                 except SecretError as exc:
                     raise SecretError(
                         f"cannot open the key of tenant {tenant!r}: {exc.message}",
-                        hint="the tenant's own passphrase or PIN is needed to sign its models; "
-                        "ask the tenant's operator to enter it",
+                        hint="the tenant's own passphrase or PIN is needed to sign its models: "
+                        f"set {tenant_secret_env(tenant)} or ask the tenant's operator to enter it",
                     ) from None
             check_signer_matches(signer, public_key, role)
             self._cache[role] = signer

@@ -15,7 +15,7 @@ from typing import Any
 
 from securesystemslib.signer import Key
 
-from airlock.bundles.errors import MediaError, NotFoundError, UsageError
+from airlock.bundles.errors import MediaError, MissingFileError, UsageError
 from airlock.bundles.models import SiteIdentity
 from airlock.hub.tables import HubSite
 
@@ -80,7 +80,7 @@ def read_identity(path: Path) -> SiteIdentity:
     try:
         data = json.loads(Path(path).read_bytes())
     except FileNotFoundError:
-        raise NotFoundError(
+        raise MissingFileError(
             f"site identity file {path} does not exist",
             hint="copy site-identity.json from the site's `airlock spoke init`",
         ) from None
@@ -100,7 +100,7 @@ def read_public_key_file(path: Path) -> tuple[str, dict[str, Any]]:
     try:
         data = json.loads(Path(path).read_bytes())
     except FileNotFoundError:
-        raise NotFoundError(f"key file {path} does not exist") from None
+        raise MissingFileError(f"key file {path} does not exist") from None
     except ValueError as exc:
         raise MediaError(f"{path} is not valid JSON ({exc})") from None
     try:

@@ -39,7 +39,13 @@ from sqlmodel import Session, select
 
 from airlock.bundles import tufrepo
 from airlock.bundles.clock import utc_iso
-from airlock.bundles.errors import ConflictError, MediaError, NotFoundError, UsageError
+from airlock.bundles.errors import (
+    ConflictError,
+    MediaError,
+    MissingFileError,
+    NotFoundError,
+    UsageError,
+)
 from airlock.bundles.models import check_name
 from airlock.hub import image_repo, signing
 from airlock.hub.image_repo import ImageRepo
@@ -109,7 +115,7 @@ def read_public_key(path: Path) -> Key:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(f"public key file {path} does not exist") from None
+        raise MissingFileError(f"public key file {path} does not exist") from None
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
             return SSlibKey.from_crypto(load_pem_public_key(data))

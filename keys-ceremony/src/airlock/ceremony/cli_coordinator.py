@@ -16,8 +16,9 @@ import click
 from rich.console import Console
 
 from airlock.bundles.atomic import atomic_write_bytes
+from airlock.bundles.cli import report_error
 from airlock.bundles.clock import SystemClock, utc_iso
-from airlock.bundles.errors import ConflictError, IntegrityError
+from airlock.bundles.errors import ConflictError, IntegrityError, error_document
 from airlock.ceremony import schedule
 from airlock.ceremony.cli import HUB_SECRET_ENV, ceremony, secret_from_env_or_prompt
 from airlock.ceremony.cli_options import JSON, WORKSPACE, console_out, emit
@@ -25,7 +26,7 @@ from airlock.ceremony.finalize import finalize
 from airlock.ceremony.plan import ROLE_TITLES, ROLES, CeremonyPlan, load_plan, new_plan_text
 from airlock.ceremony.propose import propose
 from airlock.ceremony.steps import StepLog
-from airlock.ceremony.transcript import HTML_FILE, seal_transcript
+from airlock.ceremony.transcript import HTML_FILE, read_transcript, render_html, seal_transcript
 from airlock.ceremony.verify import verify_transcript
 from airlock.ceremony.workspace import Workspace
 
@@ -205,8 +206,34 @@ def verify_transcript_command(directory: Path, any_tool: bool, as_json: bool) ->
             mark = "[green]ok  [/]" if check["ok"] else "[red]FAIL[/]"
             console_out().print(f"{mark} {check['check']}: {check['detail']}")
     if not report.ok:
-        click.secho("error: the transcript does not match the ceremony's files", fg="red", err=True)
-        sys.exit(IntegrityError.exit_code)
+        failed = ", ".join(check["check"] for check in report.checks if not check["ok"])
+        error = IntegrityError(
+            f"the transcript does not match the ceremony's files (failed: {failed})",
+            hint="do not use this ceremony directory; take it again from an officer's copy "
+            "and verify that copy",
+        )
+        if as_json:
+            emit(report.to_dict() | error_document(error))
+            report_error(error)
+            sys.exit(error.exit_code)
+        raise error
+
+
+@ceremony.command("render-transcript")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="New HTML file for the printable page.",
+)
+def render_transcript_command(directory: Path, out: Path) -> None:
+    """Print a fresh transcript.html from the signed transcript.json (to replace a lost page)."""
+    if out.exists():
+        raise ConflictError(f"{out} already exists", hint="choose another --out")
+    page = render_html(read_transcript(directory))
+    atomic_write_bytes(out, page.encode("utf-8"))
+    click.echo(f"wrote {out}; check the record with `airlock ceremony verify-transcript`")
 
 
 @ceremony.command("status")

@@ -9,7 +9,9 @@ from 1 (a rotation carries the earlier ones forward byte for byte), plus::
     DIR/transcript.json   DIR/transcript.html
 
 It is written into a staging directory and renamed into place only when
-everything verified (:func:`airlock.ceremony.output.staged_directory`).
+everything verified (:func:`airlock.ceremony.output.staged_directory`). A
+workspace is finalized once: ``WORK/finalized.json`` records where, and a
+second ``finalize`` is refused before anything is written.
 :func:`transcript_body` is shared with ``verify-transcript``, which rebuilds
 the record from the files and compares.
 """
@@ -40,7 +42,7 @@ from airlock.ceremony.signing import read_signature_file
 from airlock.ceremony.steps import StepLog
 from airlock.ceremony.summary import fingerprint
 from airlock.ceremony.transcript import Transcript, tool_record, write_transcript
-from airlock.ceremony.workspace import Workspace
+from airlock.ceremony.workspace import DONE, WRITING, Workspace
 
 INPUTS = "inputs"
 PLAN_INPUT = f"{INPUTS}/plan.toml"
@@ -85,7 +87,8 @@ def finalize(
     Raises:
         FreshnessError: the plan expired.
         IntegrityError, SignatureError, UsageError: see :func:`airlock.ceremony.assemble.assemble`.
-        ConflictError: ``out`` exists and is not empty.
+        ConflictError: ``out`` exists and is not empty, or this workspace was finalized
+            before (one ceremony, one signed record).
         MediaError: the output could not be written (nothing is left behind).
     """
     with (
@@ -94,6 +97,7 @@ def finalize(
             "ceremony.finalize", str(out), {"signatures": [str(p) for p in signature_files]}
         ) as audit,
     ):
+        workspace.check_not_finalized()
         inputs = _read_inputs(workspace, signature_files)
         inputs.plan.check_valid(clock.now())
         metadata = assemble(
@@ -106,11 +110,17 @@ def finalize(
         try:
             with staged_directory(out) as staging:
                 transcript = _write_output(staging, workspace, inputs, metadata, history, finished)
+                workspace.mark_finalized(out, inputs.request_sha256, WRITING)
         except OSError as exc:
+            workspace.clear_finalizing(out)
             raise MediaError(
                 f"cannot write the ceremony to {out} ({exc.strerror or type(exc).__name__})",
                 hint="check the medium is mounted, writable and has space; nothing was left",
             ) from None
+        except BaseException:
+            workspace.clear_finalizing(out)
+            raise
+        workspace.mark_finalized(out, inputs.request_sha256, DONE)
         audit.update(
             ceremony_id=inputs.request.ceremony_id,
             request_sha256=inputs.request_sha256,

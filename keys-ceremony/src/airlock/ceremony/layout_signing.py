@@ -23,7 +23,12 @@ from typing import Any
 from airlock.bundles import layout as layouts
 from airlock.bundles.atomic import atomic_write_bytes
 from airlock.bundles.clock import Clock
-from airlock.bundles.errors import ConflictError, FreshnessError, NotFoundError, UsageError
+from airlock.bundles.errors import (
+    ConflictError,
+    FreshnessError,
+    MissingFileError,
+    UsageError,
+)
 from airlock.ceremony.officer import AUDIT_DB, OfficerKeys, sign_with
 from airlock.ceremony.plan import LAYOUT, load_plan
 from airlock.ceremony.record import sha256_hex
@@ -94,7 +99,7 @@ def sign_layout(
         try:
             data = Path(layout_path).read_bytes()  # read once: shown and signed
         except FileNotFoundError:
-            raise NotFoundError(
+            raise MissingFileError(
                 f"no layout at {layout_path}",
                 hint="copy the file `airlock hub layout draft` wrote from the medium",
             ) from None

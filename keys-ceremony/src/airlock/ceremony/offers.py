@@ -33,7 +33,7 @@ from airlock.bundles.clock import Clock, parse_utc, utc_iso
 from airlock.bundles.errors import (
     ConflictError,
     IntegrityError,
-    NotFoundError,
+    MissingFileError,
     SecretError,
     SignatureError,
     UsageError,
@@ -298,7 +298,7 @@ def read_offer(path: Path) -> tuple[KeyOffer, bytes]:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(f"no key offer at {path}") from None
+        raise MissingFileError(f"no key offer at {path}") from None
     try:
         doc = json.loads(data)
         if doc.get("type") != OFFER_TYPE:

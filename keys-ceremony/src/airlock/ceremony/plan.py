@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock.bundles.clock import utc_iso
-from airlock.bundles.errors import FreshnessError, NotFoundError, UsageError
+from airlock.bundles.errors import FreshnessError, MissingFileError, UsageError
 from airlock.ceremony.record import sha256_hex
 
 IMAGE_ROOT = "image-root"
@@ -176,7 +176,7 @@ def load_plan(path: Path) -> CeremonyPlan:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(
+        raise MissingFileError(
             f"no ceremony plan at {path}",
             hint="write one with `airlock ceremony plan new`, or copy the coordinator's plan",
         ) from None

@@ -34,7 +34,7 @@ from tuf.api.metadata import Metadata, Root, Signed, Targets
 
 from airlock.bundles import tufrepo
 from airlock.bundles.clock import parse_utc, utc_iso
-from airlock.bundles.errors import NotFoundError, UsageError
+from airlock.bundles.errors import MissingFileError, UsageError
 from airlock.bundles.keys import KeyRef
 
 REQUEST_TYPE = "airlock-signing-request"
@@ -226,7 +226,7 @@ def read_request(path: Path) -> tuple[SigningRequest, bytes]:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(
+        raise MissingFileError(
             f"no signing request at {path}",
             hint="pass the request.json that `airlock ceremony propose` wrote",
         ) from None

@@ -32,7 +32,7 @@ from airlock.bundles.clock import Clock, parse_utc, utc_iso
 from airlock.bundles.errors import (
     ConflictError,
     IntegrityError,
-    NotFoundError,
+    MissingFileError,
     UsageError,
 )
 from airlock.ceremony.officer import AUDIT_DB, OfficerKeys, sign_with
@@ -95,7 +95,7 @@ def read_signature_file(path: Path) -> tuple[SignatureFile, bytes]:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(f"no signature file at {path}") from None
+        raise MissingFileError(f"no signature file at {path}") from None
     try:
         doc = json.loads(data)
         if doc.get("type") != SIGNATURES_TYPE:
@@ -180,7 +180,7 @@ def sign_request(
         try:
             data = Path(request_path).read_bytes()  # read once: shown and signed
         except FileNotFoundError:
-            raise NotFoundError(
+            raise MissingFileError(
                 f"no signing request at {request_path}",
                 hint="copy request.json from the coordinator's medium",
             ) from None

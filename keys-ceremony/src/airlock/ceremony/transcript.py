@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -34,6 +35,7 @@ from airlock.bundles.clock import Clock, parse_utc, utc_iso
 from airlock.bundles.errors import (
     ConflictError,
     IntegrityError,
+    MissingFileError,
     NotFoundError,
     SignatureError,
     UsageError,
@@ -126,7 +128,13 @@ def write_transcript(directory: Path, transcript: Transcript) -> None:
 
 
 def render_html(transcript: Transcript) -> str:
-    """The printable page of a transcript."""
+    """The printable page of a transcript: a pure function of ``transcript.json``'s content.
+
+    The record is rendered as it reads back from ``transcript.json`` (sorted keys),
+    so ``verify-transcript`` can render it again and compare byte for byte.
+    """
+    doc = json.loads(pretty_bytes(transcript.to_dict()))
+    transcript = Transcript(body=doc["transcript"], signatures=doc["signatures"])
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("airlock.ceremony", "templates"),
         autoescape=True,
@@ -139,6 +147,32 @@ def render_html(transcript: Transcript) -> str:
         transcript_sha256=transcript.sha256,
         officer_signatures=[{"officer": o, "signature": by_officer.get(o)} for o in officers],
     )
+
+
+def check_html(directory: Path, transcript: Transcript) -> None:
+    """Checks ``DIR/transcript.html`` is, byte for byte, the page ``transcript`` renders.
+
+    Raises:
+        IntegrityError: the page is missing, not a regular file, or differs.
+    """
+    path = Path(directory) / HTML_FILE
+    hint = (
+        "do not trust the page; take it from an officer's copy of the ceremony, or print a "
+        f"fresh one from the signed {TRANSCRIPT_FILE}: `airlock ceremony render-transcript "
+        f"--dir {directory} --out FILE`"
+    )
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            raise IntegrityError(f"{HTML_FILE} is not a regular file", hint=hint)
+        found = path.read_bytes()
+    except FileNotFoundError:
+        raise IntegrityError(f"{HTML_FILE} is missing", hint=hint) from None
+    if found != render_html(transcript).encode("utf-8"):
+        raise IntegrityError(
+            f"{HTML_FILE} differs from the page the signed {TRANSCRIPT_FILE} renders "
+            "(it was edited, or rendered by another Airlock release)",
+            hint=hint,
+        )
 
 
 def check_transcript_signature(transcript: Transcript, item: dict[str, str], source: str) -> None:
@@ -246,7 +280,7 @@ def seal_transcript(directory: Path, signature_files: list[Path], log: StepLog) 
                 parse_utc(item["signed_at"])
                 signed_sha = str(doc["transcript_sha256"])
             except FileNotFoundError:
-                raise NotFoundError(f"no transcript signature at {path}") from None
+                raise MissingFileError(f"no transcript signature at {path}") from None
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise UsageError(f"{path} is not a transcript signature ({exc})") from None
             if signed_sha != transcript.sha256:

@@ -6,7 +6,9 @@ possession and every signature, counts the thresholds again, rebuilds the
 signed metadata, ``ceremony.json`` and the transcript record, and compares
 them with what is on disk; it checks the SHA-256 of every file in the
 directory (and that no file is unlisted), the root chains, the officers'
-signatures over the record, and that the installed Airlock packages are the
+signatures over the record, that ``transcript.html`` is byte for byte the
+page the signed record renders (the page is not trusted: it is regenerated
+and compared), and that the installed Airlock packages are the
 ones the transcript names.
 """
 
@@ -46,6 +48,7 @@ from airlock.ceremony.transcript import (
     HTML_FILE,
     TRANSCRIPT_FILE,
     Transcript,
+    check_html,
     check_transcript_signature,
     read_transcript,
     tool_record,
@@ -221,6 +224,12 @@ def verify_transcript(directory: Path, check_tool: bool = True) -> Report:
         return f"signed by {', '.join(signed)}"
 
     report.run("every officer signed the transcript", officer_signatures)
+
+    def page() -> str:
+        check_html(directory, recorded)
+        return f"{HTML_FILE} is, byte for byte, the page {TRANSCRIPT_FILE} renders"
+
+    report.run(f"{HTML_FILE} is rendered from the signed record", page)
 
     def tool() -> str:
         installed = tool_record()

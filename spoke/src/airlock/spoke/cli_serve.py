@@ -19,7 +19,7 @@ from securesystemslib.signer import Signer
 
 from airlock.bundles.audit import failure_details, failure_outcome
 from airlock.bundles.clock import Clock, SystemClock
-from airlock.bundles.errors import AirlockError, NotFoundError, UsageError
+from airlock.bundles.errors import AirlockError, MissingFileError, UsageError
 from airlock.spoke.cli import HOME_OPTION, _open, spoke
 from airlock.spoke.home import SpokeHome
 
@@ -116,7 +116,7 @@ def check_listen(
         )
     for path in (tls_cert, tls_key):
         if path is not None and not Path(path).is_file():
-            raise NotFoundError(f"the TLS file {path} does not exist")
+            raise MissingFileError(f"the TLS file {path} does not exist")
     if tls_cert is None and not is_loopback(host) and not insecure_http:
         raise UsageError(
             f"refusing to serve on {host} without TLS",

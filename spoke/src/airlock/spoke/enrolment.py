@@ -28,7 +28,7 @@ from airlock.bundles.atomic import atomic_write_json
 from airlock.bundles.audit import default_principal, failure_details, failure_outcome
 from airlock.bundles.clock import Clock, utc_iso
 from airlock.bundles.db import session_scope
-from airlock.bundles.errors import ConflictError, NotFoundError, UsageError
+from airlock.bundles.errors import ConflictError, MissingFileError, NotFoundError, UsageError
 from airlock.bundles.models import NAME_PATTERN
 from airlock.bundles.tufrepo import IMAGE
 from airlock.spoke import site_director
@@ -287,7 +287,7 @@ def _read_text(path: Path, what: str) -> str:
     try:
         return Path(path).read_text()
     except FileNotFoundError:
-        raise NotFoundError(f"the {what} file {path} does not exist") from None
+        raise MissingFileError(f"the {what} file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read the {what} file {path} ({type(exc).__name__})") from None
 

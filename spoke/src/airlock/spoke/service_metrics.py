@@ -21,7 +21,6 @@ apps in one process — tests, the simulator — never share counters):
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,11 +37,11 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from airlock.spoke.fleet_state import EnrolledNode, Rollout
+from airlock.spoke.http_metrics import LATENCY_BUCKETS, RequestMetricsMiddleware
 
 logger = logging.getLogger(__name__)
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-UNMATCHED_ROUTE = "unmatched"
+__all__ = ["LATENCY_BUCKETS", "FleetCollector", "RequestMetricsMiddleware", "ServiceMetrics"]
 
 
 class ServiceMetrics:
@@ -146,32 +145,3 @@ class FleetCollector(Collector):
                 for r in session.exec(select(Rollout))
             ]
         return int(count), rollouts
-
-
-class RequestMetricsMiddleware:
-    """ASGI middleware that counts every HTTP request by route template and status."""
-
-    def __init__(self, app: Any, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Runs the request and records its route, status and latency."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = [500]
-
-        async def send_and_note(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
-            self.metrics.observe_request(
-                str(route), str(scope.get("method", "")), status[0], time.perf_counter() - started
-            )

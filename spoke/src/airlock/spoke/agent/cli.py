@@ -224,7 +224,9 @@ def run(home: Path, once: bool, as_json: bool) -> None:
     into the inactive A/B slot, health-checks, commits or falls back, serves
     POST /v1/predict/MODEL on [agent] listen, and sends signed reports.
     """
+    from airlock.spoke.agent.node_metrics import METRICS_REMOTE_SETTING
     from airlock.spoke.agent.predict_server import PredictServer, create_app
+    from airlock.spoke.http_metrics import truthy
 
     agent_home = _open(home)
     node = open_agent(agent_home, SystemClock())
@@ -241,7 +243,9 @@ def run(home: Path, once: bool, as_json: bool) -> None:
                 raise outcome.send_error
             return
         host, port = agent_home.listen
-        server = PredictServer(create_app(node.predictor, node.status, node.node_id), host, port)
+        remote = truthy(agent_home.config.get(METRICS_REMOTE_SETTING, False))
+        app = create_app(node.predictor, node.status, node.node_id, metrics_remote=remote)
+        server = PredictServer(app, host, port)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         server.start()

@@ -6,6 +6,8 @@
                                → {"model", "version", "role", "outputs": {name: values}}
     GET  /healthz              → {"status": "ok", "node_id"}
     GET  /v1/status            → the node's state (families, slots, refusals, counter)
+    GET  /metrics              → Prometheus text (:mod:`.node_metrics`); loopback
+                                 clients only unless ``agent.metrics_remote`` is true
 
 Errors answer ``{"error", "type", "message", "hint", ...}``: 404 for a model
 this node does not serve, 503 while nothing is committed for it, 400 for
@@ -16,16 +18,19 @@ its thread pool, beside the agent's poll loop.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from airlock.bundles.errors import AirlockError, NotFoundError, UsageError
 from airlock.spoke.agent.inference import InferenceFailedError, NotServingError, Predictor
+from airlock.spoke.agent.node_metrics import METRICS_REMOTE_SETTING, NodeMetrics
+from airlock.spoke.http_metrics import RequestMetricsMiddleware
 
 PREDICT_PATH = "/v1/predict/{model}"
 
@@ -36,8 +41,14 @@ class PredictRequest(BaseModel):
     inputs: list[Any]
 
 
+class MetricsRefusedError(UsageError):
+    """``/metrics`` asked by a remote client while only loopback scrapers are allowed (403)."""
+
+
 def status_code(exc: AirlockError) -> int:
     """The HTTP status of an error from :meth:`Predictor.predict`."""
+    if isinstance(exc, MetricsRefusedError):
+        return 403
     if isinstance(exc, NotFoundError):
         return 404
     if isinstance(exc, NotServingError):
@@ -50,10 +61,20 @@ def status_code(exc: AirlockError) -> int:
 
 
 def create_app(
-    predictor: Predictor, status: Callable[[], dict[str, Any]], node_id: str = ""
+    predictor: Predictor,
+    status: Callable[[], dict[str, Any]],
+    node_id: str = "",
+    *,
+    metrics_remote: bool = False,
 ) -> FastAPI:
-    """The predict app over ``predictor``; ``status`` gives ``GET /v1/status``'s answer."""
+    """The predict app over ``predictor``; ``status`` gives ``GET /v1/status``'s answer.
+
+    ``metrics_remote`` serves ``/metrics`` to any client, not only loopback ones.
+    """
     app = FastAPI(title="Airlock node agent", docs_url=None, redoc_url=None, openapi_url=None)
+    metrics = NodeMetrics(status)
+    predictor.recorder.add_listener(metrics.observe_model)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(AirlockError)
     def airlock_error(_request: Request, exc: AirlockError) -> JSONResponse:
@@ -71,7 +92,25 @@ def create_app(
     def node_status() -> dict[str, Any]:
         return status()
 
+    @app.get("/metrics")
+    def prometheus(request: Request) -> Response:
+        if not metrics_remote and not _is_loopback(request):
+            raise MetricsRefusedError(
+                "/metrics answers loopback clients only",
+                hint=f"scrape from this host, or set {METRICS_REMOTE_SETTING} = true",
+            )
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
     return app
+
+
+def _is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class PredictServer:

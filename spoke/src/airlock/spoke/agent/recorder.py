@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.sketch import LatencySketch
 from airlock.spoke.protocol import MetricsReport, ModelVersionMetrics
+
+RequestListener = Callable[[str, str, str, float, bool], None]
+"""Told of every recorded request: ``(model, version, role, latency_ms, error)``."""
 
 
 @dataclass
@@ -40,6 +43,12 @@ class Recorder:
         self._start = start
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str, str], _Counts] = {}
+        self._listeners: list[RequestListener] = []
+
+    def add_listener(self, listener: RequestListener) -> None:
+        """Also tells ``listener`` of every request (the node's ``/metrics`` counters)."""
+        with self._lock:
+            self._listeners.append(listener)
 
     @property
     def window_start(self) -> dt.datetime:
@@ -70,6 +79,9 @@ class Recorder:
                 counts.predictions[answer] = counts.predictions.get(answer, 0) + 1
             for bucket in confidence:
                 counts.confidence[bucket] = counts.confidence.get(bucket, 0) + 1
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(model, version, role, latency_ms, error)
 
     def shadow(self, model: str, version: str, compared: int, disagreed: int) -> None:
         """Records shadow comparisons of a candidate's answers with the stable ones."""

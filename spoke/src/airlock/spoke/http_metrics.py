@@ -1,0 +1,57 @@
+"""HTTP request metrics shared by the spoke service and the node agent (no database).
+
+:class:`RequestMetricsMiddleware` counts every request by route *template*
+(``/v1/predict/{model}``, never the concrete path) and status, and reports
+its latency to anything with an ``observe_request`` method; both
+``/metrics`` endpoints use the same buckets (:data:`LATENCY_BUCKETS`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+UNMATCHED_ROUTE = "unmatched"
+TRUE_WORDS = frozenset({"1", "true", "yes"})
+
+
+class RequestObserver(Protocol):
+    """What the middleware reports each request to."""
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Counts one request and its latency."""
+
+
+def truthy(value: Any) -> bool:
+    """A boolean setting from ``airlock.toml`` (a bool) or the environment (a word)."""
+    return value if isinstance(value, bool) else str(value).lower() in TRUE_WORDS
+
+
+class RequestMetricsMiddleware:
+    """ASGI middleware that counts every HTTP request by route template and status."""
+
+    def __init__(self, app: Any, metrics: RequestObserver) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Runs the request and records its route, status and latency."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_and_note(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            self.metrics.observe_request(
+                str(route), str(scope.get("method", "")), status[0], time.perf_counter() - started
+            )
