@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from securesystemslib.signer import Key, SecretsHandler
+from sqlmodel import SQLModel
 
 from airlock.bundles.atomic import atomic_write_bytes, atomic_write_json
 from airlock.bundles.audit import (
@@ -39,7 +40,7 @@ from airlock.bundles.checkpoint_store import (
 )
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.config import HomeConfig, load_config
-from airlock.bundles.db import create_tables, make_engine
+from airlock.bundles.db import open_home_database
 from airlock.bundles.errors import (
     AirlockError,
     MediaError,
@@ -57,6 +58,7 @@ HOME_OPTION = click.option(
     help="Hub or spoke home directory.",
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+AUDIT_TABLES: list[type[SQLModel]] = [AuditRecord, AuditCheckpoint]
 TRUSTED_KEY_OPTION = click.option(
     "--key",
     "key_path",
@@ -90,7 +92,7 @@ def read_key_file(path: Path) -> Key:
     """A checkpoint public key: ``audit-checkpoint-key.pem`` or ``audit-checkpoint-key.json``.
 
     Raises:
-        NotFoundError: no such file.
+        MissingFileError: no such file.
         UsageError: not a public key.
     """
     if Path(path).suffix == ".json":
@@ -121,7 +123,7 @@ def verify(home: Path, key_path: Path | None, notes: tuple[Path, ...], as_json: 
         published = read_checkpoint_key(home)
         keys = published.keys if published else {}
     external = [_read_text(note, "checkpoint") for note in notes]
-    engine = make_engine(config.database_url)
+    engine = open_home_database(config, AuditRecord, AUDIT_TABLES)
     try:
         report = verify_log(engine, keys, external=external)
     finally:
@@ -183,13 +185,12 @@ def checkpoint(home: Path, as_json: bool) -> None:
     or a prompt. A hub makes its checkpoint key on first use.
     """
     config = load_config(home)
-    engine = make_engine(config.database_url)
+    engine = open_home_database(config, AuditRecord, AUDIT_TABLES)
     site = str(config.get("site_id", "")) if config.role == "spoke" else ""
     log = AuditLog(engine, component=config.role, site=site)
     clock = SystemClock()
     try:
         home_origin(config)  # refuses homes that do not sign checkpoints, before any change
-        create_tables(engine, [AuditRecord, AuditCheckpoint])
         secrets = _secrets(config)
         key = home_checkpoint_key(config, secrets)
         signer = checkpoint_signer(config, key, secrets)
@@ -242,7 +243,7 @@ def prove(
     """
     config = load_config(home)
     size = None if which == "latest" else _size(which)
-    engine = make_engine(config.database_url)
+    engine = open_home_database(config, AuditRecord, AUDIT_TABLES)
     try:
         proof = prove_entry(engine, seq, size)
     finally:

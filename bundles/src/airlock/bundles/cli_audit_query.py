@@ -22,6 +22,7 @@ from rich.console import Console
 from securesystemslib.signer import Key
 from sqlalchemy import Engine
 
+from airlock.bundles.audit import AuditRecord
 from airlock.bundles.audit_query import (
     FORMATS,
     AuditQuery,
@@ -40,7 +41,7 @@ from airlock.bundles.cli_audit import (
     read_key_file,
 )
 from airlock.bundles.config import load_config
-from airlock.bundles.db import make_engine
+from airlock.bundles.db import open_home_database
 from airlock.bundles.errors import (
     MediaError,
     MissingFileError,
@@ -108,7 +109,7 @@ def build_query(
 
 
 def _open_log(home: Path) -> Engine:
-    return make_engine(load_config(home).database_url)
+    return open_home_database(load_config(home), AuditRecord)
 
 
 @audit.command("query")

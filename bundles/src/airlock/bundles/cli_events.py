@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from airlock.bundles.audit import AuditLog, AuditRecord, failure_details, failure_outcome
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.config import HomeConfig, load_config
-from airlock.bundles.db import create_tables, make_engine
+from airlock.bundles.db import open_home_database
 from airlock.bundles.errors import MediaError
 from airlock.bundles.event_delivery import (
     DELIVER_ACTION,
@@ -45,8 +45,7 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the re
 
 def _open(home: Path) -> tuple[HomeConfig, Engine, AuditLog]:
     config = load_config(home)
-    engine = make_engine(config.database_url)
-    create_tables(engine, [OutboxEvent, AuditRecord])
+    engine = open_home_database(config, AuditRecord, [OutboxEvent, AuditRecord])
     site = str(config.get("site_id", "") or "") if config.role == "spoke" else ""
     return config, engine, AuditLog(engine, component=config.role or "airlock", site=site)
 

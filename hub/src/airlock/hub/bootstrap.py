@@ -23,10 +23,10 @@ from pathlib import Path
 from securesystemslib.signer import SecretsHandler
 
 from airlock.bundles import tufrepo
-from airlock.bundles.audit import AuditLog
+from airlock.bundles.audit import AuditLog, AuditRecord
 from airlock.bundles.clock import Clock, utc_iso
-from airlock.bundles.config import CONFIG_FILE, load_config, write_config
-from airlock.bundles.db import make_engine
+from airlock.bundles.config import CONFIG_FILE, database_settings, load_config, write_config
+from airlock.bundles.db import create_home_database, open_home_database
 from airlock.bundles.errors import AirlockError, ConflictError, UsageError
 from airlock.hub import image_repo, signing
 from airlock.hub.ceremony_input import (
@@ -41,7 +41,7 @@ from airlock.hub.home import CEREMONY_RECORD, DEFAULT_SETTINGS, ROLE, TENANT_KEY
 from airlock.hub.image_repo import ImageRepo
 from airlock.hub.operation import record_failure
 from airlock.hub.signing import HubSigners
-from airlock.hub.tables import create_hub_tables
+from airlock.hub.tables import HUB_TABLES, HubSite
 from airlock.hub.tufmeta import StagedWrites
 
 INIT_ACTION = "hub.init"
@@ -63,7 +63,7 @@ def check_new_home(home: Path, clock: Clock, ceremony_dir: Path) -> None:
     )
     if (home / CONFIG_FILE).is_file():
         with contextlib.suppress(AirlockError):
-            engine = make_engine(load_config(home, ROLE).database_url)
+            engine = open_home_database(load_config(home, ROLE), AuditRecord)
             try:
                 record_failure(AuditLog(engine, ROLE), clock, INIT_ACTION, str(ceremony_dir), error)
             finally:
@@ -76,7 +76,7 @@ def _populate(
 ) -> dict[str, object]:
     """Fills the staging home; returns the audit details."""
     home = HubHome(staging)
-    config = write_config(staging, ROLE, DEFAULT_SETTINGS)
+    config = write_config(staging, ROLE, DEFAULT_SETTINGS | {"database": database_settings(ROLE)})
     writes = StagedWrites()
     for relative, source in online_key_files(output).items():
         writes.put(staging / relative, source.read_bytes(), mode=0o600)
@@ -121,9 +121,8 @@ def _populate(
         "director_root_expires": utc_iso(director.root.signed.expires),
         "online_keys": {name: ref.keyid for name, ref in sorted(signers.online_refs.items())},
     }
-    engine = make_engine(config.database_url)
+    engine = create_home_database(config, HubSite, HUB_TABLES)
     try:
-        create_hub_tables(engine)
         AuditLog(engine, ROLE).record(
             INIT_ACTION, "success", object=output.ceremony_id, details=details, when=now
         )

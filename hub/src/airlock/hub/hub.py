@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 from airlock.bundles import event_delivery, tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import Clock, SystemClock, utc_iso
-from airlock.bundles.db import make_engine
+from airlock.bundles.db import open_home_database
 from airlock.bundles.errors import ConflictError, NotFoundError, UsageError
 from airlock.bundles.models import Envelope, ModelVersion, SiteIdentity, check_name
 from airlock.bundles.release import ReleaseInfo
@@ -62,10 +62,10 @@ from airlock.hub.signing import HubSigners, read_online_refs
 from airlock.hub.sites import SiteInfo
 from airlock.hub.status import hub_status
 from airlock.hub.tables import (
+    HUB_TABLES,
     HubAssignment,
     HubFamily,
     HubSite,
-    create_hub_tables,
 )
 from airlock.hub.tenants import TenantInfo
 from airlock.hub.trust_update import TRUST_UPDATE_ACTION, TrustUpdate
@@ -85,8 +85,7 @@ class Hub:
     def __init__(self, home: Path, signers: HubSigners, clock: Clock | None = None) -> None:
         self.home = HubHome(Path(home))
         self.config = self.home.config()
-        self.engine = make_engine(self.config.database_url)
-        create_hub_tables(self.engine)
+        self.engine = open_home_database(self.config, HubSite, HUB_TABLES)
         self.audit = AuditLog(self.engine, ROLE)
         self.signers = signers
         self.clock: Clock = clock or SystemClock()

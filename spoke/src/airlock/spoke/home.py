@@ -30,11 +30,11 @@ from sqlalchemy import Engine
 
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.config import HomeConfig, load_config
-from airlock.bundles.db import create_tables, make_engine
+from airlock.bundles.db import open_home_database
 from airlock.bundles.errors import SecretError
 from airlock.bundles.keys import KeyRef, KeyStore
 from airlock.bundles.sealed import unseal
-from airlock.spoke.state import SPOKE_TABLES
+from airlock.spoke.state import SPOKE_TABLES, SpokeState
 
 ROLE = "spoke"
 PASSPHRASE_ENV = "AIRLOCK_SPOKE_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
@@ -79,10 +79,13 @@ class SpokeHome:
 
     @cached_property
     def engine(self) -> Engine:
-        """The database engine; tables added by later releases are created on first use."""
-        engine = make_engine(self.config.database_url)
-        create_tables(engine, SPOKE_TABLES)
-        return engine
+        """The database engine; tables added by later releases are created on first use.
+
+        Raises:
+            UsageError: the configured database is missing or holds no spoke
+                (nothing is created; see :func:`~airlock.bundles.db.open_home_database`).
+        """
+        return open_home_database(self.config, SpokeState, SPOKE_TABLES)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -84,6 +84,7 @@ from airlock.spoke.state import (
     SpokeState,
     StagedModel,
     TrustedMetadataFile,
+    lock_state,
 )
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -139,7 +140,7 @@ def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None)
         with _import_lock(home):
             state, trusted = _load_state(home)
             envelope = _check_envelope(home, Path(bundle_dir), state, trusted, clock)
-            return _verify_and_stage(home, Path(bundle_dir), envelope, trusted, clock)
+            return _verify_and_stage(home, Path(bundle_dir), envelope, trusted, clock, base=state)
     except Exception as exc:
         outcome = "refused" if isinstance(exc, VerificationError) else "failure"
         home.audit.record(
@@ -251,6 +252,8 @@ def _verify_and_stage(
     envelope: Envelope,
     trusted: dict[str, dict[str, bytes]],
     clock: Clock,
+    *,
+    base: SpokeState,
 ) -> ImportResult:
     parts = check_parts(bundle_dir, list(envelope.parts))  # step 2, before the identity is opened
     identities = [home.age_identity()] if envelope.encrypted else None
@@ -283,7 +286,7 @@ def _verify_and_stage(
                 Path(path).replace(destination)
                 promoted.append(destination)
         outcome = _commit(
-            home, envelope, result, len(promoted), clock, attested.refs, gate, records
+            home, envelope, result, len(promoted), clock, attested.refs, gate, records, base=base
         )
         return outcome
     except BaseException:
@@ -340,6 +343,8 @@ def _commit(
     attested: list[str] | None = None,
     gate: GateReport | None = None,
     records: import_records.ImportRecords | None = None,
+    *,
+    base: SpokeState,
 ) -> ImportResult:
     now = clock.now()
     result = ImportResult(
@@ -354,10 +359,7 @@ def _commit(
     for target in verified.targets:
         by_model.setdefault((target.model, target.version), []).append(target.to_dict())
     with session_scope(home.engine) as session:
-        state = session.get(SpokeState, STATE_ID)
-        assert state is not None
-        if envelope.sequence <= state.last_sequence:  # a concurrent replica got there first
-            raise StaleBundleError(f"bundle sequence {envelope.sequence} was imported meanwhile")
+        state = lock_state(session, base)  # replicas sharing the database commit one by one
         floor = max(dt.datetime.fromisoformat(state.time_floor), now, envelope.created)
         state.last_sequence = envelope.sequence
         state.last_bundle_id = envelope.bundle_id

@@ -20,9 +20,10 @@ import pyrage
 from tuf.api.metadata import Metadata, Root
 
 from airlock.bundles.atomic import atomic_write_bytes, atomic_write_json
+from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import Clock, SystemClock
-from airlock.bundles.config import CONFIG_FILE, write_config
-from airlock.bundles.db import create_tables, make_engine, session_scope
+from airlock.bundles.config import CONFIG_FILE, database_settings, write_config
+from airlock.bundles.db import create_home_database, session_scope
 from airlock.bundles.errors import ConflictError, MediaError, SecretError, TrustError
 from airlock.bundles.keys import MIN_PASSPHRASE_LENGTH, ONLINE_KDF_ITERATIONS, KeyStore
 from airlock.bundles.models import SiteIdentity, check_site_id
@@ -123,7 +124,7 @@ def init_spoke(
             ROLE,
             {
                 "site_id": site_id,
-                "database": {"url": "sqlite:///spoke.db"},
+                "database": database_settings(ROLE),
                 "import": {"require_encryption": require_encryption},
             },
         )
@@ -168,8 +169,7 @@ def _seed_database(
     build: Path, site_id: str, roots: dict[str, bytes], clock: Clock, identity: SiteIdentity
 ) -> None:
     home = SpokeHome(build)
-    engine = make_engine(home.config.database_url)
-    create_tables(engine, SPOKE_TABLES)
+    engine = create_home_database(home.config, SpokeState, SPOKE_TABLES)
     now = clock.now()
     with session_scope(engine) as session:
         versions = {
@@ -187,7 +187,7 @@ def _seed_database(
         for repo, data in roots.items():
             for name, content in initial_trusted(data).items():
                 session.add(TrustedMetadataFile(repository=repo, name=name, data=content))
-        home.audit.record(
+        AuditLog(engine, component=ROLE, site=site_id).record(
             "spoke.init",
             "success",
             object=site_id,
