@@ -27,6 +27,7 @@ from typing import Any
 import pyrage
 from securesystemslib.signer import SecretsHandler
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.config import HomeConfig, load_config
@@ -34,6 +35,7 @@ from airlock.bundles.db import create_tables, make_engine
 from airlock.bundles.errors import SecretError
 from airlock.bundles.keys import KeyRef, KeyStore
 from airlock.bundles.sealed import unseal
+from airlock.bundles.storage import database_storage_error
 from airlock.spoke.state import SPOKE_TABLES
 
 ROLE = "spoke"
@@ -81,7 +83,13 @@ class SpokeHome:
     def engine(self) -> Engine:
         """The database engine; tables added by later releases are created on first use."""
         engine = make_engine(self.config.database_url)
-        create_tables(engine, SPOKE_TABLES)
+        try:
+            create_tables(engine, SPOKE_TABLES)
+        except DBAPIError as exc:  # a read-only or full home: say so (exit 7), no traceback
+            storage = database_storage_error(exc, engine.url, self.path)
+            if storage is None:
+                raise
+            raise storage from None
         return engine
 
     @cached_property
