@@ -33,7 +33,7 @@ OUT = Path(__file__).resolve().parent.parent / "bench-out" / "payload"
 def _child(argv: list[str]) -> None:
     from pyrage import x25519
 
-    from airlock.bundles.payload import BlobSource, read_payload, write_payload
+    from airlock.bundles.payload import BlobSource, open_parts, read_payload, write_payload
 
     mode, *rest = argv
     if mode == "export":
@@ -42,7 +42,9 @@ def _child(argv: list[str]) -> None:
     elif mode == "import":
         payload, key_file, dest, sha, size = rest
         identity = x25519.Identity.from_str(_secret_line(Path(key_file)))
-        result = read_payload([Path(payload)], [identity], Path(dest), lambda _: {sha: int(size)})
+        result = read_payload(
+            open_parts([Path(payload)]), [identity], Path(dest), lambda _: {sha: int(size)}
+        )
         assert list(result.blobs) == [sha]
     else:
         raise SystemExit(f"unknown child mode {mode}")

@@ -18,14 +18,15 @@ from typing import Any
 
 import pyrage
 import pytest
+from helpers.smalldisk import small_tmpfs
 from pyrage import x25519
 
 from airlock.bundles.errors import (
-    AirlockError,
     DecryptionError,
     IntegrityError,
     MediaError,
     NotFoundError,
+    StorageError,
     UsageError,
 )
 from airlock.bundles.models import PayloadPart
@@ -34,6 +35,7 @@ from airlock.bundles.payload import (
     UnpackedPayload,
     check_parts,
     hash_file,
+    open_parts,
     read_payload,
     write_payload,
 )
@@ -149,7 +151,7 @@ def test_plaintext_round_trip(tmp_path: Path, blobs: list[BlobSource]) -> None:
         ]
 
     dest = fresh(tmp_path / "dest")
-    result = read_payload([payload], None, dest, Recorder(allowed_of(blobs)))
+    result = read_payload(open_parts([payload]), None, dest, Recorder(allowed_of(blobs)))
     assert_unpacked(result, blobs, dest)
 
 
@@ -180,7 +182,7 @@ def test_an_empty_identity_list_decrypts_nothing(tmp_path: Path, recipient: str)
     on_metadata = Recorder({})
     dest = fresh(tmp_path / "dest")
     with pytest.raises(DecryptionError):
-        read_payload([tmp_path / "b" / "payload.age"], [], dest, on_metadata)
+        read_payload(open_parts([tmp_path / "b" / "payload.age"]), [], dest, on_metadata)
     assert on_metadata.calls == []
     assert list(dest.iterdir()) == []
 
@@ -191,7 +193,9 @@ def test_archive_without_blobs_calls_on_metadata_at_the_end(
     write_payload(tmp_path / "b", METADATA, [], [recipient])
     on_metadata = Recorder({})
     dest = fresh(tmp_path / "dest")
-    result = read_payload([tmp_path / "b" / "payload.age"], [identity], dest, on_metadata)
+    result = read_payload(
+        open_parts([tmp_path / "b" / "payload.age"]), [identity], dest, on_metadata
+    )
     assert on_metadata.calls == [dict(METADATA)]
     assert result.blobs == {}
     assert list(dest.iterdir()) == []
@@ -201,7 +205,7 @@ def test_empty_archive(tmp_path: Path, identity: Any, recipient: str) -> None:
     write_payload(tmp_path / "b", [], [], [recipient])
     on_metadata = Recorder({})
     result = read_payload(
-        [tmp_path / "b" / "payload.age"], [identity], fresh(tmp_path / "d"), on_metadata
+        open_parts([tmp_path / "b" / "payload.age"]), [identity], fresh(tmp_path / "d"), on_metadata
     )
     assert (result.metadata, result.blobs, on_metadata.calls) == ({}, {}, [{}])
 
@@ -250,7 +254,7 @@ def test_we_read_a_python_tar_encrypted_by_stock_age(
     subprocess.run(["age", "-r", recipient, "-o", str(encrypted), str(plain)], check=True)
 
     dest = fresh(tmp_path / "dest")
-    result = read_payload([encrypted], [identity], dest, Recorder(allowed_of(blobs)))
+    result = read_payload(open_parts([encrypted]), [identity], dest, Recorder(allowed_of(blobs)))
     assert_unpacked(result, blobs, dest)
 
 
@@ -270,7 +274,7 @@ def test_we_read_a_gnu_tar_made_by_stock_tar(
     encrypted = tmp_path / "payload.age"
     sh(f"tar cf - -C {tree} {' '.join(names)} | age -r {recipient} > {encrypted}")
     dest = fresh(tmp_path / "dest")
-    result = read_payload([encrypted], [identity], dest, Recorder(allowed_of(blobs)))
+    result = read_payload(open_parts([encrypted]), [identity], dest, Recorder(allowed_of(blobs)))
     assert_unpacked(result, blobs, dest)
 
 
@@ -290,7 +294,7 @@ def _read_refused(
     payload.write_bytes(data)
     dest = fresh(tmp_path / "dest")
     with pytest.raises(DecryptionError) as info:
-        read_payload([payload], identities, dest, Recorder(allowed_of(blobs)))
+        read_payload(open_parts([payload]), identities, dest, Recorder(allowed_of(blobs)))
     assert list(dest.iterdir()) == []  # no plaintext outlives the failure
     return info
 
@@ -422,31 +426,23 @@ def test_disk_full_while_writing_stops_every_stage(
     assert [t.name for t in threading.enumerate() if t.name.startswith("payload-")] == []
 
 
-def test_disk_full_while_unpacking(
-    tmp_path: Path,
-    blobs: list[BlobSource],
-    identity: Any,
-    recipient: str,
-    monkeypatch: pytest.MonkeyPatch,
+def test_disk_full_while_unpacking_is_a_storage_error(
+    tmp_path: Path, blobs: list[BlobSource], identity: Any, recipient: str
 ) -> None:
-    from airlock.bundles import streams
-
+    """A real 2 MiB tmpfs under a 3 MiB blob: the kernel says ENOSPC."""
     write_payload(tmp_path / "b", METADATA, blobs, [recipient])
-    real_write = streams.DurableWriter.write
-
-    def write_until_full(self: streams.DurableWriter, data: Any) -> None:
-        if self.size > (1 << 20):
-            raise OSError(28, "No space left on device")
-        real_write(self, data)
-
-    monkeypatch.setattr(streams.DurableWriter, "write", write_until_full)
-    dest = fresh(tmp_path / "dest")
-    with pytest.raises(AirlockError, match="No space left on device") as info:
-        read_payload(
-            [tmp_path / "b" / "payload.age"], [identity], dest, Recorder(allowed_of(blobs))
-        )
-    assert type(info.value) is AirlockError
-    assert list(dest.iterdir()) == []
+    with small_tmpfs(tmp_path / "disk", 2 << 20) as disk:
+        dest = fresh(disk / "dest")
+        with pytest.raises(StorageError, match="No space left on device") as info:
+            read_payload(
+                open_parts([tmp_path / "b" / "payload.age"]),
+                [identity],
+                dest,
+                Recorder(allowed_of(blobs)),
+            )
+        assert str(dest) in info.value.message
+        assert info.value.exit_code == 7 and info.value.hint.startswith("free space on")
+        assert list(dest.iterdir()) == []
 
 
 # --- check_parts and hash_file ------------------------------------------------------------------
@@ -461,7 +457,10 @@ def bundle(tmp_path: Path, blobs: list[BlobSource], recipient: str) -> tuple[Pat
 
 def test_check_parts_ok(bundle: tuple[Path, PayloadPart]) -> None:
     directory, part = bundle
-    assert check_parts(directory, [part]) == [directory / "payload.age"]
+    with check_parts(directory, [part]) as parts:
+        assert parts.names == ["payload.age"]
+        assert [f.closed for f in parts.files] == [False]
+    assert [f.closed for f in parts.files] == [True]
 
 
 def test_check_parts_missing(bundle: tuple[Path, PayloadPart]) -> None:
@@ -508,7 +507,7 @@ def test_dest_dir_must_be_empty(tmp_path: Path, identity: Any, recipient: str) -
     dest = fresh(tmp_path / "dest")
     (dest / "already-here").write_text("x")
     with pytest.raises(UsageError, match="empty directory"):
-        read_payload([tmp_path / "b" / "payload.age"], [identity], dest, Recorder({}))
+        read_payload(open_parts([tmp_path / "b" / "payload.age"]), [identity], dest, Recorder({}))
     assert os.listdir(dest) == ["already-here"]
 
 

@@ -21,7 +21,7 @@ import pytest
 from pyrage import x25519
 
 from airlock.bundles.errors import IntegrityError, MediaError, UnsafeArchiveError
-from airlock.bundles.payload import PayloadLimits, read_payload
+from airlock.bundles.payload import PayloadLimits, open_parts, read_payload
 
 GOOD_BLOB = b"model bytes " * 1000
 GOOD_HEX = hashlib.sha256(GOOD_BLOB).hexdigest()
@@ -99,7 +99,11 @@ class Reader:
             return allow
 
         return read_payload(
-            [payload], identities, self.dest, on_metadata or default, limits or PayloadLimits()
+            open_parts([payload]),
+            identities,
+            self.dest,
+            on_metadata or default,
+            limits or PayloadLimits(),
         )
 
     def refused(self, exc_type: type[Exception], match: str, plain: bytes, **kwargs: Any) -> None:

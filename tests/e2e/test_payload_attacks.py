@@ -30,7 +30,7 @@ from helpers.bundlecraft import (
     sha256_hex,
     tar_bytes,
 )
-from helpers.spokeenv import SITE_ID, RecordingSecrets, World, refuse_import
+from helpers.spokeenv import SITE_ID, RecordingSecrets, World, accept_import, refuse_import
 
 from airlock.bundles.errors import DecryptionError, IntegrityError, UnsafeArchiveError
 from airlock.hub.hub import Hub
@@ -59,7 +59,44 @@ def test_a_truncated_payload_is_refused_by_its_size_before_decryption(
     assert secrets.asked == []
 
 
+def test_a_payload_swapped_while_the_identity_is_unlocked_is_never_decrypted(
+    hub: Hub, spoke: SpokeHome, media: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attacker renames another payload over the checked one during the ~0.5 s unlock.
+
+    The swapped-in file is a genuine payload for this site (a later bundle), so
+    had it been decrypted it would have been parsed and, refused, blamed on the
+    hub. The import must decrypt the bytes it verified and stage their content.
+    """
+    hub.export(SITE_ID, media / "bundle")
+    hub.assign(SITE_ID, "classifier", "2")
+    hub.export(SITE_ID, media / "later")
+    unlock = spoke.age_identity
+
+    def unlock_while_the_attacker_swaps() -> object:
+        identity = unlock()
+        os.replace(media / "later" / "payload.age", media / "bundle" / "payload.age")
+        return identity
+
+    monkeypatch.setattr(spoke, "age_identity", unlock_while_the_attacker_swaps)
+    result = accept_import(spoke, media / "bundle")
+    assert not (media / "later" / "payload.age").exists(), "the swap did not happen"
+    assert (result.sequence, sorted(result.assigned)) == (1, ["classifier@1", "detector@1"])
+    assert sorted(result.staged) == ["classifier@1", "detector@1"]
+
+
 AGE_CHUNK = 64 * 1024
+AGE_X25519_STANZA = b"age-encryption.org/v1\n-> X25519 "
+
+
+def damage_age_header(payload: Path) -> None:
+    """Changes one base64 character of the X25519 stanza's ephemeral share (byte 40).
+
+    Whatever the character ('+' and '/' included), it is replaced by another of the
+    alphabet: the share decodes to other bytes, so the file key never unwraps.
+    """
+    assert payload.read_bytes()[: len(AGE_X25519_STANZA)] == AGE_X25519_STANZA
+    replace_base64_char(payload, 40)
 
 
 @pytest.mark.parametrize(
@@ -67,8 +104,7 @@ AGE_CHUNK = 64 * 1024
     [
         # A damaged recipient stanza cannot be told apart from another recipient's.
         pytest.param(
-            # Byte 40 lies inside the X25519 stanza's ephemeral share.
-            lambda p: replace_base64_char(p, 40),
+            damage_age_header,
             "not encrypted to this site",
             id="age-header",
         ),

@@ -168,15 +168,20 @@ def flip_byte(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
+_BASE64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
 def replace_base64_char(path: Path, offset: int) -> None:
     """Replaces the base64 character at ``offset`` with another valid one.
 
     Flipping a bit of a base64 character can yield a character outside the
     alphabet, which age reports as a malformed header rather than as a key
-    that does not match: this damage always stays inside the alphabet.
+    that does not match: this damage always stays inside the alphabet. Every
+    character of the alphabet (``+`` and ``/`` too) is replaced by another one,
+    so the decoded bytes always change.
     """
     data = bytearray(path.read_bytes())
-    assert chr(data[offset]).isalnum(), "the offset must point into a base64 field"
+    assert data[offset] in _BASE64_ALPHABET, "the offset must point into a base64 field"
     data[offset] = ord("B") if data[offset] == ord("A") else ord("A")
     path.write_bytes(bytes(data))
 

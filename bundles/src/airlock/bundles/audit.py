@@ -41,6 +41,7 @@ from airlock.bundles.errors import (
     UsageError,
     VerificationError,
 )
+from airlock.bundles.storage import cause_of, database_storage_error
 
 GENESIS = bytes(32)
 OUTCOMES = ("success", "failure", "refused", "unchanged")
@@ -252,9 +253,11 @@ class AuditLog:
         except AuditWriteError:
             raise
         except (OperationalError, SAIntegrityError, OSError) as exc:
+            storage = database_storage_error(exc, self.engine.url)
+            hint = storage.hint if storage else "check the database is reachable and writable"
             raise AuditWriteError(
-                f"the audit event {action!r} could not be written ({type(exc).__name__})",
-                hint="check the database is reachable and writable; the action was not done",
+                f"the audit event {action!r} could not be written: {cause_of(exc)}",
+                hint=f"{hint}; the action was not done",
             ) from None
 
     def _append(self, session: Session, fields: dict[str, Any]) -> AuditRecord:

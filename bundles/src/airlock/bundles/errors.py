@@ -11,6 +11,8 @@ and maps to a documented exit code at the CLI's single catch point::
     ├── MediaError                    exit 5   bad media or transport: unreadable, missing parts
     │   └── MissingFileError          exit 5   an input file or directory named is absent
     ├── AuditWriteError               exit 6   the audit log could not be written: nothing was done
+    ├── StorageError                  exit 7   the disk is full, or the home is read-only or
+    │                                          not writable: nothing was changed
     └── VerificationError             exit 10  untrusted input failed verification
         ├── SignatureError            exit 11  a signature or threshold does not verify
         ├── IntegrityError            exit 12  sizes or hashes do not match the signed ones
@@ -113,6 +115,16 @@ class AuditWriteError(AirlockError):
     kind = "audit"
 
 
+class StorageError(AirlockError):
+    """Local storage refused a write: the disk is full, or the home is read-only or not writable.
+
+    The message names the path and the cause; whatever was written is removed again.
+    """
+
+    exit_code = 7
+    kind = "storage"
+
+
 class VerificationError(AirlockError):
     """Untrusted input failed verification. Nothing it carried was used."""
 
@@ -204,6 +216,7 @@ EXIT_CODES: dict[str, int] = {
     "secret": SecretError.exit_code,
     "media": MediaError.exit_code,
     "audit": AuditWriteError.exit_code,
+    "storage": StorageError.exit_code,
     "verification": VerificationError.exit_code,
     "signature": SignatureError.exit_code,
     "integrity": IntegrityError.exit_code,

@@ -8,8 +8,9 @@ tar (``payload.tar``) when encryption is off. It is readable by the stock
 * :func:`write_payload` (hub) streams tar -> age -> disk and returns the parts
   with their size and SHA-256 for the signed envelope.
 * :func:`check_parts` (spoke) checks the parts on the media against the signed
-  envelope before anything is decrypted.
-* :func:`read_payload` (spoke) streams disk -> age -> strict tar checks: links,
+  envelope before anything is decrypted, and keeps them open
+  (:mod:`airlock.bundles.payload_parts`): what is decrypted is what was hashed.
+* :func:`read_payload` (spoke) streams those open parts -> age -> strict tar checks: links,
   devices, odd names, duplicates, unlisted files, sizes above the signed ones and
   metadata after blobs are refused; blobs are hashed as they are written. On any
   failure everything it wrote is removed. Decryption runs in its own thread
@@ -21,8 +22,6 @@ Memory stays flat (1 MiB buffers) whatever the blob sizes.
 from __future__ import annotations
 
 import io
-import os
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +29,20 @@ from typing import Any
 
 import pyrage
 
-from airlock.bundles.errors import DecryptionError, IntegrityError, MediaError, UsageError
-from airlock.bundles.models import PayloadPart
+from airlock.bundles.errors import DecryptionError, UsageError
+from airlock.bundles.payload_parts import (
+    COPY_AGAIN,
+    PartReader,
+    PayloadParts,
+    changed_error,
+    check_parts,
+    open_parts,
+)
 from airlock.bundles.payload_unpack import PayloadLimits, Unpacker
 from airlock.bundles.payload_writer import BlobSource, write_payload
 from airlock.bundles.streams import (
     AGE_READ_BUFFER,
     CHUNK,
-    ConcatReader,
     Stage,
     hash_file,
     is_broken_pipe,
@@ -47,14 +52,16 @@ from airlock.bundles.streams import (
 __all__ = [
     "BlobSource",
     "PayloadLimits",
+    "PayloadParts",
     "UnpackedPayload",
     "check_parts",
     "hash_file",
+    "open_parts",
     "read_payload",
     "write_payload",
 ]
 
-_COPY_AGAIN = "the copy is incomplete or altered; copy the bundle from the original media again"
+_COPY_AGAIN = COPY_AGAIN
 
 
 @dataclass
@@ -71,7 +78,7 @@ class UnpackedPayload:
 
 
 def read_payload(
-    parts: list[Path],
+    parts: PayloadParts,
     identities: list[Any] | None,
     dest_dir: Path,
     on_metadata: Callable[[dict[str, bytes]], Mapping[str, int]],
@@ -84,9 +91,14 @@ def read_payload(
     the metadata and returns the blobs allowed: SHA-256 hex -> signed length.
     Every allowed blob must then appear, with exactly that length and hash.
 
+    The parts are read through the descriptors :func:`check_parts` opened (never
+    by path again) and hashed once more as they are decrypted: if their bytes
+    changed since the check, that is the error, whatever else failed.
+
     Args:
-        parts: ``payload.age`` (or ``payload.tar``) parts in order, already checked
-            against the signed envelope (:func:`check_parts`).
+        parts: The open ``payload.age`` (or ``payload.tar``) parts in order, from
+            :func:`check_parts` (or :func:`open_parts` for unchecked local files).
+            They are closed when this returns or fails.
         identities: pyrage ``x25519.Identity`` objects; None for a plain tar.
         dest_dir: An existing, empty directory on the filesystem of the final store;
             blobs go to ``dest_dir/blobs/sha256/<hex>``.
@@ -99,83 +111,35 @@ def read_payload(
     Raises:
         DecryptionError: wrong identity, or damaged or truncated ciphertext.
         UnsafeArchiveError: an entry breaks the archive rules.
-        IntegrityError: a blob's size or hash differs from the signed one, or it is missing.
+        IntegrityError: a blob's size or hash differs from the signed one, or it is
+            missing; or a part changed on the medium after it was checked.
         MediaError: a part cannot be read, or the archive is truncated.
+        StorageError: the blobs cannot be written (disk full, read-only, no permission).
         UsageError: ``dest_dir`` is not an empty directory.
     """
-    dest_dir = Path(dest_dir)
-    _check_dest(dest_dir)
-    unpacker = Unpacker(dest_dir, on_metadata, limits)
-    try:
-        source = _open_parts(parts)
-        if identities is None:
-            with source:
-                unpacker.run(source)
-        else:
-            _decrypt_and_unpack(source, identities, unpacker)
-    except BaseException:
-        unpacker.cleanup()
-        raise
+    with parts:
+        dest_dir = Path(dest_dir)
+        _check_dest(dest_dir)
+        unpacker = Unpacker(dest_dir, on_metadata, limits)
+        source = parts.reader()
+        try:
+            try:
+                if identities is None:
+                    unpacker.run(source)
+                else:
+                    _decrypt_and_unpack(source, identities, unpacker)
+            except Exception:
+                changed = source.changed_part()  # bytes swapped in place: blame the medium
+                if changed is not None:
+                    raise changed_error(changed) from None
+                raise
+            changed = source.changed_part()
+            if changed is not None:
+                raise changed_error(changed)
+        except BaseException:
+            unpacker.cleanup()
+            raise
     return UnpackedPayload(metadata=unpacker.metadata, blobs=dict(unpacker.blobs))
-
-
-def check_parts(bundle_dir: Path, parts: list[PayloadPart]) -> list[Path]:
-    """Checks the payload parts on the media against the signed envelope.
-
-    Every listed part must exist with the signed size (all sizes are checked first,
-    as that is cheap) and SHA-256; no other ``payload.*`` file may be present.
-
-    Args:
-        bundle_dir: The bundle directory.
-        parts: The parts the signed envelope lists, in order.
-
-    Returns:
-        The paths of the parts, in order.
-
-    Raises:
-        MediaError: a part is missing or unreadable, or an unlisted payload file is present.
-        IntegrityError: a size or hash differs from the signed one.
-    """
-    bundle_dir = Path(bundle_dir)
-    listed = {part.name for part in parts}
-    try:
-        present = sorted(p.name for p in bundle_dir.iterdir() if p.name.startswith("payload."))
-    except OSError as exc:
-        raise MediaError(f"cannot read the bundle directory {bundle_dir}: {exc.strerror}") from None
-    extra = [name for name in present if name not in listed]
-    if extra:
-        raise MediaError(
-            f"unexpected file {extra[0]} in the bundle: the signed envelope does not list it",
-            hint="files of different bundles are mixed; copy this bundle into an empty folder",
-        )
-    paths = [bundle_dir / part.name for part in parts]
-    for part, path in zip(parts, paths, strict=True):
-        try:
-            info = os.lstat(path)
-        except FileNotFoundError:
-            raise MediaError(
-                f"payload part {part.name} is missing from {bundle_dir}",
-                hint="copy every payload.* file of the bundle",
-            ) from None
-        if not stat.S_ISREG(info.st_mode):
-            raise MediaError(f"payload part {part.name} is not a regular file")
-        if info.st_size != part.size:
-            raise IntegrityError(
-                f"payload part {part.name} has {info.st_size} bytes, "
-                f"the signed envelope says {part.size}",
-                hint=_COPY_AGAIN,
-            )
-    for part, path in zip(parts, paths, strict=True):
-        try:
-            size, digest = hash_file(path)
-        except OSError as exc:
-            raise MediaError(f"cannot read payload part {part.name}: {exc.strerror}") from None
-        if size != part.size or digest != part.sha256:
-            raise IntegrityError(
-                f"payload part {part.name} does not match the SHA-256 in the signed envelope",
-                hint=_COPY_AGAIN,
-            )
-    return paths
 
 
 def _check_dest(dest_dir: Path) -> None:
@@ -183,19 +147,7 @@ def _check_dest(dest_dir: Path) -> None:
         raise UsageError(f"{dest_dir} must be an existing, empty directory to unpack into")
 
 
-def _open_parts(parts: list[Path]) -> ConcatReader:
-    if not parts:
-        raise MediaError("no payload part given")
-    try:
-        return ConcatReader(parts)
-    except OSError as exc:
-        raise MediaError(
-            f"cannot open payload part {exc.filename}: {exc.strerror}",
-            hint="copy every payload.* file of the bundle",
-        ) from None
-
-
-def _decrypt_and_unpack(source: ConcatReader, identities: list[Any], unpacker: Unpacker) -> None:
+def _decrypt_and_unpack(source: PartReader, identities: list[Any], unpacker: Unpacker) -> None:
     """Runs pyrage in a thread that feeds a pipe; this thread unpacks from the pipe."""
     read_fd, write_fd = open_pipe()
     stage = Stage("payload-decrypt", lambda: _decrypt(source, write_fd, identities))
@@ -219,7 +171,7 @@ def _decrypt_and_unpack(source: ConcatReader, identities: list[Any], unpacker: U
         raise DecryptionError("decryption of the payload stopped unexpectedly")
 
 
-def _decrypt(source: ConcatReader, write_fd: int, identities: list[Any]) -> None:
+def _decrypt(source: PartReader, write_fd: int, identities: list[Any]) -> None:
     # pyrage reads and writes 8 KiB at a time, holding the GIL: see AGE_READ_BUFFER.
     with (
         io.BufferedReader(source, AGE_READ_BUFFER) as reader,

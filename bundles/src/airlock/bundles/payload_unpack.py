@@ -9,6 +9,7 @@ checked on the final entry name and type that ``tarfile`` reports.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tarfile
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from pathlib import Path
 from airlock.bundles.atomic import fsync_dir
 from airlock.bundles.errors import AirlockError, IntegrityError, MediaError, UnsafeArchiveError
 from airlock.bundles.payload_names import EntryKind, blob_digest, entry_kind, is_sha256_hex, shown
+from airlock.bundles.storage import os_storage_error
 from airlock.bundles.streams import CHUNK, DurableWriter
 from airlock.bundles.tar_stream import TRUNCATED_HINT, ArchiveStream, RawReader
 
@@ -77,6 +79,9 @@ def _unsafe(name: str, rule: str) -> UnsafeArchiveError:
 
 
 def _local_write_error(dest_dir: Path, exc: OSError) -> AirlockError:
+    storage = os_storage_error(exc, dest_dir, "write the unpacked payload under")
+    if storage is not None:
+        return storage
     return AirlockError(
         f"cannot write the unpacked payload under {dest_dir}: {exc.strerror or exc}",
         hint="check free space and permissions of the data directory",
@@ -244,7 +249,9 @@ class Unpacker:
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         partial = self.blob_dir / f"{digest_hex}.partial"
         digest = hashlib.sha256()
-        with open(partial, "xb", buffering=0) as handle:
+        # Plaintext: readable by this user only (0600), whatever the umask.
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb", buffering=0) as handle:
             out = DurableWriter(handle.fileno())
             remaining = size
             while remaining:

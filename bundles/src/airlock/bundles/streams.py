@@ -12,12 +12,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import io
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 CHUNK = 1 << 20
 """Buffer size for file and pipe I/O (1 MiB)."""
@@ -110,44 +108,6 @@ def hash_file(path: Path) -> tuple[int, str]:
             digest.update(view[:count])
             size += count
     return size, digest.hexdigest()
-
-
-class ConcatReader(io.RawIOBase):
-    """Reads several files one after the other as one stream (payload parts).
-
-    All files are opened up front, so a missing part fails before anything
-    is decrypted.
-    """
-
-    def __init__(self, paths: list[Path]) -> None:
-        super().__init__()
-        self._files: list[io.FileIO] = []
-        try:
-            for path in paths:
-                self._files.append(io.FileIO(path, "r"))
-        except BaseException:
-            self.close()
-            raise
-        self._index = 0
-
-    def readable(self) -> bool:
-        """Always True."""
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        """Fills ``buffer`` from the current part, moving to the next one at its end."""
-        while self._index < len(self._files):
-            count = self._files[self._index].readinto(buffer)
-            if count:
-                return count
-            self._index += 1
-        return 0
-
-    def close(self) -> None:
-        """Closes every part."""
-        for handle in self._files:
-            handle.close()
-        super().close()
 
 
 class Stage(threading.Thread):

@@ -7,9 +7,13 @@ the site admin's guide):
    Director root; site id; clock against the time floor; expiry; sequence
    (a bundle not newer than the last one changes nothing); kind (``full``,
    ``delta`` or ``revocation``); encryption policy.
-2. Payload parts: exactly the listed files, with the signed sizes and SHA-256
-   — all before any decryption.
-3. Decrypt and strictly unpack into a scratch directory, streaming.
+2. Payload parts: exactly the listed files, regular files with the signed
+   sizes and SHA-256 — all before any decryption. They stay open
+   (:func:`~airlock.bundles.payload.check_parts`).
+3. Decrypt from those same descriptors (never by path again) and strictly
+   unpack into a private (0700) scratch directory, streaming
+   (:mod:`airlock.spoke.import_storage`; scratch a crashed import left is
+   removed when the import lock is taken).
 4. TUF: both repositories verified with ngclient from the trusted metadata
    (runs as soon as the metadata section of the payload has been read, so
    that every blob is then checked against its signed length and hash).
@@ -35,18 +39,17 @@ the site admin's guide):
 
 Any failure: the scratch directory is removed, blobs promoted in step 6 are
 removed again, the database is untouched, and a "refused"/"failure" audit
-entry names the step and the reason.
+entry names the step and the reason. A full disk or a read-only home is a
+``StorageError`` (exit 7) naming the path and the cause.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,7 @@ from airlock.bundles.db import session_scope
 from airlock.bundles.envelope import ENVELOPE_FILE, verify_envelope
 from airlock.bundles.errors import (
     AirlockError,
+    AuditWriteError,
     FreshnessError,
     GateError,
     IntegrityError,
@@ -78,6 +82,7 @@ from airlock.spoke import import_records
 from airlock.spoke.attestations import check_import as check_attestations
 from airlock.spoke.gate import GateReport, gate_bundle
 from airlock.spoke.home import SpokeHome
+from airlock.spoke.import_storage import import_lock, new_scratch, promote_blobs, storage_faults
 from airlock.spoke.state import (
     STATE_ID,
     DirectorAssignment,
@@ -137,38 +142,32 @@ def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None)
     clock = clock or SystemClock()
     envelope: Envelope | None = None
     try:
-        with _import_lock(home):
+        with import_lock(home, clock):  # removes what a crashed import left in HOME/tmp
             state, trusted = _load_state(home)
             envelope = _check_envelope(home, Path(bundle_dir), state, trusted, clock)
             return _verify_and_stage(home, Path(bundle_dir), envelope, trusted, clock, base=state)
     except Exception as exc:
         outcome = "refused" if isinstance(exc, VerificationError) else "failure"
-        home.audit.record(
-            "spoke.import",
-            outcome,
-            object=envelope.bundle_id if envelope else str(Path(bundle_dir).name),
-            details={
-                "error": type(exc).__name__,
-                "message": exc.message if isinstance(exc, AirlockError) else "unexpected error",
-                "sequence": envelope.sequence if envelope else None,
-                **({"gate": exc.figures} if isinstance(exc, GateError) else {}),
-            },
-            when=clock.now(),
-        )
-        raise
-
-
-@contextlib.contextmanager
-def _import_lock(home: SpokeHome) -> Iterator[None]:
-    home.tmp_dir.mkdir(parents=True, exist_ok=True)
-    with open(home.tmp_dir / "import.lock", "w") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(
-                "another import is running on this spoke", hint="wait for it to finish"
+            home.audit.record(
+                "spoke.import",
+                outcome,
+                object=envelope.bundle_id if envelope else str(Path(bundle_dir).name),
+                details={
+                    "error": type(exc).__name__,
+                    "message": exc.message if isinstance(exc, AirlockError) else "unexpected error",
+                    "sequence": envelope.sequence if envelope else None,
+                    **({"gate": exc.figures} if isinstance(exc, GateError) else {}),
+                },
+                when=clock.now(),
+            )
+        except AuditWriteError as audit_error:  # say what failed first, too
+            if not isinstance(exc, AirlockError):
+                raise
+            raise AuditWriteError(
+                f"{audit_error.message}; the import had failed: {exc.message}", audit_error.hint
             ) from None
-        yield
+        raise
 
 
 def _load_state(home: SpokeHome) -> tuple[SpokeState, dict[str, dict[str, bytes]]]:
@@ -255,21 +254,26 @@ def _verify_and_stage(
     *,
     base: SpokeState,
 ) -> ImportResult:
-    parts = check_parts(bundle_dir, list(envelope.parts))  # step 2, before the identity is opened
-    identities = [home.age_identity()] if envelope.encrypted else None
-    with Session(home.engine) as session:
-        staged_paths = import_records.staged_files(session)
+    # Step 2, before the identity is opened. The parts stay open: step 3 decrypts
+    # from these descriptors, never by path again (a file swapped in meanwhile is not read).
+    parts = check_parts(bundle_dir, list(envelope.parts))
+    try:
+        identities = [home.age_identity()] if envelope.encrypted else None
+        with Session(home.engine) as session:
+            staged_paths = import_records.staged_files(session)
+        scratch = new_scratch(home, envelope.sequence)  # private (0700)
+    except BaseException:
+        parts.close()
+        raise
     verified: list[VerifiedMetadata] = []
 
     def on_metadata(metadata: dict[str, bytes]) -> dict[str, int]:
         verified.append(verify_repositories(metadata, trusted, home.site_id, staged_paths))
         return expected_blobs(home, envelope, verified[0], staged_paths)
 
-    home.tmp_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f"import-{envelope.sequence}-", dir=home.tmp_dir))
     promoted: list[Path] = []
     try:
-        unpacked = read_payload(parts, identities, scratch, on_metadata)
+        unpacked = read_payload(parts, identities, scratch, on_metadata)  # closes the parts
         if not verified:
             raise VerificationError("the payload carried no metadata to verify")
         result = verified[0]
@@ -279,17 +283,22 @@ def _verify_and_stage(
         records = import_records.prepare(result, staged_paths, site_log)
         attested = check_attestations(home, result, unpacked.blobs, scratch, clock.now())  # 5a
         gate = gate_bundle(home, result, unpacked.blobs, scratch)  # 5b
-        for sha256, path in unpacked.blobs.items():
-            destination = home.blob_dir / sha256
-            if not destination.exists():
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                Path(path).replace(destination)
-                promoted.append(destination)
-        outcome = _commit(
-            home, envelope, result, len(promoted), clock, attested.refs, gate, records, base=base
-        )
+        promote_blobs(home, unpacked.blobs, promoted)
+        with storage_faults(home):  # a full disk or read-only home at commit: exit 7
+            outcome = _commit(
+                home,
+                envelope,
+                result,
+                len(promoted),
+                clock,
+                attested.refs,
+                gate,
+                records,
+                base=base,
+            )
         return outcome
     except BaseException:
+        parts.close()
         for path in promoted:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

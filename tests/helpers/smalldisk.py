@@ -1,0 +1,60 @@
+"""Real small disks for storage-fault tests: a size-limited tmpfs, remountable read-only.
+
+Nothing is faked: the kernel refuses the writes (``ENOSPC``, ``EROFS``), as a
+full or read-only disk at a site would. Mounting needs root (the test
+machines run as root); without it the tests that use these helpers are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def can_mount() -> bool:
+    """True when this process may mount filesystems (root with the ``mount`` tool)."""
+    return os.geteuid() == 0 and shutil.which("mount") is not None
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: int) -> Iterator[Path]:
+    """Mounts a tmpfs of ``size`` bytes at the new directory ``path``; unmounts it after."""
+    if not can_mount():
+        pytest.skip("mounting a small tmpfs needs root")
+    path.mkdir(parents=True)
+    _run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path))
+    try:
+        yield path
+    finally:
+        _run("umount", "-l", str(path))
+
+
+def remount(path: Path, read_only: bool) -> None:
+    """Remounts the tmpfs at ``path`` read-only (or read-write again)."""
+    _run("mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(path))
+
+
+def fill(path: Path, leave: int = 0) -> Path:
+    """Fills the filesystem of directory ``path`` up to ``leave`` free bytes; returns the filler."""
+    filler = path / "filler"
+    with open(filler, "ab") as handle:
+        while True:
+            free = os.statvfs(path).f_bavail * os.statvfs(path).f_frsize
+            if free <= leave:
+                break
+            try:
+                handle.write(b"\0" * min(free - leave, 1 << 20))
+                handle.flush()
+            except OSError:
+                break
+    return filler
+
+
+def _run(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=60)
