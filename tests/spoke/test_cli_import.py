@@ -111,10 +111,10 @@ def test_import_of_a_directory_that_is_not_a_bundle(
     assert_refused_unchanged(spoke, before, MediaError, exit_code=result.exit_code)
 
 
-def test_a_refused_import_prints_no_json(
+def test_a_refused_import_prints_one_json_error_and_no_result(
     airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
 ) -> None:
-    """Scripts that parse ``--json`` get an exit code and an error, never a partial result."""
+    """Scripts that parse ``--json`` get an exit code and one error document, never a result."""
     hub.export(SITE_ID, media / "bundle-1")
     payload = media / "bundle-1" / "payload.age"
     flip_byte(payload, os.path.getsize(payload) // 3)
@@ -122,7 +122,11 @@ def test_a_refused_import_prints_no_json(
     result = airlock(
         "spoke", "import", "--home", str(spoke.path), "--json", str(media / "bundle-1")
     )
-    assert result.stdout == ""
+    document = json.loads(result.stdout)
+    assert list(document) == ["error"]
+    assert document["error"]["kind"] == "integrity"
+    assert document["error"]["code"] == result.exit_code == 12
+    assert document["error"]["hint"]
     assert_error_output(result.stderr, "does not match the SHA-256 in the signed envelope")
     assert_refused_unchanged(spoke, before, IntegrityError, exit_code=result.exit_code)
 
