@@ -70,12 +70,13 @@ def test_status_of_a_fresh_spoke(airlock: Invoke, spoke: SpokeHome) -> None:
         ["time floor", SPOKE_INIT_TIME.isoformat()],
         ["last metrics export", "none yet"],
         ["hub acknowledged", "nothing yet"],
+        ["attestations", "not required until the site holds a signed layout"],
     ):
         assert row in rows
     assert "staged models" in result.stdout and "assigned by the Director" in result.stdout
     runtime = [r[0] for r in rows if r[0] in RUNTIME_ROWS]
     assert runtime == list(RUNTIME_ROWS), "the site runtime table (validation gate)"
-    assert len(rows) == 8 + len(RUNTIME_ROWS), "no staged model, gate or assignment rows yet"
+    assert len(rows) == 9 + len(RUNTIME_ROWS), "no staged model, gate or assignment rows yet"
 
 
 def test_status_table_after_an_import(

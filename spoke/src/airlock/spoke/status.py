@@ -7,12 +7,13 @@ in ``[runtime]``), and each staged version's gate figures.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from airlock.bundles.errors import UsageError
+from airlock.spoke.attestation_policy import layout_source, read_policy
 from airlock.spoke.gate_compat import NOT_SIGNED
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.return_state import HubReturnRecord, MetricsExportRecord
@@ -36,6 +37,8 @@ class SpokeStatus:
     runtime: dict[str, Any]
     metrics: dict[str, Any]
     """The return path: the last metrics export and what the hub acknowledged."""
+    attestations: dict[str, Any] = field(default_factory=dict)
+    """The attestation policy: required, the signed layout held, the unsafe exceptions."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -53,6 +56,7 @@ class SpokeStatus:
             "director_assignments": self.assigned,
             "runtime": self.runtime,
             "metrics": self.metrics,
+            "attestations": self.attestations,
         }
 
 
@@ -100,7 +104,19 @@ def read_status(home: SpokeHome) -> SpokeStatus:
             assigned=list(assigned.values()),
             runtime=site_runtime(home.config).to_dict(),
             metrics=_metrics(session),
+            attestations=_attestations(home, session),
         )
+
+
+def _attestations(home: SpokeHome, session: Session) -> dict[str, Any]:
+    """The attestation policy in force, with any unsafe exception (see attestation_policy)."""
+    held = layout_source(session)
+    policy = read_policy(home)
+    return {
+        **policy.to_dict(),
+        "layout_held": held,
+        "enforced": policy.required or held is not None,
+    }
 
 
 def _metrics(session: Session) -> dict[str, Any]:
