@@ -77,14 +77,14 @@ def runtime_version() -> str:
     return str(onnxruntime.__version__)
 
 
-_SOURCE_LOCATION = re.compile(r"\S*onnxruntime_src/\S+:\d+ [^()]*\([^()]*\)(?: const)? ?")
+_SOURCE_LOCATION = re.compile(r"/?onnxruntime_src/\S+:\d+ [^()]*\([^()]*\)(?: const)? ?")
 
 
 def load_reason(exc: BaseException, model_dir: Path) -> str:
     """onnxruntime's reason, without its status prefix, C++ source location and scratch path."""
     reason = " ".join(str(exc).split())
     reason = reason.replace(f"{model_dir}{os.sep}", "")
-    reason = _SOURCE_LOCATION.sub("", reason)
+    reason = " ".join(_SOURCE_LOCATION.sub(" ", reason).split())
     reason = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", reason)
     if "ONNX Runtime only" in reason:
         reason = reason[reason.index("ONNX Runtime only") :]
