@@ -123,6 +123,7 @@ def build_model(directory: Path, size_bytes: int) -> int:
         initializer=[weights],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # onnx writes IR 14 by default, which the site's onnxruntime refuses
     onnx.save_model(model, str(directory / "model.onnx"))
     onnx.checker.check_model(str(directory / "model.onnx"))
     return tree_size(directory)

@@ -112,7 +112,8 @@ def phased_rollouts() -> None:
     """Spoke service + 20 simulated nodes: rings, automatic rollback, promotion, revocation."""
     step(
         "15. A fleet for the site: the spoke service and 20 simulated nodes",
-        "The release engineer releases the pipeline's iris classifier as family 'flowers', "
+        "The release engineer releases the pipeline's iris classifier, with its in-toto "
+        "links, as family 'flowers', "
         "versions 1, 2 and 3, and signs a three-ring plan (2 nodes, half, all; seconds "
         "instead of minutes for the demo) into the site's Director targets. The site runs "
         "`airlock spoke serve` (the nodes' TUF mirror, site director, reports, metrics, and "
@@ -125,7 +126,10 @@ def phased_rollouts() -> None:
     (OUT / "quick-plan.toml").write_text(QUICK_PLAN)
     run("hub", "unassign", "--home", "hub", "plant-7", "classifier")
     run("hub", "unassign", "--home", "hub", "plant-7", "iris")
+    # attested with the pipeline's links: once the site holds a signed layout (step 13),
+    # it refuses unattested versions of every family
     model = ["pipeline/v1/model.onnx", "--validation-set", "pipeline/v1/validation.npz"]
+    model += ["--links", "pipeline/v1/links"]
     for version in ("1", "2", "3"):
         run("hub", "model", "add", "--home", "hub", "flowers", version, *model,
             "--thresholds", "thresholds.toml")  # fmt: skip

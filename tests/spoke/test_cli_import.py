@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import onnxruntime
 from helpers.bundlecraft import flip_byte
 from helpers.fleetenv import Fleet
 from helpers.spokeenv import (
@@ -25,8 +26,18 @@ from airlock.hub.hub import Hub
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.status import read_status
 
-NOTHING_SIGNED = {"outcome": "passed", "compatibility": "not signed", "validation": "not signed"}
-"""The gate's figures for a version released without a validation set or compatibility."""
+GRAPHS = {"classifier@1": "classifier.onnx", "detector@1": "model.onnx"}
+
+
+def nothing_signed(ref: str) -> dict[str, object]:
+    """The gate's figures for a version released without a validation set or compatibility."""
+    load = {"onnxruntime": onnxruntime.__version__, "graphs": [GRAPHS[ref]]}
+    return {
+        "outcome": "passed",
+        "compatibility": "not signed",
+        "validation": "not signed",
+        "load": load,
+    }
 
 
 def test_import_json_reports_what_was_staged(
@@ -46,7 +57,7 @@ def test_import_json_reports_what_was_staged(
         "assigned": ["classifier@1", "detector@1"],
         "new_blobs": len(world.source_digests("classifier@1", "detector@1")),
         "attested": [],
-        "gate": {ref: NOTHING_SIGNED for ref in ("classifier@1", "detector@1")},
+        "gate": {ref: nothing_signed(ref) for ref in ("classifier@1", "detector@1")},
     }
     assert read_status(spoke).last_bundle_id == envelope.bundle_id
     last = AuditLog(spoke.engine, "spoke").entries()[-1]

@@ -70,6 +70,7 @@ def test_status_of_a_fresh_spoke(airlock: Invoke, spoke: SpokeHome) -> None:
         ["time floor", SPOKE_INIT_TIME.isoformat()],
         ["last metrics export", "none yet"],
         ["hub acknowledged", "nothing yet"],
+        ["attestations", "not required until the site holds a signed layout"],
     ):
         assert row in rows
     assert "staged models" in result.stdout and "assigned by the Director" in result.stdout
@@ -77,7 +78,7 @@ def test_status_of_a_fresh_spoke(airlock: Invoke, spoke: SpokeHome) -> None:
     assert runtime == list(RUNTIME_ROWS), "the site runtime table (validation gate)"
     assert ["days since the last bundle", "0"] in rows  # the cut-off rows (issue 12, point 21)
     cut_off_rows = 4
-    assert len(rows) == 8 + cut_off_rows + len(RUNTIME_ROWS), "no staged model rows yet"
+    assert len(rows) == 9 + cut_off_rows + len(RUNTIME_ROWS), "no staged model rows yet"
 
 
 def test_status_table_after_an_import(

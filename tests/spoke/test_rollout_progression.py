@@ -101,7 +101,9 @@ def test_no_analysis_before_nodes_run_the_candidate(site: Site) -> None:
     site.plan("iris", "1", quick_plan())
     site.step()
     site.step()
-    for _ in range(3):  # nodes do not report: nothing to judge yet
+    for _ in range(3):  # nodes report, but not running the candidate: nothing to judge yet
+        for node in site.nodes:
+            site.report(node, [])
         assert site.step(60) == []
     rollout = site.rollout()
     assert rollout.last_analysis_at == rollout.ring_started_at
@@ -223,6 +225,7 @@ def test_a_service_tick_signs_only_when_a_node_changed_and_renews_once_a_minute(
     assert list(first.published) == ring_of(site, "1")
     # a day later nothing changed for any node: only the renewal is due, and done once
     site.clock.advance(dt.timedelta(hours=23))
+    site.obey()  # the nodes kept reporting all day
     renewed = tick(site.home, signer, site.clock.now(), memo)
     assert renewed.published == () and set(renewed.refreshed) >= set(ring_of(site, "1"))
     assert tick(site.home, signer, site.clock.now(), memo).refreshed == ()
@@ -258,6 +261,7 @@ def test_a_ring_node_failing_its_health_check_fails_the_analysis(site: Site) -> 
     assert ("analysis-failed", 1) in [(e["kind"], e["details"].get("failures")) for e in first]
     [failed] = [e for e in first if e["kind"] == "analysis-failed"]
     assert "1 ring node(s) failed the health check (health check: iris@2" in str(failed["details"])
+    site.report(canary, [], [Refusal("iris", "2", reason, "x", HEALTH_CHECK)])  # still alive
     second = site.step(60)
     assert "rolled-back" in [e["kind"] for e in second]
     assert site.rollout(version="2").state == "rolled-back"

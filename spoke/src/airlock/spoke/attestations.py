@@ -10,10 +10,9 @@ version's targets of kind ``link``, and the shipped model files (kind
 import's scratch area. Versions already staged were checked when they were
 staged.
 
-Policy, in the spoke's ``airlock.toml`` (env ``AIRLOCK_POLICY_REQUIRE_ATTESTATIONS``)::
-
-    [policy]
-    require_attestations = true   # refuse versions without a layout (default: false)
+A version without attestations is refused when the site requires them, or
+once the site holds a signed layout, unless the site's policy explicitly
+exempts its family (:mod:`airlock.spoke.attestation_policy`).
 
 :func:`export` writes a staged version's layout, links and the layout public
 keys (SubjectPublicKeyInfo PEM) so that the stock ``in-toto-verify`` can be
@@ -44,33 +43,11 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.tufverify import ROOT_FILE, VerifiedMetadata, VerifiedTarget
+from airlock.spoke.attestation_policy import AttestationPolicy, layout_source, read_policy
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.state import StagedModel, TrustedMetadataFile
 
-POLICY_SETTING = "policy.require_attestations"
 VERIFY_COMMAND = "in-toto-verify --layout root.layout --verification-keys {keys}"
-
-
-def require_attestations(home: SpokeHome) -> bool:
-    """Whether this site refuses model versions without an in-toto layout (default: no).
-
-    Raises:
-        UsageError: the setting is neither true nor false (a typo must not
-            silently turn the policy off).
-    """
-    value = home.config.get(POLICY_SETTING, False)
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes"}:
-        return True
-    if text in {"0", "false", "no"}:
-        return False
-    raise UsageError(
-        f"{POLICY_SETTING} must be true or false, not {value!r}",
-        hint="fix [policy] require_attestations in the spoke's airlock.toml "
-        "(or AIRLOCK_POLICY_REQUIRE_ATTESTATIONS)",
-    )
 
 
 def image_anchor(image_root_bytes: bytes) -> attest.Anchor:
@@ -104,6 +81,8 @@ class AttestationCheck:
 
     verified: list[dict[str, Any]] = field(default_factory=list)
     unattested: list[str] = field(default_factory=list)
+    exempted: list[str] = field(default_factory=list)
+    """Unattested versions accepted only because ``unsafe_allow_unattested`` names their family."""
 
     @property
     def refs(self) -> list[str]:
@@ -128,13 +107,15 @@ def check_import(
         now: The spoke's clock.
 
     Raises:
-        AttestationError: a version's attestations do not verify, or the site
-            requires attestations and a version has none.
+        AttestationError: a version's attestations do not verify, or a version
+            has none although the site requires them or holds a signed layout.
+        UsageError: the site's ``[policy]`` is malformed.
     """
     result = AttestationCheck()
+    policy = read_policy(home)
     with Session(home.engine) as session:
         staged = {(row.name, row.version) for row in session.exec(select(StagedModel))}
-    required = require_attestations(home)
+        held = layout_source(session, verified.targets)
     anchor: attest.Anchor | None = None
     for (name, version), targets in sorted(_by_version(verified.targets).items()):
         ref = f"{name}@{version}"
@@ -142,14 +123,7 @@ def check_import(
             continue
         layouts_ = [t for t in targets if t.kind == "layout"]
         if not layouts_:
-            if required:
-                raise AttestationError(
-                    f"{ref} carries no in-toto attestations and this site requires them",
-                    hint="ask the hub to release the version with its pipeline's links "
-                    "(`airlock hub model add … --links`), or change [policy] "
-                    "require_attestations in the spoke's airlock.toml",
-                )
-            result.unattested.append(ref)
+            _check_unattested(ref, name, policy, held, result)
             continue
         if len(layouts_) != 1 or layouts_[0].filename != layouts.LAYOUT_TARGET:
             raise AttestationError(
@@ -178,6 +152,32 @@ def check_import(
             shutil.rmtree(directory, ignore_errors=True)
         result.verified.append(report.to_dict())
     return result
+
+
+def _check_unattested(
+    ref: str, family: str, policy: AttestationPolicy, held: str | None, result: AttestationCheck
+) -> None:
+    """Accepts the unattested version ``ref`` only where the policy allows it, or raises."""
+    if policy.required:
+        raise AttestationError(
+            f"{ref} carries no in-toto attestations and this site requires them",
+            hint="ask the hub to release the version with its pipeline's links "
+            "(`airlock hub model add … --links`), or change [policy] "
+            "require_attestations in the spoke's airlock.toml",
+        )
+    if held is not None and not policy.allows_unattested(family):
+        raise AttestationError(
+            f"{ref} carries no in-toto attestations, but this site holds a signed in-toto "
+            f"layout ({held}): every version must be attested from then on; its "
+            "layout and links may have been stripped",
+            hint="ask the hub to release the version with its pipeline's links "
+            "(`airlock hub model add … --links`); only if the family is knowingly "
+            f'released without them, set [policy] unsafe_allow_unattested = ["{family}"] '
+            "in the spoke's airlock.toml (shown by `airlock spoke status`)",
+        )
+    result.unattested.append(ref)
+    if held is not None:
+        result.exempted.append(ref)
 
 
 def _staged_files(home: SpokeHome, name: str, version: str) -> list[dict[str, Any]]:

@@ -188,6 +188,9 @@ def status(home: Path, as_json: bool) -> None:
         if acked
         else "nothing yet",
     )
+    overview.add_row(*_attestation_row(info.attestations))
+    if info.attestations["unsafe_allow_unattested"]:
+        overview.add_row(*_unsafe_row(info.attestations))
     console.print(overview)
     for warning in info.cut_off.get("warnings", []):
         style = "bold red" if warning.startswith("STRONG") else "yellow"
@@ -214,6 +217,22 @@ def status(home: Path, as_json: bool) -> None:
             row["model"], row["version"], str(row["files"]), "yes" if row["staged"] else "no"
         )
     console.print(assigned)
+
+
+def _attestation_row(policy: dict[str, Any]) -> tuple[str, str]:
+    """The overview row saying when versions must carry in-toto attestations."""
+    if policy["require_attestations"]:
+        return "attestations", "required for every version (require_attestations)"
+    if policy["layout_held"]:
+        return "attestations", f"required: the site holds a signed layout ({policy['layout_held']})"
+    return "attestations", "not required until the site holds a signed layout"
+
+
+def _unsafe_row(policy: dict[str, Any]) -> tuple[str, str]:
+    """The warning row for ``[policy] unsafe_allow_unattested``."""
+    unsafe = policy["unsafe_allow_unattested"]
+    families = "every family" if isinstance(unsafe, str) else ", ".join(unsafe)
+    return "UNSAFE: unattested allowed", f"{families} (policy.unsafe_allow_unattested)"
 
 
 def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[str, Any]) -> None:

@@ -109,9 +109,12 @@ def show(home: Path, rollout_id: str, as_json: bool) -> None:
     from sqlmodel import Session
 
     from airlock.spoke.rollout_admin import show_rollout
+    from airlock.spoke.rollout_rings import stale_after_seconds
 
-    with Session(SpokeHome(home).engine) as session:
-        info = show_rollout(session, rollout_id)
+    spoke_home = SpokeHome(home)
+    stale_after = stale_after_seconds(spoke_home.config)
+    with Session(spoke_home.engine) as session:
+        info = show_rollout(session, rollout_id, SystemClock().now(), stale_after)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -134,8 +137,14 @@ def _print_show(console: Console, info: dict[str, Any]) -> None:
     head.add_row("analysis interval", f"{info['interval_seconds']} s")
     head.add_row("stable version", info["stable_version"] or "-")
     head.add_row("enrolled nodes", str(info["enrolled_nodes"]))
+    if info["stale_nodes"]:
+        stale = ", ".join(f"{node} (last {when})" for node, when in info["stale_nodes"].items())
+        head.add_row("nodes not seen lately (left out of rings)", escape(stale))
     if info["waiting"]:
         head.add_row("waiting for dependencies", escape(json.dumps(info["waiting"])))
+    wait = info["waiting_for"]
+    if wait and info["state"] == "ring":
+        head.add_row("waiting for", escape(f"{wait['for']}: {wait['reason']}"))
     console.print(head)
     rings = Table(title="rings")
     for column in ("#", "ring", "nodes", "node count", "bake", "traffic", "approval", ""):

@@ -16,8 +16,11 @@ the check and the figures:
    against the newest opset this onnxruntime loads.
 2. Dependencies: each ``model >= version`` is met by a version already
    staged here or staged by the same bundle.
-3. Load: the primary graph in an onnxruntime session on the CPU, its
-   external-data files next to it under their target file names.
+3. Load — always, whether or not anything is signed: every ONNX file of the
+   version in an onnxruntime session on the CPU (session creation only, no
+   inference), its external-data files next to it under their target file
+   names. onnxruntime checks the IR version, opsets and operators; a model
+   this site's runtime cannot load is refused here, not on the canary node.
 4. Validation set: classification accuracy ``>= min_accuracy``, or
    regression maximum absolute error ``<= max_error``.
 5. Latency: 95th percentile of single-row inference ``<= max_p95_latency_ms``.
@@ -46,12 +49,13 @@ from airlock.bundles.models import check_name
 from airlock.bundles.release import ReleaseInfo, ValidationSpec
 from airlock.bundles.tufverify import VerifiedMetadata, VerifiedTarget
 from airlock.spoke.gate_compat import NOT_SIGNED, REPORT_HINT, check_compatibility, refuse
-from airlock.spoke.gate_run import Measurement, measure, open_session
+from airlock.spoke.gate_run import Measurement, measure, open_session, runtime_version
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.runtime import SiteRuntime
 from airlock.spoke.state import StagedModel
 
 PASSED, REFUSED = "passed", "refused"
+ONNX_SUFFIX = ".onnx"
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,8 @@ def run_gate(
     Args:
         candidates: The versions the bundle newly stages.
         staged: Model name → versions already staged at the site.
-        runtime: Gives the site's runtime (called once, only if something is signed).
+        runtime: Gives the site's runtime (called once, only if something is signed;
+            every version is loaded in this process's onnxruntime regardless).
         workdir: A private directory in the import's scratch space.
 
     Raises:
@@ -135,6 +140,7 @@ def check_version(
     """One version's checks and figures::
 
         {"outcome": "passed", "runtime": {…} (absent when nothing is signed),
+         "load": {onnxruntime, graphs: [the ONNX files loaded, primary first]},
          "compatibility": "not signed" | {onnxruntime, min_onnxruntime, providers,
              architectures, min_memory_mb, opset: {signed, model, supported},
              depends: [{model, min_version, found}]},
@@ -152,31 +158,60 @@ def check_version(
         "compatibility": NOT_SIGNED,
         "validation": NOT_SIGNED,
     }
-    if release.validation is None and release.compatibility is None:
-        return figures
-    assert runtime is not None, "run_gate gives a runtime whenever something is signed"
-    figures["runtime"] = runtime.to_dict()
+    if release.validation is not None or release.compatibility is not None:
+        assert runtime is not None, "run_gate gives a runtime whenever something is signed"
+        figures["runtime"] = runtime.to_dict()
+    version = runtime.onnxruntime if runtime is not None else runtime_version()
     try:
         primary = _primary(candidate)
         if release.compatibility is not None:
+            assert runtime is not None
             figures["compatibility"] = check_compatibility(
                 candidate.ref, release.compatibility, runtime, available, primary.path
             )
-        if release.validation is not None:
-            with _model_dir(candidate, workdir) as model_dir:
-                session = open_session(
-                    model_dir, primary.filename, candidate.ref, runtime.onnxruntime
-                )
+        with _model_dir(candidate, workdir) as model_dir:
+            session = _load_graphs(candidate, primary, model_dir, version, figures)
+            if release.validation is not None:
                 figures["validation"] = _check_validation(
                     candidate, release.validation, session, model_dir
                 )
-        elif release.compatibility is not None:
-            with _model_dir(candidate, workdir) as model_dir:  # the runtime must load it
-                open_session(model_dir, primary.filename, candidate.ref, runtime.onnxruntime)
     except GateError as exc:
         exc.figures = {**figures, **exc.figures, "outcome": REFUSED, "model": candidate.ref}
         raise
     return figures
+
+
+def _load_graphs(
+    candidate: Candidate,
+    primary: CandidateFile,
+    model_dir: Path,
+    version: str,
+    figures: dict[str, Any],
+) -> Any:
+    """Loads every ONNX file of ``candidate`` in onnxruntime; returns the primary's session.
+
+    Session creation only (no inference): onnxruntime checks the IR version,
+    opsets and operators. The primary graph is optimised when its validation
+    set will run on it.
+
+    Raises:
+        GateError: onnxruntime cannot load one of them (``figures["load"]`` says which).
+    """
+    others = sorted(
+        f.filename
+        for f in candidate.files
+        if f.kind == "model" and not f.primary and f.filename.lower().endswith(ONNX_SUFFIX)
+    )
+    graphs = [primary.filename, *others]
+    figures["load"] = {"onnxruntime": version, "graphs": graphs}
+    session = None
+    for graph in graphs:
+        optimize = graph == primary.filename and candidate.release.validation is not None
+        opened = open_session(model_dir, graph, candidate.ref, version, optimize=optimize)
+        if graph == primary.filename:
+            session = opened
+        del opened
+    return session
 
 
 def _primary(candidate: Candidate) -> CandidateFile:

@@ -1,8 +1,9 @@
 """Running a model on its signed validation set with onnxruntime: the gate's measurements.
 
-:func:`open_session` loads the primary graph from a directory where every
-model file of the version sits under its target file name (external data is
-found next to the graph); :func:`measure` runs the validation set and times
+:func:`open_session` loads a graph from a directory where every model file
+of the version sits under its target file name (external data is found next
+to the graph) — the gate loads every ONNX file of every version this way,
+signed validation set or not; :func:`measure` runs the validation set and times
 single-row inference. Thresholds are compared by :mod:`airlock.spoke.gate`;
 here we only measure, and raise :class:`GateError` when the model or its
 validation set cannot be used at all.
@@ -11,6 +12,8 @@ validation set cannot be used at all.
 from __future__ import annotations
 
 import math
+import os
+import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -67,27 +70,64 @@ class Measurement:
         return Decimal(ordered[rank - 1]) / Decimal(1_000_000)
 
 
-def open_session(model_dir: Path, graph: str, ref: str, version: str) -> Any:
+def runtime_version() -> str:
+    """The version of the onnxruntime the gate loads models in."""
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
+
+_SOURCE_LOCATION = re.compile(r"/?onnxruntime_src/\S+:\d+ [^()]*\([^()]*\)(?: const)? ?")
+
+
+def load_reason(exc: BaseException, model_dir: Path) -> str:
+    """onnxruntime's reason, without its status prefix, C++ source location and scratch path."""
+    reason = " ".join(str(exc).split())
+    reason = reason.replace(f"{model_dir}{os.sep}", "")
+    reason = " ".join(_SOURCE_LOCATION.sub(" ", reason).split())
+    reason = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", reason)
+    if "ONNX Runtime only" in reason:
+        reason = reason[reason.index("ONNX Runtime only") :]
+    return reason[:400]
+
+
+def open_session(model_dir: Path, graph: str, ref: str, version: str, optimize: bool = True) -> Any:
     """An onnxruntime session for ``model_dir/graph`` on the CPU.
 
+    Creating the session is the load check: onnxruntime refuses an IR version,
+    opset or operator it does not support, and external data it cannot read.
+
+    Args:
+        model_dir: The directory holding the version's model files under their names.
+        graph: The ONNX file to load.
+        ref: ``name@version``, for messages.
+        version: The onnxruntime version, for messages.
+        optimize: Apply graph optimisations (for a session that will run);
+            without, creating the session costs less for a big model.
+
     Raises:
-        GateError: onnxruntime cannot load the model (opset, operators, data).
+        GateError: onnxruntime cannot load the model; ``figures`` name the file
+            and onnxruntime's reason.
     """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    if not optimize:
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         return onnxruntime.InferenceSession(str(model_dir / graph), options, providers=PROVIDERS)
     except Exception as exc:
-        reason = " ".join(str(exc).split())
-        if "ONNX Runtime only" in reason:
-            reason = reason[reason.index("ONNX Runtime only") :]
+        reason = load_reason(exc, model_dir)
         raise GateError(
-            f"validation gate: onnxruntime {version} cannot load {ref}: {reason[:400]}",
-            hint="the model needs a newer runtime or operators this site lacks; "
-            "ask the hub for a build for this site's onnxruntime",
-            figures={"failed": "load"},
+            f"validation gate: onnxruntime {version} cannot load {ref} ({graph}): {reason}",
+            hint="this site's runtime cannot run the model (IR version, opset or operators "
+            "newer than it supports, or broken model data): do not use this version; ask "
+            f"the hub for a build for onnxruntime {version}, or upgrade the site's onnxruntime",
+            figures={
+                "failed": "load",
+                "load": {"onnxruntime": version, "file": graph, "reason": reason},
+            },
         ) from None
 
 

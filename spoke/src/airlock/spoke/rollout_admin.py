@@ -38,7 +38,16 @@ from airlock.spoke.rollout_decisions import (
     resume_from_pause,
     set_extra,
 )
-from airlock.spoke.rollout_rings import ACTIVE_STATES, active_node_ids, ring_nodes, sync_desired
+from airlock.spoke.rollout_rings import (
+    ACTIVE_STATES,
+    DEFAULT_STALE_AFTER,
+    active_node_ids,
+    last_seen,
+    live_node_ids,
+    ring_nodes,
+    stale_after_seconds,
+    sync_desired,
+)
 
 Action = Callable[[Session, Rollout], dict[str, Any]]
 EVENT_KIND = {"pause": "paused", "resume": "resumed", "abort": "aborted"}
@@ -72,7 +81,7 @@ def _act(
             change = change_number(rollout)
             details = {**request, **action(session, rollout)}
             session.flush()
-            sync_desired(session, now)
+            sync_desired(session, now, stale_after=stale_after_seconds(home.config))
             home.audit.record(
                 f"spoke.rollout.{verb}",
                 "success",
@@ -244,8 +253,18 @@ def list_rollouts(session: Session) -> list[dict[str, Any]]:
     return [summary(session, rollout) for rollout in rows]
 
 
-def show_rollout(session: Session, rollout_id: str) -> dict[str, Any]:
+def show_rollout(
+    session: Session,
+    rollout_id: str,
+    now: dt.datetime | None = None,
+    stale_after: int = DEFAULT_STALE_AFTER,
+) -> dict[str, Any]:
     """One rollout in full: rings with node counts, counters, last analysis, history.
+
+    Ring node counts are over the enrolled nodes; with ``now``, ``stale_nodes``
+    names those not heard from within ``stale_after`` seconds (node → last
+    contact), which the engine leaves out of rings. ``waiting_for`` is what
+    the ring waits for (see :mod:`airlock.spoke.rollout_waits`).
 
     Raises:
         NotFoundError: no such rollout.
@@ -258,6 +277,8 @@ def show_rollout(session: Session, rollout_id: str) -> dict[str, Any]:
         )
     plan = RolloutPlan.from_dict(rollout.plan)
     nodes = active_node_ids(session)
+    live = nodes if now is None else live_node_ids(session, now, stale_after)
+    seen = last_seen(session)
     rings = []
     for index, ring in enumerate(plan.rings):
         rings.append(
@@ -281,7 +302,9 @@ def show_rollout(session: Session, rollout_id: str) -> dict[str, Any]:
         "health": plan.health.to_dict(),
         "ring_list": rings,
         "depends": rollout.extra.get("depends", []),
+        "stale_nodes": {node: seen[node] for node in sorted(set(nodes) - set(live))},
         "waiting": rollout.extra.get("waiting", {}),
+        "waiting_for": rollout.extra.get("waiting_for") or {},
         "last_analysis": rollout.extra.get("last_analysis"),
         "events": [event_dict(e) for e in events],
     }

@@ -26,7 +26,7 @@ from airlock.spoke.rollout_change import (
     open_emergency,
     window_gap,
 )
-from airlock.spoke.rollout_rings import ACTIVE_STATES
+from airlock.spoke.rollout_rings import ACTIVE_STATES, DEFAULT_STALE_AFTER
 
 ENGINE_PRINCIPAL = "airlock-rollout-engine"
 """The audit principal of the engine's own decisions (rollback, promotion, revocation)."""
@@ -72,6 +72,10 @@ class StepContext:
         """Rollouts created in this step: they start on the next one."""
         self.changed_nodes: list[str] = []
         """Nodes whose wishes (``NodeDesired``) this step changed."""
+        self.stale_after = DEFAULT_STALE_AFTER
+        """The site's ``[rollout] node_stale_after``, in seconds."""
+        self.live_nodes: list[str] = []
+        """The active nodes heard from within ``stale_after``: rings are chosen among them."""
 
     def event(self, rollout: Rollout, kind: str, details: dict[str, Any]) -> None:
         """An event in the rollout's history (not a state change: not audited)."""
@@ -151,7 +155,7 @@ def start_ring(rollout: Rollout, index: int, now: dt.datetime) -> None:
     rollout.ring_index = index
     rollout.ring_started_at = rollout.last_analysis_at = utc_iso(now)
     rollout.consecutive_successes = rollout.failures = 0
-    set_extra(rollout, awaiting_promotion=False, waiting={}, refused={})
+    set_extra(rollout, awaiting_promotion=False, waiting={}, refused={}, waiting_for={})
 
 
 def ring_details(rollout: Rollout) -> dict[str, Any]:

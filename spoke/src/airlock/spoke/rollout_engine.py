@@ -70,14 +70,16 @@ from airlock.spoke.rollout_decisions import (
 )
 from airlock.spoke.rollout_rings import (
     ACTIVE_STATES,
-    active_node_ids,
     latest_reports,
+    live_node_ids,
     revoked_versions,
     ring_view,
     runs_version,
+    stale_after_seconds,
     sync_desired,
     version_key,
 )
+from airlock.spoke.rollout_waits import note_wait
 
 __all__ = [  # the engine's public names, some defined in rollout_decisions
     "ENGINE_PRINCIPAL",
@@ -130,6 +132,8 @@ def step(home: SpokeHome, session: Session, now: dt.datetime) -> list[RolloutEve
 def _run_step(home: SpokeHome, session: Session, now: dt.datetime) -> StepContext:
     limits = SiteLimits.from_config(home.config.get("rollout"))
     ctx = StepContext(home, session, now, change_required(home))
+    ctx.stale_after = stale_after_seconds(home.config)
+    ctx.live_nodes = live_node_ids(session, now, ctx.stale_after)
     _revoke(ctx)
     start_assigned(ctx, limits)
     running = session.exec(
@@ -141,7 +145,7 @@ def _run_step(home: SpokeHome, session: Session, now: dt.datetime) -> StepContex
         if rollout.id not in ctx.created:
             _advance(ctx, rollout)
     session.flush()
-    ctx.changed_nodes = sync_desired(session, now)
+    ctx.changed_nodes = sync_desired(session, now, stale_after=ctx.stale_after)
     return ctx
 
 
@@ -270,9 +274,8 @@ def _advance(ctx: StepContext, rollout: Rollout) -> None:
     if rollout.state != "ring":
         return
     plan = RolloutPlan.from_dict(rollout.plan)
-    node_ids = active_node_ids(ctx.session)
     reports = latest_reports(ctx.session)
-    view = ring_view(rollout, node_ids, reports)
+    view = ring_view(rollout, ctx.live_nodes, reports)
     if view.waiting != rollout.extra.get("waiting", {}):
         set_extra(rollout, waiting=view.waiting)
         if view.waiting:
@@ -289,14 +292,13 @@ def _advance(ctx: StepContext, rollout: Rollout) -> None:
         if refused:
             ctx.event(rollout, "node-refused", {"nodes": refused})
     unhealthy = {node: r.reason for node, r in refusals if r.kind == HEALTH_CHECK}
-    running = any(
-        runs_version(reports.get(n), rollout.model, rollout.version) for n in view.eligible
-    )
+    running = [n for n in view.eligible if runs_version(reports.get(n), *_ref(rollout))]
     due = ctx.now >= parse_utc(rollout.last_analysis_at) + dt.timedelta(
         seconds=plan.interval_seconds
     )
     if (running or unhealthy) and due and _analyse(ctx, rollout, plan, unhealthy=unhealthy):
         return
+    note_wait(ctx, rollout, view, running, ctx.stale_after)
     gaps = promotion_gaps(rollout, ctx.now)
     ring = plan.rings[rollout.ring_index]
     if gaps:
@@ -308,6 +310,10 @@ def _advance(ctx: StepContext, rollout: Rollout) -> None:
             ctx.event(rollout, "awaiting-promotion", ring_details(rollout))
     else:
         ctx.events.extend(promote_ring(ctx.home, ctx.session, rollout, ctx.now, ENGINE_PRINCIPAL))
+
+
+def _ref(rollout: Rollout) -> tuple[str, str]:
+    return rollout.model, rollout.version
 
 
 def _hold_start(ctx: StepContext, rollout: Rollout) -> None:
@@ -367,7 +373,7 @@ def _watch_paused(ctx: StepContext, rollout: Rollout) -> None:
         return
     plan = RolloutPlan.from_dict(rollout.plan)
     reports = latest_reports(ctx.session)
-    view = ring_view(rollout, active_node_ids(ctx.session), reports)
+    view = ring_view(rollout, ctx.live_nodes, reports)
     running = any(
         runs_version(reports.get(n), rollout.model, rollout.version) for n in view.eligible
     )

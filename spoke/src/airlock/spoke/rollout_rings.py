@@ -1,12 +1,17 @@
 """Which nodes are in which ring, and what each node should hold (its ``NodeDesired`` row).
 
 The rollout engine decides states; this module turns them into per-node
-wishes. Ring membership is deterministic and stable: the site's active
+wishes. Ring membership is deterministic and stable: the site's *live*
 enrolled nodes sorted by ``sha256(rollout_id + node_id)``, the first
 ``ring.node_count(n)`` of them (rings are cumulative, so a node in ring 1 stays
-in ring 2). A ring node gets the stable version plus the candidate; every other
-node gets the stable version only. A candidate whose dependencies a node does
-not run yet (per its latest signed version report) is held back on that node.
+in ring 2). A node is live when the spoke heard from it (its latest version
+report, or its enrolment) within ``[rollout] node_stale_after`` seconds
+(:func:`stale_after_seconds`): a node that stopped reporting is never chosen
+as a canary or ring node, and leaves the ring it was in, so a dead node
+cannot stall a rollout. Every active node still gets its stable entries.
+A ring node gets the stable version plus the candidate; every other node
+gets the stable version only. A candidate whose dependencies a node does not
+run yet (per its latest signed version report) is held back on that node.
 
 :func:`sync_desired` rewrites every node's entries for the families the engine
 manages, keeps other families' entries as they are, never lists a revoked
@@ -24,8 +29,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from airlock.bundles.clock import utc_iso
-from airlock.bundles.errors import AirlockError
+from airlock.bundles.clock import parse_utc, utc_iso
+from airlock.bundles.errors import AirlockError, UsageError
 from airlock.bundles.release import version_tuple
 from airlock.bundles.rollout import RolloutPlan
 from airlock.spoke.fleet_state import (
@@ -40,6 +45,9 @@ from airlock.spoke.protocol import ROLES, NodeModel, VersionReport
 
 ACTIVE_STATES = ("pending", "ring", "paused")
 """States of a rollout that is still running (at most one per family)."""
+STALE_SETTING = "rollout.node_stale_after"
+DEFAULT_STALE_AFTER = 60
+"""Seconds: six report intervals of a node agent's default ``report_seconds`` (10)."""
 
 
 def version_key(version: str) -> tuple[int, tuple[int, ...], str]:
@@ -54,6 +62,46 @@ def active_node_ids(session: Session) -> list[str]:
     """The ids of enrolled nodes that were not removed, sorted."""
     rows = session.exec(select(EnrolledNode).where(EnrolledNode.removed_at == ""))
     return sorted(row.node_id for row in rows)
+
+
+def stale_after_seconds(config: Any) -> int:
+    """``[rollout] node_stale_after`` (env ``AIRLOCK_ROLLOUT_NODE_STALE_AFTER``), in seconds.
+
+    Raises:
+        UsageError: not a whole number of seconds above zero.
+    """
+    value = config.get(STALE_SETTING, DEFAULT_STALE_AFTER)
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        seconds = int(value)
+    except (TypeError, ValueError):
+        seconds = 0
+    if seconds <= 0:
+        raise UsageError(
+            f"{STALE_SETTING} must be a whole number of seconds above zero, not {value!r}",
+            hint="set [rollout] node_stale_after in the spoke's airlock.toml to a few times "
+            "the nodes' report_seconds (default 60)",
+        )
+    return seconds
+
+
+def last_seen(session: Session) -> dict[str, str]:
+    """Each active node's last contact: its latest version report, else its enrolment (UTC)."""
+    seen = {
+        row.node_id: row.enrolled_at
+        for row in session.exec(select(EnrolledNode).where(EnrolledNode.removed_at == ""))
+    }
+    for row in session.exec(select(NodeReport)):
+        if row.node_id in seen and parse_utc(row.received_at) > parse_utc(seen[row.node_id]):
+            seen[row.node_id] = row.received_at
+    return seen
+
+
+def live_node_ids(session: Session, now: dt.datetime, stale_after: int) -> list[str]:
+    """The active nodes heard from within ``stale_after`` seconds of ``now``, sorted."""
+    horizon = now - dt.timedelta(seconds=stale_after)
+    return sorted(node for node, when in last_seen(session).items() if parse_utc(when) >= horizon)
 
 
 def latest_reports(session: Session) -> dict[str, VersionReport]:
@@ -168,6 +216,7 @@ def family_wishes(
     node_ids: Sequence[str],
     reports: Mapping[str, VersionReport],
     current: Mapping[str, list[NodeModel]],
+    live: Sequence[str] | None = None,
 ) -> dict[str, list[NodeModel]]:
     """What every active node should hold of one family.
 
@@ -178,6 +227,7 @@ def family_wishes(
         node_ids: Active nodes.
         reports: Latest version reports by node (for dependencies).
         current: The family's entries each node holds now (kept while paused).
+        live: The nodes rings are chosen from (default: ``node_ids``).
     """
     if rollout is None or rollout.state == "pending":
         return {node: _stable(model, stable) for node in node_ids}
@@ -187,7 +237,7 @@ def family_wishes(
             node: [*fallback, *(e for e in current.get(node, []) if e.role == "candidate")]
             for node in node_ids
         }
-    eligible = set(ring_view(rollout, node_ids, reports).eligible)
+    eligible = set(ring_view(rollout, node_ids if live is None else live, reports).eligible)
     candidate = candidate_entry(rollout)
     return {
         node: [*fallback, candidate] if node in eligible else list(fallback) for node in node_ids
@@ -199,14 +249,16 @@ def _order(entry: Mapping[str, Any]) -> tuple[str, int, str]:
     return (str(entry.get("model")), ROLES.index(role) if role in ROLES else 9, str(entry))
 
 
-def sync_desired(session: Session, now: dt.datetime) -> list[str]:
+def sync_desired(session: Session, now: dt.datetime, *, stale_after: int) -> list[str]:
     """Rewrites every node's NodeDesired from the engine's state; returns the nodes changed.
 
     Families managed here are those with a FleetModel row or an active rollout;
     entries of other families are kept. Revoked versions are dropped from every
-    row, removed nodes included.
+    row, removed nodes included. Rings are chosen among the nodes seen within
+    ``stale_after`` seconds.
     """
     node_ids = active_node_ids(session)
+    live = live_node_ids(session, now, stale_after)
     reports = latest_reports(session)
     revoked = revoked_versions(session)
     stable = {row.model: row.stable_version for row in session.exec(select(FleetModel))}
@@ -227,7 +279,13 @@ def sync_desired(session: Session, now: dt.datetime) -> list[str]:
     }
     for model in families:
         per_node = family_wishes(
-            model, stable.get(model), rollouts.get(model), node_ids, reports, current.get(model, {})
+            model,
+            stable.get(model),
+            rollouts.get(model),
+            node_ids,
+            reports,
+            current.get(model, {}),
+            live,
         )
         for node, entries in per_node.items():
             wishes.setdefault(node, []).extend(e.to_dict() for e in entries)

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.errors import UsageError
+from airlock.spoke.attestation_policy import layout_source, read_policy
 from airlock.spoke.gate_compat import NOT_SIGNED
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.return_state import HubReturnRecord, MetricsExportRecord
@@ -41,6 +42,8 @@ class SpokeStatus:
     """The return path: the last metrics export and what the hub acknowledged."""
     cut_off: dict[str, Any] = field(default_factory=dict)
     """Days since the last bundle, transit budget and root expiries, warnings."""
+    attestations: dict[str, Any] = field(default_factory=dict)
+    """The attestation policy: required, the signed layout held, the unsafe exceptions."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -59,6 +62,7 @@ class SpokeStatus:
             "runtime": self.runtime,
             "metrics": self.metrics,
             "cut_off": self.cut_off,
+            "attestations": self.attestations,
         }
 
 
@@ -107,7 +111,19 @@ def read_status(home: SpokeHome, now: dt.datetime | None = None) -> SpokeStatus:
             runtime=site_runtime(home.config).to_dict(),
             metrics=_metrics(session),
             cut_off=cut_off(session, state.time_floor, now or SystemClock().now()),
+            attestations=_attestations(home, session),
         )
+
+
+def _attestations(home: SpokeHome, session: Session) -> dict[str, Any]:
+    """The attestation policy in force, with any unsafe exception (see attestation_policy)."""
+    held = layout_source(session)
+    policy = read_policy(home)
+    return {
+        **policy.to_dict(),
+        "layout_held": held,
+        "enforced": policy.required or held is not None,
+    }
 
 
 def _metrics(session: Session) -> dict[str, Any]:
