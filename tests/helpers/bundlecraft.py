@@ -25,7 +25,7 @@ from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
 from airlock.bundles import tufrepo
-from airlock.bundles.canonical import pretty_bytes
+from airlock.bundles.canonical import canonical_bytes, pretty_bytes
 from airlock.bundles.envelope import ENVELOPE_FILE, sign_envelope
 from airlock.bundles.models import BundleKind, Envelope, PayloadPart
 from airlock.bundles.payload import hash_file
@@ -159,6 +159,24 @@ def resign_envelope(bundle: Path, signers: list[Signer], **changes: Any) -> Enve
     envelope = dataclasses.replace(envelope, parts=parts, **changes)
     path.write_bytes(sign_envelope(envelope, signers))
     return envelope
+
+
+def resign_signed(
+    bundle: Path, signers: list[Signer], edit: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Edits the signed part of ``envelope.json`` as raw JSON and signs it again.
+
+    Unlike :func:`resign_envelope` nothing goes through :class:`Envelope`, so the
+    signed part can hold what the writer never would (unknown fields, wrong types,
+    huge numbers): what a holder of the envelope key could sign.
+    """
+    path = bundle / ENVELOPE_FILE
+    doc = json.loads(path.read_bytes())
+    edit(doc["signed"])
+    payload = canonical_bytes(doc["signed"])
+    doc["signatures"] = [signer.sign(payload).to_dict() for signer in signers]
+    path.write_bytes(pretty_bytes(doc))
+    return dict(doc["signed"])
 
 
 def flip_byte(path: Path, offset: int) -> None:

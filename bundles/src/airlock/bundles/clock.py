@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
+from airlock.bundles.strict import UTC_TIME
+
 
 class Clock(Protocol):
     """Something that tells the current UTC time."""
@@ -50,7 +52,12 @@ def utc_iso(when: dt.datetime) -> str:
 def parse_utc(text: str) -> dt.datetime:
     """Parses ``YYYY-MM-DDTHH:MM:SSZ`` into an aware UTC datetime.
 
+    Every field must be zero-padded ASCII digits (``strptime`` alone would also
+    take ``2026-1-1T1:1:1Z``).
+
     Raises:
         ValueError: ``text`` is not in that form.
     """
+    if not isinstance(text, str) or not UTC_TIME.fullmatch(text):
+        raise ValueError(f"{str(text)[:40]!r} is not a UTC time like 2026-01-31T12:00:00Z")
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)

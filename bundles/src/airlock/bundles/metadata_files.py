@@ -9,6 +9,7 @@ walks from the root it trusts to the newest one.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -111,3 +112,27 @@ def verify_root_chain(repository: str, roots: list[Metadata[Root]]) -> None:
             raise TrustError(
                 f"{repository} root version {md.signed.version} has consistent_snapshot off"
             )
+
+
+def check_root_history(repo: str, files: Iterable[str]) -> None:
+    """Every root of a repository from version 1 up must be in the bundle (the format says so).
+
+    A site that trusts root N only reads roots after N, but the bundle must carry
+    the whole chain, so that any site — and an auditor — can walk it from 1.
+
+    Args:
+        repo: ``image`` or ``director`` (for the message).
+        files: The names of the repository's metadata files in the bundle.
+
+    Raises:
+        TrustError: ``1.root.json`` is missing, or a version in between is.
+    """
+    versions = sorted(int(m.group(1)) for m in map(ROOT_FILE.fullmatch, files) if m)
+    if versions[:1] != [1] or versions != list(range(1, len(versions) + 1)):
+        have = ", ".join(map(str, versions)) or "none"
+        raise TrustError(
+            f"the bundle's {repo.capitalize()} metadata does not carry every root from "
+            f"version 1 (1.root.json, 2.root.json, …; it has: {have})",
+            hint="the bundle is incomplete or was not made by an Airlock hub; "
+            "do not use it and ask the hub for a new export",
+        )

@@ -42,7 +42,13 @@ from securesystemslib.signer import Key, Signer
 
 from airlock.bundles.atomic import atomic_write_bytes, fsync_dir
 from airlock.bundles.clock import parse_utc, utc_iso
-from airlock.bundles.envelope import ENVELOPE_FILE, parse_signed_envelope, sign_envelope
+from airlock.bundles.envelope import (
+    ENVELOPE_FILE,
+    check_direction,
+    read_envelope_file,
+    sign_envelope,
+    unverified_envelope,
+)
 from airlock.bundles.envelope import verify_envelope as verify_signed_envelope
 from airlock.bundles.errors import (
     ConflictError,
@@ -55,7 +61,7 @@ from airlock.bundles.errors import (
     WrongSiteError,
 )
 from airlock.bundles.metrics_model import MetricsPayload
-from airlock.bundles.models import BundleKind, Envelope, PayloadPart
+from airlock.bundles.models import BundleKind, Envelope, PayloadPart, envelope_source
 
 PAYLOAD_FILE = "payload.age"
 MAX_PAYLOAD_BYTES = 64 << 20
@@ -73,7 +79,7 @@ DEFAULT_TRANSIT_DAYS = 90
 
 def source_of_site(site_id: str) -> str:
     """The envelope ``source`` of a bundle a site made."""
-    return f"site:{site_id}"
+    return envelope_source(BundleKind.METRICS, site_id)
 
 
 def payload_bytes(payload: MetricsPayload) -> bytes:
@@ -148,27 +154,35 @@ def _recipient(recipient: str) -> Any:
 def peek_site(envelope_bytes: bytes) -> str:
     """The site id an (unverified) ``envelope.json`` names, to look up its key.
 
+    The envelope is parsed under the strict schema first, and a bundle that
+    travels the other way (a hub's bundle) is refused by name.
+
     Raises:
-        MediaError: not a readable envelope, or it names no site.
+        MediaError: not a well-formed envelope.
+        UsageError: a hub's bundle (hub → site), not a metrics bundle.
     """
-    signed, _ = parse_signed_envelope(envelope_bytes)
-    site = signed.get("site_id")
-    if not isinstance(site, str):
-        raise MediaError("the metrics envelope names no site")
-    return site
+    claimed = unverified_envelope(envelope_bytes)
+    check_direction(claimed, (BundleKind.METRICS,))
+    return claimed.site_id
 
 
 def _read_envelope(bundle_dir: Path) -> bytes:
+    _check_dir(bundle_dir)
+    data = read_envelope_file(bundle_dir)  # lstat first, bounded, never blocks
+    peek_site(data)  # a hub's bundle (even a split one) is named as such, before the file rule
     _check_files(bundle_dir)
-    return (bundle_dir / ENVELOPE_FILE).read_bytes()
+    return data
 
 
-def _check_files(bundle_dir: Path) -> None:
+def _check_dir(bundle_dir: Path) -> None:
     if not bundle_dir.is_dir():
         raise MediaError(
             f"{bundle_dir} is not a metrics bundle directory",
             hint="pass the directory `airlock spoke export-metrics --out` wrote",
         )
+
+
+def _check_files(bundle_dir: Path) -> None:
     names = sorted(p.name for p in bundle_dir.iterdir())
     if names != sorted([ENVELOPE_FILE, PAYLOAD_FILE]):
         extra = sorted(set(names) - {ENVELOPE_FILE, PAYLOAD_FILE})
@@ -179,10 +193,12 @@ def _check_files(bundle_dir: Path) -> None:
             + (f"; missing: {', '.join(missing)}" if missing else ""),
             hint="copy the bundle directory exactly as the site wrote it",
         )
-    for name in names:
-        mode = os.lstat(bundle_dir / name).st_mode
-        if not stat.S_ISREG(mode):
-            raise UnsafeArchiveError(f"{name} in the metrics bundle is not a regular file")
+    mode = os.lstat(bundle_dir / PAYLOAD_FILE).st_mode  # envelope.json: read_envelope_file
+    if not stat.S_ISREG(mode):
+        raise UnsafeArchiveError(
+            f"{PAYLOAD_FILE} in the metrics bundle is not a regular file",
+            hint="copy the bundle directory exactly as the site wrote it, as plain files",
+        )
 
 
 def open_metrics_bundle(
@@ -202,6 +218,7 @@ def open_metrics_bundle(
 
     Raises:
         MediaError, UnsafeArchiveError: not a well-formed bundle (1).
+        UsageError: a hub's bundle (hub → site), not a metrics bundle (1).
         SignatureError: not signed by the site's registered key (2).
         WrongSiteError, FreshnessError: not a metrics bundle of that site, or expired (3).
         IntegrityError: the payload's size or hash differs from the signed one (4).
@@ -211,7 +228,9 @@ def open_metrics_bundle(
     data = _read_envelope(bundle_dir)  # 1
     claimed = peek_site(data)  # the same bytes that are verified next
     key = site_key(claimed)
-    envelope = verify_signed_envelope(data, {key.keyid: key}, 1, SIGNATURE_HINT)  # 2
+    envelope = verify_signed_envelope(
+        data, {key.keyid: key}, 1, SIGNATURE_HINT, kinds=(BundleKind.METRICS,)
+    )  # 2
     _check_envelope(envelope, claimed, now)  # 3
     ciphertext = _read_payload(bundle_dir, envelope.parts[0])  # 4
     try:  # 5

@@ -16,11 +16,23 @@ from typing import Any
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import MediaError, UsageError
 from airlock.bundles.release import FILE_KINDS, ReleaseInfo
+from airlock.bundles.strict import (
+    MAX_SAFE_INTEGER,
+    exact_keys,
+    get_bool,
+    get_int,
+    get_str,
+    get_utc,
+)
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 SITE_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+BUNDLE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
 FORMAT_VERSION = 1
+HUB_SOURCE = "hub"
+"""The envelope ``source`` of every bundle a hub exports (full, delta, revocation)."""
+ENVELOPE_HINT = "the envelope.json is damaged or not an Airlock bundle; export it again"
 
 
 def check_name(kind: str, value: str) -> str:
@@ -69,10 +81,12 @@ class PayloadPart:
     sha256: str
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"payload\.(age|tar)(\.\d{3})?", self.name):
-            raise MediaError(f"invalid payload part name {self.name!r}")
-        if self.size < 0 or not SHA256_PATTERN.fullmatch(self.sha256):
-            raise MediaError(f"invalid size or hash for payload part {self.name!r}")
+        if not re.fullmatch(r"payload\.(age|tar)(\.[0-9]{3})?", self.name):
+            raise MediaError(f"invalid payload part name {self.name[:64]!r}", hint=ENVELOPE_HINT)
+        if not 0 <= self.size <= MAX_SAFE_INTEGER or not SHA256_PATTERN.fullmatch(self.sha256):
+            raise MediaError(
+                f"invalid size or hash for payload part {self.name!r}", hint=ENVELOPE_HINT
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -82,9 +96,14 @@ class PayloadPart:
     def from_dict(cls, data: dict[str, Any]) -> PayloadPart:
         """Parses :meth:`to_dict` output (raises MediaError when malformed)."""
         try:
-            return cls(name=str(data["name"]), size=int(data["size"]), sha256=str(data["sha256"]))
+            exact_keys(data, "a payload part", ("name", "size", "sha256"))
+            return cls(
+                name=get_str(data, "name"),
+                size=get_int(data, "size"),
+                sha256=get_str(data, "sha256"),
+            )
         except (KeyError, TypeError, ValueError) as exc:
-            raise MediaError(f"malformed payload part: {exc}") from None
+            raise MediaError(f"malformed payload part: {exc}", hint=ENVELOPE_HINT) from None
 
 
 @dataclass(frozen=True)
@@ -113,21 +132,37 @@ class Envelope:
                 f"unsupported bundle format version {self.format_version}",
                 hint=f"this Airlock reads format version {FORMAT_VERSION}; upgrade the spoke",
             )
-        if self.sequence < 1:
-            raise MediaError(f"invalid bundle sequence {self.sequence}")
+        if not 1 <= self.sequence <= MAX_SAFE_INTEGER:
+            raise MediaError(
+                f"bundle sequence {str(self.sequence)[:40]} is outside 1…{MAX_SAFE_INTEGER}",
+                hint=ENVELOPE_HINT,
+            )
+        if not BUNDLE_ID_PATTERN.fullmatch(self.bundle_id):
+            raise MediaError(f"invalid bundle id {self.bundle_id[:64]!r}", hint=ENVELOPE_HINT)
+        if not SITE_PATTERN.fullmatch(self.site_id):
+            raise MediaError(f"invalid site id {self.site_id[:64]!r}", hint=ENVELOPE_HINT)
+        if self.source != envelope_source(self.kind, self.site_id):
+            raise MediaError(
+                f"a {self.kind} bundle for site {self.site_id} cannot come from "
+                f"{self.source[:64]!r} (expected {envelope_source(self.kind, self.site_id)!r})",
+                hint=ENVELOPE_HINT,
+            )
         if self.expires <= self.created:
-            raise MediaError("bundle expires before it was created")
+            raise MediaError("bundle expires before it was created", hint=ENVELOPE_HINT)
         if not self.parts:
-            raise MediaError("bundle envelope lists no payload parts")
+            raise MediaError("bundle envelope lists no payload parts", hint=ENVELOPE_HINT)
         names = [p.name for p in self.parts]
         if len(set(names)) != len(names):
-            raise MediaError("bundle envelope lists a payload part twice")
+            raise MediaError("bundle envelope lists a payload part twice", hint=ENVELOPE_HINT)
         if self.omitted and self.kind not in (BundleKind.DELTA, BundleKind.REVOCATION):
-            raise MediaError(f"a {self.kind} bundle cannot omit model versions")
+            raise MediaError(f"a {self.kind} bundle cannot omit model versions", hint=ENVELOPE_HINT)
         if (self.window is not None) != (self.kind == BundleKind.METRICS):
-            raise MediaError("a metrics bundle, and only a metrics bundle, names a time window")
+            raise MediaError(
+                "a metrics bundle, and only a metrics bundle, names a time window",
+                hint=ENVELOPE_HINT,
+            )
         if self.window is not None and self.window[1] < self.window[0]:
-            raise MediaError("the metrics window ends before it starts")
+            raise MediaError("the metrics window ends before it starts", hint=ENVELOPE_HINT)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (this is what gets signed, in canonical JSON)."""
@@ -154,39 +189,82 @@ class Envelope:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Envelope:
-        """Parses :meth:`to_dict` output (raises MediaError when malformed)."""
+        """Parses :meth:`to_dict` output under the strict schema (:mod:`airlock.bundles.strict`).
+
+        Exactly the fields :meth:`to_dict` writes, each of its exact JSON type:
+        an unknown field, a string where a boolean belongs, a number where a
+        string belongs or a sequence outside ``1 … 2**53 − 1`` is refused.
+
+        Raises:
+            MediaError: malformed (the message names the field).
+        """
         try:
+            if not isinstance(data, dict):
+                raise TypeError("the bundle envelope is not an object")
+            version = get_int(data, "format_version")
+            if version != FORMAT_VERSION:  # before the key set: a newer format may add fields
+                raise MediaError(
+                    f"unsupported bundle format version {version}",
+                    hint=f"this Airlock reads format version {FORMAT_VERSION}; upgrade it",
+                )
+            exact_keys(data, "the bundle envelope", ENVELOPE_FIELDS, OPTIONAL_ENVELOPE_FIELDS)
+            if not isinstance(data["parts"], list):
+                raise TypeError("parts must be a list")
             return cls(
-                format_version=int(data["format_version"]),
-                bundle_id=str(data["bundle_id"]),
-                kind=BundleKind(data["kind"]),
-                source=str(data["source"]),
-                site_id=str(data["site_id"]),
-                sequence=int(data["sequence"]),
-                created=parse_utc(str(data["created"])),
-                expires=parse_utc(str(data["expires"])),
-                encrypted=bool(data["encrypted"]),
+                format_version=version,
+                bundle_id=get_str(data, "bundle_id"),
+                kind=BundleKind(get_str(data, "kind")),
+                source=get_str(data, "source"),
+                site_id=get_str(data, "site_id"),
+                sequence=get_int(data, "sequence", low=1),
+                created=parse_utc(get_utc(data, "created")),
+                expires=parse_utc(get_utc(data, "expires")),
+                encrypted=get_bool(data, "encrypted"),
                 parts=tuple(PayloadPart.from_dict(p) for p in data["parts"]),
-                omitted=_omitted(data.get("omitted", [])),
-                window=_window(data.get("window")),
+                omitted=_omitted(data["omitted"]) if "omitted" in data else (),
+                window=_window(data["window"]) if "window" in data else None,
             )
         except MediaError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
-            raise MediaError(
-                f"malformed bundle envelope: {exc}",
-                hint="the envelope.json is damaged or not an Airlock bundle; export it again",
-            ) from None
+            raise MediaError(f"malformed bundle envelope: {exc}", hint=ENVELOPE_HINT) from None
 
 
-def _window(value: Any) -> tuple[dt.datetime, dt.datetime] | None:
-    if value is None:
-        return None
-    return parse_utc(str(value["start"])), parse_utc(str(value["end"]))
+ENVELOPE_FIELDS = (
+    "format_version",
+    "bundle_id",
+    "kind",
+    "source",
+    "site_id",
+    "sequence",
+    "created",
+    "expires",
+    "encrypted",
+    "parts",
+)
+OPTIONAL_ENVELOPE_FIELDS = ("omitted", "window")
+
+
+def envelope_source(kind: BundleKind, site_id: str) -> str:
+    """The ``source`` the writer puts into an envelope of ``kind`` for ``site_id``.
+
+    A hub's bundles come from ``hub``; a metrics bundle from ``site:<site id>``.
+    """
+    return f"site:{site_id}" if kind == BundleKind.METRICS else HUB_SOURCE
+
+
+def _window(value: Any) -> tuple[dt.datetime, dt.datetime]:
+    window = exact_keys(value, "the envelope's window", ("start", "end"))
+    return parse_utc(get_utc(window, "start")), parse_utc(get_utc(window, "end"))
 
 
 def _omitted(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(ref, str) for ref in value):
+    if not isinstance(value, list) or not all(
+        isinstance(ref, str)
+        and ref.count("@") == 1
+        and all(NAME_PATTERN.fullmatch(p) for p in ref.split("@"))
+        for ref in value
+    ):
         raise TypeError("omitted must be a list of name@version strings")
     return tuple(value)
 

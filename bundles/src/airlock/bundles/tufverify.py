@@ -41,6 +41,7 @@ from airlock.bundles.errors import (
     UnsafeArchiveError,
     WrongSiteError,
 )
+from airlock.bundles.metadata_files import check_root_history
 from airlock.bundles.tufrepo import (
     CUSTOM_KEY,
     DIRECTOR,
@@ -53,6 +54,10 @@ from airlock.bundles.tufrepo import (
 
 SCHEME = "bundle"
 ROOT_FILE = "root.json"
+_ALTERED_HINT = (
+    "the bundle's metadata was altered or damaged after it was signed; do not use it, "
+    "keep it for investigation and ask the hub for a new export"
+)
 
 TrustedFiles = dict[str, bytes]
 """One repository's trusted metadata: ngclient cache file name → bytes.
@@ -174,6 +179,8 @@ def verify_repositories(
         SignatureError, FreshnessError, TrustError, WrongSiteError, IntegrityError.
     """
     served = split_bundle_metadata(metadata)
+    for repo in REPOSITORIES:
+        check_root_history(repo, served[repo])
     with tempfile.TemporaryDirectory(prefix="airlock-tuf-") as scratch:
         updaters = {
             repo: _refreshed_updater(Path(scratch) / repo, repo, trusted[repo], served)
@@ -250,8 +257,14 @@ def _translate(exc: Exception, repo: str) -> Exception:
             f"{what} would roll back to an older version: {exc}",
             hint="this is an old or replayed bundle; import the newest bundle from the hub",
         )
-    if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
-        return IntegrityError(f"{what} does not match its signed length or hash: {exc}")
+    if isinstance(exc, tuf_errors.LengthOrHashMismatchError):  # shorter, or other bytes
+        return IntegrityError(
+            f"{what} does not match its signed length or hash: {exc}", hint=_ALTERED_HINT
+        )
+    if isinstance(exc, tuf_errors.DownloadLengthMismatchError):  # longer than signed
+        return IntegrityError(
+            f"{what} is longer than its signed (or allowed) length: {exc}", hint=_ALTERED_HINT
+        )
     if isinstance(exc, tuf_errors.DownloadError):
         return TrustError(
             f"{what} is incomplete in the bundle: {exc}",

@@ -60,21 +60,20 @@ from tuf.api.metadata import Metadata, Root
 from airlock.bundles.checkpoint_store import home_origin
 from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.db import session_scope
-from airlock.bundles.envelope import ENVELOPE_FILE, verify_envelope
+from airlock.bundles.envelope import HUB_KINDS, read_envelope_file, verify_envelope
 from airlock.bundles.errors import (
     AirlockError,
     AuditWriteError,
     FreshnessError,
     GateError,
     IntegrityError,
-    MediaError,
     StaleBundleError,
     UsageError,
     VerificationError,
     WrongSiteError,
 )
 from airlock.bundles.events import emit, source_of
-from airlock.bundles.models import BundleKind, Envelope
+from airlock.bundles.models import Envelope
 from airlock.bundles.payload import check_parts, read_payload
 from airlock.bundles.tufrepo import DIRECTOR, REPOSITORIES, envelope_keys
 from airlock.bundles.tufverify import ROOT_FILE, VerifiedMetadata, verify_repositories
@@ -95,7 +94,7 @@ from airlock.spoke.state import (
 CLOCK_SKEW = dt.timedelta(minutes=5)
 """How far a bundle's creation time may be ahead of the local clock."""
 
-IMPORTED_KINDS = (BundleKind.FULL, BundleKind.DELTA, BundleKind.REVOCATION)
+IMPORTED_KINDS = HUB_KINDS
 OMITTED_HINT = "import the earlier bundle first, or ask the hub for `airlock hub export --full`"
 
 
@@ -189,18 +188,10 @@ def _check_envelope(
     trusted: dict[str, dict[str, bytes]],
     clock: Clock,
 ) -> Envelope:
-    try:
-        data = (bundle_dir / ENVELOPE_FILE).read_bytes()
-    except FileNotFoundError:
-        raise MediaError(
-            f"{bundle_dir} has no {ENVELOPE_FILE}: not an Airlock bundle",
-            hint="point to the bundle directory on the removable medium",
-        ) from None
-    except IsADirectoryError:
-        raise MediaError(f"{bundle_dir / ENVELOPE_FILE} is not a file") from None
+    data = read_envelope_file(bundle_dir)  # lstat first, bounded, never blocks
     director_root = Metadata[Root].from_bytes(trusted[DIRECTOR][ROOT_FILE]).signed
     keys, threshold = envelope_keys(director_root)
-    envelope = verify_envelope(data, keys, threshold)
+    envelope = verify_envelope(data, keys, threshold, kinds=IMPORTED_KINDS)
 
     if envelope.site_id != home.site_id:
         raise WrongSiteError(

@@ -1,0 +1,184 @@
+"""The signed envelope is read under a strict schema, even when the real envelope key signed it.
+
+A holder of the hub's online envelope key can sign anything; what it signs
+must still be exactly what the format allows: the known fields, each of its
+JSON type (``"encrypted": "xxxx"`` is not true, ``"bundle_id": 7`` is not a
+string), the ``source`` the writer puts for the kind, a sequence a 64-bit
+database and every JSON reader hold (``1 … 2**53 − 1``). Each case below is
+signed with the hub's real envelope key over the genuine payload, and is
+refused as bad media (exit 5) with a hint, audited, with nothing changed —
+never an OverflowError or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.bundlecraft import envelope_signer, forge_bundle, resign_signed
+from helpers.spokeenv import SITE_ID, RecordingSecrets, accept_import, cli_refuse_import
+from helpers.spokeenv import refuse_import as refuse
+
+from airlock.bundles.envelope import (
+    ENVELOPE_FILE,
+    parse_envelope_document,
+    parse_signed_envelope,
+    unverified_envelope,
+)
+from airlock.bundles.errors import MediaError, TrustError
+from airlock.bundles.models import Envelope
+from airlock.hub.hub import Hub
+from airlock.spoke.home import SpokeHome
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def _set(field: str, value: Any) -> Edit:
+    return lambda signed: signed.update({field: value})
+
+
+def _set_part(field: str, value: Any) -> Edit:
+    return lambda signed: signed["parts"][0].update({field: value})
+
+
+SIGNED_BY_THE_ENVELOPE_KEY: dict[str, tuple[Edit, str]] = {
+    "unknown-field": (_set("priority", "urgent"), "unknown field(s) 'priority'"),
+    "encrypted-a-string": (_set("encrypted", "xxxx"), "encrypted must be true or false"),
+    "encrypted-a-number": (_set("encrypted", 1), "encrypted must be true or false"),
+    "bundle-id-a-number": (_set("bundle_id", 7), "bundle_id must be a string"),
+    "site-id-a-list": (_set("site_id", [SITE_ID]), "site_id must be a string"),
+    "sequence-a-string": (_set("sequence", "2"), "sequence must be an integer"),
+    "sequence-a-boolean": (_set("sequence", True), "sequence must be an integer"),
+    "sequence-2-63-minus-1": (_set("sequence", 2**63 - 1), "sequence 9223372036854775807"),
+    "sequence-2-64": (_set("sequence", 2**64), "sequence 18446744073709551616"),
+    "sequence-2-53": (_set("sequence", 2**53), "is outside 1…9007199254740991"),
+    "format-version-a-boolean": (_set("format_version", True), "format_version must be an"),
+    "source-not-the-hub": (_set("source", "site:plant-7"), "cannot come from 'site:plant-7'"),
+    "kind-unknown": (_set("kind", "firmware"), "'firmware' is not a valid BundleKind"),
+    "created-not-zero-padded": (_set("created", "2026-1-1T0:0:0Z"), "created must be a UTC"),
+    "expires-with-an-offset": (
+        _set("expires", "2099-01-01T00:00:00+00:00"),
+        "expires must be a UTC time",
+    ),
+    "part-unknown-field": (_set_part("mode", 420), "unknown field(s) 'mode'"),
+    "part-size-a-string": (
+        lambda s: s["parts"][0].update(size=str(s["parts"][0]["size"])),
+        "size must be an integer",
+    ),
+    "part-size-a-boolean": (_set_part("size", True), "size must be an integer"),
+    "window-on-a-full-bundle": (
+        _set("window", {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}),
+        "only a metrics bundle, names a time window",
+    ),
+    "omitted-not-a-ref": (_set("omitted", ["../../etc"]), "omitted must be a list"),
+}
+
+
+@pytest.mark.parametrize("case", list(SIGNED_BY_THE_ENVELOPE_KEY))
+def test_an_envelope_the_real_key_signed_outside_the_schema_is_refused(
+    hub: Hub, spoke: SpokeHome, secrets: RecordingSecrets, media: Path, case: str
+) -> None:
+    edit, message = SIGNED_BY_THE_ENVELOPE_KEY[case]
+    hub.export(SITE_ID, media / "bundle")
+    resign_signed(media / "bundle", [envelope_signer(hub)], edit)
+    error = refuse(spoke, media / "bundle", MediaError, _escaped(message))
+    assert "export it again" in error.hint or "not an Airlock bundle" in error.hint
+    assert secrets.asked == [], "the site's identity was unlocked for a malformed envelope"
+
+
+def _escaped(text: str) -> str:
+    return re.escape(text)
+
+
+@pytest.mark.parametrize("sequence", [2**63 - 1, 2**64])
+def test_a_huge_sequence_signed_by_the_real_key_is_refused_cleanly_through_the_cli(
+    hub: Hub, spoke: SpokeHome, media: Path, sequence: int
+) -> None:
+    """The 2**63 − 1 envelope used to import (and freeze the site); 2**64 crashed the import."""
+    hub.export(SITE_ID, media / "bundle")
+    resign_signed(media / "bundle", [envelope_signer(hub)], _set("sequence", sequence))
+    proc = cli_refuse_import(spoke, media / "bundle", MediaError, f"sequence {sequence}")
+    assert "OverflowError" not in proc.stderr
+    hub.export(SITE_ID, media / "next", full=True)  # not frozen: the next bundle imports
+    accept_import(spoke, media / "next")
+
+
+def test_the_largest_allowed_sequence_is_accepted(hub: Hub, spoke: SpokeHome, media: Path) -> None:
+    hub.export(SITE_ID, media / "bundle")
+    resign_signed(media / "bundle", [envelope_signer(hub)], _set("sequence", 2**53 - 1))
+    assert accept_import(spoke, media / "bundle").sequence == 2**53 - 1
+
+
+# --- the document around the signed part --------------------------------------------------------
+
+
+def _document(tmp_path: Path, hub: Hub, edit: Callable[[dict[str, Any]], None]) -> bytes:
+    hub.export(SITE_ID, tmp_path / "bundle")
+    doc = json.loads((tmp_path / "bundle" / ENVELOPE_FILE).read_bytes())
+    edit(doc)
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        pytest.param(lambda d: d.update(comment="hi"), "unknown field(s) 'comment'", id="extra"),
+        pytest.param(lambda d: d.update(roots=[]), "roots is not an object", id="roots-list"),
+        pytest.param(
+            lambda d: d["signatures"][0].update(other="x"), "unknown field(s)", id="signature-extra"
+        ),
+        pytest.param(
+            lambda d: d["signatures"][0].update(sig=5), "must be strings", id="signature-type"
+        ),
+    ],
+)
+def test_an_envelope_document_with_unknown_parts_is_refused(
+    hub: Hub, tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    data = _document(tmp_path, hub, edit)
+    with pytest.raises(MediaError, match=_escaped(message)) as caught:
+        parse_signed_envelope(data)
+    assert caught.value.hint
+
+
+def test_duplicate_keys_and_nan_are_refused(hub: Hub, tmp_path: Path) -> None:
+    data = _document(tmp_path, hub, lambda d: None)
+    duplicated = data.replace(b'"signed": {', b'"signed": {"sequence": 1, ', 1)
+    with pytest.raises(MediaError, match="duplicate key 'sequence'"):
+        parse_signed_envelope(duplicated)
+    with pytest.raises(MediaError, match="NaN is not a JSON number"):
+        parse_signed_envelope(data.replace(b'"signed": {', b'"signed": {"x": NaN, ', 1))
+
+
+def test_roots_are_returned_untouched_to_the_caller(hub: Hub, tmp_path: Path) -> None:
+    roots = {"director": [{"signed": {"version": 2}, "signatures": []}]}
+    data = _document(tmp_path, hub, lambda d: d.update(roots=roots))
+    assert parse_envelope_document(data).roots == roots
+    assert unverified_envelope(data).site_id == SITE_ID
+
+
+def test_the_writer_and_the_strict_reader_agree(hub: Hub, media: Path) -> None:
+    envelope = hub.export(SITE_ID, media / "bundle")
+    signed, _ = parse_signed_envelope((media / "bundle" / ENVELOPE_FILE).read_bytes())
+    assert Envelope.from_dict(signed) == envelope
+
+
+# --- the payload's metadata: every root from version 1 ------------------------------------------
+
+
+@pytest.mark.parametrize("repository", ["image", "director"])
+def test_a_payload_without_the_first_root_is_refused(
+    hub: Hub, spoke: SpokeHome, media: Path, repository: str
+) -> None:
+    """Signed by the real envelope key; the site (trusting root 1) would not miss it otherwise."""
+    plan = hub.plan_export(SITE_ID)
+    first = f"metadata/{repository}/1.root.json"
+    assert first in dict(plan.metadata)
+    metadata = [(name, data) for name, data in plan.metadata if name != first]
+    forge_bundle(hub, plan, media / "bundle", metadata=metadata)
+    error = refuse(spoke, media / "bundle", TrustError, "does not carry every root from version 1")
+    assert "it has: none" in error.message
