@@ -10,6 +10,7 @@ the import's own ``refused`` audit entry; some cases also run the real
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,7 +74,22 @@ def test_a_tampered_payload_is_refused(
     data = bytearray((bundle / PAYLOAD_FILE).read_bytes())
     data[-20] ^= 0x01
     (bundle / PAYLOAD_FILE).write_bytes(bytes(data))
-    refused(fleet_hub, bundle, IntegrityError, "does not match the size and SHA-256")
+    refused(fleet_hub, bundle, IntegrityError, "does not match the SHA-256")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_payload_that_is_not_a_regular_file_is_refused_without_reading_it(
+    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path, kind: str
+) -> None:
+    """A link to the genuine payload, or a FIFO that would block, is refused by its type."""
+    bundle = metrics_site.bundle(tmp_path / "m1")
+    genuine = tmp_path / "genuine.age"
+    (bundle / PAYLOAD_FILE).rename(genuine)
+    if kind == "symlink":
+        (bundle / PAYLOAD_FILE).symlink_to(genuine)
+    else:
+        os.mkfifo(bundle / PAYLOAD_FILE)
+    refused(fleet_hub, bundle, UnsafeArchiveError, "not a regular file")
 
 
 def test_a_tampered_envelope_is_refused(
@@ -250,7 +266,7 @@ def test_the_cli_refuses_a_replay_and_a_tampered_bundle(
     (tampered / PAYLOAD_FILE).write_bytes(bytes(data))
     proc = run_hub_airlock("hub", "import-metrics", "--home", home, "--json", str(tampered))
     assert proc.returncode == 12
-    assert_error_output(proc.stderr, "payload.age does not match the size and SHA-256")
+    assert_error_output(proc.stderr, "payload.age does not match the SHA-256")
     assert_refused(fleet_hub, before)
 
 

@@ -62,6 +62,7 @@ from airlock.bundles.errors import (
 )
 from airlock.bundles.metrics_model import MetricsPayload
 from airlock.bundles.models import BundleKind, Envelope, PayloadPart, envelope_source
+from airlock.bundles.payload_parts import check_parts
 
 PAYLOAD_FILE = "payload.age"
 MAX_PAYLOAD_BYTES = 64 << 20
@@ -274,8 +275,17 @@ def _check_envelope(envelope: Envelope, claimed: str, now: dt.datetime) -> None:
 def _read_payload(bundle_dir: Path, part: PayloadPart) -> bytes:
     if part.size > MAX_PAYLOAD_BYTES:
         raise MediaError("the metrics payload is implausibly large; refusing it")
-    with (bundle_dir / PAYLOAD_FILE).open("rb") as handle:
-        ciphertext = handle.read(part.size + 1)
+    # One open file (no link, FIFO or device; the signed size and SHA-256 checked on
+    # it), read once into memory: what is decrypted below is exactly what is hashed here.
+    with check_parts(bundle_dir, [part]) as parts:
+        handle = parts.files[0]
+        handle.seek(0)
+        chunks: list[bytes] = []
+        remaining = part.size + 1
+        while remaining > 0 and (chunk := handle.read(min(remaining, 1 << 20))):
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    ciphertext = b"".join(chunks)
     if len(ciphertext) != part.size or hashlib.sha256(ciphertext).hexdigest() != part.sha256:
         raise IntegrityError(
             f"{PAYLOAD_FILE} does not match the size and SHA-256 the site signed",
