@@ -3,11 +3,14 @@
 The envelope is the only plaintext part of a bundle. It is checked before
 anything is decrypted::
 
-    {"signed": <Envelope.to_dict()>, "signatures": [{"keyid": …, "sig": …}]}
+    {"signed": <Envelope.to_dict()>, "signatures": [{"keyid": …, "sig": …}],
+     "roots": {"director": [<1.root.json>, …]}}
 
 The signature is over the canonical JSON of ``signed``, by keys that a trusted
 root anchors (for hub bundles: the Director root's envelope keys; for metrics
-bundles: the site key registered at the hub).
+bundles: the site key registered at the hub). The optional, unsigned ``roots``
+member carries the Director root chain (:mod:`airlock.bundles.root_chain`,
+which checks its shape); this module only passes it through.
 """
 
 from __future__ import annotations
@@ -24,13 +27,32 @@ from airlock.bundles.models import Envelope
 
 ENVELOPE_FILE = "envelope.json"
 MAX_ENVELOPE_BYTES = 1 << 20
+ROOTS_MEMBER = "roots"
 
 
-def sign_envelope(envelope: Envelope, signers: list[Signer]) -> bytes:
-    """Returns the bytes of ``envelope.json``: the envelope signed by every signer."""
+def sign_envelope(
+    envelope: Envelope, signers: list[Signer], roots: dict[str, Any] | None = None
+) -> bytes:
+    """Returns the bytes of ``envelope.json``: the envelope signed by every signer.
+
+    ``roots`` (``{"director": [root documents]}``) is added unsigned when given.
+    """
     payload = canonical_bytes(envelope.to_dict())
     signatures = [signer.sign(payload).to_dict() for signer in signers]
-    return pretty_bytes({"signed": envelope.to_dict(), "signatures": signatures})
+    doc: dict[str, Any] = {"signed": envelope.to_dict(), "signatures": signatures}
+    if roots is not None:
+        doc[ROOTS_MEMBER] = roots
+    return pretty_bytes(doc)
+
+
+def envelope_roots(data: bytes) -> Any:
+    """The raw, unsigned ``roots`` member of ``envelope.json`` bytes (None: absent).
+
+    Raises:
+        MediaError: not a well-formed envelope file.
+    """
+    parse_signed_envelope(data)
+    return json.loads(data).get(ROOTS_MEMBER)
 
 
 def parse_signed_envelope(data: bytes) -> tuple[dict[str, Any], list[Signature]]:

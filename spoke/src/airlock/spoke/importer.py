@@ -3,16 +3,21 @@
 The steps, each failing closed (the numbers appear in error messages and
 the site admin's guide):
 
-1. Envelope: signature by the hub's envelope key anchored in the trusted
-   Director root; site id; clock against the time floor; expiry; sequence
-   (a bundle not newer than the last one changes nothing); kind (``full``,
-   ``delta`` or ``revocation``); encryption policy.
+1. Envelope: signature by the hub's envelope key anchored in the newest
+   Director root that the envelope's root chain reaches from the trusted one
+   (:mod:`airlock.spoke.import_trust`); site id; clock against the time
+   floor; expiry; sequence (a bundle not newer than the last one changes
+   nothing); kind (``full``, ``delta`` or ``revocation``); encryption policy.
+   A bundle whose chain advances the trusted Director root (an offline
+   rotation) is exempt from the time-floor and sequence refusals.
 2. Payload parts: exactly the listed files, with the signed sizes and SHA-256
    — all before any decryption.
 3. Decrypt and strictly unpack into a scratch directory, streaming.
 4. TUF: both repositories verified with ngclient from the trusted metadata
    (runs as soon as the metadata section of the payload has been read, so
    that every blob is then checked against its signed length and hash).
+   The envelope's bundle id, site, sequence, kind, created and expires must
+   equal what the verified Director timestamp signed (``x-airlock-bundle``).
 5. Director/Image agreement and site id (part of step 4's core). A version
    the envelope lists as ``omitted`` (a delta or revocation bundle leaves out
    files the site already holds) must be staged here with the same files;
@@ -28,7 +33,9 @@ the site admin's guide):
    validation set in onnxruntime and is checked against its signed
    thresholds, runtime compatibility and dependencies (:mod:`airlock.spoke.gate`).
 6. Stage: promote blobs into the content-addressed store, then one database
-   transaction records the new trusted metadata, sequence, time floor,
+   transaction records the new trusted metadata, sequence, time floor (it
+   only advances to the bundle's signed creation time, never to the local
+   clock; a root rotation resets sequence and floor to the bundle's own),
    assignments, staged models, rollout plans (with their change
    authorisations), revoked versions, the hub's return path, the audit entry and the
    ``bundle.imported`` event (:mod:`airlock.bundles.events`).
@@ -52,10 +59,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, delete, select
-from tuf.api.metadata import Metadata, Root
 
 from airlock.bundles.checkpoint_store import home_origin
-from airlock.bundles.clock import Clock, SystemClock
+from airlock.bundles.clock import Clock, SystemClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.envelope import ENVELOPE_FILE, verify_envelope
 from airlock.bundles.errors import (
@@ -72,12 +78,13 @@ from airlock.bundles.errors import (
 from airlock.bundles.events import emit, source_of
 from airlock.bundles.models import BundleKind, Envelope
 from airlock.bundles.payload import check_parts, read_payload
-from airlock.bundles.tufrepo import DIRECTOR, REPOSITORIES, envelope_keys
+from airlock.bundles.tufrepo import DIRECTOR, REPOSITORIES
 from airlock.bundles.tufverify import ROOT_FILE, VerifiedMetadata, verify_repositories
 from airlock.spoke import import_records
 from airlock.spoke.attestations import check_import as check_attestations
 from airlock.spoke.gate import GateReport, gate_bundle
 from airlock.spoke.home import SpokeHome
+from airlock.spoke.import_trust import check_payload, envelope_trust
 from airlock.spoke.state import (
     STATE_ID,
     DirectorAssignment,
@@ -138,8 +145,8 @@ def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None)
     try:
         with _import_lock(home):
             state, trusted = _load_state(home)
-            envelope = _check_envelope(home, Path(bundle_dir), state, trusted, clock)
-            return _verify_and_stage(home, Path(bundle_dir), envelope, trusted, clock)
+            envelope, rotated_to = _check_envelope(home, Path(bundle_dir), state, trusted, clock)
+            return _verify_and_stage(home, Path(bundle_dir), envelope, trusted, clock, rotated_to)
     except Exception as exc:
         outcome = "refused" if isinstance(exc, VerificationError) else "failure"
         home.audit.record(
@@ -188,7 +195,8 @@ def _check_envelope(
     state: SpokeState,
     trusted: dict[str, dict[str, bytes]],
     clock: Clock,
-) -> Envelope:
+) -> tuple[Envelope, int | None]:
+    """Step 1; returns the envelope and the Director root version its chain rotates to."""
     try:
         data = (bundle_dir / ENVELOPE_FILE).read_bytes()
     except FileNotFoundError:
@@ -198,9 +206,9 @@ def _check_envelope(
         ) from None
     except IsADirectoryError:
         raise MediaError(f"{bundle_dir / ENVELOPE_FILE} is not a file") from None
-    director_root = Metadata[Root].from_bytes(trusted[DIRECTOR][ROOT_FILE]).signed
-    keys, threshold = envelope_keys(director_root)
-    envelope = verify_envelope(data, keys, threshold)
+    chain = envelope_trust(data, trusted[DIRECTOR][ROOT_FILE])
+    envelope = verify_envelope(data, chain.keys, chain.threshold)
+    rotation = chain.rotated_to is not None  # offline-signed: may reset what online keys set
 
     if envelope.site_id != home.site_id:
         raise WrongSiteError(
@@ -209,7 +217,7 @@ def _check_envelope(
         )
     now = clock.now()
     floor = dt.datetime.fromisoformat(state.time_floor)
-    if now < floor:
+    if now < floor and not rotation:
         raise FreshnessError(
             f"the local clock reads {now.isoformat()}, earlier than the newest verified time "
             f"{floor.isoformat()}",
@@ -226,7 +234,7 @@ def _check_envelope(
             f"the bundle expired at {envelope.expires.isoformat()}",
             hint="it was in transit longer than the site's budget; ask the hub for a new export",
         )
-    if envelope.sequence <= state.last_sequence:
+    if envelope.sequence <= state.last_sequence and not rotation:
         raise StaleBundleError(
             f"bundle sequence {envelope.sequence} is not newer than the imported "
             f"{state.last_sequence}: nothing changed",
@@ -242,7 +250,7 @@ def _check_envelope(
             "the bundle is not encrypted and this site requires encryption",
             hint="ask the hub to export with encryption on for this site",
         )
-    return envelope
+    return envelope, chain.rotated_to
 
 
 def _verify_and_stage(
@@ -251,6 +259,7 @@ def _verify_and_stage(
     envelope: Envelope,
     trusted: dict[str, dict[str, bytes]],
     clock: Clock,
+    rotated_to: int | None = None,
 ) -> ImportResult:
     parts = check_parts(bundle_dir, list(envelope.parts))  # step 2, before the identity is opened
     identities = [home.age_identity()] if envelope.encrypted else None
@@ -259,7 +268,9 @@ def _verify_and_stage(
     verified: list[VerifiedMetadata] = []
 
     def on_metadata(metadata: dict[str, bytes]) -> dict[str, int]:
-        verified.append(verify_repositories(metadata, trusted, home.site_id, staged_paths))
+        result = verify_repositories(metadata, trusted, home.site_id, staged_paths)
+        check_payload(envelope, result, rotated_to)
+        verified.append(result)
         return expected_blobs(home, envelope, verified[0], staged_paths)
 
     home.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -283,7 +294,7 @@ def _verify_and_stage(
                 Path(path).replace(destination)
                 promoted.append(destination)
         outcome = _commit(
-            home, envelope, result, len(promoted), clock, attested.refs, gate, records
+            home, envelope, result, len(promoted), clock, attested.refs, gate, records, rotated_to
         )
         return outcome
     except BaseException:
@@ -340,6 +351,7 @@ def _commit(
     attested: list[str] | None = None,
     gate: GateReport | None = None,
     records: import_records.ImportRecords | None = None,
+    rotated_to: int | None = None,
 ) -> ImportResult:
     now = clock.now()
     result = ImportResult(
@@ -356,9 +368,16 @@ def _commit(
     with session_scope(home.engine) as session:
         state = session.get(SpokeState, STATE_ID)
         assert state is not None
-        if envelope.sequence <= state.last_sequence:  # a concurrent replica got there first
+        # An offline root rotation not yet recorded resets what online keys could have set.
+        resets = rotated_to is not None and state.director_root_version < rotated_to
+        if envelope.sequence <= state.last_sequence and not resets:  # a concurrent replica
             raise StaleBundleError(f"bundle sequence {envelope.sequence} was imported meanwhile")
-        floor = max(dt.datetime.fromisoformat(state.time_floor), now, envelope.created)
+        before = {"sequence": state.last_sequence, "time_floor": state.time_floor}
+        # The floor only advances to signed times (the creation time the Director
+        # timestamp bound, step 4), never to the local clock.
+        floor = envelope.created
+        if not resets:
+            floor = max(dt.datetime.fromisoformat(state.time_floor), floor)
         state.last_sequence = envelope.sequence
         state.last_bundle_id = envelope.bundle_id
         state.time_floor = floor.isoformat()
@@ -413,6 +432,8 @@ def _commit(
             details={
                 "sequence": envelope.sequence,
                 "kind": str(envelope.kind),
+                "created": utc_iso(envelope.created),
+                **({"reset": _reset(before, state, rotated_to)} if resets else {}),
                 "image_root_version": verified.image_root_version,
                 "director_root_version": verified.director_root_version,
                 "staged": result.staged,
@@ -449,3 +470,12 @@ def _commit(
             now,
         )
     return result
+
+
+def _reset(before: dict[str, Any], state: SpokeState, rotated_to: int | None) -> dict[str, Any]:
+    """The audit record of a root rotation's reset: sequence and floor, old → new."""
+    return {
+        "director_root_version": rotated_to,
+        "sequence": {"old": before["sequence"], "new": state.last_sequence},
+        "time_floor": {"old": before["time_floor"], "new": state.time_floor},
+    }
