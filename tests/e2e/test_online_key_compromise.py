@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from helpers.bundlecraft import (
+    edit_envelope,
     envelope_signer,
     forge_bundle,
     resign_bundle_claims,
@@ -41,6 +42,7 @@ from airlock.bundles.errors import (
     FreshnessError,
     IntegrityError,
     StaleBundleError,
+    TrustError,
     UsageError,
 )
 from airlock.bundles.models import BundleKind
@@ -147,3 +149,21 @@ def test_an_offline_root_rotation_unfreezes_a_site_the_online_keys_froze(
     hub.export(SITE_ID, media / "bundle-5")
     assert accept_import(spoke, media / "bundle-5", spoke_clock(LATER)).sequence == 5
     assert read_status(spoke).director_root_version == 2
+
+
+def test_a_rotation_added_to_an_old_bundles_envelope_on_the_medium_is_refused(
+    world: World, hub: Hub, spoke: SpokeHome, media: Path, tmp_path: Path
+) -> None:
+    """``roots`` is unsigned: a genuine rotation pasted into a replayed bundle must not
+    exempt it from the sequence check; its payload does not reach the new root."""
+    hub.export(SITE_ID, media / "bundle-1")
+    accept_import(spoke, media / "bundle-1")
+    rotation = RotationCeremony.copy_of(world.ceremony.out_dir, tmp_path / "rotation")
+    v2 = rotate_roots(rotation, tufrepo.DIRECTOR, 1).to_dict()
+    edit_envelope(media / "bundle-1", lambda doc: doc["roots"]["director"].append(v2))
+
+    error = refuse_import(
+        spoke, media / "bundle-1", TrustError, "carries Director root version 2", spoke_clock(LATER)
+    )
+    assert "verifies only up to version 1" in error.message
+    assert read_status(spoke).director_root_version == 1
