@@ -91,7 +91,7 @@ def test_a_clock_set_back_before_the_time_floor_is_refused(
     first, second = two_bundles(hub, hub_clock, media)
     accept_import(spoke, first, spoke_clock(SPOKE_TIME))
     floor = read_status(spoke).time_floor
-    assert floor == SPOKE_TIME.isoformat()
+    assert floor == HUB_TIME.isoformat(), "the floor is the bundle's signed creation time"
     asked = len(secrets.asked)
 
     set_back = spoke_clock(SPOKE_TIME - dt.timedelta(days=2))
@@ -119,3 +119,16 @@ def test_a_bundle_from_the_future_is_refused(
     hub_clock.advance(dt.timedelta(hours=2))
     hub.export(SITE_ID, media / "ahead")
     refuse_import(spoke, media / "ahead", FreshnessError, "after the local clock")
+
+
+def test_an_import_with_a_fast_clock_does_not_lock_the_site_out(
+    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+) -> None:
+    """The floor advances to the bundle's signed creation time, never to the local clock."""
+    first, second = two_bundles(hub, hub_clock, media)
+    accept_import(spoke, first, spoke_clock(SPOKE_TIME + dt.timedelta(days=25)))
+    assert read_status(spoke).time_floor == HUB_TIME.isoformat()
+
+    right_clock = spoke_clock(SPOKE_TIME + dt.timedelta(hours=1))
+    assert accept_import(spoke, second, right_clock).sequence == 2
+    assert read_status(spoke).time_floor == (HUB_TIME + dt.timedelta(minutes=10)).isoformat()

@@ -27,12 +27,12 @@ from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 from airlock.bundles import tufrepo
 from airlock.bundles.canonical import canonical_bytes, pretty_bytes
 from airlock.bundles.envelope import ENVELOPE_FILE, sign_envelope
-from airlock.bundles.models import BundleKind, Envelope, PayloadPart
+from airlock.bundles.models import Envelope, PayloadPart
 from airlock.bundles.payload import hash_file
 from airlock.ceremony.minimal import CeremonyResult
 from airlock.ceremony.roots import next_root, sign_new_root
 from airlock.hub import signing
-from airlock.hub.export import ExportPlan, MetadataList, write_bundle
+from airlock.hub.export import ExportPlan, MetadataList, director_roots, write_bundle
 from airlock.hub.hub import Hub
 from airlock.hub.tufmeta import meta_file
 from helpers.hubenv import OFFICER_PASSPHRASE
@@ -49,8 +49,10 @@ def envelope_signer(hub: Hub) -> Signer:
 def forge_bundle(hub: Hub, plan: ExportPlan, out: Path, **overrides: Any) -> Envelope:
     """Writes ``plan`` as a bundle with ``write_bundle`` (no hub state changes).
 
-    Every field defaults to the plan's, signed with the real envelope key;
-    ``overrides`` replaces any of them (``metadata``, ``signers``, ``site_id``, …).
+    Every field defaults to the plan's (the bundle id too, so the envelope
+    states what the plan's Director timestamp signed), signed with the real
+    envelope key; ``overrides`` replaces any of them (``metadata``,
+    ``signers``, ``site_id``, …).
     """
     fields: dict[str, Any] = {
         "site_id": plan.site_id,
@@ -62,6 +64,7 @@ def forge_bundle(hub: Hub, plan: ExportPlan, out: Path, **overrides: Any) -> Env
         "recipients": plan.recipients,
         "signers": [envelope_signer(hub)],
         "kind": plan.kind,
+        "bundle_id": plan.bundle_id,
         "omitted": plan.omitted,
     }
     fields.update(overrides)
@@ -126,8 +129,8 @@ def forge_raw_bundle(
     payload.write_bytes(pyrage.encrypt(tar_bytes(entries), parsed))
     size, digest = hash_file(payload)
     envelope = Envelope(
-        bundle_id=f"crafted-{digest[:12]}",
-        kind=BundleKind.FULL,
+        bundle_id=plan.bundle_id,
+        kind=plan.kind,
         source="hub",
         site_id=plan.site_id,
         sequence=plan.sequence,
@@ -135,8 +138,10 @@ def forge_raw_bundle(
         expires=plan.expires,
         encrypted=True,
         parts=(PayloadPart(name=payload.name, size=size, sha256=digest),),
+        omitted=plan.omitted,
     )
-    (out / ENVELOPE_FILE).write_bytes(sign_envelope(envelope, [envelope_signer(hub)]))
+    roots = director_roots(plan.metadata)
+    (out / ENVELOPE_FILE).write_bytes(sign_envelope(envelope, [envelope_signer(hub)], roots))
     return envelope
 
 
@@ -152,12 +157,17 @@ def edit_envelope(bundle: Path, edit: Callable[[dict[str, Any]], None]) -> None:
 
 
 def resign_envelope(bundle: Path, signers: list[Signer], **changes: Any) -> Envelope:
-    """Signs the envelope again over the payload parts as they now are on the medium."""
+    """Signs the envelope again over the payload parts as they now are on the medium.
+
+    ``changes`` replaces envelope fields (what a holder of the envelope key
+    alone could claim); the unsigned ``roots`` are kept.
+    """
     path = bundle / ENVELOPE_FILE
-    envelope = Envelope.from_dict(json.loads(path.read_bytes())["signed"])
+    doc = json.loads(path.read_bytes())
+    envelope = Envelope.from_dict(doc["signed"])
     parts = tuple(PayloadPart(p.name, *hash_file(bundle / p.name)) for p in envelope.parts)
     envelope = dataclasses.replace(envelope, parts=parts, **changes)
-    path.write_bytes(sign_envelope(envelope, signers))
+    path.write_bytes(sign_envelope(envelope, signers, doc.get("roots")))
     return envelope
 
 
@@ -236,6 +246,23 @@ def resign_director(
     entries[targets_name] = tufrepo.to_bytes(targets)
     entries[snapshot_name] = tufrepo.to_bytes(snapshot)
     entries[timestamp_name] = tufrepo.to_bytes(timestamp)
+    return list(entries.items())
+
+
+def resign_bundle_claims(hub: Hub, metadata: MetadataList, **claims: Any) -> MetadataList:
+    """Changes the Director timestamp's ``x-airlock-bundle`` claims and re-signs it.
+
+    Signed with the hub's real ``director-timestamp`` key: what a thief of the
+    online keys (not only of the envelope key) could make. ``claims`` replace
+    claims by name, in their envelope form (``created`` as ``utc_iso``).
+    """
+    entries = dict(metadata)
+    name = "metadata/director/timestamp.json"
+    timestamp = Metadata[Timestamp].from_bytes(entries[name])
+    fields = timestamp.signed.unrecognized_fields
+    fields[tufrepo.BUNDLE_FIELD] = {**fields[tufrepo.BUNDLE_FIELD], **claims}
+    tufrepo.sign_with(timestamp, [hub.online_signer(signing.DIRECTOR_TIMESTAMP)])
+    entries[name] = tufrepo.to_bytes(timestamp)
     return list(entries.items())
 
 

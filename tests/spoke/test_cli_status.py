@@ -91,7 +91,7 @@ def test_status_table_after_an_import(
     rows = table_rows(result.stdout)
     assert ["last bundle sequence", "1"] in rows
     assert ["last bundle id", envelope.bundle_id] in rows
-    assert ["time floor", SPOKE_TIME.isoformat()] in rows
+    assert ["time floor", envelope.created.isoformat()] in rows  # the signed creation time
     for ref, files in (("classifier@1", 1), ("detector@1", 2)):
         name, version = ref.split("@")
         size = sum(f.stat().st_size for f in world.sources[ref].files())

@@ -3,11 +3,14 @@
 The envelope is the only plaintext part of a bundle. It is checked before
 anything is decrypted::
 
-    {"signed": <Envelope.to_dict()>, "signatures": [{"keyid": …, "sig": …}]}
+    {"signed": <Envelope.to_dict()>, "signatures": [{"keyid": …, "sig": …}],
+     "roots": {"director": [<1.root.json>, …]}}
 
 The signature is over the canonical JSON of ``signed``, by keys that a trusted
 root anchors (for hub bundles: the Director root's envelope keys; for metrics
-bundles: the site key registered at the hub).
+bundles: the site key registered at the hub). The optional, unsigned ``roots``
+member carries the Director root chain (:mod:`airlock.bundles.root_chain`,
+which checks its shape); this module only passes it through.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from airlock.bundles.strict import exact_keys, strict_json
 ENVELOPE_FILE = "envelope.json"
 MAX_ENVELOPE_BYTES = 1 << 20
 TOP_LEVEL_KEYS = ("signed", "signatures")
-OPTIONAL_TOP_LEVEL_KEYS = ("roots",)
+ROOTS_MEMBER = "roots"
+OPTIONAL_TOP_LEVEL_KEYS = (ROOTS_MEMBER,)
 SIGNATURE_KEYS = ("keyid", "sig")
 _READ_CHUNK = 1 << 16
 _NOT_A_BUNDLE_HINT = "the medium is damaged or this is not an Airlock bundle"
@@ -41,11 +45,28 @@ _PLAIN_FILES_HINT = (
 )
 
 
-def sign_envelope(envelope: Envelope, signers: list[Signer]) -> bytes:
-    """Returns the bytes of ``envelope.json``: the envelope signed by every signer."""
+def sign_envelope(
+    envelope: Envelope, signers: list[Signer], roots: dict[str, Any] | None = None
+) -> bytes:
+    """Returns the bytes of ``envelope.json``: the envelope signed by every signer.
+
+    ``roots`` (``{"director": [root documents]}``) is added unsigned when given.
+    """
     payload = canonical_bytes(envelope.to_dict())
     signatures = [signer.sign(payload).to_dict() for signer in signers]
-    return pretty_bytes({"signed": envelope.to_dict(), "signatures": signatures})
+    doc: dict[str, Any] = {"signed": envelope.to_dict(), "signatures": signatures}
+    if roots is not None:
+        doc[ROOTS_MEMBER] = roots
+    return pretty_bytes(doc)
+
+
+def envelope_roots(data: bytes) -> Any:
+    """The raw, unsigned ``roots`` member of ``envelope.json`` bytes (None: absent).
+
+    Raises:
+        MediaError: not a well-formed envelope file.
+    """
+    return parse_envelope_document(data).roots
 
 
 def _file_type(mode: int) -> str:
@@ -182,7 +203,7 @@ def parse_envelope_document(data: bytes) -> EnvelopeDocument:
         signed = doc["signed"]
         if not isinstance(signed, dict):
             raise TypeError("signed is not an object")
-        roots = doc.get("roots")
+        roots = doc.get(ROOTS_MEMBER)
         if roots is not None and not isinstance(roots, dict):
             raise TypeError("roots is not an object")
         if not isinstance(doc["signatures"], list):

@@ -18,6 +18,12 @@ Airlock runs two TUF repositories (the design brief's Uptane split):
   the targets list every revoked version with its reason in the field
   ``x-airlock-revocations``.
 
+At every export the site's Director timestamp (signed by the online
+``director-timestamp`` key, not the envelope key) carries the field
+``x-airlock-bundle`` (:func:`bundle_claims`): the bundle id, site, sequence,
+kind, creation and expiry time the envelope states. The spoke refuses an
+envelope that claims anything else, so the envelope key alone cannot set them.
+
 The Director root also anchors the hub's *envelope key* (field
 ``x-airlock-envelope``), which signs every bundle's envelope; the Image root
 anchors the officers' *in-toto layout keys* (field ``x-airlock-layout``), which
@@ -38,6 +44,7 @@ from tuf.api.metadata import Metadata, Root, Signed, TargetFile
 from tuf.api.serialization.json import JSONSerializer
 
 from airlock.bundles.change import CHANGE_KEY
+from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import SignatureError, TrustError
 from airlock.bundles.models import ModelVersion
 from airlock.bundles.rollout import RolloutPlan
@@ -55,6 +62,7 @@ REVOCATIONS_FIELD = "x-airlock-revocations"
 ROLLOUT_KEY = "rollout"
 ENVELOPE_FIELD = "x-airlock-envelope"
 LAYOUT_FIELD = "x-airlock-layout"
+BUNDLE_FIELD = "x-airlock-bundle"
 CUSTOM_KEY = "airlock"
 
 METADATA_PREFIX = "metadata"
@@ -149,6 +157,29 @@ def parse_revocations(value: Any) -> list[dict[str, str]]:
             hint="the hub's Director metadata is broken; report it to the hub",
         )
     return [revocation_entry(*(str(item[k]) for k in keys)) for item in value]
+
+
+def bundle_claims(
+    *,
+    bundle_id: str,
+    site_id: str,
+    sequence: int,
+    kind: str,
+    created: dt.datetime,
+    expires: dt.datetime,
+) -> dict[str, Any]:
+    """The ``x-airlock-bundle`` value: what a bundle's envelope states, as the envelope has it.
+
+    Times are ISO-8601 UTC strings exactly as in ``envelope.json``.
+    """
+    return {
+        "bundle_id": bundle_id,
+        "site_id": site_id,
+        "sequence": sequence,
+        "kind": str(kind),
+        "created": utc_iso(created),
+        "expires": utc_iso(expires),
+    }
 
 
 def metadata_filename(role: str, version: int) -> str:

@@ -12,7 +12,9 @@ Steps (each fails closed with a specific error):
 1. Image repository: root chain from the trusted root, timestamp, snapshot,
    top-level targets (ngclient: signatures, thresholds, versions, expiry).
 2. Director repository for this site: the same, plus the targets must name
-   this site (``x-airlock-site-id``) and so must every target.
+   this site (``x-airlock-site-id``) and so must every target; the verified
+   timestamp's bundle claims (``x-airlock-bundle``) are returned for the
+   envelope check.
 3. Agreement: every Director target resolves in the Image repository through
    its delegations, with equal length, hashes and model/version/file fields.
 """
@@ -43,6 +45,7 @@ from airlock.bundles.errors import (
 )
 from airlock.bundles.metadata_files import check_root_history
 from airlock.bundles.tufrepo import (
+    BUNDLE_FIELD,
     CUSTOM_KEY,
     DIRECTOR,
     IMAGE,
@@ -132,6 +135,9 @@ class VerifiedMetadata:
     """The verified Director targets' extra fields (``x-airlock-revocations``, …)."""
     unsigned: tuple[str, ...] = ()
     """The ``watch`` paths that the verified Image repository does not sign (any more)."""
+    bundle_claims: Any = None
+    """The verified Director timestamp's ``x-airlock-bundle`` (None: it has none); the
+    importer checks the envelope against it (:func:`airlock.bundles.binding.check_bound`)."""
 
     def allowed_blobs(self) -> dict[str, int]:
         """sha256 → signed length of every blob the bundle may carry."""
@@ -198,10 +204,11 @@ def verify_repositories(
             repo: Metadata[Root].from_bytes(new_trusted[repo][ROOT_FILE]).signed
             for repo in REPOSITORIES
         }
-        timestamp_expiry = min(
-            Metadata.from_bytes(new_trusted[repo]["timestamp.json"]).signed.expires
+        timestamps = {
+            repo: Metadata.from_bytes(new_trusted[repo]["timestamp.json"]).signed
             for repo in REPOSITORIES
-        )
+        }
+        timestamp_expiry = min(t.expires for t in timestamps.values())
     return VerifiedMetadata(
         new_trusted=new_trusted,
         targets=targets,
@@ -211,6 +218,7 @@ def verify_repositories(
         expires=timestamp_expiry,
         director_fields=dict(director_targets.signed.unrecognized_fields),
         unsigned=unsigned,
+        bundle_claims=timestamps[DIRECTOR].unrecognized_fields.get(BUNDLE_FIELD),
     )
 
 

@@ -12,6 +12,8 @@ file's custom field also carries the signed rollout plan
 request, its signed authorisation (``custom.airlock.change``). The targets
 list every revocation so far in ``x-airlock-revocations`` (:func:`set_revocations`)
 and the return path for the site's metrics in ``x-airlock-return`` (:func:`set_return_path`).
+The timestamp made for an export carries the bundle's claims in
+``x-airlock-bundle`` (:func:`refresh`).
 """
 
 from __future__ import annotations
@@ -220,11 +222,22 @@ def set_return_path(site: SiteMetadata, value: dict[str, Any]) -> bool:
     return True
 
 
-def refresh(site: SiteMetadata, expires: dt.datetime, signers: DirectorSigners) -> None:
-    """Makes the site's next snapshot and timestamp, both expiring at ``expires``."""
+def refresh(
+    site: SiteMetadata,
+    expires: dt.datetime,
+    signers: DirectorSigners,
+    bundle: dict[str, Any] | None = None,
+) -> None:
+    """Makes the site's next snapshot and timestamp, both expiring at ``expires``.
+
+    ``bundle`` (:func:`airlock.bundles.tufrepo.bundle_claims`, given at export)
+    is signed into the timestamp as ``x-airlock-bundle``: what the bundle's
+    envelope will state, confirmed by the timestamp key.
+    """
     site.snapshot = tufmeta.next_snapshot(
         site.snapshot, {TARGETS: site.targets}, expires, signers.snapshot
     )
+    fields = {tufrepo.BUNDLE_FIELD: dict(bundle)} if bundle is not None else None
     site.timestamp = tufmeta.next_timestamp(
-        site.timestamp, site.snapshot, expires, signers.timestamp
+        site.timestamp, site.snapshot, expires, signers.timestamp, fields
     )

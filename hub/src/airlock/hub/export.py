@@ -15,7 +15,8 @@ A bundle for one site is made in three phases:
 2. **Write** (:func:`write_bundle_files`): ``write_payload`` streams the tar
    (encrypted with age unless the site opted out) and ``envelope.json`` is
    signed with the envelope key, all in a work directory next to the
-   destination (:func:`prepare_out_dir`).
+   destination (:func:`prepare_out_dir`). The envelope also carries, unsigned,
+   every Director root version of the payload (:func:`director_roots`).
 3. **Commit** (``Hub.commit_export``): the work directory is renamed into
    place, the repository files of the plan are written, and the site's
    sequence number and the audit entry commit in one transaction.
@@ -29,11 +30,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
+import re
 import shutil
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from securesystemslib.signer import Signer
 
@@ -55,6 +59,10 @@ RESIGN_MARGIN_DAYS = 30
 MetadataList = list[tuple[str, bytes]]
 """Payload metadata entries, in order: (archive name, bytes)."""
 
+DIRECTOR_ROOT_ENTRY = re.compile(
+    rf"{tufrepo.METADATA_PREFIX}/{tufrepo.DIRECTOR}/([1-9][0-9]*)\.root\.json"
+)
+
 
 @dataclass(frozen=True)
 class ExportPlan:
@@ -62,6 +70,8 @@ class ExportPlan:
 
     Attributes:
         site_id: The destination site.
+        bundle_id: The bundle's id, chosen at planning time: the Director
+            timestamp in ``metadata`` signs it with the other envelope claims.
         sequence: The bundle's sequence number (the site's last + 1).
         created: The hub's "now" when the plan was made.
         expires: created + the site's transit budget.
@@ -95,6 +105,7 @@ class ExportPlan:
     carried: tuple[tuple[str, str, str, str], ...] = ()
     revocations: int = 0
     full: bool = False
+    bundle_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     @property
     def encrypted(self) -> bool:
@@ -242,6 +253,7 @@ def write_bundle_files(
         The envelope that was signed.
     """
     parts = write_payload(work_dir, metadata, blobs, recipients)
+    roots = director_roots(metadata)
     envelope = Envelope(
         bundle_id=bundle_id or str(uuid.uuid4()),
         kind=kind,
@@ -254,8 +266,24 @@ def write_bundle_files(
         parts=tuple(parts),
         omitted=tuple(omitted),
     )
-    atomic_write_bytes(work_dir / ENVELOPE_FILE, sign_envelope(envelope, signers))
+    atomic_write_bytes(work_dir / ENVELOPE_FILE, sign_envelope(envelope, signers, roots))
     return envelope
+
+
+def director_roots(metadata: MetadataList) -> dict[str, Any] | None:
+    """The envelope's ``roots``: every Director root version the payload carries.
+
+    Lets a site walk an offline root rotation before it checks the envelope
+    (:mod:`airlock.bundles.root_chain`); None when the list carries none.
+    """
+    found = {}
+    for name, data in metadata:
+        match = DIRECTOR_ROOT_ENTRY.fullmatch(name)
+        if match:
+            found[int(match.group(1))] = json.loads(data)
+    if not found:
+        return None
+    return {tufrepo.DIRECTOR: [found[version] for version in sorted(found)]}
 
 
 def promote_bundle(work_dir: Path, out_dir: Path) -> None:

@@ -14,7 +14,9 @@ without writing anything:
     changed, so that every bundle tells the site where metrics go;
 (c) fresh Image snapshot + timestamp and fresh Director snapshot + timestamp
     for the site, all expiring exactly with the bundle (timestamp versions
-    strictly increase per repository);
+    strictly increase per repository); the bundle id is chosen here and the
+    Director timestamp signs the envelope's claims (``x-airlock-bundle``:
+    bundle id, site, sequence, kind, created, expires);
 (d) the payload metadata list and (e) the blobs of every assigned model
     not already sent to the site (:func:`split_sent`; all of them when
     ``full``), and the bundle kind.
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -149,12 +152,22 @@ def plan_export(hub: Hub, site_id: str, *, full: bool = False) -> ExportPlan:
         hub.signers.online(signing.IMAGE_SNAPSHOT),
         hub.signers.online(signing.IMAGE_TIMESTAMP),
     )
-    director_repo.refresh(site_md, bundle_expires, director_signers)
+    bundle_id = str(uuid.uuid4())
+    claims = tufrepo.bundle_claims(
+        bundle_id=bundle_id,
+        site_id=site_id,
+        sequence=site.sequence + 1,
+        kind=str(kind),
+        created=now,
+        expires=bundle_expires,
+    )
+    director_repo.refresh(site_md, bundle_expires, director_signers, bundle=claims)
     image_roles = [r for r in resigned if r in image.targets_roles()]
     image.stage(writes, [*image_roles, image_repo.SNAPSHOT, image_repo.TIMESTAMP])
     site_md.stage(writes)
     return ExportPlan(
         site_id=site_id,
+        bundle_id=bundle_id,
         sequence=site.sequence + 1,
         created=now,
         expires=bundle_expires,
@@ -204,6 +217,7 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
         recipients=plan.recipients,
         signers=[hub.signers.online(signing.ENVELOPE)],
         kind=plan.kind,
+        bundle_id=plan.bundle_id,
         omitted=plan.omitted,
     )
     site.sequence = plan.sequence

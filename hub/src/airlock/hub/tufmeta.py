@@ -64,10 +64,21 @@ def next_timestamp(
     snapshot: Metadata[Snapshot],
     expires: dt.datetime,
     signer: Signer,
+    fields: dict[str, Any] | None = None,
 ) -> Metadata[Timestamp]:
-    """A timestamp one version above ``previous`` pointing at ``snapshot``."""
+    """A timestamp one version above ``previous`` pointing at ``snapshot``.
+
+    ``fields`` are extra (``x-airlock-*``) fields signed into it.
+    """
     version = previous.signed.version + 1 if previous else 1
-    md = Metadata(Timestamp(version=version, expires=expires, snapshot_meta=meta_file(snapshot)))
+    md = Metadata(
+        Timestamp(
+            version=version,
+            expires=expires,
+            snapshot_meta=meta_file(snapshot),
+            unrecognized_fields=dict(fields or {}),
+        )
+    )
     return tufrepo.sign_with(md, [signer])
 
 

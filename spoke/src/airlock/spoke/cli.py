@@ -269,3 +269,4 @@ from airlock.spoke import cli_nodes as _nodes  # noqa: E402, F401
 from airlock.spoke import cli_rollout as _rollout  # noqa: E402, F401
 from airlock.spoke import cli_serve as _serve  # noqa: E402, F401
 from airlock.spoke import cli_simulate as _simulate  # noqa: E402, F401
+from airlock.spoke import cli_trust as _trust  # noqa: E402, F401

@@ -3,10 +3,13 @@
 The steps, each failing closed (the numbers appear in error messages and
 the site admin's guide):
 
-1. Envelope: signature by the hub's envelope key anchored in the trusted
-   Director root; site id; clock against the time floor; expiry; sequence
-   (a bundle not newer than the last one changes nothing); kind (``full``,
-   ``delta`` or ``revocation``); encryption policy.
+1. Envelope: signature by the hub's envelope key anchored in the newest
+   Director root that the envelope's root chain reaches from the trusted one
+   (:mod:`airlock.spoke.import_trust`); site id; clock against the time
+   floor; expiry; sequence (a bundle not newer than the last one changes
+   nothing); kind (``full``, ``delta`` or ``revocation``); encryption policy.
+   A bundle whose chain advances the trusted Director root (an offline
+   rotation) is exempt from the time-floor and sequence refusals.
 2. Payload parts: exactly the listed files, regular files with the signed
    sizes and SHA-256 — all before any decryption. They stay open
    (:func:`~airlock.bundles.payload.check_parts`).
@@ -17,6 +20,8 @@ the site admin's guide):
 4. TUF: both repositories verified with ngclient from the trusted metadata
    (runs as soon as the metadata section of the payload has been read, so
    that every blob is then checked against its signed length and hash).
+   The envelope's bundle id, site, sequence, kind, created and expires must
+   equal what the verified Director timestamp signed (``x-airlock-bundle``).
 5. Director/Image agreement and site id (part of step 4's core). A version
    the envelope lists as ``omitted`` (a delta or revocation bundle leaves out
    files the site already holds) must be staged here with the same files;
@@ -32,7 +37,9 @@ the site admin's guide):
    validation set in onnxruntime and is checked against its signed
    thresholds, runtime compatibility and dependencies (:mod:`airlock.spoke.gate`).
 6. Stage: promote blobs into the content-addressed store, then one database
-   transaction records the new trusted metadata, sequence, time floor,
+   transaction records the new trusted metadata, sequence, time floor (it
+   only advances to the bundle's signed creation time, never to the local
+   clock; a root rotation resets sequence and floor to the bundle's own),
    assignments, staged models, rollout plans (with their change
    authorisations), revoked versions, the hub's return path, the audit entry and the
    ``bundle.imported`` event (:mod:`airlock.bundles.events`).
@@ -55,10 +62,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, delete, select
-from tuf.api.metadata import Metadata, Root
 
 from airlock.bundles.checkpoint_store import home_origin
-from airlock.bundles.clock import Clock, SystemClock
+from airlock.bundles.clock import Clock, SystemClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.envelope import HUB_KINDS, read_envelope_file, verify_envelope
 from airlock.bundles.errors import (
@@ -75,13 +81,14 @@ from airlock.bundles.errors import (
 from airlock.bundles.events import emit, source_of
 from airlock.bundles.models import Envelope
 from airlock.bundles.payload import check_parts, read_payload
-from airlock.bundles.tufrepo import DIRECTOR, REPOSITORIES, envelope_keys
+from airlock.bundles.tufrepo import DIRECTOR, REPOSITORIES
 from airlock.bundles.tufverify import ROOT_FILE, VerifiedMetadata, verify_repositories
 from airlock.spoke import import_records
 from airlock.spoke.attestations import check_import as check_attestations
 from airlock.spoke.gate import GateReport, gate_bundle
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.import_storage import import_lock, new_scratch, promote_blobs, storage_faults
+from airlock.spoke.import_trust import check_payload, envelope_trust
 from airlock.spoke.state import (
     STATE_ID,
     DirectorAssignment,
@@ -143,8 +150,10 @@ def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None)
     try:
         with import_lock(home, clock):  # removes what a crashed import left in HOME/tmp
             state, trusted = _load_state(home)
-            envelope = _check_envelope(home, Path(bundle_dir), state, trusted, clock)
-            return _verify_and_stage(home, Path(bundle_dir), envelope, trusted, clock, base=state)
+            envelope, rotated_to = _check_envelope(home, Path(bundle_dir), state, trusted, clock)
+            return _verify_and_stage(
+                home, Path(bundle_dir), envelope, trusted, clock, base=state, rotated_to=rotated_to
+            )
     except Exception as exc:
         outcome = "refused" if isinstance(exc, VerificationError) else "failure"
         try:
@@ -187,11 +196,12 @@ def _check_envelope(
     state: SpokeState,
     trusted: dict[str, dict[str, bytes]],
     clock: Clock,
-) -> Envelope:
+) -> tuple[Envelope, int | None]:
+    """Step 1; returns the envelope and the Director root version its chain rotates to."""
     data = read_envelope_file(bundle_dir)  # lstat first, bounded, never blocks
-    director_root = Metadata[Root].from_bytes(trusted[DIRECTOR][ROOT_FILE]).signed
-    keys, threshold = envelope_keys(director_root)
-    envelope = verify_envelope(data, keys, threshold, kinds=IMPORTED_KINDS)
+    chain = envelope_trust(data, trusted[DIRECTOR][ROOT_FILE])
+    envelope = verify_envelope(data, chain.keys, chain.threshold, kinds=IMPORTED_KINDS)
+    rotation = chain.rotated_to is not None  # offline-signed: may reset what online keys set
 
     if envelope.site_id != home.site_id:
         raise WrongSiteError(
@@ -200,7 +210,7 @@ def _check_envelope(
         )
     now = clock.now()
     floor = dt.datetime.fromisoformat(state.time_floor)
-    if now < floor:
+    if now < floor and not rotation:
         raise FreshnessError(
             f"the local clock reads {now.isoformat()}, earlier than the newest verified time "
             f"{floor.isoformat()}",
@@ -217,23 +227,18 @@ def _check_envelope(
             f"the bundle expired at {envelope.expires.isoformat()}",
             hint="it was in transit longer than the site's budget; ask the hub for a new export",
         )
-    if envelope.sequence <= state.last_sequence:
+    if envelope.sequence <= state.last_sequence and not rotation:
         raise StaleBundleError(
             f"bundle sequence {envelope.sequence} is not newer than the imported "
             f"{state.last_sequence}: nothing changed",
             hint="this bundle (or a newer one) was already imported; no action needed",
-        )
-    if envelope.kind not in IMPORTED_KINDS:
-        raise UsageError(
-            f"{envelope.kind} bundles are not imported by a spoke",
-            hint="import the bundles the hub exported for this site",
         )
     if home.require_encryption and not envelope.encrypted:
         raise VerificationError(
             "the bundle is not encrypted and this site requires encryption",
             hint="ask the hub to export with encryption on for this site",
         )
-    return envelope
+    return envelope, chain.rotated_to
 
 
 def _verify_and_stage(
@@ -244,6 +249,7 @@ def _verify_and_stage(
     clock: Clock,
     *,
     base: SpokeState,
+    rotated_to: int | None = None,
 ) -> ImportResult:
     # Step 2, before the identity is opened. The parts stay open: step 3 decrypts
     # from these descriptors, never by path again (a file swapped in meanwhile is not read).
@@ -259,7 +265,9 @@ def _verify_and_stage(
     verified: list[VerifiedMetadata] = []
 
     def on_metadata(metadata: dict[str, bytes]) -> dict[str, int]:
-        verified.append(verify_repositories(metadata, trusted, home.site_id, staged_paths))
+        result = verify_repositories(metadata, trusted, home.site_id, staged_paths)
+        check_payload(envelope, result, rotated_to)
+        verified.append(result)
         return expected_blobs(home, envelope, verified[0], staged_paths)
 
     promoted: list[Path] = []
@@ -286,6 +294,7 @@ def _verify_and_stage(
                 gate,
                 records,
                 base=base,
+                rotated_to=rotated_to,
             )
         return outcome
     except BaseException:
@@ -345,6 +354,7 @@ def _commit(
     records: import_records.ImportRecords | None = None,
     *,
     base: SpokeState,
+    rotated_to: int | None = None,
 ) -> ImportResult:
     now = clock.now()
     result = ImportResult(
@@ -360,7 +370,16 @@ def _commit(
         by_model.setdefault((target.model, target.version), []).append(target.to_dict())
     with session_scope(home.engine) as session:
         state = lock_state(session, base)  # replicas sharing the database commit one by one
-        floor = max(dt.datetime.fromisoformat(state.time_floor), now, envelope.created)
+        # An offline root rotation not yet recorded resets what online keys could have set.
+        resets = rotated_to is not None and state.director_root_version < rotated_to
+        if envelope.sequence <= state.last_sequence and not resets:
+            raise StaleBundleError(f"bundle sequence {envelope.sequence} was imported meanwhile")
+        before = {"sequence": state.last_sequence, "time_floor": state.time_floor}
+        # The floor only advances to signed times (the creation time the Director
+        # timestamp bound, step 4), never to the local clock.
+        floor = envelope.created
+        if not resets:
+            floor = max(dt.datetime.fromisoformat(state.time_floor), floor)
         state.last_sequence = envelope.sequence
         state.last_bundle_id = envelope.bundle_id
         state.time_floor = floor.isoformat()
@@ -415,6 +434,8 @@ def _commit(
             details={
                 "sequence": envelope.sequence,
                 "kind": str(envelope.kind),
+                "created": utc_iso(envelope.created),
+                **({"reset": _reset(before, state, rotated_to)} if resets else {}),
                 "image_root_version": verified.image_root_version,
                 "director_root_version": verified.director_root_version,
                 "staged": result.staged,
@@ -451,3 +472,12 @@ def _commit(
             now,
         )
     return result
+
+
+def _reset(before: dict[str, Any], state: SpokeState, rotated_to: int | None) -> dict[str, Any]:
+    """The audit record of a root rotation's reset: sequence and floor, old → new."""
+    return {
+        "director_root_version": rotated_to,
+        "sequence": {"old": before["sequence"], "new": state.last_sequence},
+        "time_floor": {"old": before["time_floor"], "new": state.time_floor},
+    }
