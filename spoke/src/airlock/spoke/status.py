@@ -1,20 +1,27 @@
 """``airlock spoke status``: what this site trusts, has staged, and is told to run.
 
 Also the site's runtime as the validation gate sees it (detected or declared
-in ``[runtime]``), and each staged version's gate figures.
+in ``[runtime]``), each staged version's gate figures, the versions the hub
+revoked (``revoked``: ``model``, ``version``, ``reason``, ``revoked_at``) and
+those whose newest rollout here was rolled back (``rolled_back``: ``model``,
+``version``, ``rolled_back_at``). Each staged version carries the same as
+``revoked`` (null or ``{reason, revoked_at}``) and ``rolled_back_at`` (null or
+a time).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from airlock.bundles.errors import UsageError
+from airlock.spoke.fleet_state import RevokedVersion
 from airlock.spoke.gate_compat import NOT_SIGNED
 from airlock.spoke.home import SpokeHome
+from airlock.spoke.metrics_plan import rolled_back_versions
 from airlock.spoke.return_state import HubReturnRecord, MetricsExportRecord
 from airlock.spoke.runtime import site_runtime
 from airlock.spoke.state import STATE_ID, DirectorAssignment, SpokeState, StagedModel
@@ -36,6 +43,10 @@ class SpokeStatus:
     runtime: dict[str, Any]
     metrics: dict[str, Any]
     """The return path: the last metrics export and what the hub acknowledged."""
+    revoked: list[dict[str, str]] = field(default_factory=list)
+    """Every version the hub revoked that this site had staged (``RevokedVersion``)."""
+    rolled_back: list[dict[str, str]] = field(default_factory=list)
+    """Versions whose newest rollout here was rolled back (what the hub is told)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -53,6 +64,8 @@ class SpokeStatus:
             "director_assignments": self.assigned,
             "runtime": self.runtime,
             "metrics": self.metrics,
+            "revoked": self.revoked,
+            "rolled_back": self.rolled_back,
         }
 
 
@@ -66,7 +79,7 @@ def read_status(home: SpokeHome) -> SpokeStatus:
         state = session.get(SpokeState, STATE_ID)
         if state is None:
             raise UsageError(f"{home.path} has no spoke state", hint="run `airlock spoke init`")
-        staged = [
+        staged: list[dict[str, Any]] = [
             {
                 "model": row.name,
                 "version": row.version,
@@ -80,6 +93,15 @@ def read_status(home: SpokeHome) -> SpokeStatus:
                 select(StagedModel).order_by(StagedModel.name, StagedModel.version)
             )  # type: ignore[arg-type]
         ]
+        revoked = {
+            (r.model, r.version): {"reason": r.reason, "revoked_at": r.revoked_at}
+            for r in session.exec(select(RevokedVersion))
+        }
+        rolled_back = {(r.model, r.version): r for r in rolled_back_versions(session)}
+        for item in staged:
+            key = (str(item["model"]), str(item["version"]))
+            item["revoked"] = revoked.get(key)
+            item["rolled_back_at"] = rolled_back[key].rolled_back_at if key in rolled_back else None
         assigned: dict[tuple[str, str], dict[str, Any]] = {}
         for row in session.exec(select(DirectorAssignment).order_by(DirectorAssignment.path)):  # type: ignore[arg-type]
             entry = assigned.setdefault(
@@ -100,6 +122,8 @@ def read_status(home: SpokeHome) -> SpokeStatus:
             assigned=list(assigned.values()),
             runtime=site_runtime(home.config).to_dict(),
             metrics=_metrics(session),
+            revoked=[{"model": m, "version": v, **e} for (m, v), e in sorted(revoked.items())],
+            rolled_back=[r.to_dict() for r in rolled_back.values()],
         )
 
 
