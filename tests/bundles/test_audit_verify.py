@@ -27,8 +27,10 @@ from airlock.bundles.audit import (
 )
 from airlock.bundles.audit_log_verify import verify_log
 from airlock.bundles.audit_proof import InclusionProof, prove_entry, verify_inclusion_proof
+from airlock.bundles.audit_witness import HubReturnRecord
 from airlock.bundles.checkpoint import sign_checkpoint
 from airlock.bundles.checkpoint_store import CHECKPOINT_ACTION, stored_tree, write_checkpoint
+from airlock.bundles.cosignature import cosign
 from airlock.bundles.db import create_tables, make_engine, session_scope
 from airlock.bundles.errors import IntegrityError, MediaError, SignatureError
 
@@ -319,3 +321,102 @@ def test_malformed_checkpoints_are_named(signed: Log) -> None:
     signed.sql("UPDATE audit_checkpoint SET note = 'garbage' WHERE size = 9")
     report = verify_log(signed.engine, KEYS)
     assert (report.kind, report.bad_checkpoint) == ("bad-checkpoint", 9)
+
+
+def test_a_deleted_checkpoint_row_is_caught_by_the_entry_that_recorded_it(signed: Log) -> None:
+    signed.sql("DELETE FROM audit_checkpoint WHERE size = 9")
+    report = verify_log(signed.engine, KEYS)
+    assert (report.kind, report.first_bad_seq, report.bad_checkpoint) == (
+        "missing-checkpoint",
+        9,
+        9,
+    )
+    assert "entry 9 records a signed checkpoint of 9 entries" in report.problem
+    assert not report.ok and report.checkpoints_checked == 0
+
+
+def test_the_newest_checkpoint_row_deleted_is_caught_too(signed: Log) -> None:
+    signed.sql("DELETE FROM audit_checkpoint WHERE size = 16")
+    report = verify_log(signed.engine, KEYS)
+    assert (report.kind, report.first_bad_seq) == ("missing-checkpoint", 16)
+    assert report.checkpoints_checked == 1
+
+
+WITNESS = CryptoSigner.generate_ed25519()
+WITNESS_NAME = "airlock/hub/witness"
+
+
+def _cosigned(log: Log, size: int, witness: CryptoSigner = WITNESS) -> str:
+    """The stored checkpoint of ``size`` entries, cosigned by the hub's witness key."""
+    note = log.engine.connect().execute(
+        text("SELECT note FROM audit_checkpoint WHERE size = :size"), {"size": size}
+    )
+    return cosign(note.scalar_one(), WITNESS_NAME, witness, T0 + dt.timedelta(days=2))
+
+
+def _keep(log: Log, note: str, size: int) -> None:
+    """Keeps a cosigned checkpoint as the one the hub acknowledged, as a spoke does."""
+    create_tables(log.engine, [HubReturnRecord])
+    key = WITNESS.public_key
+    with session_scope(log.engine) as session:
+        session.add(
+            HubReturnRecord(
+                hub_recipient="age1example",
+                witness_name=WITNESS_NAME,
+                witness_key=key.to_dict() | {"keyid": key.keyid},
+                acknowledged_sequence=1,
+                acknowledged_size=size,
+                acknowledged_note=note,
+            )
+        )
+
+
+def _acknowledge(log: Log, size: int, witness: CryptoSigner = WITNESS) -> None:
+    _keep(log, _cosigned(log, size, witness), size)
+
+
+def test_the_checkpoint_the_hub_acknowledged_is_verified(signed: Log) -> None:
+    _acknowledge(signed, 16)
+    report = verify_log(signed.engine, KEYS)
+    assert report.ok and report.acknowledged_checked == 16 and report.checkpoints_checked == 2
+    assert report.to_dict()["acknowledged_checked"] == 16
+
+
+def test_a_log_truncated_below_the_acknowledged_checkpoint_is_caught(signed: Log) -> None:
+    _acknowledge(signed, 16)
+    signed.sql(
+        "DELETE FROM audit_log WHERE seq > 12", "DELETE FROM audit_checkpoint WHERE size = 16"
+    )
+    report = verify_log(signed.engine, KEYS)  # the local checkpoint row is gone, but not the hub's
+    assert (report.kind, report.first_bad_seq) == ("truncated", 13)
+    assert "hub-acknowledged" in report.problem and report.acknowledged_checked is None
+
+
+def test_a_rewritten_log_does_not_match_the_acknowledged_checkpoint(signed: Log) -> None:
+    note = _cosigned(signed, 16)
+    previous = bytes.fromhex(signed.audit.entries()[10].chain_hash)  # entry 11 stays
+    with Session(signed.engine) as session:
+        for seq in range(12, 21):  # entry 12 altered, the checkpoint entry 16 disguised
+            row = session.get(AuditRecord, seq)
+            assert row is not None
+            if seq == 12:
+                row.principal = "mallory"
+            if seq == 16:
+                row.action = "hub.model.add"
+            leaf = leaf_hash(row.entry())
+            row.leaf_hash, row.chain_hash = leaf.hex(), chain_hash(previous, leaf).hex()
+            previous = bytes.fromhex(row.chain_hash)
+            session.add(row)
+        session.commit()
+    signed.sql("DELETE FROM audit_checkpoint WHERE size = 16")
+    assert verify_log(signed.engine, KEYS).ok  # every local trace is gone ...
+    _keep(signed, note, 16)
+    report = verify_log(signed.engine, KEYS)  # ... but the hub's cosigned checkpoint is kept
+    assert (report.kind, report.first_bad_seq, report.bad_checkpoint) == ("rewritten", 10, 16)
+    assert "hub-acknowledged" in report.problem
+
+
+def test_an_acknowledgement_with_a_bad_cosignature_is_caught(signed: Log) -> None:
+    _acknowledge(signed, 16, witness=CryptoSigner.generate_ed25519())
+    report = verify_log(signed.engine, KEYS)
+    assert report.kind == "bad-cosignature" and "hub-acknowledged" in report.problem

@@ -23,8 +23,10 @@ from helpers.fleetenv import Fleet
 from helpers.hubenv import hub_secrets
 from helpers.metricsenv import run_hub_airlock
 from helpers.spokeenv import SITE_ID, run_airlock
+from sqlalchemy import text
 from sqlmodel import Session, select
 
+from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
@@ -34,7 +36,7 @@ from airlock.hub import return_keys
 from airlock.hub.hub import Hub
 from airlock.spoke.fleet_state import EnrolledNode, MetricWindow
 from airlock.spoke.home import SpokeHome
-from airlock.spoke.return_state import HubReturnRecord
+from airlock.spoke.return_state import HubReturnRecord, MetricsExportRecord
 
 NODES = [f"plant7-edge-{i:02d}" for i in range(1, 9)]
 ADDRESSES = [f"192.168.40.{10 + i}" for i in range(len(NODES))]
@@ -184,3 +186,60 @@ def _decrypt(hub: Hub, bundle: Path) -> bytes:
     identity = return_keys.hub_identity(hub)
     data: bytes = pyrage.decrypt((bundle / PAYLOAD_FILE).read_bytes(), [identity])
     return data
+
+
+def test_a_log_truncated_below_what_the_hub_acknowledged_is_caught_at_the_site(
+    fleet_spoke: SpokeHome, hub_home: Path, tmp_path: Path
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    seed_site(fleet_spoke, [now - dt.timedelta(minutes=30)])
+    spoke = str(fleet_spoke.path)
+    first = ok(run_airlock("spoke", "export-metrics", "--home", spoke,
+                           "--out", str(tmp_path / "metrics-1"), "--json"))  # fmt: skip
+    ok(run_hub_airlock("hub", "import-metrics", "--home", str(hub_home),
+                       str(tmp_path / "metrics-1"), "--json"))  # fmt: skip
+    proc = run_hub_airlock("hub", "export", "--home", str(hub_home), "--site", SITE_ID,
+                           "--out", str(tmp_path / "bundle"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = run_airlock("spoke", "import", "--home", spoke, str(tmp_path / "bundle"))
+    assert proc.returncode == 0, proc.stderr
+    acknowledged = first["checkpoint"]["size"]
+    verified = ok(run_airlock("audit", "verify", "--home", spoke, "--json"))
+    assert verified["acknowledged_checked"] == acknowledged
+
+    # a dishonest admin removes the newest entries and every local trace of the checkpoint
+    with fleet_spoke.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq >= :cut"), {"cut": acknowledged - 2})
+        conn.execute(text("DELETE FROM audit_checkpoint WHERE size >= :cut"),
+                     {"cut": acknowledged - 2})  # fmt: skip
+    proc = run_airlock("audit", "verify", "--home", spoke)
+    assert proc.returncode == 10, proc.stdout + proc.stderr
+    assert "(truncated)" in proc.stderr and "hub-acknowledged" in proc.stderr
+    assert f"at entry {acknowledged - 2}" in proc.stderr
+
+    out = tmp_path / "metrics-2"
+    proc = run_airlock("spoke", "export-metrics", "--home", spoke, "--out", str(out))
+    assert proc.returncode == 22, proc.stdout + proc.stderr
+    assert f"of the {acknowledged} entries" in proc.stderr and "what to do:" in proc.stderr
+    assert not out.exists()
+    with Session(fleet_spoke.engine) as session:
+        assert session.exec(select(MetricsExportRecord)).all()[-1].sequence == 1
+    last = AuditLog(fleet_spoke.engine, "spoke").entries()[-1]
+    assert (last.action, last.outcome) == ("spoke.metrics.export", "refused")
+
+
+def test_a_deleted_checkpoint_row_fails_audit_verify(
+    fleet_spoke: SpokeHome, tmp_path: Path
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    seed_site(fleet_spoke, [now - dt.timedelta(minutes=30)])
+    spoke = str(fleet_spoke.path)
+    first = ok(run_airlock("spoke", "export-metrics", "--home", spoke,
+                           "--out", str(tmp_path / "metrics-1"), "--json"))  # fmt: skip
+    size = first["checkpoint"]["size"]
+    ok(run_airlock("audit", "verify", "--home", spoke, "--json"))
+    with fleet_spoke.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_checkpoint WHERE size = :size"), {"size": size})
+    proc = run_airlock("audit", "verify", "--home", spoke)
+    assert proc.returncode == 10, proc.stdout + proc.stderr
+    assert f"at entry {size} (missing-checkpoint)" in proc.stderr

@@ -91,14 +91,14 @@ def test_a_change_goes_from_new_to_closed_with_a_signed_approval(
 ) -> None:
     created = new_change(desk, clock, approvers=["alice"])
     assert (created.number, created.state, created.approval) == (
-        "CHG0000001",
+        "ACHG0000001",
         "new",
         "not requested",
     )
-    assert last_entry(desk).change_request == "CHG0000001"
+    assert last_entry(desk).change_request == "ACHG0000001"
 
-    assert desk.change_requests.move("CHG0000001", "authorize").approval == "requested"
-    approved = desk.change_requests.approve("CHG0000001", "alice", alice)
+    assert desk.change_requests.move("ACHG0000001", "authorize").approval == "requested"
+    approved = desk.change_requests.approve("ACHG0000001", "alice", alice)
     assert (approved.state, approved.approval, approved.approved_by) == (
         "scheduled",
         "approved",
@@ -110,16 +110,16 @@ def test_a_change_goes_from_new_to_closed_with_a_signed_approval(
     assert (entry.action, entry.outcome, entry.change_request) == (
         "hub.change.approve",
         "success",
-        "CHG0000001",
+        "ACHG0000001",
     )
     for state in ("implement", "review", "closed"):
-        assert desk.change_requests.move("CHG0000001", state).state == state
+        assert desk.change_requests.move("ACHG0000001", state).state == state
 
     names = ["change.created", "change.state", "change.approved"] + ["change.state"] * 3
     emitted = events_of(desk)
     assert [e["type"] for e in emitted] == [EVENT_TYPES[n] for n in names]
     for event, name in zip(emitted, names, strict=True):
-        assert_cloudevent(event, name, "CHG0000001")
+        assert_cloudevent(event, name, "ACHG0000001")
     assert len({e["id"] for e in emitted}) == len(emitted)
     assert emitted[-1]["data"]["state"] == "closed"  # type: ignore[index]
     assert desk.change_requests.list_changes()[0].state == "closed"
@@ -380,24 +380,24 @@ def test_the_cli_creates_approves_and_lists(
             "--end", end, "--covers", "plant-7:detector@2", "--json",
         )
     )  # fmt: skip
-    assert (created["number"], created["requested_by"]) == ("CHG0000001", "carol")
-    run("change", "move", "CHG0000001", "--to", "authorize", "--home", home)
+    assert (created["number"], created["requested_by"]) == ("ACHG0000001", "carol")
+    run("change", "move", "ACHG0000001", "--to", "authorize", "--home", home)
     key_file = tmp_path / "alice.pem"
     write_encrypted_key(key_file, alice, PASSPHRASE, iterations=1000)
     monkeypatch.setenv("AIRLOCK_APPROVER_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("AIRLOCK_PRINCIPAL", "alice")
-    approve = ["change", "approve", "CHG0000001", "--as", "carol", "--key", str(key_file)]
+    approve = ["change", "approve", "ACHG0000001", "--as", "carol", "--key", str(key_file)]
     run(*approve, "--home", home, code=3)  # carol is not registered (and is the requester)
     approved = json.loads(
-        run("change", "approve", "CHG0000001", "--as", "alice", "--key", str(key_file),
+        run("change", "approve", "ACHG0000001", "--as", "alice", "--key", str(key_file),
             "--home", home, "--json")
     )  # fmt: skip
     assert approved["state"] == "scheduled"
     listed = json.loads(run("change", "list", "--home", home, "--json"))
     assert [c["approval"] for c in listed] == ["approved"]
-    shown = json.loads(run("change", "show", "CHG0000001", "--home", home, "--json"))
+    shown = json.loads(run("change", "show", "ACHG0000001", "--home", home, "--json"))
     assert shown["covers"] == ["plant-7:detector@2"]
-    assert "CHG0000001" in run("change", "show", "CHG0000001", "--home", home)
+    assert "ACHG0000001" in run("change", "show", "ACHG0000001", "--home", home)
 
 
 def test_keygen_writes_a_key_pair_that_approves(

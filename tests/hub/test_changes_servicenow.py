@@ -184,3 +184,38 @@ def test_approval_by_an_unknown_key_is_not_the_hub_key(hub: Hub, tmp_path: Path)
     auth = hub.change_requests.get("CHG0030001").authorization()
     with pytest.raises(SignatureError):
         auth.verify_approval(CryptoSigner.generate_ed25519().public_key)
+
+
+def test_local_and_servicenow_numbers_never_collide(hub: Hub, tmp_path: Path) -> None:
+    first, second = copy.deepcopy(EXPORT["result"][0]), copy.deepcopy(EXPORT["result"][1])
+    hub.change_requests.import_servicenow(write(tmp_path, {"result": [first]}, "first.json"))
+    local = hub.change_requests.create(
+        short_description="local",
+        planned_start="2026-11-23T14:00:00Z",
+        planned_end="2026-11-23T18:00:00Z",
+    )
+    assert local.number == "ACHG0000001"  # its own space: not the next ServiceNow number
+    result = hub.change_requests.import_servicenow(write(tmp_path, {"result": [second]}))
+    assert result.created == ("CHG0030002",)
+    again = hub.change_requests.create(
+        short_description="local 2",
+        planned_start="2026-11-23T14:00:00Z",
+        planned_end="2026-11-23T18:00:00Z",
+    )
+    assert again.number == "ACHG0000002"  # imports never move local numbering
+    numbers = {c.number: c for c in hub.change_requests.list_changes()}
+    assert sorted(numbers) == ["ACHG0000001", "ACHG0000002", "CHG0030001", "CHG0030002"]
+    assert numbers["CHG0030002"].short_description == "Model refresh"
+
+
+def test_a_servicenow_number_in_the_local_space_is_refused(hub: Hub, tmp_path: Path) -> None:
+    clash = _broken(1, number="ACHG0000001")
+    with pytest.raises(ConflictError, match="own prefix ACHG"):
+        hub.change_requests.import_servicenow(write(tmp_path, clash))
+    assert hub.change_requests.list_changes() == []
+    local = hub.change_requests.create(
+        short_description="local",
+        planned_start="2026-11-23T14:00:00Z",
+        planned_end="2026-11-23T18:00:00Z",
+    )
+    assert local.number == "ACHG0000001"

@@ -74,8 +74,11 @@ def test_release_flow_with_json_output(
             "tenant": "default",
             "files": 1,
             "bytes": onnx_file.stat().st_size,
+            "revoked": None,
+            "rolled_back_at": [],
         }
     ]
+    assert status["revocations"] == []
 
     assert "removed" in cli("unassign", "plant-7", "classifier").stdout
     human = cli("status").stdout

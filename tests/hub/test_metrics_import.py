@@ -32,12 +32,14 @@ from airlock.bundles.cosignature import verify_cosignature
 from airlock.bundles.errors import FreshnessError, SecretError, SignatureError
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.metrics_model import NoiseSpec
-from airlock.hub import return_keys
+from airlock.bundles.metrics_outcomes import RolledBackVersion
+from airlock.hub import return_keys, site_rollbacks
 from airlock.hub.fleet_tables import (
     HubFleetAlert,
     HubMetricsCell,
     HubMetricsImport,
     HubMetricsTotal,
+    HubSiteRollback,
 )
 from airlock.hub.hub import Hub
 from airlock.hub.metrics_import import import_metrics
@@ -256,3 +258,22 @@ def test_the_fleet_limits_are_judged_in_the_import(
     assert details["alerts"] == json.loads(json.dumps(list(result.alerts)))
     assert details["noise"]["epsilon"] == "1.0"  # audit entries are canonical JSON: no floats
     assert len(events_of(fleet_hub, "fleet.error-rate")) == 1
+
+
+def test_the_sites_rolled_back_versions_are_kept_and_replaced_by_its_next_report(
+    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+) -> None:
+    reported = (RolledBackVersion("iris", "2", "2026-03-01T10:00:00Z"),)
+    first = metrics_site.payload(rolled_back=reported)
+    result = import_metrics(fleet_hub, metrics_site.write(tmp_path / "m1", first))
+    assert result.to_dict()["rolled_back"] == [reported[0].to_dict()]
+    with Session(fleet_hub.engine) as session:
+        rows = session.exec(select(HubSiteRollback)).all()
+        assert [(r.site_id, r.model, r.version, r.reported_sequence) for r in rows] == [
+            (SITE_ID, "iris", "2", 1)
+        ]
+        assert site_rollbacks.rolled_back_at_site(session, SITE_ID, "iris") == {"2"}
+    second = metrics_site.payload()  # iris@2 went through since: the site's list is empty
+    import_metrics(fleet_hub, metrics_site.write(tmp_path / "m2", second))
+    with Session(fleet_hub.engine) as session:
+        assert session.exec(select(HubSiteRollback)).all() == []

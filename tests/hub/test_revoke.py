@@ -20,9 +20,12 @@ from airlock.bundles import tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.cli import main
 from airlock.bundles.clock import FixedClock, utc_iso
+from airlock.bundles.db import session_scope
 from airlock.bundles.errors import ConflictError, NotFoundError, SecretError, UsageError
+from airlock.bundles.metrics_outcomes import RolledBackVersion
 from airlock.bundles.models import BundleKind
 from airlock.bundles.rollout import RolloutPlan
+from airlock.hub import site_rollbacks
 from airlock.hub.hub import Hub
 from airlock.hub.image_repo import verify_delegations
 from airlock.hub.revoke import SiteRepoint
@@ -99,7 +102,7 @@ def test_revoke_removes_the_version_and_moves_sites_to_the_previous_good_one(
     assert _last(ready) == ("hub.revoke", "success", "detector@3")
     details = json.loads(AuditLog(ready.engine, "hub").entries()[-1].details)
     assert details["reason"] == REASON and details["sites"] == [
-        {"site_id": "plant-7", "previous": "3", "now": "2"}
+        {"site_id": "plant-7", "previous": "3", "now": "2", "skipped_rolled_back": [], "note": ""}
     ]
     assert verify_engine(ready.engine).ok
 
@@ -290,7 +293,9 @@ def test_the_revoke_command(cli: Callable[..., Result], ready: Hub, tmp_path: Pa
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert (report["model"], report["version"], report["reason"]) == ("detector", "3", REASON)
-    assert report["sites"] == [{"site_id": "plant-7", "previous": "3", "now": "2"}]
+    assert report["sites"] == [
+        {"site_id": "plant-7", "previous": "3", "now": "2", "skipped_rolled_back": [], "note": ""}
+    ]
 
     result = cli("revoke", "detector", "3", "--reason", REASON)
     assert result.exit_code == ConflictError.exit_code
@@ -303,3 +308,68 @@ def test_the_revoke_command(cli: Callable[..., Result], ready: Hub, tmp_path: Pa
     result = cli("export", "--site", "plant-7", "--out", str(tmp_path / "b"), "--full", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["envelope"]["kind"] == "full"
+
+
+def _rolled_back(hub: Hub, site_id: str, *versions: str) -> None:
+    """What a site's metrics bundle reports: its newest rollouts of these versions rolled back."""
+    reported = [RolledBackVersion("detector", v, "2026-03-01T10:00:00Z") for v in versions]
+    with session_scope(hub.engine) as session:
+        site_rollbacks.store(session, site_id, 1, reported)
+
+
+def test_the_fallback_skips_a_version_the_site_rolled_back(ready: Hub) -> None:
+    ready.assign("plant-9", "detector", "3")
+    _rolled_back(ready, "plant-7", "2")  # plant-7's nodes fell back from 2; plant-9's did not
+    result = ready.revoke("detector", "3", REASON)
+    assert result.sites == (
+        SiteRepoint("plant-7", "3", "1", ("2",)),
+        SiteRepoint("plant-9", "3", "2"),
+    )
+    assert _paths(ready, "plant-7") == {"detector/1/det.onnx"}
+    assert _paths(ready, "plant-9") == {"detector/2/det.onnx"}
+    entry = AuditLog(ready.engine, "hub").entries()[-1]
+    sites = json.loads(entry.details)["sites"]
+    assert sites[0]["skipped_rolled_back"] == ["2"]
+    assert sites[0]["note"] == "skipped 2: the site rolled it back"
+
+
+def test_with_every_earlier_version_rolled_back_the_site_is_left_unassigned(
+    cli: Callable[..., Result], ready: Hub
+) -> None:
+    _rolled_back(ready, "plant-7", "1", "2")
+    result = cli("revoke", "detector", "3", "--reason", REASON)
+    assert result.exit_code == 0, result.output
+    assert "(unassigned)" in result.stdout and "rolled back" in result.stdout
+    assert ready.sites()[0].assignments == {}
+    assert _paths(ready, "plant-7") == set()
+    entry = AuditLog(ready.engine, "hub").entries()[-1]
+    [site] = json.loads(entry.details)["sites"]
+    assert (site["now"], site["skipped_rolled_back"]) == (None, ["2", "1"])
+    assert site["note"] == "unassigned: the site rolled back 2, 1, and no other version is left"
+
+
+def test_revocations_and_rollbacks_show_in_status_and_model_list(
+    cli: Callable[..., Result], ready: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # a wide terminal: table cells stay on one line
+    _rolled_back(ready, "plant-9", "1")
+    ready.revoke("detector", "3", REASON)
+    listed = {m["version"]: m for m in json.loads(cli("model", "list", "--json").stdout)}
+    assert listed["3"]["revoked"]["reason"] == REASON and listed["3"]["revoked"]["revoked_at"]
+    assert listed["2"]["revoked"] is None and listed["2"]["rolled_back_at"] == []
+    assert [s["site_id"] for s in listed["1"]["rolled_back_at"]] == ["plant-9"]
+    shown = json.loads(cli("model", "show", "detector", "3", "--json").stdout)
+    assert shown["revoked"] == listed["3"]["revoked"]
+    status = json.loads(cli("status", "--json").stdout)
+    assert [(r["model"], r["version"], r["reason"]) for r in status["revocations"]] == [
+        ("detector", "3", REASON)
+    ]
+    assert {m["version"]: m["revoked"] is not None for m in status["models"]} == {
+        "1": False,
+        "2": False,
+        "3": True,
+    }
+    for args in (("model", "list"), ("status",), ("model", "show", "detector", "3")):
+        table = cli(*args).stdout
+        assert "REVOKED" in table and REASON in table, args
+    assert "rolled back at plant-9" in cli("model", "list").stdout

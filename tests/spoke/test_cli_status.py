@@ -22,8 +22,10 @@ from helpers.spokeenv import (
 from sqlmodel import Session, select
 
 from airlock.bundles.clock import FixedClock
+from airlock.bundles.db import session_scope
 from airlock.bundles.models import Envelope
 from airlock.hub.hub import Hub
+from airlock.spoke.fleet_state import Rollout
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.importer import import_bundle
 from airlock.spoke.state import DirectorAssignment
@@ -95,7 +97,7 @@ def test_status_table_after_an_import(
     for ref, files in (("classifier@1", 1), ("detector@1", 2)):
         name, version = ref.split("@")
         size = sum(f.stat().st_size for f in world.sources[ref].files())
-        staged = [name, version, str(files), str(size), "1", SPOKE_TIME.isoformat()]
+        staged = [name, version, str(files), str(size), "1", SPOKE_TIME.isoformat(), "ok"]
         assert staged in rows, result.stdout
         assert [name, version, str(files), "yes"] in rows, result.stdout
     assert take_snapshot(home) == before, "status is read-only: no file, row or audit entry"
@@ -137,6 +139,48 @@ def test_status_shows_an_assignment_whose_files_are_missing_as_not_staged(
     assert staged == {"classifier": False, "detector": True}
     rows = table_rows(airlock("spoke", "status", "--home", str(spoke.path)).stdout)
     assert ["classifier", "1", "1", "no"] in rows and ["detector", "1", "2", "yes"] in rows
+
+
+def test_status_shows_revoked_and_rolled_back_versions(
+    airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
+) -> None:
+    hub.export(SITE_ID, media / "bundle-1")
+    import_bundle(spoke, media / "bundle-1", spoke_clock())
+    hub.revoke("detector", "1", "wrong boxes at night")
+    hub.export(SITE_ID, media / "bundle-2")
+    import_bundle(spoke, media / "bundle-2", spoke_clock())
+    when = SPOKE_TIME.isoformat()
+    with session_scope(spoke.engine) as session:  # as the rollout engine leaves it
+        session.add(
+            Rollout(id="r1", model="classifier", version="1", state="rolled-back",
+                    created_at=when, updated_at=when)
+        )  # fmt: skip
+
+    report = json.loads(airlock("spoke", "status", "--home", str(spoke.path), "--json").stdout)
+    [revoked] = report["revoked"]
+    assert (revoked["model"], revoked["version"], revoked["reason"]) == (
+        "detector",
+        "1",
+        "wrong boxes at night",
+    )
+    assert revoked["revoked_at"]
+    assert report["rolled_back"] == [
+        {"model": "classifier", "version": "1", "rolled_back_at": when}
+    ]
+    staged = {m["model"]: m for m in report["staged_models"]}
+    assert staged["detector"]["revoked"] == {
+        "reason": "wrong boxes at night",
+        "revoked_at": revoked["revoked_at"],
+    }
+    assert staged["detector"]["rolled_back_at"] is None
+    assert staged["classifier"]["revoked"] is None
+    assert staged["classifier"]["rolled_back_at"] == when
+
+    result = airlock("spoke", "status", "--home", str(spoke.path))
+    rows = table_rows(result.stdout)
+    assert any(r[:2] == ["detector", "1"] and r[-1].startswith("REVOKED") for r in rows), rows
+    assert ["detector", "1", revoked["revoked_at"], "wrong boxes at night"] in rows
+    assert any(r[:2] == ["classifier", "1"] and r[-1] == f"rolled back {when}" for r in rows)
 
 
 @pytest.mark.parametrize("kind", ["empty-directory", "hub-home"])

@@ -19,12 +19,13 @@ import pytest
 from helpers.fleetenv import Fleet
 from helpers.spokechange import assert_cloudevent, events_of
 from helpers.spokeenv import SITE_ID
-from securesystemslib.signer import Key
+from securesystemslib.signer import CryptoSigner, Key
 from sqlmodel import Session, select
 
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.checkpoint import Checkpoint, verify_checkpoint
 from airlock.bundles.clock import utc_iso
+from airlock.bundles.cosignature import cosign
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import UsageError
 from airlock.bundles.merkle import verify_consistency
@@ -32,7 +33,7 @@ from airlock.bundles.metrics_bundle import open_metrics_bundle
 from airlock.bundles.metrics_model import MetricsPayload
 from airlock.bundles.models import Envelope
 from airlock.bundles.sketch import LatencySketch
-from airlock.spoke.fleet_state import EnrolledNode, MetricWindow
+from airlock.spoke.fleet_state import EnrolledNode, MetricWindow, Rollout
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.metrics_aggregate import window_floor
 from airlock.spoke.metrics_export import export_metrics
@@ -96,13 +97,26 @@ def add_windows(home: SpokeHome, received: dt.datetime) -> None:
                 )  # fmt: skip
 
 
-def set_return(home: SpokeHome, recipient: str, sequence: int = 0, size: int = 0) -> None:
-    """The HubReturnRecord an import of the hub's Director metadata stores."""
+WITNESS = CryptoSigner.generate_ed25519()
+WITNESS_NAME = "airlock/hub/test-hub"
+
+
+def set_return(
+    home: SpokeHome, recipient: str, sequence: int = 0, size: int = 0, note: str = ""
+) -> None:
+    """The HubReturnRecord an import of the hub's Director metadata stores.
+
+    With ``note`` (the site's checkpoint the hub imported), the hub's witness cosigns it.
+    """
+    key = WITNESS.public_key
     with session_scope(home.engine) as session:
         row = session.get(HubReturnRecord, 1) or HubReturnRecord(hub_recipient="", witness_name="")
-        row.hub_recipient, row.witness_name = recipient, "airlock/hub/test-hub"
+        row.hub_recipient, row.witness_name = recipient, WITNESS_NAME
+        row.witness_key = key.to_dict() | {"keyid": key.keyid}
         row.acknowledged_sequence, row.acknowledged_size = sequence, size
-        row.acknowledged_note = "(cosigned note)" if sequence else ""
+        row.acknowledged_note = (
+            cosign(note, WITNESS_NAME, WITNESS, dt.datetime.now(dt.UTC)) if note else ""
+        )
         session.add(row)
 
 
@@ -221,7 +235,7 @@ def test_the_next_export_continues_the_window_and_proves_consistency(
     assert (proof.old_size, proof.new_size) == (old.size, new.size)
     verify_consistency(old.size, new.size, old.root, new.root, proof.hashes)
 
-    set_return(site, str(hub_identity.to_public()), sequence=1, size=old.size)
+    set_return(site, str(hub_identity.to_public()), 1, old.size, first.checkpoint)
     latest = later + dt.timedelta(minutes=1)
     export_metrics(site, tmp_path / "m3", latest)
     _, third = open_bundle(site, tmp_path / "m3", hub_identity, latest)
@@ -309,3 +323,23 @@ def test_a_failure_while_writing_rolls_everything_back(
     with Session(site.engine) as session:
         assert session.exec(select(MetricsExportRecord)).all() == []
     assert events_of(site, "metrics.exported") == []
+
+
+def test_the_versions_this_site_rolled_back_go_to_the_hub(
+    site: SpokeHome, hub_identity: pyrage.x25519.Identity, now: dt.datetime, tmp_path: Path
+) -> None:
+    def rollout(rid: str, version: str, state: str, minutes: int) -> Rollout:
+        when = utc_iso(now - dt.timedelta(minutes=minutes))
+        return Rollout(
+            id=rid, model="iris", version=version, state=state, created_at=when, updated_at=when
+        )
+
+    with session_scope(site.engine) as session:
+        session.add(rollout("r1", "2", "rolled-back", 50))
+        session.add(rollout("r2", "3", "rolled-back", 40))
+        session.add(rollout("r3", "3", "complete", 30))  # 3 was retried and went through
+    export_metrics(site, tmp_path / "m1", now)
+    _, payload = open_bundle(site, tmp_path / "m1", hub_identity, now)
+    assert [r.to_dict() for r in payload.rolled_back] == [
+        {"model": "iris", "version": "2", "rolled_back_at": utc_iso(now - dt.timedelta(minutes=50))}
+    ]

@@ -9,6 +9,18 @@ checkpoint key, its root is compared with the tree's, and a consistency proof
 from the previous checkpoint is computed and verified (RFC 9162 §2.1.4.2).
 A checkpoint larger than the log means the log was truncated.
 
+Two more cross-checks catch evidence that was removed:
+
+* every ``audit.checkpoint`` entry written with outcome ``success`` was
+  written with the checkpoint of exactly its own size (``write_checkpoint``
+  signs the tree up to that entry), so the log itself lists the checkpoint
+  rows that must exist; a missing one was deleted;
+* on a spoke, the checkpoint the hub acknowledged (cosigned by the hub as
+  witness, kept in ``hub_return``: :mod:`airlock.bundles.audit_witness`) is
+  checked like a stored one, after its cosignature verifies with the hub's
+  witness key that reached the site in verified Director metadata. A log
+  shorter than it was truncated after the hub saw it.
+
 The first problem stops the walk and is named, with a *kind*:
 
 ===============  ====================================================================
@@ -22,12 +34,14 @@ The first problem stops the walk and is named, with a *kind*:
                  checkpoint, and the problem names the range
 ``bad-signature``  a checkpoint's signature does not verify with the home's key
 ``bad-checkpoint`` a stored checkpoint is malformed or disagrees with its own note
+``missing-checkpoint``  an ``audit.checkpoint`` entry's checkpoint row was deleted
+``bad-cosignature``  the hub-acknowledged checkpoint's witness cosignature does not verify
 ===============  ====================================================================
 
-The entry kinds are a diagnosis: the stored leaf hash still commits to the
-position an entry was written at, so a moved entry is found by trying nearby
-positions. Inclusion proofs (:mod:`airlock.bundles.audit_proof`) use the same
-tree.
+The entry kinds are a diagnosis (:mod:`airlock.bundles.audit_diagnose`): the
+stored leaf hash still commits to the position an entry was written at, so a
+moved entry is found by trying nearby positions. Inclusion proofs
+(:mod:`airlock.bundles.audit_proof`) use the same tree.
 """
 
 from __future__ import annotations
@@ -37,12 +51,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from securesystemslib.signer import Key
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from airlock.bundles.audit import GENESIS, AuditRecord, chain_hash, leaf_hash
+from airlock.bundles.audit_diagnose import diagnose
+from airlock.bundles.audit_witness import acknowledged_checkpoint, check_cosignature
 from airlock.bundles.checkpoint import Checkpoint, read_checkpoint, verify_checkpoint
-from airlock.bundles.checkpoint_store import stored_checkpoints
+from airlock.bundles.checkpoint_store import CHECKPOINT_ACTION, stored_checkpoints
 from airlock.bundles.errors import MediaError, SignatureError
 from airlock.bundles.merkle import MerkleTree, ProofError, verify_consistency
 
@@ -55,9 +71,9 @@ KINDS = (
     "rewritten",
     "bad-signature",
     "bad-checkpoint",
+    "missing-checkpoint",
+    "bad-cosignature",
 )
-SEARCH_WINDOW = 4096
-"""How far from its place a moved entry is looked for (diagnosis only)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,8 @@ class LogReport:
     signatures_checked: bool = True
     bad_checkpoint: int | None = None
     """The size of the checkpoint that failed, when one did."""
+    acknowledged_checked: int | None = None
+    """The size of the hub-acknowledged checkpoint that was verified (None: none kept)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for ``--json`` output."""
@@ -92,6 +110,7 @@ class LogReport:
             "latest_checkpoint": self.latest_checkpoint,
             "signatures_checked": self.signatures_checked,
             "bad_checkpoint": self.bad_checkpoint,
+            "acknowledged_checked": self.acknowledged_checked,
         }
 
 
@@ -104,6 +123,7 @@ class _Pending:
     size: int
     row_size: int | None = None
     row_root: str | None = None
+    witnessed: bool = False
 
 
 @dataclass
@@ -114,6 +134,8 @@ class _Walk:
     head: bytes = GENESIS
     checked: int = 0
     good: Checkpoint | None = None
+    row_sizes: set[int] = field(default_factory=set)
+    acknowledged: int | None = None
 
 
 class _Stop(Exception):
@@ -146,6 +168,7 @@ def verify_log(
             _check_checkpoint(walk, pending.pop(0))
         for record in _stream(engine, batch):
             _check_entry(walk, record)
+            _check_recorded_checkpoint(walk, record)
             while pending and pending[0].size == walk.tree.size:
                 _check_checkpoint(walk, pending.pop(0))
         if pending:
@@ -170,6 +193,7 @@ def verify_log(
         latest_checkpoint=_summary(walk.good),
         head=walk.head.hex(),
         signatures_checked=keys is not None,
+        acknowledged_checked=walk.acknowledged,
     )
 
 
@@ -178,8 +202,18 @@ def _pending(walk: _Walk, external: Sequence[str]) -> list[_Pending]:
     found: list[_Pending] = []
     for row in stored_checkpoints(walk.engine):
         found.append(_Pending(f"stored #{row.size}", row.note, row.size, row.size, row.root_hash))
+    walk.row_sizes = {item.size for item in found}
     for index, note in enumerate(external, start=1):
         found.append(_Pending(f"given #{index}", note, -1))
+    acknowledged = acknowledged_checkpoint(walk.engine)
+    if acknowledged is not None:
+        try:
+            check_cosignature(acknowledged)
+        except (MediaError, SignatureError) as exc:
+            raise _Stop(
+                _bad(walk, None, "bad-cosignature", f"checkpoint {acknowledged.label}: {exc}")
+            ) from None
+        found.append(_Pending(acknowledged.label, acknowledged.note, -1, witnessed=True))
     for item in found:
         try:
             item.size = read_checkpoint(item.note).size
@@ -225,6 +259,7 @@ def _bad(
         head=walk.head.hex(),
         signatures_checked=walk.keys is not None,
         bad_checkpoint=checkpoint,
+        acknowledged_checked=walk.acknowledged,
     )
 
 
@@ -239,75 +274,27 @@ def _check_entry(walk: _Walk, record: AuditRecord) -> None:
     leaf = leaf_hash(record.entry())
     link = chain_hash(walk.head, leaf)
     if record.seq != expected or leaf.hex() != record.leaf_hash or link.hex() != record.chain_hash:
-        raise _Stop(_diagnose(walk, record, expected, leaf))
+        seq, kind, problem = diagnose(walk.engine, record, expected, leaf)
+        raise _Stop(_bad(walk, seq, kind, problem))
     walk.tree.append(leaf)
     walk.head = link
 
 
-def _leaf_at(record: AuditRecord, seq: int) -> str:
-    """The leaf hash ``record`` would have had if written as entry ``seq``."""
-    return leaf_hash(record.entry() | {"seq": seq}).hex()
-
-
-def _next(engine: Engine, seq: int) -> AuditRecord | None:
-    with Session(engine) as session:
-        return session.exec(
-            select(AuditRecord).where(col(AuditRecord.seq) > seq).order_by(col(AuditRecord.seq))
-        ).first()
-
-
-def _written_at(engine: Engine, record: AuditRecord) -> int | None:
-    """The position ``record`` was written at, when its stored leaf hash tells (nearest first)."""
-    with Session(engine) as session:
-        last = int(session.exec(select(func.max(AuditRecord.seq))).one() or 0)
-    for distance in range(1, SEARCH_WINDOW + 1):
-        for seq in (record.seq + distance, record.seq - distance):
-            if 1 <= seq <= max(last, record.seq) and _leaf_at(record, seq) == record.leaf_hash:
-                return seq
-    return None
-
-
-def _diagnose(walk: _Walk, record: AuditRecord, expected: int, leaf: bytes) -> LogReport:
-    engine, seq = walk.engine, record.seq
-    if seq != expected:
-        missing = f"entry {expected}" if seq == expected + 1 else f"entries {expected}-{seq - 1}"
-        return _bad(walk, expected, "deleted", f"{missing} missing: the next entry is {seq}")
-    nxt = _next(engine, seq)
-    if leaf.hex() == record.leaf_hash:
-        if nxt is None:
-            return _bad(
-                walk, seq, "inserted", f"entry {seq} does not chain to the log: added afterwards"
+def _check_recorded_checkpoint(walk: _Walk, record: AuditRecord) -> None:
+    """An ``audit.checkpoint`` entry of outcome success needs its row, of its own size."""
+    if record.action != CHECKPOINT_ACTION or record.outcome != "success":
+        return
+    if record.seq not in walk.row_sizes:
+        raise _Stop(
+            _bad(
+                walk,
+                record.seq,
+                "missing-checkpoint",
+                f"entry {record.seq} records a signed checkpoint of {record.seq} entries, "
+                "but its stored checkpoint is gone: deleted",
+                record.seq,
             )
-        return _bad(
-            walk,
-            seq,
-            "modified",
-            f"entry {seq} does not chain to the entry before it: altered (hashes recomputed)",
         )
-    origin = _written_at(engine, record)
-    if origin == seq + 1:
-        if nxt is not None and nxt.seq == seq + 1 and _leaf_at(nxt, seq) == nxt.leaf_hash:
-            return _bad(walk, seq, "reordered", f"entries {seq} and {seq + 1} were swapped")
-        return _bad(
-            walk, seq, "deleted", f"entry {seq} was deleted and the later entries renumbered"
-        )
-    if origin == seq - 1:
-        return _bad(
-            walk,
-            seq - 1,
-            "inserted",
-            f"entry {seq - 1} was inserted: the entry after it was written as entry {seq - 1}",
-        )
-    if origin is not None:
-        return _bad(walk, seq, "reordered", f"entry {seq} was written as entry {origin}: moved")
-    if nxt is not None and nxt.seq == seq + 1 and _leaf_at(nxt, seq) == nxt.leaf_hash:
-        return _bad(
-            walk,
-            seq,
-            "inserted",
-            f"entry {seq} was inserted: the entry after it was written as entry {seq}",
-        )
-    return _bad(walk, seq, "modified", f"entry {seq}: its content does not match its hash")
 
 
 def _check_signature(walk: _Walk, item: _Pending) -> Checkpoint:
@@ -361,5 +348,8 @@ def _check_checkpoint(walk: _Walk, item: _Pending) -> None:
             raise _Stop(
                 _bad(walk, None, "bad-checkpoint", f"checkpoint {item.label}: {exc}", size)
             ) from None
-    walk.checked += 1
     walk.good = replace(checkpoint)
+    if item.witnessed:
+        walk.acknowledged = size
+    else:
+        walk.checked += 1

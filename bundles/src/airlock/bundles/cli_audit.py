@@ -112,8 +112,10 @@ def read_key_file(path: Path) -> Key:
 def verify(home: Path, key_path: Path | None, notes: tuple[Path, ...], as_json: bool) -> None:
     """Recompute the Merkle tree and check every checkpoint; name the first bad entry.
 
-    Exits 0 when the log is intact, 10 when it was altered (the kind and the
-    first bad entry are printed).
+    Also checks that every checkpoint an `audit.checkpoint` entry records is
+    still stored, and, on a spoke, the checkpoint the hub acknowledged (its
+    cosignature, and that the log still extends it). Exits 0 when the log is
+    intact, 10 when it was altered (the kind and the first bad entry are printed).
     """
     config = load_config(home)
     keys: dict[str, Key]
@@ -154,6 +156,11 @@ def _print_ok(report: LogReport) -> None:
             click.echo(f"  {unsigned} entries since the newest checkpoint are not yet signed")
     else:
         click.echo("  no checkpoint yet: write one with `airlock audit checkpoint`")
+    if report.acknowledged_checked is not None:
+        click.echo(
+            f"  the checkpoint the hub acknowledged ({report.acknowledged_checked} entries) "
+            "verified: cosigned by the hub, and the log extends it"
+        )
 
 
 def _secrets(config: HomeConfig) -> SecretsHandler:

@@ -12,7 +12,9 @@ A metrics payload (``airlock-metrics/v1``, JSON inside ``payload.age``) holds:
 - what was held back: the k of the k-anonymity rule, how many cells and totals
   were suppressed, and the noise applied (:class:`NoiseSpec`), if any;
 - the site's newest audit checkpoint (a signed note) and consistency proofs
-  (:class:`ConsistencyProof`) from the checkpoints the hub may have seen last.
+  (:class:`ConsistencyProof`) from the checkpoints the hub may have seen last;
+- ``rolled_back``: the versions whose newest rollout at the site was rolled
+  back (:mod:`airlock.bundles.metrics_outcomes`; absent in older bundles).
 
 :class:`ReturnPath` is the Director targets field (``x-airlock-return``) by
 which the hub tells a site where metrics go (the hub's age recipient), which
@@ -35,6 +37,7 @@ from typing import Any
 
 from airlock.bundles.clock import parse_utc
 from airlock.bundles.errors import MediaError, VerificationError
+from airlock.bundles.metrics_outcomes import RolledBackVersion, parse_rolled_back
 
 METRICS_FORMAT = "airlock-metrics/v1"
 RETURN_FIELD = "x-airlock-return"
@@ -298,6 +301,8 @@ class MetricsPayload:
     """The site's newest audit checkpoint (signed note, site key, origin ``airlock/spoke/<id>``)."""
     consistency: tuple[ConsistencyProof, ...] = ()
     """Proofs from each checkpoint the hub may have acknowledged last to ``checkpoint``."""
+    rolled_back: tuple[RolledBackVersion, ...] = ()
+    """The versions whose newest rollout at the site was rolled back (the whole list)."""
     format: str = METRICS_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,6 +323,7 @@ class MetricsPayload:
             "noise": self.noise.to_dict() if self.noise else None,
             "checkpoint": self.checkpoint,
             "consistency": [p.to_dict() for p in self.consistency],
+            "rolled_back": [r.to_dict() for r in self.rolled_back],
         }
 
     @classmethod
@@ -352,6 +358,7 @@ class MetricsPayload:
                 consistency=tuple(
                     ConsistencyProof.from_dict(p) for p in data.get("consistency") or []
                 ),
+                rolled_back=parse_rolled_back(data.get("rolled_back")),
             )
         except MediaError:
             raise

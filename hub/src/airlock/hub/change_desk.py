@@ -88,7 +88,7 @@ class ChangeDesk:
         approvers: Sequence[str] = (),
         covers: Iterable[str | CoveredPlan] = (),
     ) -> ChangeRequest:
-        """Creates a change request in New (numbered ``CHG`` + 7 digits).
+        """Creates a change request in New, numbered ``ACHG`` + 7 digits (never ServiceNow's).
 
         ``requested_by`` defaults to the acting principal; ``covers`` lists the
         rollout plans (``SITE:NAME@VERSION``) that may be assigned under it.

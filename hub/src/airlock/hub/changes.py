@@ -1,10 +1,14 @@
 """Change requests at the hub, modelled on ServiceNow's ``change_request``.
 
-A change request has a number (``CHG0000001``, or the ServiceNow number when
-imported), a type (normal / standard / emergency), a state, an approval, a
-planned window (UTC), who requested it, the assignment group, the names of
-the people allowed to approve it, and the rollout plans it covers
-(``SITE:NAME@VERSION``).
+A change request has a number: ``ACHG`` + 7 digits (``ACHG0000001``) when it
+is made at this hub, or ServiceNow's own number (``CHG0030001``) when it is
+imported. The two number spaces never meet: local numbers count only the
+change requests made here, and an import refuses a number with the local
+prefix. (Hubs of before this rule may hold local ``CHG…`` numbers; they stay
+valid, and numbering goes on in the ``ACHG`` space.) A change request has a
+type (normal / standard / emergency), a state, an approval, a planned window
+(UTC), who requested it, the assignment group, the names of the people
+allowed to approve it, and the rollout plans it covers (``SITE:NAME@VERSION``).
 
 States follow ServiceNow's model: New → Assess → Authorize → Scheduled →
 Implement → Review → Closed, or Canceled from any state before Closed.
@@ -44,7 +48,9 @@ from airlock.bundles.errors import ConflictError, NotFoundError, SignatureError,
 from airlock.hub.tables import HubChangeApprover, HubChangeRequest
 
 APPROVALS = ("not requested", "requested", "approved", "rejected")
-NUMBER_PREFIX = "CHG"
+NUMBER_PREFIX = "ACHG"
+"""The prefix of change requests made at this hub (ServiceNow's own are ``CHG…``)."""
+LOCAL_SOURCE = "airlock"
 NUMBER_RE = re.compile(r"^[A-Z]{2,10}[0-9]{4,12}$")
 COVER_RE = re.compile(r"^(?P<site>[^:@\s]+):(?P<model>[^:@\s]+)@(?P<version>[^:@\s]+)$")
 NEEDS_APPROVAL = ("scheduled", "implement", "review", "closed")
@@ -210,13 +216,23 @@ def check_window(number: str, start: str, end: str) -> None:
         raise UsageError(f"change {number}: the planned window ends before it starts")
 
 
+def is_local_number(number: str) -> bool:
+    """Whether ``number`` is in this hub's own number space (``ACHG`` + digits)."""
+    digits = number.removeprefix(NUMBER_PREFIX)
+    return number.startswith(NUMBER_PREFIX) and digits.isdigit()
+
+
 def next_number(session: Session) -> str:
-    """The next free ``CHG`` + 7 digits number (after every stored one)."""
+    """The next free ``ACHG`` + 7 digits number, after every change request made here.
+
+    Imported (ServiceNow) change requests never count: their numbers are
+    another space, so importing cannot move, or collide with, local numbering.
+    """
     highest = 0
-    for number in session.exec(select(HubChangeRequest.number)):
-        digits = number.removeprefix(NUMBER_PREFIX)
-        if number.startswith(NUMBER_PREFIX) and digits.isdigit():
-            highest = max(highest, int(digits))
+    query = select(HubChangeRequest.number).where(HubChangeRequest.source == LOCAL_SOURCE)
+    for number in session.exec(query):
+        if is_local_number(number):
+            highest = max(highest, int(number.removeprefix(NUMBER_PREFIX)))
     return f"{NUMBER_PREFIX}{highest + 1:07d}"
 
 

@@ -36,6 +36,11 @@ already trust that key through the Director root; no approver key exists
 at the hub for a ServiceNow approver). The approver may still not be the
 requester. Any malformed record refuses the whole file, naming the record:
 nothing is imported.
+
+An imported change keeps ServiceNow's number. Change requests made at the
+hub are numbered in their own space (``ACHG…``, :func:`airlock.hub.changes.next_number`),
+so importing ``CHG0030002`` never collides with one made here, and a record
+whose number is in that local space is refused.
 """
 
 from __future__ import annotations
@@ -259,7 +264,8 @@ def import_changes(
     Director targets key) on the ITSM's behalf.
 
     Raises:
-        ConflictError: a number belongs to a change request made at this hub.
+        ConflictError: a number belongs to a change request made at this hub, or is
+            in this hub's own number space (``ACHG…``).
     """
     created: list[str] = []
     updated: list[str] = []
@@ -270,6 +276,13 @@ def import_changes(
             raise ConflictError(
                 f"change {change.number} was made at this hub, not imported from ServiceNow",
                 hint="nothing was imported; remove or renumber that record in the export",
+            )
+        if changes.is_local_number(change.number):
+            raise ConflictError(
+                f"change {change.number} has this hub's own prefix {changes.NUMBER_PREFIX}, "
+                "which is kept for change requests made at this hub",
+                hint="nothing was imported; ServiceNow numbers must not start with "
+                f"{changes.NUMBER_PREFIX} (fix the export or the ServiceNow number prefix)",
             )
         fields = _row_fields(change, signer)
         if row is None:

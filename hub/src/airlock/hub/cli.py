@@ -22,7 +22,7 @@ from airlock.bundles.errors import UsageError
 from airlock.bundles.keys import FILE_SCHEME, env_or_prompt_secrets
 from airlock.bundles.models import ModelVersion, SiteIdentity
 from airlock.bundles.release import ReleaseInfo
-from airlock.hub import release_view
+from airlock.hub import release_view, revocation_view
 from airlock.hub.home import DEFAULT_HOME, HOME_ENV, PASSPHRASE_ENV, tenant_secret_env
 from airlock.hub.hub import Hub
 from airlock.hub.release_files import release_parts
@@ -321,8 +321,18 @@ def model_list(home: Path, as_json: bool) -> None:
     """List released model versions with their family's tenant."""
     hub_ = _open(home)
     models, owners = hub_.models(), hub_.family_tenants()
+    flags = revocation_view.version_flags(hub_.engine)
     if as_json:
-        _emit_json([{"tenant": owners.get(m.name), **m.to_dict()} for m in models])
+        _emit_json(
+            [
+                {
+                    "tenant": owners.get(m.name),
+                    **m.to_dict(),
+                    **revocation_view.fields(flags, m.name, m.version),
+                }
+                for m in models
+            ]
+        )
         return
     rows = [
         [
@@ -332,10 +342,12 @@ def model_list(home: Path, as_json: bool) -> None:
             str(len(m.files)),
             str(sum(f.length for f in m.files)),
             release_view.summary(m.release),
+            revocation_view.label(flags, m.name, m.version),
         ]
         for m in models
     ]
-    _table("models", ["name", "version", "tenant", "files", "bytes", "release"], rows)
+    columns = ["name", "version", "tenant", "files", "bytes", "release", "status"]
+    _table("models", columns, rows)
 
 
 @hub.group("tenant")
@@ -461,7 +473,8 @@ def revoke(
 
     Removes the version from the Image repository (re-signing its tenant's
     role: a tenant-held key's secret is asked for), points every site that
-    runs it at the previous good version (or unassigns it), and lists the
+    runs it at its previous good version (never one that site reported as
+    rolled back; with none left it is unassigned), and lists the
     revocation and its reason in every site's Director metadata. Then export
     for each site: the bundles are small, as the sites already hold the
     previous version. A revocation never waits for a change window: without
@@ -475,9 +488,9 @@ def revoke(
     console = Console()
     console.print(f"[green]revoked {result.ref}[/green] ({result.reason})")
     console.print(f"recorded against change request {result.change_request}")
-    rows = [[s.site_id, s.previous, s.now or "(unassigned)"] for s in result.sites]
+    rows = [[s.site_id, s.previous, s.now or "(unassigned)", s.note] for s in result.sites]
     if rows:
-        _table("sites moved off the revoked version", ["site", "was", "now"], rows)
+        _table("sites moved off the revoked version", ["site", "was", "now", "why"], rows)
     console.print(
         f"{len(result.notified)} site(s) to export for: {', '.join(result.notified) or '-'}"
     )
@@ -603,11 +616,25 @@ def status(home: Path, as_json: bool) -> None:
         for s in report["sites"]
     ]
     _table("sites", ["site", "last sequence", "director targets", "assigned"], site_rows)
+    flags = {(m["name"], m["version"]): m for m in report["models"]}
     model_rows = [
-        [m["name"], m["version"], m["tenant"] or "-", str(m["files"]), str(m["bytes"])]
+        [
+            m["name"],
+            m["version"],
+            m["tenant"] or "-",
+            str(m["files"]),
+            str(m["bytes"]),
+            revocation_view.label(flags, m["name"], m["version"]),
+        ]
         for m in report["models"]
     ]
-    _table("models", ["name", "version", "tenant", "files", "bytes"], model_rows)
+    _table("models", ["name", "version", "tenant", "files", "bytes", "status"], model_rows)
+    if report["revocations"]:
+        revoked_rows = [
+            [f"{r['model']}@{r['version']}", r["revoked_at"], r["reason"]]
+            for r in report["revocations"]
+        ]
+        _table("revoked versions", ["version", "revoked at", "reason"], revoked_rows)
 
 
 # `change …` (change requests, approvers, ServiceNow import), the in-toto layout

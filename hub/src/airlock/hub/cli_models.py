@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 
 from airlock.bundles.errors import NotFoundError
-from airlock.hub import release_view
+from airlock.hub import release_view, revocation_view
 from airlock.hub.cli import (
     HOME_OPTION,
     JSON_OPTION,
@@ -129,10 +129,25 @@ def model_show(home: Path, name: str, version: str, as_json: bool) -> None:
         )
     shown = found[0]
     owner = hub_.family_tenants().get(name)
+    flags = revocation_view.version_flags(hub_.engine)
     if as_json:
-        _emit_json({"tenant": owner, **shown.to_dict()})
+        _emit_json(
+            {"tenant": owner, **shown.to_dict(), **revocation_view.fields(flags, name, version)}
+        )
         return
-    Console().print(f"{shown.ref} (tenant {owner})")
+    console = Console()
+    console.print(f"{shown.ref} (tenant {owner})")
+    flagged = revocation_view.fields(flags, name, version)
+    if flagged["revoked"]:
+        revoked = flagged["revoked"]
+        console.print(
+            f"[red]REVOKED[/red] at {revoked['revoked_at']} by {revoked['principal']}: "
+            f"{revoked['reason']}"
+        )
+    for site in flagged["rolled_back_at"]:
+        console.print(
+            f"[yellow]rolled back[/yellow] at {site['site_id']} ({site['rolled_back_at']})"
+        )
     _files_table(shown)
     rows = release_view.rows(shown.release)
     if rows:

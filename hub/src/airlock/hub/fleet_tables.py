@@ -10,6 +10,9 @@
 - :class:`HubReferenceDistribution` — per model version, the prediction and
   confidence distribution of its signed validation set (the drift reference),
   computed once.
+- :class:`HubSiteRollback` — per site, the versions whose newest rollout
+  there was rolled back, as the site's newest metrics bundle reported them
+  (replaced with each import); a revocation never falls back to one of them.
 - :class:`HubFleetAlert` — drift or error-rate limits a model version is
   beyond; an alert opens once (event + audit entry) and closes when the
   figures are back within limits.
@@ -135,10 +138,24 @@ class HubFleetAlert(SQLModel, table=True):
     event_id: str = ""
 
 
+class HubSiteRollback(SQLModel, table=True):
+    """A version a site reported as rolled back (its newest rollout there ended so)."""
+
+    __tablename__ = "hub_site_rollback"
+
+    site_id: str = Field(primary_key=True)
+    model: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    rolled_back_at: str
+    reported_sequence: int
+    """The metrics bundle that reported it."""
+
+
 FLEET_TABLES: list[type[SQLModel]] = [
     HubMetricsImport,
     HubMetricsCell,
     HubMetricsTotal,
     HubReferenceDistribution,
     HubFleetAlert,
+    HubSiteRollback,
 ]

@@ -25,6 +25,8 @@ own. The steps, in order; the first that fails refuses the whole bundle:
 4. **Cosign**: the hub adds its witness cosignature (C2SP ``cosignature/v1``)
    to the site's checkpoint; the site receives it with its next bundle.
 5. **Store**: a :class:`HubMetricsImport` row with its cells and totals, the
+   site's rolled-back versions (:mod:`airlock.hub.site_rollbacks`, replacing what the
+   site reported before; revocations never fall back to them), the
    ``metrics.imported`` event, and the fleet's drift and error-rate limits
    checked for the model versions it reported
    (:func:`airlock.hub.fleet_alerts.evaluate_alerts`).
@@ -58,7 +60,7 @@ from airlock.bundles.errors import (
 from airlock.bundles.metrics_bundle import open_metrics_bundle
 from airlock.bundles.metrics_model import ConsistencyProof, MetricsPayload
 from airlock.bundles.models import Envelope
-from airlock.hub import fleet_alerts, return_keys
+from airlock.hub import fleet_alerts, return_keys, site_rollbacks
 from airlock.hub.fleet_tables import HubMetricsCell, HubMetricsImport, HubMetricsTotal
 from airlock.hub.operation import Operation
 from airlock.hub.tables import HubSite
@@ -99,6 +101,8 @@ class MetricsImportResult:
     versions: tuple[dict[str, Any], ...] = ()
     """Per model version: ``model``, ``version``, ``rings``, ``requests``, ``errors``."""
     alerts: tuple[dict[str, Any], ...] = ()
+    rolled_back: tuple[dict[str, str], ...] = ()
+    """The versions the site reports as rolled back (its whole current list)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``--json`` output and the audit entry's details)."""
@@ -124,6 +128,7 @@ class MetricsImportResult:
             },
             "versions": [dict(v) for v in self.versions],
             "alerts": [dict(a) for a in self.alerts],
+            "rolled_back": [dict(r) for r in self.rolled_back],
         }
 
 
@@ -191,6 +196,7 @@ def _import(
         witness=seen.name,
         versions=_versions(payload),
         alerts=tuple(fleet_alerts.evaluate_alerts(session, hub, sorted(refs), now)),
+        rolled_back=tuple(r.to_dict() for r in payload.rolled_back),
     )
     data = {
         "site": site_id,
@@ -360,6 +366,7 @@ def _store(
         session.add(HubMetricsCell(import_id=row.id, site_id=payload.site_id, **cell.to_dict()))
     for total in payload.totals:
         session.add(HubMetricsTotal(import_id=row.id, site_id=payload.site_id, **total.to_dict()))
+    site_rollbacks.store(session, payload.site_id, payload.sequence, payload.rolled_back)
     session.flush()
     return row
 

@@ -11,10 +11,14 @@ operation (lock, database, repository files and audit entry together):
    timestamp.
 3. Record the revocation (:class:`~airlock.hub.tables.HubRevocation`): the
    version can never be assigned or released again.
-4. Every site assigned that version is re-pointed at the *previous good
-   version* (:func:`previous_good`), signed with the plan that version last had at
-   that site (:func:`signed_plan`; the default plan if it never had one),
-   or unassigned when there is none.
+4. Every site assigned that version is re-pointed at *its* previous good
+   version (:func:`previous_good`): the newest version released before the
+   revoked one that is not revoked and that this site did not report as
+   rolled back (:mod:`airlock.hub.site_rollbacks`) — its nodes never ran
+   it, or fell back from it. It is signed with the plan that version last had
+   at that site (:func:`signed_plan`; the default plan if it never had one).
+   With no such version the site is left unassigned for the model, and the
+   result (output and audit entry) names the versions skipped and why.
 5. Every site's Director targets get the full list of revocations so far in
    ``x-airlock-revocations`` (``{model, version, reason, revoked_at}``) and
    are re-signed, so each site learns why at its next import.
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +50,15 @@ from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError, UsageError
 from airlock.bundles.models import ModelVersion
 from airlock.bundles.rollout import RolloutPlan
-from airlock.hub import catalog, changes, director_repo, image_repo, signing, tufmeta
+from airlock.hub import (
+    catalog,
+    changes,
+    director_repo,
+    image_repo,
+    signing,
+    site_rollbacks,
+    tufmeta,
+)
 from airlock.hub.operation import Operation
 from airlock.hub.tables import (
     HubAssignment,
@@ -70,10 +83,28 @@ class SiteRepoint:
     previous: str
     now: str | None
     """The previous good version now assigned, or None (unassigned)."""
+    skipped_rolled_back: tuple[str, ...] = ()
+    """Earlier versions not chosen because this site reported them rolled back."""
+
+    @property
+    def note(self) -> str:
+        """Why the site runs what it runs now (empty when nothing was skipped)."""
+        if not self.skipped_rolled_back:
+            return "" if self.now else "no earlier version that is not revoked"
+        skipped = ", ".join(self.skipped_rolled_back)
+        if self.now is None:
+            return f"unassigned: the site rolled back {skipped}, and no other version is left"
+        return f"skipped {skipped}: the site rolled it back"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"site_id": self.site_id, "previous": self.previous, "now": self.now}
+        return {
+            "site_id": self.site_id,
+            "previous": self.previous,
+            "now": self.now,
+            "skipped_rolled_back": list(self.skipped_rolled_back),
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -149,20 +180,39 @@ def release_key(created: str, version: str) -> tuple[str, tuple[tuple[int, int |
     return created, parts
 
 
-def previous_good(session: Session, name: str, version: str) -> ModelVersion | None:
-    """The newest non-revoked version of ``name`` released before ``version`` (or None).
+def previous_good(
+    session: Session, name: str, version: str, skip: Collection[str] = ()
+) -> ModelVersion | None:
+    """The newest usable version of ``name`` released before ``version`` (or None).
 
+    Usable: neither revoked nor in ``skip`` (a site's rolled-back versions).
     "Before" is release order in the catalogue (:func:`release_key`).
     """
     rows = list(session.exec(select(HubModelVersion).where(HubModelVersion.name == name)))
     revoked_rows = session.exec(select(HubRevocation).where(HubRevocation.name == name))
-    revoked = {r.version for r in revoked_rows}
+    revoked = {r.version for r in revoked_rows} | set(skip)
     by_key = {r.version: release_key(r.created, r.version) for r in rows}
     limit = by_key[version]
     earlier = [v for v, key in by_key.items() if key < limit and v not in revoked]
     if not earlier:
         return None
     return catalog.get_model(session, name, max(earlier, key=by_key.__getitem__))
+
+
+def _site_fallback(
+    session: Session, site_id: str, name: str, version: str
+) -> tuple[ModelVersion | None, tuple[str, ...]]:
+    """The site's previous good version, and the newer ones skipped as rolled back there."""
+    rolled_back = site_rollbacks.rolled_back_at_site(session, site_id, name)
+    fallback = previous_good(session, name, version, skip=rolled_back)
+    if not rolled_back:
+        return fallback, ()
+    plain = previous_good(session, name, version)
+    skipped: list[str] = []
+    while plain is not None and (fallback is None or plain.version != fallback.version):
+        skipped.append(plain.version)
+        plain = previous_good(session, name, plain.version)
+    return fallback, tuple(v for v in skipped if v in rolled_back)
 
 
 def revoke(
@@ -193,7 +243,6 @@ def revoke(
         )
     )
     session.flush()
-    fallback = previous_good(session, name, version)
     entries = revocation_entries(session)
     signers = hub.director_signers()
     repointed: list[SiteRepoint] = []
@@ -203,9 +252,10 @@ def revoke(
         director_repo.set_revocations(site_md, entries)
         assignment = session.get(HubAssignment, (site.site_id, name))
         if assignment is not None and assignment.version == version:
+            fallback, skipped = _site_fallback(session, site.site_id, name, version)
             plan = signed_plan(session, site.site_id, fallback) if fallback else None
             director_repo.set_model(site_md, fallback, name, expires, signers.targets, plan)
-            repointed.append(_repoint(session, assignment, fallback, revoked_at))
+            repointed.append(_repoint(session, assignment, fallback, revoked_at, skipped))
         else:
             tufmeta.bump(site_md.targets, expires, [signers.targets])
         director_repo.refresh(site_md, expires, signers)
@@ -305,15 +355,19 @@ def _role_signer(hub: Hub, session: Session, role: str) -> Signer:
 
 
 def _repoint(
-    session: Session, assignment: HubAssignment, fallback: ModelVersion | None, when: str
+    session: Session,
+    assignment: HubAssignment,
+    fallback: ModelVersion | None,
+    when: str,
+    skipped: tuple[str, ...],
 ) -> SiteRepoint:
     previous = assignment.version
     if fallback is None:
         session.delete(assignment)
-        return SiteRepoint(assignment.site_id, previous, None)
+        return SiteRepoint(assignment.site_id, previous, None, skipped)
     assignment.version, assignment.assigned = fallback.version, when
     session.add(assignment)
-    return SiteRepoint(assignment.site_id, previous, fallback.version)
+    return SiteRepoint(assignment.site_id, previous, fallback.version, skipped)
 
 
 def remember_plan(

@@ -4,7 +4,9 @@ Read-only; needs no passphrase. Reports every Image role (root, targets,
 models, tenant-*, snapshot, timestamp) and the Director root with version and
 expiry, flags roles that expire within :data:`WARN_DAYS`, and lists sites
 (with their Director targets version and assignments), tenants (with their
-families) and released models (with their family's tenant).
+families), released models (with their family's tenant, and whether they were
+revoked or rolled back at a site: :mod:`airlock.hub.revocation_view`) and
+every revocation.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tuf.api.metadata import Metadata, Signed
 
 from airlock.bundles import tufrepo
 from airlock.bundles.clock import utc_iso
+from airlock.hub import revocation_view
 
 if TYPE_CHECKING:
     from airlock.hub.hub import Hub
@@ -62,6 +65,7 @@ def hub_status(hub: Hub) -> dict[str, Any]:
         entry["director_targets"] = role_info(hub.site_metadata(site.site_id).targets, now)
         sites.append(entry)
     tenant_of = hub.family_tenants()
+    flags = revocation_view.version_flags(hub.engine)
     models = [
         {
             "name": m.name,
@@ -69,6 +73,7 @@ def hub_status(hub: Hub) -> dict[str, Any]:
             "tenant": tenant_of.get(m.name),
             "files": len(m.files),
             "bytes": sum(f.length for f in m.files),
+            **revocation_view.fields(flags, m.name, m.version),
         }
         for m in hub.models()
     ]
@@ -79,4 +84,5 @@ def hub_status(hub: Hub) -> dict[str, Any]:
         "sites": sites,
         "tenants": [t.to_dict() for t in hub.tenants()],
         "models": models,
+        "revocations": hub.revocations(),
     }

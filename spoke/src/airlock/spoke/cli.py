@@ -196,7 +196,7 @@ def status(home: Path, as_json: bool) -> None:
         style = "bold red" if warning.startswith("STRONG") else "yellow"
         console.print(f"[{style}]warning:[/{style}] {warning}", highlight=False)
     staged = Table(title="staged models")
-    for column in ("model", "version", "files", "bytes", "sequence", "staged at"):
+    for column in ("model", "version", "files", "bytes", "sequence", "staged at", "status"):
         staged.add_column(column)
     for row in info.staged:
         staged.add_row(
@@ -206,8 +206,18 @@ def status(home: Path, as_json: bool) -> None:
             str(row["bytes"]),
             str(row["sequence"]),
             row["staged_at"],
+            _version_status(row),
         )
     console.print(staged)
+    if info.revoked:
+        revoked = Table(title="revoked by the hub (never run again)")
+        for column in ("model", "version", "revoked at", "reason"):
+            revoked.add_column(column)
+        for item in info.revoked:
+            revoked.add_row(
+                item["model"], item["version"], item["revoked_at"], escape(item["reason"])
+            )
+        console.print(revoked)
     _print_gate(console, info.staged, info.runtime)
     assigned = Table(title="assigned by the Director")
     for column in ("model", "version", "files", "staged"):
@@ -233,6 +243,17 @@ def _unsafe_row(policy: dict[str, Any]) -> tuple[str, str]:
     unsafe = policy["unsafe_allow_unattested"]
     families = "every family" if isinstance(unsafe, str) else ", ".join(unsafe)
     return "UNSAFE: unattested allowed", f"{families} (policy.unsafe_allow_unattested)"
+
+
+def _version_status(row: dict[str, Any]) -> str:
+    """``[red]REVOKED[/red] …``, ``rolled back …`` or ``ok`` for a staged version."""
+    parts = []
+    if row.get("revoked"):
+        revoked = row["revoked"]
+        parts.append(f"[red]REVOKED[/red] {revoked['revoked_at']}: {escape(revoked['reason'])}")
+    if row.get("rolled_back_at"):
+        parts.append(f"[yellow]rolled back[/yellow] {row['rolled_back_at']}")
+    return "; ".join(parts) or "ok"
 
 
 def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[str, Any]) -> None:

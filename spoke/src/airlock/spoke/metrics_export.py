@@ -10,7 +10,9 @@ what ``--dry-run`` shows):
    ε must be > 0.
 2. The hub's return path (:class:`~airlock.spoke.return_state.HubReturnRecord`,
    from the newest hub bundle imported): the hub's age recipient and the
-   checkpoint the hub last acknowledged. Without one nothing can be sent.
+   checkpoint the hub last acknowledged. Without one nothing can be sent; a
+   local log shorter than, or not extending, that checkpoint is refused
+   before anything is written (exit 22, audited).
 3. Sequence and window: the last export's sequence + 1; from the end of the
    last export's window (first export: the earliest metric window received,
    floored to the window grid, or now when there is none) to now. No rows is

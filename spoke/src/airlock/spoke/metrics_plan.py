@@ -9,7 +9,13 @@ writes (see that module for the whole export, numbered):
    ``k`` (default 5), ``window_minutes`` (60), ``epsilon`` (unset: no noise)
    and ``transit_days`` (90). ``--k`` may raise the site's k, never lower it;
    ε must be > 0.
-2. The hub's return path (:class:`~airlock.spoke.return_state.HubReturnRecord`).
+2. The hub's return path (:class:`~airlock.spoke.return_state.HubReturnRecord`),
+   and the checkpoint the hub acknowledged last, checked against the local log
+   (:func:`~airlock.bundles.audit_witness.check_witnessed`: the hub's
+   cosignature, the site's signature, and a local log at least that long
+   whose first entries have its root). A log that is shorter or differs was
+   truncated or rewritten after the hub saw it: nothing is exported
+   (:class:`~airlock.bundles.errors.LogConsistencyError`, exit 22).
 3. Sequence and window: the last export's sequence + 1, from the end of the
    last export's window to now; a clock behind that, or behind the spoke's
    time floor, is refused.
@@ -26,12 +32,15 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from airlock.bundles.audit_witness import WitnessedCheckpoint, check_witnessed
+from airlock.bundles.checkpoint_store import home_origin
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.config import HomeConfig
 from airlock.bundles.errors import MediaError, UsageError
 from airlock.bundles.metrics_bundle import DEFAULT_TRANSIT_DAYS
 from airlock.bundles.metrics_model import DEFAULT_K, ConsistencyProof, MetricsPayload, NoiseSpec
-from airlock.spoke.fleet_state import MetricWindow
+from airlock.bundles.metrics_outcomes import RolledBackVersion
+from airlock.spoke.fleet_state import MetricWindow, Rollout
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.metrics_aggregate import CellGroup, aggregate, totals_of, window_floor
 from airlock.spoke.metrics_anonymise import Anonymised, anonymise, check_k
@@ -107,6 +116,8 @@ class MetricsPlan:
     transit_days: int
     groups: tuple[CellGroup, ...] = field(repr=False)
     """The aggregated groups with their node ids: never printed, never sent."""
+    rolled_back: tuple[RolledBackVersion, ...] = ()
+    """Versions whose newest rollout here was rolled back (:func:`rolled_back_versions`)."""
 
     def payload(
         self,
@@ -131,6 +142,7 @@ class MetricsPlan:
             noise=self.noise,
             checkpoint=checkpoint,
             consistency=consistency,
+            rolled_back=self.rolled_back,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,6 +161,7 @@ class MetricsPlan:
             "k": self.k,
             "noise": self.noise.to_dict() if self.noise else None,
             "consistency_from": list(self.proof_from),
+            "rolled_back": [r.to_dict() for r in self.rolled_back],
         }
 
 
@@ -160,6 +173,8 @@ def plan_metrics(
     Raises:
         UsageError: no return path yet, ``k`` below the site's, ε not > 0, a bad
             setting, or a clock earlier than the last export's window end.
+        LogConsistencyError: the local audit log is shorter than, or differs
+            from, the checkpoint the hub acknowledged.
     """
     settings = load_settings(home.config)
     if k is not None and k < settings.k:
@@ -174,6 +189,7 @@ def plan_metrics(
         hub = session.get(HubReturnRecord, 1)
         if hub is None:
             raise UsageError("the hub's metrics recipient is not known yet", hint=NO_RETURN_HINT)
+        _check_acknowledged(home, hub)
         exports = list(session.exec(select(MetricsExportRecord)))
         last = max(exports, key=lambda r: r.sequence, default=None)
         start = parse_utc(last.window_end) if last else _first_start(session, settings, end)
@@ -186,6 +202,7 @@ def plan_metrics(
                 )
             )
         )
+        rolled_back = rolled_back_versions(session)
         sizes = {hub.acknowledged_size}
         sizes |= {r.checkpoint_size for r in exports if r.sequence > hub.acknowledged_sequence}
     groups = aggregate(rows, start, end, settings.window_minutes) if end > start else []
@@ -204,7 +221,36 @@ def plan_metrics(
         proof_from=tuple(sorted(s for s in sizes if s > 0)),
         transit_days=settings.transit_days,
         groups=tuple(groups),
+        rolled_back=rolled_back,
     )
+
+
+def rolled_back_versions(session: Session) -> tuple[RolledBackVersion, ...]:
+    """Every version whose newest rollout at this site ended rolled back, with when."""
+    newest: dict[tuple[str, str], Rollout] = {}
+    for rollout in session.exec(select(Rollout)):
+        key = (rollout.model, rollout.version)
+        if key not in newest or (rollout.created_at, rollout.id) > (
+            newest[key].created_at,
+            newest[key].id,
+        ):
+            newest[key] = rollout
+    return tuple(
+        RolledBackVersion(r.model, r.version, r.updated_at or r.created_at)
+        for key, r in sorted(newest.items())
+        if r.state == "rolled-back"
+    )
+
+
+def _check_acknowledged(home: SpokeHome, hub: HubReturnRecord) -> None:
+    """Refuses to export from a log shorter than, or other than, what the hub acknowledged."""
+    if not hub.acknowledged_note:
+        return
+    witnessed = WitnessedCheckpoint(
+        hub.acknowledged_note, hub.witness_name, dict(hub.witness_key), hub.acknowledged_size
+    )
+    keys = {home_origin(home.config): home.signing_key().public_key}
+    check_witnessed(home.engine, witnessed, keys)
 
 
 def _noise(epsilon: float | None) -> NoiseSpec | None:

@@ -2,37 +2,17 @@
 
 - :class:`HubReturnRecord` — import: the newest ``x-airlock-return`` Director
   field (the hub's age recipient, its witness key, the checkpoint it last
-  acknowledged), one row.
+  acknowledged), one row. Defined in :mod:`airlock.bundles.audit_witness`
+  (``airlock audit verify`` checks the acknowledged checkpoint) and re-exported here.
 - :class:`MetricsExportRecord` — ``airlock spoke export-metrics``: one row per
   metrics bundle written (sequence, window covered, the checkpoint it carried).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-
-class HubReturnRecord(SQLModel, table=True):
-    """Where metrics go and what the hub last acknowledged (from verified Director metadata)."""
-
-    __tablename__ = "hub_return"
-
-    id: int = Field(default=1, primary_key=True)
-    hub_recipient: str
-    witness_name: str
-    witness_key: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column(JSON, nullable=False)
-    )
-    acknowledged_sequence: int = 0
-    acknowledged_size: int = 0
-    acknowledged_note: str = ""
-    """The site's own checkpoint as the hub cosigned it ("" until the first acknowledgement)."""
-    bundle_id: str = ""
-    """The hub bundle that carried this record."""
-    updated_at: str = ""
+from airlock.bundles.audit_witness import HubReturnRecord
 
 
 class MetricsExportRecord(SQLModel, table=True):
@@ -55,5 +35,7 @@ class MetricsExportRecord(SQLModel, table=True):
     epsilon: float | None = None
     out_path: str = ""
 
+
+__all__ = ["RETURN_TABLES", "HubReturnRecord", "MetricsExportRecord"]
 
 RETURN_TABLES: list[type[SQLModel]] = [HubReturnRecord, MetricsExportRecord]

@@ -1,7 +1,12 @@
 """``airlock spoke status``: what this site trusts, has staged, and is told to run.
 
 Also the site's runtime as the validation gate sees it (detected or declared
-in ``[runtime]``), and each staged version's gate figures.
+in ``[runtime]``), each staged version's gate figures, the versions the hub
+revoked (``revoked``: ``model``, ``version``, ``reason``, ``revoked_at``) and
+those whose newest rollout here was rolled back (``rolled_back``: ``model``,
+``version``, ``rolled_back_at``). Each staged version carries the same as
+``revoked`` (null or ``{reason, revoked_at}``) and ``rolled_back_at`` (null or
+a time).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from sqlmodel import Session, col, select
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.errors import UsageError
 from airlock.spoke.attestation_policy import layout_source, read_policy
+from airlock.spoke.fleet_state import RevokedVersion
 from airlock.spoke.gate_compat import NOT_SIGNED
 from airlock.spoke.home import SpokeHome
+from airlock.spoke.metrics_plan import rolled_back_versions
 from airlock.spoke.return_state import HubReturnRecord, MetricsExportRecord
 from airlock.spoke.runtime import site_runtime
 from airlock.spoke.state import STATE_ID, DirectorAssignment, SpokeState, StagedModel
@@ -44,6 +51,10 @@ class SpokeStatus:
     """Days since the last bundle, transit budget and root expiries, warnings."""
     attestations: dict[str, Any] = field(default_factory=dict)
     """The attestation policy: required, the signed layout held, the unsafe exceptions."""
+    revoked: list[dict[str, str]] = field(default_factory=list)
+    """Every version the hub revoked that this site had staged (``RevokedVersion``)."""
+    rolled_back: list[dict[str, str]] = field(default_factory=list)
+    """Versions whose newest rollout here was rolled back (what the hub is told)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -63,6 +74,8 @@ class SpokeStatus:
             "metrics": self.metrics,
             "cut_off": self.cut_off,
             "attestations": self.attestations,
+            "revoked": self.revoked,
+            "rolled_back": self.rolled_back,
         }
 
 
@@ -76,7 +89,7 @@ def read_status(home: SpokeHome, now: dt.datetime | None = None) -> SpokeStatus:
         state = session.get(SpokeState, STATE_ID)
         if state is None:
             raise UsageError(f"{home.path} has no spoke state", hint="run `airlock spoke init`")
-        staged = [
+        staged: list[dict[str, Any]] = [
             {
                 "model": row.name,
                 "version": row.version,
@@ -90,6 +103,15 @@ def read_status(home: SpokeHome, now: dt.datetime | None = None) -> SpokeStatus:
                 select(StagedModel).order_by(StagedModel.name, StagedModel.version)
             )  # type: ignore[arg-type]
         ]
+        revoked = {
+            (r.model, r.version): {"reason": r.reason, "revoked_at": r.revoked_at}
+            for r in session.exec(select(RevokedVersion))
+        }
+        rolled_back = {(r.model, r.version): r for r in rolled_back_versions(session)}
+        for item in staged:
+            key = (str(item["model"]), str(item["version"]))
+            item["revoked"] = revoked.get(key)
+            item["rolled_back_at"] = rolled_back[key].rolled_back_at if key in rolled_back else None
         assigned: dict[tuple[str, str], dict[str, Any]] = {}
         for row in session.exec(select(DirectorAssignment).order_by(DirectorAssignment.path)):  # type: ignore[arg-type]
             entry = assigned.setdefault(
@@ -112,6 +134,8 @@ def read_status(home: SpokeHome, now: dt.datetime | None = None) -> SpokeStatus:
             metrics=_metrics(session),
             cut_off=cut_off(session, state.time_floor, now or SystemClock().now()),
             attestations=_attestations(home, session),
+            revoked=[{"model": m, "version": v, **e} for (m, v), e in sorted(revoked.items())],
+            rolled_back=[r.to_dict() for r in rolled_back.values()],
         )
 
 
