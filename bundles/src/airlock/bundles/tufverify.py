@@ -53,6 +53,11 @@ from airlock.bundles.tufrepo import (
 
 SCHEME = "bundle"
 ROOT_FILE = "root.json"
+UNTRUSTED_HINT = (
+    "the hub's metadata is inconsistent or was signed with stolen online keys: use nothing "
+    "it carries, keep the bundle for the security officers and ask the hub for a new export"
+)
+"""What to do when TUF metadata does not verify from the site's trusted roots."""
 
 TrustedFiles = dict[str, bytes]
 """One repository's trusted metadata: ngclient cache file name → bytes.
@@ -251,22 +256,28 @@ def _translate(exc: Exception, repo: str) -> Exception:
             hint="this is an old or replayed bundle; import the newest bundle from the hub",
         )
     if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
-        return IntegrityError(f"{what} does not match its signed length or hash: {exc}")
+        return IntegrityError(
+            f"{what} does not match its signed length or hash: {exc}",
+            hint="the bundle was altered or damaged in transit; do not use it and "
+            "ask the hub for a new export",
+        )
     if isinstance(exc, tuf_errors.DownloadError):
         return TrustError(
             f"{what} is incomplete in the bundle: {exc}",
             hint="the bundle is damaged or incomplete; export it again",
         )
     if isinstance(exc, tuf_errors.RepositoryError | ValueError | KeyError | TypeError):
-        return TrustError(f"{what} does not verify: {exc}")
-    return TrustError(f"{what} could not be verified ({type(exc).__name__}: {exc})")
+        return TrustError(f"{what} does not verify: {exc}", hint=UNTRUSTED_HINT)
+    return TrustError(
+        f"{what} could not be verified ({type(exc).__name__}: {exc})", hint=UNTRUSTED_HINT
+    )
 
 
 def _load_verified(workdir: Path, role: str, kind: type[Targets]) -> Metadata[Targets]:
     """Reads a role file that ngclient wrote to its cache after verifying it."""
     md = Metadata[Targets].from_bytes((workdir / f"{role}.json").read_bytes())
     if not isinstance(md.signed, kind):
-        raise TrustError(f"{role} metadata has the wrong type")
+        raise TrustError(f"{role} metadata has the wrong type", hint=UNTRUSTED_HINT)
     return md
 
 
