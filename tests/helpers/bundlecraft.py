@@ -266,6 +266,28 @@ def resign_bundle_claims(hub: Hub, metadata: MetadataList, **claims: Any) -> Met
     return list(entries.items())
 
 
+def resign_director_snapshot(
+    hub: Hub, metadata: MetadataList, edit: Callable[[Snapshot], None]
+) -> MetadataList:
+    """Edits the Director snapshot of a plan and re-signs it and the timestamp.
+
+    Signed with the hub's real online Director keys: what a stolen snapshot key
+    could ship. Only the TUF client's own checks of the repository stand in the way.
+    """
+    entries = dict(metadata)
+    snapshot_name = _entry_name(metadata, r"metadata/director/\d+\.snapshot\.json")
+    timestamp_name = "metadata/director/timestamp.json"
+    snapshot = Metadata[Snapshot].from_bytes(entries[snapshot_name])
+    edit(snapshot.signed)
+    tufrepo.sign_with(snapshot, [hub.online_signer(signing.DIRECTOR_SNAPSHOT)])
+    timestamp = Metadata[Timestamp].from_bytes(entries[timestamp_name])
+    timestamp.signed.snapshot_meta = meta_file(snapshot)
+    tufrepo.sign_with(timestamp, [hub.online_signer(signing.DIRECTOR_TIMESTAMP)])
+    entries[snapshot_name] = tufrepo.to_bytes(snapshot)
+    entries[timestamp_name] = tufrepo.to_bytes(timestamp)
+    return list(entries.items())
+
+
 def resign_image_role(
     hub: Hub,
     metadata: MetadataList,

@@ -1,4 +1,5 @@
-"""Real small disks for storage-fault tests: a size-limited tmpfs, remountable read-only.
+"""Real small disks for storage-fault tests: a size-limited tmpfs, remountable read-only,
+and a read-only bind mount of one file.
 
 Nothing is faked: the kernel refuses the writes (``ENOSPC``, ``EROFS``), as a
 full or read-only disk at a site would. Mounting needs root (the test
@@ -38,6 +39,23 @@ def small_tmpfs(path: Path, size: int) -> Iterator[Path]:
 def remount(path: Path, read_only: bool) -> None:
     """Remounts the tmpfs at ``path`` read-only (or read-write again)."""
     _run("mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(path))
+
+
+@contextlib.contextmanager
+def read_only_file(path: Path) -> Iterator[Path]:
+    """Bind-mounts the file ``path`` read-only onto itself; unmounts it after.
+
+    The file can be read but not written (``EROFS``) while its directory stays
+    writable, as for a database file on a read-only mount.
+    """
+    if not can_mount():
+        pytest.skip("a read-only bind mount needs root")
+    _run("mount", "--bind", str(path), str(path))
+    try:
+        _run("mount", "-o", "remount,ro,bind", str(path))
+        yield path
+    finally:
+        _run("umount", "-l", str(path))
 
 
 def fill(path: Path, leave: int = 0) -> Path:

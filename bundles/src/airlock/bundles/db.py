@@ -27,6 +27,7 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from airlock.bundles.config import CONFIG_FILE, HomeConfig, redacted_url
 from airlock.bundles.errors import AirlockError, ConflictError, UsageError
+from airlock.bundles.storage import database_storage_error
 
 WRITE_LOCK_KEY = 0x41524C4B  # "ARLK"
 """With the schema's hash, the key of the PostgreSQL advisory lock a writing session takes."""
@@ -134,6 +135,7 @@ def open_home_database(
             holds no ``required`` table: the configuration points at the wrong
             database, or the home was never initialised. Nothing is created.
         DatabaseError: the database server cannot be reached.
+        StorageError: the home is read-only or its disk is full (exit 7).
     """
     sqlite_file = _sqlite_file(config.database_url)
     if sqlite_file is not None and not sqlite_file.is_file():
@@ -209,6 +211,9 @@ def _reachable(config: HomeConfig, schema: str | None) -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
+        storage = database_storage_error(exc, make_url(config.database_url), config.home)
+        if storage is not None:  # a read-only or full home is not a server that is down
+            raise storage from None
         raise DatabaseError(
             f"cannot use the {config.role} database {_describe(config, schema)} "
             f"({type(exc.orig).__name__})",

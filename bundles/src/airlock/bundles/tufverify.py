@@ -61,6 +61,11 @@ _ALTERED_HINT = (
     "the bundle's metadata was altered or damaged after it was signed; do not use it, "
     "keep it for investigation and ask the hub for a new export"
 )
+UNTRUSTED_HINT = (
+    "the hub's metadata is inconsistent or was signed with stolen online keys: use nothing "
+    "it carries, keep the bundle for the security officers and ask the hub for a new export"
+)
+"""What to do when TUF metadata does not verify from the site's trusted roots."""
 
 TrustedFiles = dict[str, bytes]
 """One repository's trusted metadata: ngclient cache file name → bytes.
@@ -279,15 +284,17 @@ def _translate(exc: Exception, repo: str) -> Exception:
             hint="the bundle is damaged or incomplete; export it again",
         )
     if isinstance(exc, tuf_errors.RepositoryError | ValueError | KeyError | TypeError):
-        return TrustError(f"{what} does not verify: {exc}")
-    return TrustError(f"{what} could not be verified ({type(exc).__name__}: {exc})")
+        return TrustError(f"{what} does not verify: {exc}", hint=UNTRUSTED_HINT)
+    return TrustError(
+        f"{what} could not be verified ({type(exc).__name__}: {exc})", hint=UNTRUSTED_HINT
+    )
 
 
 def _load_verified(workdir: Path, role: str, kind: type[Targets]) -> Metadata[Targets]:
     """Reads a role file that ngclient wrote to its cache after verifying it."""
     md = Metadata[Targets].from_bytes((workdir / f"{role}.json").read_bytes())
     if not isinstance(md.signed, kind):
-        raise TrustError(f"{role} metadata has the wrong type")
+        raise TrustError(f"{role} metadata has the wrong type", hint=UNTRUSTED_HINT)
     return md
 
 
