@@ -230,13 +230,16 @@ def pipeline(workdir: Path, broken: bool = False) -> None:
         ("convert", ["weights.npz"], ["model.onnx"], ["convert", "weights.npz", "model.onnx"]),
     ]  # fmt: skip
     for name, materials, products, command in steps:
-        argv = [IN_TOTO_RUN, "--step-name", name, "--signing-key", key]
+        # a generous limit: training on a busy machine can take longer than the default 10 s
+        argv = [IN_TOTO_RUN, "--step-name", name, "--signing-key", key, "--run-timeout", "300"]
         argv += ["--materials", *materials] if materials else []
         argv += ["--products", *products, "--", sys.executable, script, *command]
         console.print(
             f"[magenta]pipeline[/magenta] [cyan]$ in-toto-run --step-name {name} …[/cyan]"
         )
-        subprocess.run(argv, cwd=workdir, env=ENV, check=True, capture_output=True)
+        proc = subprocess.run(argv, cwd=workdir, env=ENV, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"in-toto-run of step {name} failed:\n{proc.stderr[-4000:]}")
     register = [sys.executable, script, "register", "model.onnx", "data.npz", "metrics.json"]
     register += ["--tracking-uri", MLFLOW_URI, "--name", "iris", "--alias", "champion"]
     register += ["--validation", "validation.npz"]
