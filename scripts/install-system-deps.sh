@@ -2,13 +2,16 @@
 # Installs the stock tools Airlock's tests and benchmark compare against
 # (age, for interoperability; openssl, for the reference pipeline) and the
 # PKCS#11 software token the HSM tests and the demo use (softhsm2, with opensc's
-# pkcs11-tool to make keys on it) from the distribution's packages. Needs root and apt-get; otherwise says what to do.
+# pkcs11-tool to make keys on it), and libfaketime (package faketime: the tests
+# run the real spoke service and node agents with the system clock moved weeks
+# ahead) from the distribution's packages. Needs root and apt-get; otherwise says what to do.
 set -e
 missing=""
 command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 || missing="$missing age"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v softhsm2-util >/dev/null 2>&1 || missing="$missing softhsm2"
 command -v pkcs11-tool >/dev/null 2>&1 || missing="$missing opensc"
+command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing:$missing"
