@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,17 @@ from helpers.attestenv import (
     MODEL,
     ONNX_NAME,
     Attested,
-    attested,  # noqa: F401 - the session fixture
+    attested,  # noqa: F401 - a fixture
+    attested_clock,  # noqa: F401 - a fixture
+    attested_hub,  # noqa: F401 - a fixture
+    attested_spoke,  # noqa: F401 - a fixture
     record_pipeline,
+    ship,
+    step_signers,
+    with_policy,
 )
 from helpers.onnx_models import make_onnx_model
 from helpers.spokeenv import (
-    SITE_ID,
     accept_import,
     cli_refuse_import,
     refuse_import,
@@ -41,44 +45,13 @@ from airlock.hub.hub import Hub
 from airlock.spoke.attestation_policy import read_policy
 from airlock.spoke.home import SpokeHome
 
-STEPS = ("train", "evaluate", "convert")
 STRIPPED = "holds a signed in-toto layout"
-
-
-@pytest.fixture
-def hub(attested: Attested, tmp_path: Path) -> Iterator[Hub]:  # noqa: F811
-    """A copy of the hub with the officers' layout set."""
-    opened = attested.new_hub(tmp_path / "hub")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def spoke(attested: Attested, tmp_path: Path) -> Iterator[SpokeHome]:  # noqa: F811
-    """A copy of the site, nothing imported."""
-    home = attested.new_spoke(tmp_path / "spoke")
-    yield home
-    home.engine.dispose()
-
-
-@pytest.fixture
-def clock(attested: Attested) -> FixedClock:  # noqa: F811
-    """The site's clock."""
-    return FixedClock(attested.spoke_time)
-
-
-def ship(hub: Hub, tmp_path: Path, versions: dict[str, str], bundle: str) -> Path:
-    """Assigns each ``family: version`` to the site and exports the site's bundle."""
-    for family, version in versions.items():
-        hub.assign(SITE_ID, family, version)
-    hub.export(SITE_ID, tmp_path / bundle)
-    return tmp_path / bundle
 
 
 def release_attested(attested: Attested, hub: Hub, tmp_path: Path, version: str) -> None:  # noqa: F811
     """The genuine pipeline's ``classifier@version`` with its layout and links."""
     onnx = make_onnx_model(tmp_path / f"out-{version}" / ONNX_NAME, seed=1)
-    signers = {step: attested.pipeline for step in STEPS}
+    signers = step_signers(attested.pipeline)
     links = record_pipeline(tmp_path / f"pipe-{version}", onnx, signers, tmp_path / f"l-{version}")
     hub.add_model(MODEL, version, onnx, links=links)
 
@@ -86,13 +59,6 @@ def release_attested(attested: Attested, hub: Hub, tmp_path: Path, version: str)
 def swapped_model(tmp_path: Path) -> Path:
     """The attacker's model: valid ONNX, other weights, no attestations."""
     return make_onnx_model(tmp_path / "swapped" / ONNX_NAME, seed=66)
-
-
-def with_policy(home: SpokeHome, text: str) -> SpokeHome:
-    """``home`` reopened after appending ``text`` to its ``airlock.toml``."""
-    with (home.path / "airlock.toml").open("a") as config:
-        config.write(text)
-    return SpokeHome(home.path, home.secrets)
 
 
 def test_stripped_version_after_an_attested_one_is_refused_with_exit_19(
