@@ -48,12 +48,15 @@ from airlock.spoke.home import SpokeHome
 STRIPPED = "holds a signed in-toto layout"
 
 
-def release_attested(attested: Attested, hub: Hub, tmp_path: Path, version: str) -> None:  # noqa: F811
-    """The genuine pipeline's ``classifier@version`` with its layout and links."""
-    onnx = make_onnx_model(tmp_path / f"out-{version}" / ONNX_NAME, seed=1)
-    signers = step_signers(attested.pipeline)
-    links = record_pipeline(tmp_path / f"pipe-{version}", onnx, signers, tmp_path / f"l-{version}")
-    hub.add_model(MODEL, version, onnx, links=links)
+@pytest.fixture
+def hub_v1(attested: Attested, hub: Hub, tmp_path: Path) -> Hub:  # noqa: F811
+    """The hub with the genuine pipeline's ``classifier@1`` released (layout and links)."""
+    onnx = make_onnx_model(tmp_path / "out-1" / ONNX_NAME, seed=1)
+    links = record_pipeline(
+        tmp_path / "pipe-1", onnx, step_signers(attested.pipeline), tmp_path / "l-1"
+    )
+    hub.add_model(MODEL, "1", onnx, links=links)
+    return hub
 
 
 def swapped_model(tmp_path: Path) -> Path:
@@ -62,19 +65,14 @@ def swapped_model(tmp_path: Path) -> Path:
 
 
 def test_stripped_version_after_an_attested_one_is_refused_with_exit_19(
-    attested: Attested,  # noqa: F811
-    hub: Hub,
-    spoke: SpokeHome,
-    clock: FixedClock,
-    tmp_path: Path,
+    hub_v1: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
-    release_attested(attested, hub, tmp_path, "1")
-    assert accept_import(spoke, ship(hub, tmp_path, {MODEL: "1"}, "b1"), clock).attested == [
+    assert accept_import(spoke, ship(hub_v1, tmp_path, {MODEL: "1"}, "b1"), clock).attested == [
         "classifier@1"
     ]
-    hub.add_model(MODEL, "2", swapped_model(tmp_path))  # signed with the online keys alone
+    hub_v1.add_model(MODEL, "2", swapped_model(tmp_path))  # signed with the online keys alone
     proc = cli_refuse_import(
-        spoke, ship(hub, tmp_path, {MODEL: "2"}, "b2"), AttestationError, STRIPPED
+        spoke, ship(hub_v1, tmp_path, {MODEL: "2"}, "b2"), AttestationError, STRIPPED
     )
     assert proc.returncode == 19
     assert "classifier@2 carries no in-toto attestations" in proc.stderr
@@ -82,32 +80,22 @@ def test_stripped_version_after_an_attested_one_is_refused_with_exit_19(
 
 
 def test_a_layout_in_the_same_bundle_covers_every_family(
-    attested: Attested,  # noqa: F811
-    hub: Hub,
-    spoke: SpokeHome,
-    clock: FixedClock,
-    tmp_path: Path,
+    hub_v1: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
-    release_attested(attested, hub, tmp_path, "1")
-    hub.add_model("detector", "1", swapped_model(tmp_path))
-    bundle = ship(hub, tmp_path, {MODEL: "1", "detector": "1"}, "b1")
+    hub_v1.add_model("detector", "1", swapped_model(tmp_path))
+    bundle = ship(hub_v1, tmp_path, {MODEL: "1", "detector": "1"}, "b1")
     error = refuse_import(spoke, bundle, AttestationError, STRIPPED, clock)
     assert error.message.startswith("detector@1 carries no in-toto attestations")
     assert "classifier@1 in this bundle" in error.message
 
 
 def test_the_unsafe_exception_admits_the_family_and_status_shows_it(
-    attested: Attested,  # noqa: F811
-    hub: Hub,
-    spoke: SpokeHome,
-    clock: FixedClock,
-    tmp_path: Path,
+    hub_v1: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
-    release_attested(attested, hub, tmp_path, "1")
-    accept_import(spoke, ship(hub, tmp_path, {MODEL: "1"}, "b1"), clock)
-    hub.add_model(MODEL, "2", swapped_model(tmp_path))
-    hub.add_model("detector", "1", swapped_model(tmp_path))
-    bundle = ship(hub, tmp_path, {MODEL: "2", "detector": "1"}, "b2")
+    accept_import(spoke, ship(hub_v1, tmp_path, {MODEL: "1"}, "b1"), clock)
+    hub_v1.add_model(MODEL, "2", swapped_model(tmp_path))
+    hub_v1.add_model("detector", "1", swapped_model(tmp_path))
+    bundle = ship(hub_v1, tmp_path, {MODEL: "2", "detector": "1"}, "b2")
     clock.advance(dt.timedelta(minutes=1))
     exempt = with_policy(spoke, '\n[policy]\nunsafe_allow_unattested = ["classifier"]\n')
     # one family exempted: the other still needs attestations
