@@ -6,11 +6,12 @@ its latency to anything with an ``observe_request`` method; both
 ``/metrics`` endpoints use the same buckets (:data:`LATENCY_BUCKETS`).
 :class:`HttpMetrics` is that observer's common part: one registry per app,
 the request counter and latency histogram under the app's prefix, and the
-text exposition.
+text exposition. :func:`is_loopback` is who may scrape ``/metrics`` by default.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.requests import Request
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED_ROUTE = "unmatched"
@@ -37,6 +39,15 @@ class RequestObserver(Protocol):
 def truthy(value: Any) -> bool:
     """A boolean setting from ``airlock.toml`` (a bool) or the environment (a word)."""
     return value if isinstance(value, bool) else str(value).lower() in TRUE_WORDS
+
+
+def is_loopback(request: Request) -> bool:
+    """Whether the request comes from this host (a loopback address)."""
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class HttpMetrics:
