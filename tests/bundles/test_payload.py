@@ -12,12 +12,12 @@ import os
 import subprocess
 import tarfile
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pyrage
 import pytest
+from helpers.payloadenv import Recorder, allowed_of, store_blob
 from helpers.smalldisk import small_tmpfs
 from pyrage import x25519
 
@@ -70,29 +70,7 @@ def key_file(tmp_path_factory: pytest.TempPathFactory, identity: Any) -> Path:
 def blobs(tmp_path_factory: pytest.TempPathFactory) -> list[BlobSource]:
     """An empty blob, a small one, and one of several MiB (several buffers, age chunks)."""
     store = tmp_path_factory.mktemp("store")
-    out = []
-    for data in (b"", b"tiny model", os.urandom(3 * (1 << 20) + 5)):
-        digest = hashlib.sha256(data).hexdigest()
-        path = store / digest
-        path.write_bytes(data)
-        out.append(BlobSource(sha256=digest, path=path, length=len(data)))
-    return out
-
-
-def allowed_of(blobs: list[BlobSource]) -> dict[str, int]:
-    return {b.sha256: b.length for b in blobs}
-
-
-class Recorder:
-    """An on_metadata that records its calls and allows the given blobs."""
-
-    def __init__(self, allowed: Mapping[str, int]) -> None:
-        self.allowed = allowed
-        self.calls: list[dict[str, bytes]] = []
-
-    def __call__(self, metadata: dict[str, bytes]) -> Mapping[str, int]:
-        self.calls.append(dict(metadata))
-        return self.allowed
+    return [store_blob(store, data) for data in (b"", b"tiny model", os.urandom(3 * (1 << 20) + 5))]
 
 
 def sh(script: str) -> str:

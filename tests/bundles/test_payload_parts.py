@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.payloadenv import Recorder, allowed_of, store_blob
 from pyrage import x25519
 
 from airlock.bundles.errors import IntegrityError, MediaError
@@ -32,10 +32,8 @@ def identity() -> Any:
 
 @pytest.fixture(scope="module")
 def blob(tmp_path_factory: pytest.TempPathFactory) -> BlobSource:
-    data = os.urandom(3 * (1 << 20) + 7)  # several age chunks and 1 MiB buffers
-    path = tmp_path_factory.mktemp("store") / "blob"
-    path.write_bytes(data)
-    return BlobSource(sha256=hashlib.sha256(data).hexdigest(), path=path, length=len(data))
+    # several age chunks and 1 MiB buffers
+    return store_blob(tmp_path_factory.mktemp("store"), os.urandom(3 * (1 << 20) + 7))
 
 
 def split(payload: Path, bundle: Path, cuts: int) -> list[PayloadPart]:
@@ -52,22 +50,6 @@ def split(payload: Path, bundle: Path, cuts: int) -> list[PayloadPart]:
     return parts
 
 
-def allow(blob: BlobSource) -> Mapping[str, int]:
-    return {blob.sha256: blob.length}
-
-
-class Seen:
-    """An on_metadata that records what it was asked to verify."""
-
-    def __init__(self, allowed: Mapping[str, int]) -> None:
-        self.allowed = allowed
-        self.calls: list[dict[str, bytes]] = []
-
-    def __call__(self, metadata: dict[str, bytes]) -> Mapping[str, int]:
-        self.calls.append(dict(metadata))
-        return self.allowed
-
-
 @pytest.mark.parametrize("cuts", [1, 3])
 def test_a_part_renamed_over_after_the_check_is_never_read(
     tmp_path: Path, identity: Any, blob: BlobSource, cuts: int
@@ -81,7 +63,7 @@ def test_a_part_renamed_over_after_the_check_is_never_read(
     checked = check_parts(tmp_path / "bundle", parts)
     for part in parts:  # while the identity is unlocked, the attacker swaps every part
         os.replace(tmp_path / "swap" / part.name, tmp_path / "bundle" / part.name)
-    seen = Seen(allow(blob))
+    seen = Recorder(allowed_of([blob]))
     dest = tmp_path / "dest"
     dest.mkdir()
     result = read_payload(checked, [identity], dest, seen)
@@ -105,7 +87,7 @@ def test_a_part_written_in_place_after_the_check_is_refused_as_changed(
     dest = tmp_path / "dest"
     dest.mkdir()
     with pytest.raises(IntegrityError, match=r"payload part payload\.age\.002 changed on the"):
-        read_payload(checked, [identity], dest, Seen(allow(blob)))
+        read_payload(checked, [identity], dest, Recorder(allowed_of([blob])))
     assert list(dest.iterdir()) == []
     assert all(handle.closed for handle in checked.files)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,17 @@ from helpers.attestenv import (
     MODEL,
     ONNX_NAME,
     Attested,
-    attested,  # noqa: F401 - the session fixture
+    attested,  # noqa: F401 - a fixture
+    attested_clock,  # noqa: F401 - a fixture
+    attested_hub,  # noqa: F401 - a fixture
+    attested_spoke,  # noqa: F401 - a fixture
     record_pipeline,
+    ship,
+    step_signers,
+    with_policy,
 )
 from helpers.onnx_models import make_onnx_model
 from helpers.spokeenv import (
-    SITE_ID,
     accept_import,
     cli_refuse_import,
     refuse_import,
@@ -41,46 +45,18 @@ from airlock.hub.hub import Hub
 from airlock.spoke.attestation_policy import read_policy
 from airlock.spoke.home import SpokeHome
 
-STEPS = ("train", "evaluate", "convert")
 STRIPPED = "holds a signed in-toto layout"
 
 
 @pytest.fixture
-def hub(attested: Attested, tmp_path: Path) -> Iterator[Hub]:  # noqa: F811
-    """A copy of the hub with the officers' layout set."""
-    opened = attested.new_hub(tmp_path / "hub")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def spoke(attested: Attested, tmp_path: Path) -> Iterator[SpokeHome]:  # noqa: F811
-    """A copy of the site, nothing imported."""
-    home = attested.new_spoke(tmp_path / "spoke")
-    yield home
-    home.engine.dispose()
-
-
-@pytest.fixture
-def clock(attested: Attested) -> FixedClock:  # noqa: F811
-    """The site's clock."""
-    return FixedClock(attested.spoke_time)
-
-
-def ship(hub: Hub, tmp_path: Path, versions: dict[str, str], bundle: str) -> Path:
-    """Assigns each ``family: version`` to the site and exports the site's bundle."""
-    for family, version in versions.items():
-        hub.assign(SITE_ID, family, version)
-    hub.export(SITE_ID, tmp_path / bundle)
-    return tmp_path / bundle
-
-
-def release_attested(attested: Attested, hub: Hub, tmp_path: Path, version: str) -> None:  # noqa: F811
-    """The genuine pipeline's ``classifier@version`` with its layout and links."""
-    onnx = make_onnx_model(tmp_path / f"out-{version}" / ONNX_NAME, seed=1)
-    signers = {step: attested.pipeline for step in STEPS}
-    links = record_pipeline(tmp_path / f"pipe-{version}", onnx, signers, tmp_path / f"l-{version}")
-    hub.add_model(MODEL, version, onnx, links=links)
+def hub_v1(attested: Attested, hub: Hub, tmp_path: Path) -> Hub:  # noqa: F811
+    """The hub with the genuine pipeline's ``classifier@1`` released (layout and links)."""
+    onnx = make_onnx_model(tmp_path / "out-1" / ONNX_NAME, seed=1)
+    links = record_pipeline(
+        tmp_path / "pipe-1", onnx, step_signers(attested.pipeline), tmp_path / "l-1"
+    )
+    hub.add_model(MODEL, "1", onnx, links=links)
+    return hub
 
 
 def swapped_model(tmp_path: Path) -> Path:
@@ -88,27 +64,15 @@ def swapped_model(tmp_path: Path) -> Path:
     return make_onnx_model(tmp_path / "swapped" / ONNX_NAME, seed=66)
 
 
-def with_policy(home: SpokeHome, text: str) -> SpokeHome:
-    """``home`` reopened after appending ``text`` to its ``airlock.toml``."""
-    with (home.path / "airlock.toml").open("a") as config:
-        config.write(text)
-    return SpokeHome(home.path, home.secrets)
-
-
 def test_stripped_version_after_an_attested_one_is_refused_with_exit_19(
-    attested: Attested,  # noqa: F811
-    hub: Hub,
-    spoke: SpokeHome,
-    clock: FixedClock,
-    tmp_path: Path,
+    hub_v1: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
-    release_attested(attested, hub, tmp_path, "1")
-    assert accept_import(spoke, ship(hub, tmp_path, {MODEL: "1"}, "b1"), clock).attested == [
+    assert accept_import(spoke, ship(hub_v1, tmp_path, {MODEL: "1"}, "b1"), clock).attested == [
         "classifier@1"
     ]
-    hub.add_model(MODEL, "2", swapped_model(tmp_path))  # signed with the online keys alone
+    hub_v1.add_model(MODEL, "2", swapped_model(tmp_path))  # signed with the online keys alone
     proc = cli_refuse_import(
-        spoke, ship(hub, tmp_path, {MODEL: "2"}, "b2"), AttestationError, STRIPPED
+        spoke, ship(hub_v1, tmp_path, {MODEL: "2"}, "b2"), AttestationError, STRIPPED
     )
     assert proc.returncode == 19
     assert "classifier@2 carries no in-toto attestations" in proc.stderr
@@ -116,32 +80,22 @@ def test_stripped_version_after_an_attested_one_is_refused_with_exit_19(
 
 
 def test_a_layout_in_the_same_bundle_covers_every_family(
-    attested: Attested,  # noqa: F811
-    hub: Hub,
-    spoke: SpokeHome,
-    clock: FixedClock,
-    tmp_path: Path,
+    hub_v1: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
-    release_attested(attested, hub, tmp_path, "1")
-    hub.add_model("detector", "1", swapped_model(tmp_path))
-    bundle = ship(hub, tmp_path, {MODEL: "1", "detector": "1"}, "b1")
+    hub_v1.add_model("detector", "1", swapped_model(tmp_path))
+    bundle = ship(hub_v1, tmp_path, {MODEL: "1", "detector": "1"}, "b1")
     error = refuse_import(spoke, bundle, AttestationError, STRIPPED, clock)
     assert error.message.startswith("detector@1 carries no in-toto attestations")
     assert "classifier@1 in this bundle" in error.message
 
 
 def test_the_unsafe_exception_admits_the_family_and_status_shows_it(
-    attested: Attested,  # noqa: F811
-    hub: Hub,
-    spoke: SpokeHome,
-    clock: FixedClock,
-    tmp_path: Path,
+    hub_v1: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
-    release_attested(attested, hub, tmp_path, "1")
-    accept_import(spoke, ship(hub, tmp_path, {MODEL: "1"}, "b1"), clock)
-    hub.add_model(MODEL, "2", swapped_model(tmp_path))
-    hub.add_model("detector", "1", swapped_model(tmp_path))
-    bundle = ship(hub, tmp_path, {MODEL: "2", "detector": "1"}, "b2")
+    accept_import(spoke, ship(hub_v1, tmp_path, {MODEL: "1"}, "b1"), clock)
+    hub_v1.add_model(MODEL, "2", swapped_model(tmp_path))
+    hub_v1.add_model("detector", "1", swapped_model(tmp_path))
+    bundle = ship(hub_v1, tmp_path, {MODEL: "2", "detector": "1"}, "b2")
     clock.advance(dt.timedelta(minutes=1))
     exempt = with_policy(spoke, '\n[policy]\nunsafe_allow_unattested = ["classifier"]\n')
     # one family exempted: the other still needs attestations

@@ -22,20 +22,25 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers.attestenv import (
     MODEL,
     ONNX_NAME,
+    STEPS,
     Attested,
-    attested,  # noqa: F401 - the session fixture
+    attested,  # noqa: F401 - a fixture
+    attested_clock,  # noqa: F401 - a fixture
+    attested_hub,  # noqa: F401 - a fixture
+    attested_spoke,  # noqa: F401 - a fixture
     record_pipeline,
+    ship,
+    step_signers,
+    with_policy,
 )
 from helpers.onnx_models import make_onnx_model
 from helpers.spokeenv import (
-    SITE_ID,
     accept_import,
     cli_refuse_import,
     refuse_import,
@@ -53,41 +58,6 @@ from airlock.hub.hub import Hub
 from airlock.spoke.home import SpokeHome
 
 IN_TOTO_VERIFY = Path(sys.executable).parent / "in-toto-verify"
-STEPS = ("train", "evaluate", "convert")
-
-
-@pytest.fixture
-def hub(attested: Attested, tmp_path: Path) -> Iterator[Hub]:  # noqa: F811
-    """A copy of the hub with the officers' layout set."""
-    opened = attested.new_hub(tmp_path / "hub")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def spoke(attested: Attested, tmp_path: Path) -> Iterator[SpokeHome]:  # noqa: F811
-    """A copy of the site, nothing imported."""
-    home = attested.new_spoke(tmp_path / "spoke")
-    yield home
-    home.engine.dispose()
-
-
-@pytest.fixture
-def clock(attested: Attested) -> FixedClock:  # noqa: F811
-    """The site's clock."""
-    return FixedClock(attested.spoke_time)
-
-
-def signers(key: CryptoSigner, **others: CryptoSigner) -> dict[str, CryptoSigner]:
-    """The functionary key of each pipeline step (``key``, unless overridden)."""
-    return {step: others.get(step, key) for step in STEPS}
-
-
-def ship(hub: Hub, tmp_path: Path, version: str, bundle: str = "bundle") -> Path:
-    """Assigns ``classifier@version`` to the site and exports its bundle."""
-    hub.assign(SITE_ID, MODEL, version)
-    hub.export(SITE_ID, tmp_path / bundle)
-    return tmp_path / bundle
 
 
 def release_unchecked(
@@ -127,7 +97,9 @@ def test_attested_version_is_staged_and_the_stock_tool_accepts_the_export(
     tmp_path: Path,
 ) -> None:
     onnx = make_onnx_model(tmp_path / "pipeline-out" / ONNX_NAME)
-    links = record_pipeline(tmp_path / "pipe", onnx, signers(attested.pipeline), tmp_path / "links")
+    links = record_pipeline(
+        tmp_path / "pipe", onnx, step_signers(attested.pipeline), tmp_path / "links"
+    )
     model = hub.add_model(MODEL, "1", onnx, links=links)
     kinds = {f.filename: f.kind for f in model.files}
     package_ref = attestations.package_key_ref(hub)
@@ -142,7 +114,7 @@ def test_attested_version_is_staged_and_the_stock_tool_accepts_the_export(
     release_entry = AuditLog(hub.engine, "hub").entries()[-1]
     assert json.loads(release_entry.details)["attestations"]["ref"] == "classifier@1"
 
-    result = accept_import(spoke, ship(hub, tmp_path, "1"), clock)
+    result = accept_import(spoke, ship(hub, tmp_path, {MODEL: "1"}), clock)
     assert result.staged == ["classifier@1"] and result.attested == ["classifier@1"]
     entry = AuditLog(spoke.engine, "spoke").entries()[-1]
     assert json.loads(entry.details)["attested"] == ["classifier@1"]
@@ -185,10 +157,10 @@ def test_export_with_model_files_verifies_as_is(
 ) -> None:
     source = make_onnx_model(tmp_path / "src" / "model.onnx", external_data=True, seed=3)
     links = record_pipeline(
-        tmp_path / "pipe", source.parent, signers(attested.pipeline), tmp_path / "links"
+        tmp_path / "pipe", source.parent, step_signers(attested.pipeline), tmp_path / "links"
     )
     hub.add_model(MODEL, "2", source.parent, links=links)
-    accept_import(spoke, ship(hub, tmp_path, "2"), clock)
+    accept_import(spoke, ship(hub, tmp_path, {MODEL: "2"}), clock)
 
     out = tmp_path / "evidence"
     proc = run_airlock(
@@ -216,11 +188,17 @@ def test_missing_link_is_refused(
     tmp_path: Path,
 ) -> None:
     onnx = make_onnx_model(tmp_path / "out" / ONNX_NAME)
-    links = record_pipeline(tmp_path / "pipe", onnx, signers(attested.pipeline), tmp_path / "links")
+    links = record_pipeline(
+        tmp_path / "pipe", onnx, step_signers(attested.pipeline), tmp_path / "links"
+    )
     next(links.glob("evaluate.*.link")).unlink()
     release_unchecked(hub, "1", onnx, attested.layout_signed, links, tmp_path)
     refuse_import(
-        spoke, ship(hub, tmp_path, "1"), AttestationError, "step 'evaluate' needs 1 link", clock
+        spoke,
+        ship(hub, tmp_path, {MODEL: "1"}),
+        AttestationError,
+        "step 'evaluate' needs 1 link",
+        clock,
     )
 
 
@@ -231,11 +209,13 @@ def test_missing_link_is_refused_by_the_command_with_exit_19(
     tmp_path: Path,
 ) -> None:
     onnx = make_onnx_model(tmp_path / "out" / ONNX_NAME)
-    links = record_pipeline(tmp_path / "pipe", onnx, signers(attested.pipeline), tmp_path / "links")
+    links = record_pipeline(
+        tmp_path / "pipe", onnx, step_signers(attested.pipeline), tmp_path / "links"
+    )
     next(links.glob("convert.*.link")).unlink()
     release_unchecked(hub, "1", onnx, attested.layout_signed, links, tmp_path)
     proc = cli_refuse_import(
-        spoke, ship(hub, tmp_path, "1"), AttestationError, "step 'convert' needs 1 link"
+        spoke, ship(hub, tmp_path, {MODEL: "1"}), AttestationError, "step 'convert' needs 1 link"
     )
     assert proc.returncode == 19
 
@@ -252,7 +232,7 @@ def test_link_signed_by_another_key_is_refused(
     intruder = CryptoSigner.generate_ed25519()
     onnx = make_onnx_model(tmp_path / "out" / ONNX_NAME)
     links = record_pipeline(
-        tmp_path / "pipe", onnx, signers(attested.pipeline, train=intruder), tmp_path / "links"
+        tmp_path / "pipe", onnx, step_signers(attested.pipeline, train=intruder), tmp_path / "links"
     )
     match = "not a functionary of step 'train'"
     if renamed:
@@ -260,7 +240,7 @@ def test_link_signed_by_another_key_is_refused(
         forged.rename(links / layouts.link_filename("train", attested.pipeline.public_key.keyid))
         match = "is not validly signed by the functionary key"
     release_unchecked(hub, "1", onnx, attested.layout_signed, links, tmp_path)
-    refuse_import(spoke, ship(hub, tmp_path, "1"), AttestationError, match, clock)
+    refuse_import(spoke, ship(hub, tmp_path, {MODEL: "1"}), AttestationError, match, clock)
 
 
 def test_shipped_bytes_other_than_the_converted_ones_are_refused(
@@ -273,11 +253,11 @@ def test_shipped_bytes_other_than_the_converted_ones_are_refused(
     converted = make_onnx_model(tmp_path / "converted" / ONNX_NAME, seed=1)
     shipped = make_onnx_model(tmp_path / "shipped" / ONNX_NAME, seed=2)
     links = record_pipeline(
-        tmp_path / "pipe", converted, signers(attested.pipeline), tmp_path / "links"
+        tmp_path / "pipe", converted, step_signers(attested.pipeline), tmp_path / "links"
     )
     release_unchecked(hub, "1", shipped, attested.layout_signed, links, tmp_path)
     error = refuse_import(
-        spoke, ship(hub, tmp_path, "1"), AttestationError, "does not verify", clock
+        spoke, ship(hub, tmp_path, {MODEL: "1"}), AttestationError, "does not verify", clock
     )
     assert "'package'" in error.message and "RuleVerificationError" in error.message
 
@@ -302,9 +282,11 @@ def test_expired_layout_is_refused(
     signed = attested.officer_sign("alice", draft, tmp_path / "short.alice.json")
     hub.set_layout(signed)
     onnx = make_onnx_model(tmp_path / "out" / ONNX_NAME)
-    links = record_pipeline(tmp_path / "pipe", onnx, signers(attested.pipeline), tmp_path / "links")
+    links = record_pipeline(
+        tmp_path / "pipe", onnx, step_signers(attested.pipeline), tmp_path / "links"
+    )
     release_unchecked(hub, "1", onnx, signed, links, tmp_path)
-    refuse_import(spoke, ship(hub, tmp_path, "1"), AttestationError, "expired at", clock)
+    refuse_import(spoke, ship(hub, tmp_path, {MODEL: "1"}), AttestationError, "expired at", clock)
 
 
 @pytest.mark.parametrize("signature", ["none", "pipeline-key"])
@@ -322,11 +304,13 @@ def test_layout_without_a_threshold_of_anchored_signatures_is_refused(
         layout = tmp_path / "forged.layout.json"
         layout.write_bytes(layouts.layout_bytes(md))
     onnx = make_onnx_model(tmp_path / "out" / ONNX_NAME)
-    links = record_pipeline(tmp_path / "pipe", onnx, signers(attested.pipeline), tmp_path / "links")
+    links = record_pipeline(
+        tmp_path / "pipe", onnx, step_signers(attested.pipeline), tmp_path / "links"
+    )
     release_unchecked(hub, "1", onnx, layout, links, tmp_path)
     refuse_import(
         spoke,
-        ship(hub, tmp_path, "1"),
+        ship(hub, tmp_path, {MODEL: "1"}),
         AttestationError,
         "signed by 0 of the officers' anchored layout keys; 1 are needed",
         clock,
@@ -343,17 +327,19 @@ def test_a_site_requiring_attestations_refuses_a_version_without_them(
     clock: FixedClock,
     tmp_path: Path,
 ) -> None:
-    with (spoke.path / "airlock.toml").open("a") as config:
-        config.write("\n[policy]\nrequire_attestations = true\n")
-    strict = SpokeHome(spoke.path, spoke.secrets)
+    strict = with_policy(spoke, "\n[policy]\nrequire_attestations = true\n")
     onnx = make_onnx_model(tmp_path / "out" / ONNX_NAME)
     hub.add_model(MODEL, "1", onnx)
-    refuse_import(strict, ship(hub, tmp_path, "1"), AttestationError, "requires them", clock)
+    refuse_import(
+        strict, ship(hub, tmp_path, {MODEL: "1"}), AttestationError, "requires them", clock
+    )
 
-    links = record_pipeline(tmp_path / "pipe", onnx, signers(attested.pipeline), tmp_path / "links")
+    links = record_pipeline(
+        tmp_path / "pipe", onnx, step_signers(attested.pipeline), tmp_path / "links"
+    )
     hub.add_model(MODEL, "2", onnx, links=links)
     clock.advance(dt.timedelta(minutes=1))
-    result = accept_import(strict, ship(hub, tmp_path, "2", "bundle-2"), clock)
+    result = accept_import(strict, ship(hub, tmp_path, {MODEL: "2"}, "bundle-2"), clock)
     assert result.attested == ["classifier@2"]
     strict.engine.dispose()
 
@@ -362,16 +348,16 @@ def test_by_default_a_site_accepts_versions_without_attestations(
     hub: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
     hub.add_model(MODEL, "1", make_onnx_model(tmp_path / "out" / ONNX_NAME))
-    result = accept_import(spoke, ship(hub, tmp_path, "1"), clock)
+    result = accept_import(spoke, ship(hub, tmp_path, {MODEL: "1"}), clock)
     assert result.staged == ["classifier@1"] and result.attested == []
 
 
 def test_a_misspelt_attestation_policy_fails_closed(
     hub: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
-    with (spoke.path / "airlock.toml").open("a") as config:
-        config.write('\n[policy]\nrequire_attestations = "ture"\n')
-    strict = SpokeHome(spoke.path, spoke.secrets)
+    strict = with_policy(spoke, '\n[policy]\nrequire_attestations = "ture"\n')
     hub.add_model(MODEL, "1", make_onnx_model(tmp_path / "out" / ONNX_NAME))
-    refuse_import(strict, ship(hub, tmp_path, "1"), UsageError, "must be true or false", clock)
+    refuse_import(
+        strict, ship(hub, tmp_path, {MODEL: "1"}), UsageError, "must be true or false", clock
+    )
     strict.engine.dispose()

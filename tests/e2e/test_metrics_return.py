@@ -144,23 +144,40 @@ def test_figures_reach_the_fleet_report_and_drift_requests_retraining(
     assert "lineage" in data
 
 
-def test_the_hub_witnesses_the_site_log_across_a_round_trip(
-    fleet_spoke: SpokeHome, hub_home: Path, tmp_path: Path
-) -> None:
-    now = dt.datetime.now(dt.UTC)
-    seed_site(fleet_spoke, [now - dt.timedelta(minutes=30)])
-    spoke = str(fleet_spoke.path)
-    first = ok(run_airlock("spoke", "export-metrics", "--home", spoke,
-                           "--out", str(tmp_path / "metrics-1"), "--json"))  # fmt: skip
+def first_export(home: SpokeHome, tmp_path: Path) -> dict[str, Any]:
+    """Seeds the site and exports its first metrics bundle, ``metrics-1``; its ``--json``."""
+    seed_site(home, [dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)])
+    return ok(run_airlock("spoke", "export-metrics", "--home", str(home.path),
+                          "--out", str(tmp_path / "metrics-1"), "--json"))  # fmt: skip
+
+
+def first_export_acknowledged(home: SpokeHome, hub_home: Path, tmp_path: Path) -> dict[str, Any]:
+    """The site's first metrics export, imported at the hub and acknowledged back.
+
+    :func:`first_export`, imported at the hub; the hub's next bundle carries
+    the cosigned checkpoint back and the site imports it.
+
+    Returns:
+        The first export's ``--json`` output.
+    """
+    first = first_export(home, tmp_path)
+    spoke = str(home.path)
     ok(run_hub_airlock("hub", "import-metrics", "--home", str(hub_home),
                        str(tmp_path / "metrics-1"), "--json"))  # fmt: skip
-
-    # the hub's next bundle carries the cosigned checkpoint back to the site
     proc = run_hub_airlock("hub", "export", "--home", str(hub_home), "--site", SITE_ID,
                            "--out", str(tmp_path / "bundle"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     proc = run_airlock("spoke", "import", "--home", spoke, str(tmp_path / "bundle"))
     assert proc.returncode == 0, proc.stderr
+    return first
+
+
+def test_the_hub_witnesses_the_site_log_across_a_round_trip(
+    fleet_spoke: SpokeHome, hub_home: Path, tmp_path: Path
+) -> None:
+    # the hub witnesses the first export; its next bundle carries the checkpoint back
+    first = first_export_acknowledged(fleet_spoke, hub_home, tmp_path)
+    spoke = str(fleet_spoke.path)
     with Session(fleet_spoke.engine) as session:
         back = session.get(HubReturnRecord, 1)
     assert back is not None and back.acknowledged_sequence == 1
@@ -191,18 +208,8 @@ def _decrypt(hub: Hub, bundle: Path) -> bytes:
 def test_a_log_truncated_below_what_the_hub_acknowledged_is_caught_at_the_site(
     fleet_spoke: SpokeHome, hub_home: Path, tmp_path: Path
 ) -> None:
-    now = dt.datetime.now(dt.UTC)
-    seed_site(fleet_spoke, [now - dt.timedelta(minutes=30)])
+    first = first_export_acknowledged(fleet_spoke, hub_home, tmp_path)
     spoke = str(fleet_spoke.path)
-    first = ok(run_airlock("spoke", "export-metrics", "--home", spoke,
-                           "--out", str(tmp_path / "metrics-1"), "--json"))  # fmt: skip
-    ok(run_hub_airlock("hub", "import-metrics", "--home", str(hub_home),
-                       str(tmp_path / "metrics-1"), "--json"))  # fmt: skip
-    proc = run_hub_airlock("hub", "export", "--home", str(hub_home), "--site", SITE_ID,
-                           "--out", str(tmp_path / "bundle"))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    proc = run_airlock("spoke", "import", "--home", spoke, str(tmp_path / "bundle"))
-    assert proc.returncode == 0, proc.stderr
     acknowledged = first["checkpoint"]["size"]
     verified = ok(run_airlock("audit", "verify", "--home", spoke, "--json"))
     assert verified["acknowledged_checked"] == acknowledged
@@ -231,11 +238,8 @@ def test_a_log_truncated_below_what_the_hub_acknowledged_is_caught_at_the_site(
 def test_a_deleted_checkpoint_row_fails_audit_verify(
     fleet_spoke: SpokeHome, tmp_path: Path
 ) -> None:
-    now = dt.datetime.now(dt.UTC)
-    seed_site(fleet_spoke, [now - dt.timedelta(minutes=30)])
+    first = first_export(fleet_spoke, tmp_path)
     spoke = str(fleet_spoke.path)
-    first = ok(run_airlock("spoke", "export-metrics", "--home", spoke,
-                           "--out", str(tmp_path / "metrics-1"), "--json"))  # fmt: skip
     size = first["checkpoint"]["size"]
     ok(run_airlock("audit", "verify", "--home", spoke, "--json"))
     with fleet_spoke.engine.begin() as conn:

@@ -10,7 +10,10 @@ and set. Tests copy the hub and spoke templates.
 under ``in_toto.runlib.in_toto_run`` (train → evaluate → convert), signed with
 a pipeline functionary key, the way ``in-toto-run`` would on a build machine.
 
-Test modules import the session fixture :func:`attested` (built once per session).
+Test modules import the session fixture :func:`attested` (built once per session)
+and, for a hub and a site copied from it, the per-test fixtures :func:`attested_hub`,
+:func:`attested_spoke` and :func:`attested_clock` (named ``hub``, ``spoke`` and
+``clock`` in the tests, overriding the world's fixtures of those names).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +42,7 @@ from helpers.spokeenv import SITE_ID, SITE_PASSPHRASE, site_secrets
 MODEL = "classifier"
 ONNX_NAME = "classifier.onnx"
 LAYOUT_DAYS = 30
+STEPS = ("train", "evaluate", "convert")
 
 
 def write_public_pem(signer: CryptoSigner, path: Path) -> Path:
@@ -49,6 +53,33 @@ def write_public_pem(signer: CryptoSigner, path: Path) -> Path:
         )
     )
     return path
+
+
+def step_signers(key: CryptoSigner, **others: CryptoSigner) -> dict[str, CryptoSigner]:
+    """The functionary key of each pipeline step (``key``, unless overridden)."""
+    return {step: others.get(step, key) for step in STEPS}
+
+
+def ship(hub: Hub, tmp_path: Path, versions: dict[str, str], bundle: str = "bundle") -> Path:
+    """Assigns each ``family: version`` to the site and exports the site's bundle.
+
+    Args:
+        hub: The hub (a copy of the template).
+        tmp_path: Where the bundle is written.
+        versions: The version to assign of each model family.
+        bundle: The bundle's file name under ``tmp_path``.
+    """
+    for family, version in versions.items():
+        hub.assign(SITE_ID, family, version)
+    hub.export(SITE_ID, tmp_path / bundle)
+    return tmp_path / bundle
+
+
+def with_policy(home: SpokeHome, text: str) -> SpokeHome:
+    """``home`` reopened after appending ``text`` to its ``airlock.toml``."""
+    with (home.path / "airlock.toml").open("a") as config:
+        config.write(text)
+    return SpokeHome(home.path, home.secrets)
 
 
 def record_pipeline(
@@ -160,7 +191,7 @@ def build_attested(base: Path) -> Attested:
         hub.add_site_from_file(spoke_home / IDENTITY_FILE)
         unsigned = base / "layout.json"
         hub.draft_layout(
-            {step: [pipeline_pem] for step in ("train", "evaluate", "convert")},
+            {step: [pipeline_pem] for step in STEPS},
             LAYOUT_DAYS,
             unsigned,
         )
@@ -184,3 +215,25 @@ def attested(tmp_path_factory: pytest.TempPathFactory) -> Attested:
     if not _TEMPLATES:
         _TEMPLATES.append(build_attested(tmp_path_factory.mktemp("attested")))
     return _TEMPLATES[0]
+
+
+@pytest.fixture(name="hub")
+def attested_hub(attested: Attested, tmp_path: Path) -> Iterator[Hub]:
+    """A copy of the hub with the officers' layout set."""
+    opened = attested.new_hub(tmp_path / "hub")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(name="spoke")
+def attested_spoke(attested: Attested, tmp_path: Path) -> Iterator[SpokeHome]:
+    """A copy of the site, nothing imported."""
+    home = attested.new_spoke(tmp_path / "spoke")
+    yield home
+    home.engine.dispose()
+
+
+@pytest.fixture(name="clock")
+def attested_clock(attested: Attested) -> FixedClock:
+    """The site's clock."""
+    return FixedClock(attested.spoke_time)

@@ -7,16 +7,20 @@ exactly as the spoke's service would record them: enrolled keys
 windows (:class:`MetricWindow`, latency as a real :class:`LatencySketch`).
 A node "obeys" by reporting what its ``NodeDesired`` row tells it to hold.
 Time is a :class:`FixedClock`; each engine step runs in its own transaction.
+
+:func:`iris_site` is the usual start (four nodes, only iris assigned); test
+modules import :func:`iris_site_fixture` to get it as their ``site`` fixture.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from securesystemslib.signer import CryptoSigner
 from sqlmodel import Session, col, delete, select
 
@@ -347,3 +351,24 @@ def complete(site: Site, version: str, model: str = "iris") -> str:
     rollout = site.rollout(model, version)
     assert rollout.state == "complete", site.kinds(rollout.id)
     return rollout.id
+
+
+def iris_site(home: SpokeHome, nodes: int = 4) -> Site:
+    """``home`` as a :class:`Site` with ``nodes`` enrolled nodes; only iris is assigned."""
+    made = Site(home)
+    made.only("iris")
+    made.enrol(nodes)
+    return made
+
+
+@pytest.fixture(name="site")
+def iris_site_fixture(fleet_spoke: SpokeHome) -> Iterator[Site]:
+    """The fleet spoke with 4 enrolled nodes; only iris is assigned."""
+    made = iris_site(fleet_spoke)
+    yield made
+    made.home.engine.dispose()
+
+
+def ring_of(site: Site, version: str) -> list[str]:
+    """The nodes told to run ``version`` as the candidate."""
+    return sorted(n for n, held in site.holding().items() if (version, "candidate") in held)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers.rolloutenv import Behaviour, Site, complete, quick_plan
+from helpers.rolloutenv import Behaviour, Site, complete, iris_site, quick_plan
 from helpers.spokechange import approved_change, assert_cloudevent, events_of, outbox
 from helpers.spokeenv import SITE_ID
 
@@ -39,9 +39,7 @@ MINUTE = dt.timedelta(minutes=1)
 @pytest.fixture
 def site(fleet_spoke: SpokeHome) -> Iterator[Site]:
     """The fleet spoke with 4 nodes, iris only, ``iris@1`` rolled out (no change request)."""
-    made = Site(fleet_spoke)
-    made.only("iris")
-    made.enrol(4)
+    made = iris_site(fleet_spoke)
     complete(made, "1")
     yield made
     made.home.engine.dispose()

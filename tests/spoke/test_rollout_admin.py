@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from helpers.rolloutenv import Site, complete, quick_plan
+from helpers.rolloutenv import Site, complete, iris_site, quick_plan
 from helpers.spokeenv import Invoke, assert_error_output, table_rows
 from sqlmodel import Session
 
@@ -31,9 +31,7 @@ ADMIN = "site-admin"
 @pytest.fixture
 def site(fleet_spoke: SpokeHome) -> Iterator[Site]:
     """4 nodes, iris@1 stable everywhere, iris@2 in its canary ring (quick plan)."""
-    made = Site(fleet_spoke)
-    made.only("iris")
-    made.enrol(4)
+    made = iris_site(fleet_spoke)
     complete(made, "1")
     made.assign("iris", "2")
     made.plan("iris", "2", quick_plan(approval="manual", bake=180))

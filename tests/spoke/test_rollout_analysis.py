@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers.rolloutenv import Behaviour, Site, complete, quick_plan
+from helpers.rolloutenv import Behaviour, Site, complete, iris_site, quick_plan
 from sqlmodel import Session
 
 from airlock.bundles.db import session_scope
@@ -26,9 +26,7 @@ from airlock.spoke.rollout_analysis import (
 @pytest.fixture
 def site(fleet_spoke: SpokeHome) -> Iterator[Site]:
     """The fleet spoke with 4 nodes, iris@1 stable everywhere."""
-    made = Site(fleet_spoke)
-    made.only("iris")
-    made.enrol(4)
+    made = iris_site(fleet_spoke)
     complete(made, "1")
     yield made
     made.home.engine.dispose()

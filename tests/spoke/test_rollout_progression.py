@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from helpers.fleetenv import site_signer
-from helpers.rolloutenv import Behaviour, Site, complete, quick_plan
+from helpers.rolloutenv import (
+    Behaviour,
+    Site,
+    complete,
+    iris_site_fixture,  # noqa: F401 - the site fixture
+    quick_plan,
+    ring_of,
+)
 from sqlmodel import Session
 
 from airlock.bundles.db import session_scope
 from airlock.spoke.fleet_state import NodeDesired, Rollout
-from airlock.spoke.home import SpokeHome
 from airlock.spoke.protocol import HEALTH_CHECK, Refusal
 from airlock.spoke.rollout_engine import TickMemo, step, tick
-
-
-@pytest.fixture
-def site(fleet_spoke: SpokeHome) -> Iterator[Site]:
-    """The fleet spoke with 4 enrolled nodes; only iris is assigned."""
-    made = Site(fleet_spoke)
-    made.only("iris")
-    made.enrol(4)
-    yield made
-    made.home.engine.dispose()
-
-
-def ring_of(site: Site, version: str) -> list[str]:
-    """The nodes told to run ``version`` as the candidate."""
-    return sorted(n for n, held in site.holding().items() if (version, "candidate") in held)
 
 
 def test_three_rings_to_complete(site: Site) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers.rolloutenv import Behaviour, Site, complete, quick_plan
+from helpers.rolloutenv import Behaviour, Site, complete, iris_site, quick_plan
 
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.rollout_admin import pause, promote, resume
@@ -14,9 +14,7 @@ from airlock.spoke.rollout_admin import pause, promote, resume
 @pytest.fixture
 def site(fleet_spoke: SpokeHome) -> Iterator[Site]:
     """4 nodes, iris@1 stable everywhere; iris@2 assigned with a quick plan."""
-    made = Site(fleet_spoke)
-    made.only("iris")
-    made.enrol(4)
+    made = iris_site(fleet_spoke)
     complete(made, "1")
     made.assign("iris", "2")
     made.plan("iris", "2", quick_plan())

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from helpers.rolloutenv import Site, complete, quick_plan
+from helpers.rolloutenv import (
+    Site,
+    complete,
+    iris_site_fixture,  # noqa: F401 - the site fixture
+    quick_plan,
+)
 
 from airlock.bundles.rollout import HealthCriteria, Ring, RolloutPlan
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.rollout_admin import pause
-
-
-@pytest.fixture
-def site(fleet_spoke: SpokeHome) -> Iterator[Site]:
-    """The fleet spoke with 4 nodes; only iris is assigned."""
-    made = Site(fleet_spoke)
-    made.only("iris")
-    made.enrol(4)
-    yield made
-    made.home.engine.dispose()
 
 
 def everyone_on(site: Site, version: str | None) -> bool:

@@ -11,32 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 
 import pytest
-from helpers.rolloutenv import Site, quick_plan
+from helpers.rolloutenv import (
+    Site,
+    iris_site_fixture,  # noqa: F401 - the site fixture
+    quick_plan,
+    ring_of,
+)
 from helpers.spokeenv import Invoke, table_rows
 from sqlmodel import Session
 
 from airlock.bundles.errors import UsageError
-from airlock.spoke.home import SpokeHome
 from airlock.spoke.rollout_admin import show_rollout
 from airlock.spoke.rollout_rings import ring_order
-
-
-@pytest.fixture
-def site(fleet_spoke: SpokeHome) -> Iterator[Site]:
-    """The fleet spoke with 4 enrolled nodes; only iris is assigned."""
-    made = Site(fleet_spoke)
-    made.only("iris")
-    made.enrol(4)
-    yield made
-    made.home.engine.dispose()
-
-
-def ring_of(site: Site, version: str) -> list[str]:
-    """The nodes told to run ``version`` as the candidate."""
-    return sorted(n for n, held in site.holding().items() if (version, "candidate") in held)
 
 
 def waits(site: Site) -> list[tuple[str, str]]:

@@ -22,7 +22,6 @@ loop carries on.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -47,6 +46,7 @@ from airlock.bundles.errors import (
 )
 from airlock.spoke import mirror, site_director
 from airlock.spoke.home import SpokeHome
+from airlock.spoke.http_metrics import is_loopback
 from airlock.spoke.protocol import API_PREFIX, IMAGE_PATH, NODES_PATH
 from airlock.spoke.service_auth import AuthenticatedNode, NodeAuthenticator, RequestRefused
 from airlock.spoke.service_ingest import Ingest
@@ -135,7 +135,7 @@ def create_app(
 
     @app.get("/metrics")
     def prometheus(request: Request) -> Response:
-        if not metrics_remote and not _is_loopback(request):
+        if not metrics_remote and not is_loopback(request):
             raise RequestRefused(
                 403,
                 UsageError(
@@ -238,14 +238,6 @@ def _signed_path(request: Request) -> str:
     path = path.split("?", 1)[0]
     query = request.scope.get("query_string", b"")
     return f"{path}?{query.decode('latin-1')}" if query else path
-
-
-def _is_loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _truthy(value: Any) -> bool:

@@ -24,44 +24,25 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from airlock.spoke.fleet_state import EnrolledNode, Rollout
-from airlock.spoke.http_metrics import LATENCY_BUCKETS, RequestMetricsMiddleware
+from airlock.spoke.http_metrics import LATENCY_BUCKETS, HttpMetrics, RequestMetricsMiddleware
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["LATENCY_BUCKETS", "FleetCollector", "RequestMetricsMiddleware", "ServiceMetrics"]
 
 
-class ServiceMetrics:
+class ServiceMetrics(HttpMetrics):
     """The counters and collectors of one spoke service app."""
 
     def __init__(self, engine: Engine) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "airlock_spoke_http_requests",
-            "API requests by route template, method and status.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "airlock_spoke_http_request_duration_seconds",
-            "API request latency by route template and status.",
-            ["route", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        super().__init__("airlock_spoke", "API")
         self.reports = Counter(
             "airlock_spoke_reports_received",
             "Signed version reports accepted from nodes.",
@@ -91,15 +72,6 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.registry.register(FleetCollector(engine))
-
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Counts one API request and its latency."""
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, str(status)).observe(seconds)
-
-    def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 class FleetCollector(Collector):

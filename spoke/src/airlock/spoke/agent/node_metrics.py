@@ -27,18 +27,12 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from airlock.bundles.clock import parse_utc
-from airlock.spoke.http_metrics import LATENCY_BUCKETS
+from airlock.spoke.http_metrics import LATENCY_BUCKETS, HttpMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -48,24 +42,11 @@ METRICS_REMOTE_SETTING = "agent.metrics_remote"
 Status = Callable[[], dict[str, Any]]
 
 
-class NodeMetrics:
+class NodeMetrics(HttpMetrics):
     """The counters and collectors of one node agent's predict app."""
 
     def __init__(self, status: Status) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "airlock_agent_http_requests",
-            "Predict server requests by route template, method and status.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "airlock_agent_http_request_duration_seconds",
-            "Predict server request latency by route template and status.",
-            ["route", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        super().__init__("airlock_agent", "Predict server")
         labels = ["model", "version", "role"]
         self.model_requests = Counter(
             "airlock_agent_model_requests",
@@ -88,11 +69,6 @@ class NodeMetrics:
         )
         self.registry.register(NodeStateCollector(status))
 
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Counts one HTTP request and its latency."""
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, str(status)).observe(seconds)
-
     def observe_model(
         self, model: str, version: str, role: str, latency_ms: float, error: bool
     ) -> None:
@@ -101,10 +77,6 @@ class NodeMetrics:
         if error:
             self.model_errors.labels(model, version, role).inc()
         self.model_latency.labels(model, version, role).observe(latency_ms / 1000.0)
-
-    def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 class NodeStateCollector(Collector):

@@ -18,7 +18,6 @@ its thread pool, beside the agent's poll loop.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +29,7 @@ from pydantic import BaseModel
 from airlock.bundles.errors import AirlockError, NotFoundError, UsageError
 from airlock.spoke.agent.inference import InferenceFailedError, NotServingError, Predictor
 from airlock.spoke.agent.node_metrics import METRICS_REMOTE_SETTING, NodeMetrics
-from airlock.spoke.http_metrics import RequestMetricsMiddleware
+from airlock.spoke.http_metrics import RequestMetricsMiddleware, is_loopback
 
 PREDICT_PATH = "/v1/predict/{model}"
 
@@ -94,7 +93,7 @@ def create_app(
 
     @app.get("/metrics")
     def prometheus(request: Request) -> Response:
-        if not metrics_remote and not _is_loopback(request):
+        if not metrics_remote and not is_loopback(request):
             raise MetricsRefusedError(
                 "/metrics answers loopback clients only",
                 hint=f"scrape from this host, or set {METRICS_REMOTE_SETTING} = true",
@@ -103,14 +102,6 @@ def create_app(
         return Response(payload, media_type=content_type)
 
     return app
-
-
-def _is_loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class PredictServer:
