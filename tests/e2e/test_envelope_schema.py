@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.bundlecraft import envelope_signer, forge_bundle, resign_signed
+from helpers.bundlecraft import envelope_signer, forge_bundle, resign_bundle_claims, resign_signed
 from helpers.spokeenv import SITE_ID, RecordingSecrets, accept_import, cli_refuse_import
 from helpers.spokeenv import refuse_import as refuse
 
@@ -108,9 +108,12 @@ def test_a_huge_sequence_signed_by_the_real_key_is_refused_cleanly_through_the_c
 
 
 def test_the_largest_allowed_sequence_is_accepted(hub: Hub, spoke: SpokeHome, media: Path) -> None:
-    hub.export(SITE_ID, media / "bundle")
-    resign_signed(media / "bundle", [envelope_signer(hub)], _set("sequence", 2**53 - 1))
-    assert accept_import(spoke, media / "bundle").sequence == 2**53 - 1
+    """A hub whose counter reached 2^53-1 (envelope and Director timestamp alike) is honoured."""
+    plan = hub.plan_export(SITE_ID)
+    largest = 2**53 - 1
+    metadata = resign_bundle_claims(hub, plan.metadata, sequence=largest)
+    forge_bundle(hub, plan, media / "bundle", metadata=metadata, sequence=largest)
+    assert accept_import(spoke, media / "bundle").sequence == largest
 
 
 # --- the document around the signed part --------------------------------------------------------
@@ -146,7 +149,7 @@ def test_an_envelope_document_with_unknown_parts_is_refused(
 
 
 def test_duplicate_keys_and_nan_are_refused(hub: Hub, tmp_path: Path) -> None:
-    data = _document(tmp_path, hub, lambda d: None)
+    data = _document(tmp_path, hub, lambda d: d.pop("roots", None))  # its roots have "signed" too
     duplicated = data.replace(b'"signed": {', b'"signed": {"sequence": 1, ', 1)
     with pytest.raises(MediaError, match="duplicate key 'sequence'"):
         parse_signed_envelope(duplicated)

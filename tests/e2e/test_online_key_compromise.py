@@ -51,7 +51,8 @@ from airlock.spoke.floor_reset import reset_floor
 from airlock.spoke.home import SpokeHome
 from airlock.spoke.status import read_status
 
-HUGE = 2**62
+HUGE = 2**53 - 1
+"""The largest sequence the strict envelope schema admits: what a thief would choose."""
 LATER = SPOKE_TIME + dt.timedelta(hours=1)
 """The site's (right) clock for imports after the first."""
 FAST = SPOKE_TIME + dt.timedelta(days=25)
@@ -61,7 +62,7 @@ FAST = SPOKE_TIME + dt.timedelta(days=25)
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        pytest.param({"sequence": HUGE}, "sequence", id="sequence-2^62"),
+        pytest.param({"sequence": HUGE}, "sequence", id="sequence-max"),
         pytest.param({"kind": BundleKind.REVOCATION}, "kind", id="kind"),
         pytest.param({"bundle_id": "relabelled"}, "bundle_id", id="bundle-id"),
         pytest.param({"created": HUB_TIME - dt.timedelta(hours=1)}, "created", id="created"),
@@ -87,7 +88,7 @@ def _poison(hub: Hub, media: Path) -> Path:
     """What a thief of both online keys makes from the hub's own next plan.
 
     The hub ships the same plan as bundle 2; the thief's copy claims sequence
-    2^62 and a creation time 25 days ahead, in the envelope and in the
+    2^53-1 and a creation time 25 days ahead, in the envelope and in the
     re-signed Director timestamp alike.
     """
     plan = hub.plan_export(SITE_ID)

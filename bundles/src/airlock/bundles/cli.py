@@ -87,10 +87,12 @@ def wants_json(ctx: click.Context) -> bool:
 def report_error(exc: AirlockError, *, as_json: bool = False) -> None:
     """Prints an error and its hint to standard error, in the CLI's one format.
 
-    With ``as_json``, standard output also gets the JSON error document.
+    With ``as_json``, standard output also gets the JSON error document (merged
+    into the command's own report when the error carries one).
     """
-    if as_json:
-        click.echo(json.dumps(error_document(exc), indent=2, sort_keys=True))
+    if as_json:  # one document: the command's report (if it made one) and the error
+        document = {**(exc.report or {}), **error_document(exc)}
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
     click.secho(f"error: {exc.message}", fg="red", err=True)
     if exc.hint:
         click.echo(f"  what to do: {exc.hint}", err=True)

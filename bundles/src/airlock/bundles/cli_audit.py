@@ -130,17 +130,18 @@ def verify(home: Path, key_path: Path | None, notes: tuple[Path, ...], as_json: 
         report = verify_log(engine, keys, external=external)
     finally:
         engine.dispose()
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
-    elif report.ok:
-        _print_ok(report)
-    if not report.ok:
+    if not report.ok:  # under --json the report goes out with the error, as one document
         where = f" at entry {report.first_bad_seq}" if report.first_bad_seq else ""
         raise VerificationError(
             f"audit log check failed{where} ({report.kind}): {report.problem}",
             hint="the log or its checkpoints were altered after they were written; "
             "preserve the database and compare with checkpoints kept elsewhere",
+            report=report.to_dict(),
         )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_ok(report)
 
 
 def _print_ok(report: LogReport) -> None:

@@ -42,15 +42,22 @@ class AirlockError(Exception):
         message: What failed, in one sentence.
         hint: What the operator can do about it.
         exit_code: The documented CLI exit code for this kind of error.
+        report: A command's own JSON report of what it checked (``"ok": false``
+            and its findings); under ``--json`` the CLI prints it in one
+            document with the error object instead of the error object alone.
     """
 
     exit_code = 1
     kind = "error"
+    report: dict[str, Any] | None = None
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(
+        self, message: str, hint: str = "", *, report: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.report = report
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the error as a JSON-ready dict (for `--json` output and audit entries)."""

@@ -16,9 +16,8 @@ import click
 from rich.console import Console
 
 from airlock.bundles.atomic import atomic_write_bytes
-from airlock.bundles.cli import report_error
 from airlock.bundles.clock import SystemClock, utc_iso
-from airlock.bundles.errors import ConflictError, IntegrityError, error_document
+from airlock.bundles.errors import ConflictError, IntegrityError
 from airlock.ceremony import schedule
 from airlock.ceremony.cli import HUB_SECRET_ENV, ceremony, secret_from_env_or_prompt
 from airlock.ceremony.cli_options import JSON, WORKSPACE, console_out, emit
@@ -200,7 +199,8 @@ def verify_transcript_command(directory: Path, any_tool: bool, as_json: bool) ->
     """Check a ceremony's transcript against its files; exit 12 on any mismatch."""
     report = verify_transcript(directory, check_tool=not any_tool)
     if as_json:
-        emit(report.to_dict())
+        if report.ok:  # a failed report goes out with its error, as one document
+            emit(report.to_dict())
     else:
         for check in report.checks:
             mark = "[green]ok  [/]" if check["ok"] else "[red]FAIL[/]"
@@ -211,11 +211,8 @@ def verify_transcript_command(directory: Path, any_tool: bool, as_json: bool) ->
             f"the transcript does not match the ceremony's files (failed: {failed})",
             hint="do not use this ceremony directory; take it again from an officer's copy "
             "and verify that copy",
+            report=report.to_dict(),
         )
-        if as_json:
-            emit(report.to_dict() | error_document(error))
-            report_error(error)
-            sys.exit(error.exit_code)
         raise error
 
 
