@@ -25,7 +25,7 @@ SHA-256 of the files the node verified. A site key can therefore only keep
 hub-signed metadata alive; it can never sign a model.
 
 Pure: bytes in, bytes or errors out; :mod:`airlock.spoke.image_freshness`
-stores and issues, :mod:`airlock.spoke.agent.image_client` verifies.
+stores and issues, :mod:`airlock.spoke.agent.tuf_client` verifies.
 """
 
 from __future__ import annotations
