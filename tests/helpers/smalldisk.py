@@ -3,7 +3,8 @@ and a read-only bind mount of one file.
 
 Nothing is faked: the kernel refuses the writes (``ENOSPC``, ``EROFS``), as a
 full or read-only disk at a site would. Mounting needs root (the test
-machines run as root); without it the tests that use these helpers are skipped.
+machines and CI run as root); without it the tests that use these helpers fail
+and say so — a storage check that silently does not run is no check.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def can_mount() -> bool:
 def small_tmpfs(path: Path, size: int) -> Iterator[Path]:
     """Mounts a tmpfs of ``size`` bytes at the new directory ``path``; unmounts it after."""
     if not can_mount():
-        pytest.skip("mounting a small tmpfs needs root")
+        pytest.fail("mounting a small tmpfs needs root (run the storage-fault tests as root)")
     path.mkdir(parents=True)
     _run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path))
     try:
@@ -49,7 +50,7 @@ def read_only_file(path: Path) -> Iterator[Path]:
     writable, as for a database file on a read-only mount.
     """
     if not can_mount():
-        pytest.skip("a read-only bind mount needs root")
+        pytest.fail("a read-only bind mount needs root (run the storage-fault tests as root)")
     _run("mount", "--bind", str(path), str(path))
     try:
         _run("mount", "-o", "remount,ro,bind", str(path))
