@@ -152,7 +152,8 @@ def open_home_database(
                 hint=_where_hint(config),
             )
         if tables:
-            create_tables(engine, tables)
+            with _reachable(config, schema):  # a read-only or full home: StorageError
+                create_tables(engine, tables)
     except BaseException:
         engine.dispose()
         raise

@@ -27,8 +27,6 @@ from typing import Any
 import pyrage
 from securesystemslib.signer import SecretsHandler
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.config import HomeConfig, load_config
@@ -36,7 +34,6 @@ from airlock.bundles.db import open_home_database
 from airlock.bundles.errors import SecretError
 from airlock.bundles.keys import KeyRef, KeyStore
 from airlock.bundles.sealed import unseal
-from airlock.bundles.storage import database_storage_error
 from airlock.spoke.state import SPOKE_TABLES, SpokeState
 
 ROLE = "spoke"
@@ -89,13 +86,7 @@ class SpokeHome:
                 (nothing is created; see :func:`~airlock.bundles.db.open_home_database`).
             StorageError: the home is read-only or its disk is full (exit 7).
         """
-        try:
-            return open_home_database(self.config, SpokeState, SPOKE_TABLES)
-        except DBAPIError as exc:  # a read-only or full home: say so (exit 7), no traceback
-            storage = database_storage_error(exc, make_url(self.config.database_url), self.path)
-            if storage is None:
-                raise
-            raise storage from None
+        return open_home_database(self.config, SpokeState, SPOKE_TABLES)
 
     @cached_property
     def audit(self) -> AuditLog:
