@@ -51,12 +51,12 @@ WORKER = r"""
 import json, os, sys, time
 from pathlib import Path
 from click.testing import CliRunner
-import airlock.spoke.importer as importer
+import airlock.spoke.import_commit as import_commit
 from airlock.bundles.cli import main
 
 name, peer, home, barrier, plan = sys.argv[1:6]
 barrier, plan = Path(barrier), json.loads(plan)
-real_commit = importer._commit
+real_commit = import_commit.commit_import
 gate = {"round": None}
 
 
@@ -73,7 +73,7 @@ def gated_commit(*args, **kwargs):
     return real_commit(*args, **kwargs)
 
 
-importer._commit = gated_commit
+import_commit.commit_import = gated_commit
 env = {k: None for k in os.environ if k.startswith("AIRLOCK_")}
 env.update({"AIRLOCK_SPOKE_PASSPHRASE": os.environ["REPLICA_PASSPHRASE"], "COLUMNS": "200"})
 

@@ -42,7 +42,7 @@ the site admin's guide):
    clock; a root rotation resets sequence and floor to the bundle's own),
    assignments, staged models, rollout plans (with their change
    authorisations), revoked versions, the hub's return path, the audit entry and the
-   ``bundle.imported`` event (:mod:`airlock.bundles.events`).
+   ``bundle.imported`` event (:mod:`airlock.spoke.import_commit`).
 
 Any failure: the scratch directory is removed, blobs promoted in step 6 are
 removed again, the database is untouched, and a "refused"/"failure" audit
@@ -54,18 +54,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, select
 
 from airlock.bundles.checkpoint_store import home_origin
-from airlock.bundles.clock import Clock, SystemClock, utc_iso
-from airlock.bundles.db import session_scope
+from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.envelope import HUB_KINDS, read_envelope_file, verify_envelope
 from airlock.bundles.errors import (
     AirlockError,
@@ -78,24 +74,21 @@ from airlock.bundles.errors import (
     VerificationError,
     WrongSiteError,
 )
-from airlock.bundles.events import emit, source_of
 from airlock.bundles.models import Envelope
 from airlock.bundles.payload import check_parts, read_payload
 from airlock.bundles.tufrepo import DIRECTOR, REPOSITORIES
 from airlock.bundles.tufverify import ROOT_FILE, VerifiedMetadata, verify_repositories
-from airlock.spoke import import_records
+from airlock.spoke import import_commit, import_records
 from airlock.spoke.attestations import check_import as check_attestations
-from airlock.spoke.gate import GateReport, gate_bundle
+from airlock.spoke.gate import gate_bundle
 from airlock.spoke.home import SpokeHome
+from airlock.spoke.import_commit import ImportResult
 from airlock.spoke.import_storage import import_lock, new_scratch, promote_blobs, storage_faults
 from airlock.spoke.import_trust import check_payload, envelope_trust
 from airlock.spoke.state import (
     STATE_ID,
-    DirectorAssignment,
     SpokeState,
-    StagedModel,
     TrustedMetadataFile,
-    lock_state,
 )
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -103,40 +96,6 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 
 IMPORTED_KINDS = HUB_KINDS
 OMITTED_HINT = "import the earlier bundle first, or ask the hub for `airlock hub export --full`"
-
-
-@dataclass
-class ImportResult:
-    """What an import changed."""
-
-    bundle_id: str
-    sequence: int
-    staged: list[str] = field(default_factory=list)
-    already_staged: list[str] = field(default_factory=list)
-    assigned: list[str] = field(default_factory=list)
-    new_blobs: int = 0
-    attested: list[str] = field(default_factory=list)
-    gate: dict[str, Any] = field(default_factory=dict)
-    kind: str = "full"
-    revoked: list[dict[str, str]] = field(default_factory=list)
-    """Staged versions this import marked revoked ({model, version, reason, revoked_at})."""
-    plans: list[dict[str, Any]] = field(default_factory=list)
-    """The signed plan of every assigned version ({model, version, plan_sha256, changed})."""
-    hub_return: dict[str, Any] | None = None
-    """The hub's return path recorded (recipient, witness, acknowledgement), when carried."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "bundle_id": self.bundle_id,
-            "sequence": self.sequence,
-            "staged": self.staged,
-            "already_staged": self.already_staged,
-            "assigned": self.assigned,
-            "new_blobs": self.new_blobs,
-            "attested": self.attested,
-            "gate": self.gate,
-        }
 
 
 def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None) -> ImportResult:
@@ -284,7 +243,7 @@ def _verify_and_stage(
         gate = gate_bundle(home, result, unpacked.blobs, scratch)  # 5b
         promote_blobs(home, unpacked.blobs, promoted)
         with storage_faults(home):  # a full disk or read-only home at commit: exit 7
-            outcome = _commit(
+            outcome = import_commit.commit_import(
                 home,
                 envelope,
                 result,
@@ -341,143 +300,3 @@ def expected_blobs(
             hint=OMITTED_HINT,
         )
     return expected
-
-
-def _commit(
-    home: SpokeHome,
-    envelope: Envelope,
-    verified: VerifiedMetadata,
-    new_blobs: int,
-    clock: Clock,
-    attested: list[str] | None = None,
-    gate: GateReport | None = None,
-    records: import_records.ImportRecords | None = None,
-    *,
-    base: SpokeState,
-    rotated_to: int | None = None,
-) -> ImportResult:
-    now = clock.now()
-    result = ImportResult(
-        bundle_id=envelope.bundle_id,
-        sequence=envelope.sequence,
-        new_blobs=new_blobs,
-        attested=list(attested or []),
-        gate=gate.versions if gate else {},
-        kind=str(envelope.kind),
-    )
-    by_model: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for target in verified.targets:
-        by_model.setdefault((target.model, target.version), []).append(target.to_dict())
-    with session_scope(home.engine) as session:
-        state = lock_state(session, base)  # replicas sharing the database commit one by one
-        # An offline root rotation not yet recorded resets what online keys could have set.
-        resets = rotated_to is not None and state.director_root_version < rotated_to
-        if envelope.sequence <= state.last_sequence and not resets:
-            raise StaleBundleError(f"bundle sequence {envelope.sequence} was imported meanwhile")
-        before = {"sequence": state.last_sequence, "time_floor": state.time_floor}
-        # The floor only advances to signed times (the creation time the Director
-        # timestamp bound, step 4), never to the local clock.
-        floor = envelope.created
-        if not resets:
-            floor = max(dt.datetime.fromisoformat(state.time_floor), floor)
-        state.last_sequence = envelope.sequence
-        state.last_bundle_id = envelope.bundle_id
-        state.time_floor = floor.isoformat()
-        state.image_root_version = verified.image_root_version
-        state.director_root_version = verified.director_root_version
-        state.director_targets_version = verified.director_targets_version
-        state.updated_at = now.isoformat()
-        session.add(state)
-        session.exec(delete(TrustedMetadataFile))  # type: ignore[call-overload]
-        for repo, files in verified.new_trusted.items():
-            for name, data in files.items():
-                session.add(TrustedMetadataFile(repository=repo, name=name, data=data))
-        session.exec(delete(DirectorAssignment))  # type: ignore[call-overload]
-        for target in verified.targets:
-            session.add(
-                DirectorAssignment(
-                    path=target.path,
-                    model=target.model,
-                    version=target.version,
-                    filename=target.filename,
-                    sha256=target.sha256,
-                    length=target.length,
-                )
-            )
-        for (name, version), model_files in sorted(by_model.items()):
-            ref = f"{name}@{version}"
-            result.assigned.append(ref)
-            if session.get(StagedModel, (name, version)) is not None:
-                result.already_staged.append(ref)
-                continue
-            session.add(
-                StagedModel(
-                    name=name,
-                    version=version,
-                    files=json.dumps(model_files, sort_keys=True),
-                    bundle_id=envelope.bundle_id,
-                    sequence=envelope.sequence,
-                    staged_at=now.isoformat(),
-                    gate=result.gate.get(ref, {}),
-                )
-            )
-            result.staged.append(ref)
-        if records is not None:
-            recorded = import_records.record(session, records, envelope.bundle_id, now)
-            result.plans, result.revoked = recorded.plans, recorded.revoked
-            result.hub_return = recorded.hub_return
-        changes = sorted({str(p["change_request"]) for p in result.plans if "change_request" in p})
-        home.audit.record(
-            "spoke.import",
-            "success",
-            object=envelope.bundle_id,
-            details={
-                "sequence": envelope.sequence,
-                "kind": str(envelope.kind),
-                "created": utc_iso(envelope.created),
-                **({"reset": _reset(before, state, rotated_to)} if resets else {}),
-                "image_root_version": verified.image_root_version,
-                "director_root_version": verified.director_root_version,
-                "staged": result.staged,
-                "assigned": result.assigned,
-                "new_blobs": new_blobs,
-                "attested": result.attested,
-                "gate": gate.to_dict() if gate else None,
-                "omitted": list(envelope.omitted),
-                "revoked": result.revoked,
-                "plans": result.plans,
-                "change_requests": changes,
-                "hub_return": result.hub_return,
-            },
-            change_request=changes[0] if len(changes) == 1 else "",
-            session=session,
-            when=now,
-        )
-        emit(
-            session,
-            "bundle.imported",
-            source_of("spoke", home.site_id),
-            envelope.bundle_id,
-            {
-                "bundle_id": envelope.bundle_id,
-                "site_id": home.site_id,
-                "sequence": envelope.sequence,
-                "kind": str(envelope.kind),
-                "staged": result.staged,
-                "assigned": result.assigned,
-                "revoked": result.revoked,
-                "plans": result.plans,
-                "change_requests": changes,
-            },
-            now,
-        )
-    return result
-
-
-def _reset(before: dict[str, Any], state: SpokeState, rotated_to: int | None) -> dict[str, Any]:
-    """The audit record of a root rotation's reset: sequence and floor, old → new."""
-    return {
-        "director_root_version": rotated_to,
-        "sequence": {"old": before["sequence"], "new": state.last_sequence},
-        "time_floor": {"old": before["time_floor"], "new": state.time_floor},
-    }
