@@ -52,14 +52,17 @@ from typing import Any, cast
 from sqlalchemy import Engine, insert, select
 
 from airlock.bundles.audit import (
+    AUDIT_TABLE,
+    COLUMNS,
     GENESIS,
     AuditLog,
+    AuditQuery,
     AuditRecord,
     chain_hash,
+    iter_entries,
     leaf_hash,
+    verify_log,
 )
-from airlock.bundles.audit_log_verify import verify_log
-from airlock.bundles.audit_query import AUDIT_TABLE, COLUMNS, AuditQuery, iter_entries
 from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.db import create_tables, make_engine, session_scope
 

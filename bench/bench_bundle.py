@@ -377,7 +377,7 @@ def q(value: str | Path) -> str:
 
 UNLOCK_SCRIPT = """
 import os, sys
-from airlock.bundles.sealed import unseal
+from airlock.bundles.keys._sealed import unseal
 with open(sys.argv[1], "rb") as identity:
     unseal(identity.read(), os.environ["AIRLOCK_SPOKE_PASSPHRASE"], "the site's age identity")
 """

@@ -33,7 +33,7 @@ OUT = Path(__file__).resolve().parent.parent / "bench-out" / "payload"
 def _child(argv: list[str]) -> None:
     from pyrage import x25519
 
-    from airlock.bundles.payload import BlobSource, open_parts, read_payload, write_payload
+    from airlock.bundles.bundle import BlobSource, open_parts, read_payload, write_payload
 
     mode, *rest = argv
     if mode == "export":

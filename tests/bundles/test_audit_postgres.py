@@ -23,8 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner
 from sqlalchemy import Engine, text
 
-from airlock.bundles.audit import AuditCheckpoint, AuditLog, AuditRecord
-from airlock.bundles.audit_log_verify import verify_log
+from airlock.bundles.audit import AuditCheckpoint, AuditLog, AuditRecord, verify_log
 from airlock.bundles.db import create_tables, make_engine
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -37,9 +36,9 @@ from pathlib import Path
 from securesystemslib.signer import CryptoSigner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
-from airlock.bundles.audit import AuditLog
-from airlock.bundles.checkpoint_store import write_checkpoint
-from airlock.bundles.db import make_engine, session_scope
+from airlock.bundles.audit._log import AuditLog
+from airlock.bundles.audit._checkpoint_store import write_checkpoint
+from airlock.bundles.db._engine import make_engine, session_scope
 
 url, name, count, barrier, seed = sys.argv[1:6]
 count, barrier = int(count), Path(barrier)

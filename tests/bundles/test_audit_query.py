@@ -19,10 +19,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
-from airlock.bundles.audit import AuditLog, AuditRecord
-from airlock.bundles.audit_query import (
+from airlock.bundles.audit import (
     COLUMNS,
+    AuditLog,
     AuditQuery,
+    AuditRecord,
     iter_entries,
     parse_time,
     write_csv,

@@ -13,9 +13,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
-from airlock.bundles.audit import AuditLog, AuditRecord
-from airlock.bundles.audit_query import AuditQuery
-from airlock.bundles.audit_report import check_log, render_report
+from airlock.bundles.audit import AuditLog, AuditQuery, AuditRecord, check_log, render_report
 from airlock.bundles.cli import main
 from airlock.bundles.config import write_config
 from airlock.bundles.db import create_tables, make_engine

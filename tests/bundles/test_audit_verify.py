@@ -18,19 +18,23 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from airlock.bundles.audit import (
+    CHECKPOINT_ACTION,
     AuditCheckpoint,
     AuditLog,
     AuditRecord,
+    HubReturnRecord,
+    InclusionProof,
     chain_hash,
+    cosign,
     leaf_hash,
+    prove_entry,
+    sign_checkpoint,
+    stored_tree,
     verify_engine,
+    verify_inclusion_proof,
+    verify_log,
+    write_checkpoint,
 )
-from airlock.bundles.audit_log_verify import verify_log
-from airlock.bundles.audit_proof import InclusionProof, prove_entry, verify_inclusion_proof
-from airlock.bundles.audit_witness import HubReturnRecord
-from airlock.bundles.checkpoint import sign_checkpoint
-from airlock.bundles.checkpoint_store import CHECKPOINT_ACTION, stored_tree, write_checkpoint
-from airlock.bundles.cosignature import cosign
 from airlock.bundles.db import create_tables, make_engine, session_scope
 from airlock.bundles.errors import IntegrityError, MediaError, SignatureError
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airlock.bundles.binding import check_bound, envelope_claims
+from airlock.bundles.bundle import check_bound, envelope_claims
 from airlock.bundles.errors import IntegrityError
 from airlock.bundles.models import BundleKind, Envelope, PayloadPart
 

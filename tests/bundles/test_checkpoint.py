@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from securesystemslib.signer import CryptoSigner
 
-from airlock.bundles.checkpoint import (
+from airlock.bundles.audit import (
     Checkpoint,
     checkpoint_body,
     note_key_id,

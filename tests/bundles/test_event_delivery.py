@@ -31,22 +31,24 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from airlock.bundles.audit import AuditLog, AuditRecord
-from airlock.bundles.cli import AirlockGroup
-from airlock.bundles.cli_events import events
+from airlock.bundles.cli import AirlockGroup, events
 from airlock.bundles.clock import FixedClock, parse_utc
 from airlock.bundles.config import HomeConfig, write_config
 from airlock.bundles.db import create_tables, make_engine, session_scope
 from airlock.bundles.errors import NotFoundError, SecretError, UsageError
-from airlock.bundles.event_delivery import (
+from airlock.bundles.events import (
     CONTENT_TYPE,
+    EVENT_TYPES,
     SIGNATURE_HEADER,
+    OutboxEvent,
     deliver,
+    emit,
     load_settings,
+    source_of,
 )
-from airlock.bundles.events import EVENT_TYPES, OutboxEvent, emit, source_of
 from airlock.hub.hub import Hub
-from airlock.spoke.cli_serve import periodic_tasks
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.cli import periodic_tasks
+from airlock.spoke.site import SpokeHome
 
 T0 = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)
 HUB_SOURCE = source_of("hub", "hub-1")

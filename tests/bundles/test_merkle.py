@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from airlock.bundles.merkle import (
+from airlock.bundles.audit import (
     EMPTY_ROOT,
     MerkleTree,
     ProofError,

@@ -21,6 +21,15 @@ from helpers.payloadenv import Recorder, allowed_of, store_blob
 from helpers.smalldisk import small_tmpfs
 from pyrage import x25519
 
+from airlock.bundles.bundle import (
+    BlobSource,
+    UnpackedPayload,
+    check_parts,
+    hash_file,
+    open_parts,
+    read_payload,
+    write_payload,
+)
 from airlock.bundles.errors import (
     DecryptionError,
     IntegrityError,
@@ -30,15 +39,6 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.models import PayloadPart
-from airlock.bundles.payload import (
-    BlobSource,
-    UnpackedPayload,
-    check_parts,
-    hash_file,
-    open_parts,
-    read_payload,
-    write_payload,
-)
 
 METADATA = [
     ("metadata/image/1.root.json", b'{"signed": "image root"}'),
@@ -360,7 +360,7 @@ def test_writer_failure_mid_stream_leaves_no_file(
     tmp_path: Path, blobs: list[BlobSource], recipient: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A blob that shrinks after the up-front check: the tar stage fails, nothing is promoted."""
-    from airlock.bundles import payload_writer
+    from airlock.bundles.bundle import _writer as payload_writer
 
     real_check = payload_writer._check_entries
     shrinking = tmp_path / "shrinking"
@@ -382,7 +382,7 @@ def test_writer_failure_mid_stream_leaves_no_file(
 def test_disk_full_while_writing_stops_every_stage(
     tmp_path: Path, recipient: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airlock.bundles import streams
+    from airlock.bundles import bundle as streams
 
     big = tmp_path / "big"
     big.write_bytes(b"\x00" * (12 << 20))

@@ -17,9 +17,9 @@ import pytest
 from helpers.payloadenv import Recorder, allowed_of, store_blob
 from pyrage import x25519
 
+from airlock.bundles.bundle import BlobSource, check_parts, read_payload, write_payload
 from airlock.bundles.errors import IntegrityError, MediaError
 from airlock.bundles.models import PayloadPart
-from airlock.bundles.payload import BlobSource, check_parts, read_payload, write_payload
 
 METADATA = [("metadata/image/1.root.json", b'{"signed": "image root"}')]
 EVIL_METADATA = [("metadata/image/1.root.json", b'{"signed": "the attacker\'s root"}')]

@@ -20,8 +20,8 @@ import pyrage
 import pytest
 from pyrage import x25519
 
+from airlock.bundles.bundle import PayloadLimits, open_parts, read_payload
 from airlock.bundles.errors import IntegrityError, MediaError, UnsafeArchiveError
-from airlock.bundles.payload import PayloadLimits, open_parts, read_payload
 
 GOOD_BLOB = b"model bytes " * 1000
 GOOD_HEX = hashlib.sha256(GOOD_BLOB).hexdigest()

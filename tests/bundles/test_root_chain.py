@@ -13,9 +13,9 @@ import pytest
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, Root
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import MediaError, SignatureError, TrustError
-from airlock.bundles.root_chain import parse_root_chain, verify_root_chain
+from airlock.bundles.tuf import parse_root_chain, walk_root_chain
 
 EXPIRES = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
@@ -45,10 +45,10 @@ def test_a_rotation_signed_by_both_thresholds_is_the_newest_root(keys: list[Cryp
     v2 = _root(2, [keys[1], keys[2], keys[3]], [keys[1], keys[2], keys[3]])  # key 0 out, 3 in
     v3 = _root(3, [keys[1], keys[2], keys[3]], [keys[2], keys[3]])
     chain = parse_root_chain(_chain(v1, v2, v3))
-    assert verify_root_chain(v1.signed, chain).version == 3
-    assert verify_root_chain(v2.signed, chain).version == 3  # versions up to the trusted skipped
-    assert verify_root_chain(v3.signed, chain) is v3.signed
-    assert verify_root_chain(v1.signed, parse_root_chain(None)) is v1.signed
+    assert walk_root_chain(v1.signed, chain).version == 3
+    assert walk_root_chain(v2.signed, chain).version == 3  # versions up to the trusted skipped
+    assert walk_root_chain(v3.signed, chain) is v3.signed
+    assert walk_root_chain(v1.signed, parse_root_chain(None)) is v1.signed
 
 
 @pytest.mark.parametrize(
@@ -65,14 +65,14 @@ def test_a_rotation_below_either_threshold_is_refused(
     v1 = _root(1, keys[:3], keys[:2])
     v2 = _root(2, [keys[2], keys[3], keys[4]], [keys[i] for i in signed_by])
     with pytest.raises(SignatureError, match=f"not signed by a threshold of the keys of {whose}"):
-        verify_root_chain(v1.signed, parse_root_chain(_chain(v1, v2)))
+        walk_root_chain(v1.signed, parse_root_chain(_chain(v1, v2)))
 
 
 def test_a_chain_that_skips_the_next_version_is_refused(keys: list[CryptoSigner]) -> None:
     v1 = _root(1, keys[:3], keys[:2])
     v3 = _root(3, keys[:3], keys[:2])
     with pytest.raises(TrustError, match="jump from version 1"):
-        verify_root_chain(v1.signed, parse_root_chain(_chain(v3)))
+        walk_root_chain(v1.signed, parse_root_chain(_chain(v3)))
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 
 from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.errors import MediaError, SecretError
-from airlock.bundles.sealed import FORMAT, SCRYPT_N, SCRYPT_P, SCRYPT_R, seal, unseal
+from airlock.bundles.keys import FORMAT, SCRYPT_N, SCRYPT_P, SCRYPT_R, seal, unseal
 
 SECRET = b"AGE-SECRET-KEY-1EXAMPLEEXAMPLEEXAMPLE"
 PASSPHRASE = "correct horse battery staple"

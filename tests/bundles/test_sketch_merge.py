@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from airlock.bundles.sketch import GAMMA, LatencySketch
+from airlock.bundles.metrics import GAMMA, LatencySketch
 
 BOUND = (GAMMA - 1) / (GAMMA + 1)
 QUANTILES = (0.0, 0.5, 0.9, 0.95, 0.99, 1.0)

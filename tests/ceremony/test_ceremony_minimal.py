@@ -13,7 +13,8 @@ from securesystemslib.signer import CryptoSigner
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Root, Targets
 
-from airlock.bundles import __version__, tufrepo
+from airlock.bundles import __version__
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.config import load_config
@@ -35,7 +36,7 @@ from airlock.ceremony.minimal import (
     run_minimal_ceremony,
     sign_new_root,
 )
-from airlock.ceremony.options import ONLINE_KEY_NAMES
+from airlock.ceremony.roots import ONLINE_KEY_NAMES
 
 OFFLINE_NAMES = [
     "image-root-1",

@@ -30,9 +30,7 @@ from airlock.bundles.errors import (
     SignatureError,
     UsageError,
 )
-from airlock.ceremony.offers import proof_payload, read_offer, verify_offer
-from airlock.ceremony.officer import AUDIT_DB, OFFICER_FILE
-from airlock.ceremony.plan import (
+from airlock.ceremony.documents import (
     DIRECTOR_ROOT,
     IMAGE_ROOT,
     IMAGE_TARGETS,
@@ -41,6 +39,7 @@ from airlock.ceremony.plan import (
     new_plan_text,
     parse_plan,
 )
+from airlock.ceremony.officer import AUDIT_DB, OFFICER_FILE, proof_payload, read_offer, verify_offer
 
 
 def test_default_plan_has_the_documented_roles(flow_clock: FixedClock) -> None:

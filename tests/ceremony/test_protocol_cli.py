@@ -13,7 +13,7 @@ from helpers.ceremonyflow import run_ceremony
 
 from airlock.bundles.cli import main
 from airlock.bundles.clock import FixedClock, SystemClock
-from airlock.ceremony.schedule import EXIT_DUE, EXIT_EXPIRED
+from airlock.ceremony.documents import EXIT_DUE, EXIT_EXPIRED
 
 HUB = "hub passphrase for the cli test"
 OFFICERS = ("alice", "bob", "carol")

@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 from helpers.ceremonyflow import Flow, finish, keygen, propose_all, run_ceremony, sign, start, tree
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import SignatureError, UsageError
-from airlock.bundles.metadata_files import load_roots, verify_root_chain
-from airlock.ceremony.finalize import finalize
-from airlock.ceremony.history import load_history
-from airlock.ceremony.offers import read_offer
-from airlock.ceremony.verify import verify_transcript
+from airlock.bundles.tuf import load_roots, verify_root_chain
+from airlock.ceremony.coordinator import finalize, verify_transcript
+from airlock.ceremony.documents import load_history
+from airlock.ceremony.officer import read_offer
 
 
 def keyid_of(flow: Flow, officer: str, role: str) -> str:

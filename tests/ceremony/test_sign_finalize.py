@@ -26,7 +26,7 @@ from helpers.softhsm import TokenKey
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, Root
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import (
     ConflictError,
     FreshnessError,
@@ -35,13 +35,11 @@ from airlock.bundles.errors import (
     SignatureError,
     UsageError,
 )
-from airlock.bundles.metadata_files import load_roots, verify_root_chain
-from airlock.ceremony.finalize import finalize
-from airlock.ceremony.history import load_history
-from airlock.ceremony.officer import AUDIT_DB
-from airlock.ceremony.record import load_ceremony
-from airlock.ceremony.signing import sign_request
-from airlock.ceremony.workspace import AUDIT_DB as WORKSPACE_DB
+from airlock.bundles.tuf import load_roots, verify_root_chain
+from airlock.ceremony.coordinator import AUDIT_DB as WORKSPACE_DB
+from airlock.ceremony.coordinator import finalize
+from airlock.ceremony.documents import load_ceremony, load_history
+from airlock.ceremony.officer import AUDIT_DB, sign_request
 
 
 def proposed(base: Path, clock: Any, **kwargs: Any) -> Flow:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from helpers.attestenv import Attested, attested  # noqa: F401 - the session fixture
 from helpers.ceremonyflow import audit_entries, secrets_for
+from in_toto.models.metadata import Metablock
 
-from airlock.bundles import layout as layouts
-from airlock.bundles import tufrepo
+from airlock.bundles import intoto as layouts
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import FreshnessError, SecretError, UsageError
-from airlock.ceremony.layout_signing import SIGN_LAYOUT_ACTION, sign_layout
-from airlock.ceremony.officer import AUDIT_DB
+from airlock.ceremony.officer import AUDIT_DB, SIGN_LAYOUT_ACTION, sign_layout
 from airlock.hub.hub import Hub
 
 
@@ -34,7 +34,7 @@ def sign(
     confirm: Any = None,
     secrets: Any = None,
     **kwargs: Any,
-) -> layouts.Metablock:
+) -> Metablock:
     sign_layout(
         layout,
         officer,

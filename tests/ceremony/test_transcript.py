@@ -13,16 +13,16 @@ from helpers.hubenv import HUB_PASSPHRASE
 from helpers.softhsm import USER_PIN
 
 from airlock.bundles.errors import IntegrityError
-from airlock.ceremony.steps import StepLog
-from airlock.ceremony.transcript import (
+from airlock.ceremony.coordinator import (
     HTML_FILE,
     TRANSCRIPT_FILE,
     read_transcript,
     render_html,
     seal_transcript,
     tool_record,
+    verify_transcript,
 )
-from airlock.ceremony.verify import verify_transcript
+from airlock.ceremony.steps import StepLog
 
 
 @pytest.fixture

@@ -42,8 +42,8 @@ from helpers.spokeenv import (
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import AttestationError, UsageError
 from airlock.hub.hub import Hub
-from airlock.spoke.attestation_policy import read_policy
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.importing import read_policy
+from airlock.spoke.site import SpokeHome
 
 STRIPPED = "holds a signed in-toto layout"
 

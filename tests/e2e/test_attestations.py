@@ -49,13 +49,13 @@ from helpers.spokeenv import (
 from in_toto.runlib import in_toto_run
 from securesystemslib.signer import CryptoSigner
 
-from airlock.bundles import layout as layouts
+from airlock.bundles import intoto as layouts
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import AttestationError, UsageError
 from airlock.hub import attestations
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 
 IN_TOTO_VERIFY = Path(sys.executable).parent / "in-toto-verify"
 

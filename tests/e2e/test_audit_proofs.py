@@ -19,12 +19,11 @@ from helpers.spokeenv import SITE_ID, SITE_PASSPHRASE, run_airlock
 from securesystemslib.signer import CryptoSigner
 from sqlalchemy import text
 
-from airlock.bundles.audit import AuditLog
-from airlock.bundles.checkpoint_store import KEY_FILE, KEY_PEM, get_checkpoint
+from airlock.bundles.audit import KEY_FILE, KEY_PEM, AuditLog, get_checkpoint
 from airlock.bundles.cli import main
-from airlock.bundles.layout import public_key_pem
+from airlock.bundles.intoto import public_key_pem
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 
 
 def airlock(*args: str, **env: str) -> Result:

@@ -25,17 +25,15 @@ from helpers.spokeenv import (
     site_secrets,
 )
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import SignatureError
 from airlock.bundles.keys import KeyStore
-from airlock.ceremony.history import load_history
-from airlock.ceremony.offers import read_offer
-from airlock.ceremony.officer import OfficerKeys
+from airlock.ceremony.documents import load_history
+from airlock.ceremony.officer import OfficerKeys, read_offer
 from airlock.ceremony.roots import next_root, sign_new_root
 from airlock.hub.hub import Hub
-from airlock.spoke.home import IDENTITY_FILE, SpokeHome
-from airlock.spoke.setup import init_spoke
+from airlock.spoke.site import IDENTITY_FILE, SpokeHome, init_spoke
 from airlock.spoke.status import read_status
 
 

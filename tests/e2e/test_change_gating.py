@@ -22,16 +22,15 @@ from securesystemslib.signer import CryptoSigner
 from sqlmodel import Session, select
 from tuf.api.metadata import Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
-from airlock.bundles.change import CHANGE_KEY, ChangeAuthorization
 from airlock.bundles.cli import main
 from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.errors import UsageError
 from airlock.bundles.events import OutboxEvent
-from airlock.bundles.rollout import RolloutPlan
+from airlock.bundles.release import CHANGE_KEY, ChangeAuthorization, RolloutPlan
 from airlock.hub.hub import Hub
-from airlock.spoke.fleet_state import RolloutPlanRecord
+from airlock.spoke.site import RolloutPlanRecord
 
 PLAN = RolloutPlan()
 

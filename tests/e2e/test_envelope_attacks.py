@@ -19,11 +19,11 @@ from helpers.bundlecraft import edit_envelope, forge_bundle
 from helpers.spokeenv import OTHER_SITE_ID, SITE_ID, RecordingSecrets, refuse_import
 from securesystemslib.signer import CryptoSigner, Signer
 
-from airlock.bundles.envelope import ENVELOPE_FILE
+from airlock.bundles.bundle import ENVELOPE_FILE
 from airlock.bundles.errors import MediaError, SignatureError, WrongSiteError
 from airlock.hub import signing
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 
 
 def _set_signed(field: str, value: Any) -> Callable[[dict[str, Any]], None]:

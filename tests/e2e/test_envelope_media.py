@@ -25,10 +25,10 @@ from helpers.spokeenv import (
     take_snapshot,
 )
 
-from airlock.bundles.envelope import ENVELOPE_FILE, MAX_ENVELOPE_BYTES
+from airlock.bundles.bundle import ENVELOPE_FILE, MAX_ENVELOPE_BYTES
 from airlock.bundles.errors import MediaError
 from airlock.hub.hub import Hub
-from airlock.spoke.home import PASSPHRASE_ENV, SpokeHome
+from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 
 HUGE = 3 << 29
 """1.5 GiB: a sparse file of this size costs no disk, but 1.5 GB of memory if read whole."""

@@ -22,11 +22,11 @@ from helpers.bundlecraft import forge_bundle
 from helpers.metricsenv import MetricsSite, assert_refused, row_counts, run_hub_airlock
 from helpers.spokeenv import SITE_ID, assert_error_output, refuse_import
 
-from airlock.bundles.envelope import ENVELOPE_FILE
+from airlock.bundles.bundle import ENVELOPE_FILE
 from airlock.bundles.errors import IntegrityError, MediaError, UsageError
 from airlock.hub.hub import Hub
 from airlock.hub.metrics_import import import_metrics
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 
 # --- the wrong direction ------------------------------------------------------------------------
 

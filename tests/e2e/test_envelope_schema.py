@@ -23,7 +23,7 @@ from helpers.bundlecraft import envelope_signer, forge_bundle, resign_bundle_cla
 from helpers.spokeenv import SITE_ID, RecordingSecrets, accept_import, cli_refuse_import
 from helpers.spokeenv import refuse_import as refuse
 
-from airlock.bundles.envelope import (
+from airlock.bundles.bundle import (
     ENVELOPE_FILE,
     parse_envelope_document,
     parse_signed_envelope,
@@ -32,7 +32,7 @@ from airlock.bundles.envelope import (
 from airlock.bundles.errors import MediaError, TrustError
 from airlock.bundles.models import Envelope
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 
 Edit = Callable[[dict[str, Any]], None]
 

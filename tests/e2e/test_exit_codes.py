@@ -50,16 +50,16 @@ from helpers.spokeenv import OTHER_SITE_ID, SITE_ID, SITE_PASSPHRASE, World
 from sqlalchemy import text
 from tuf.api.metadata import Snapshot
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.cli import main
 from airlock.bundles.clock import FixedClock, SystemClock
 from airlock.bundles.errors import EXIT_CODES
 from airlock.bundles.release import Compatibility
-from airlock.ceremony import schedule
+from airlock.ceremony import documents as schedule
 from airlock.hub.hub import Hub
 from airlock.hub.metrics_import import import_metrics
-from airlock.spoke.home import PASSPHRASE_ENV, SpokeHome
-from airlock.spoke.runtime import max_supported_opset
+from airlock.spoke.gate import max_supported_opset
+from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 
 pytestmark = pytest.mark.slow
 

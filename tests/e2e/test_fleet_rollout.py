@@ -25,14 +25,13 @@ from helpers.spokeenv import SITE_ID, accept_import
 from sqlmodel import Session, select
 
 from airlock.bundles.clock import FixedClock, SystemClock
-from airlock.bundles.rollout import HealthCriteria, Ring, RolloutPlan
+from airlock.bundles.release import HealthCriteria, Ring, RolloutPlan
 from airlock.hub.hub import Hub
 from airlock.spoke.agent.inference import FaultSpec
-from airlock.spoke.cli_serve import periodic_tasks
-from airlock.spoke.fleet_state import Rollout, RolloutEvent
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.cli import periodic_tasks
+from airlock.spoke.nodes import Simulation, SimulationSettings, versions_in_use, wait_until
 from airlock.spoke.service import create_app
-from airlock.spoke.simulate import Simulation, SimulationSettings, versions_in_use, wait_until
+from airlock.spoke.site import Rollout, RolloutEvent, SpokeHome
 
 NODES = 6
 QUICK = RolloutPlan(

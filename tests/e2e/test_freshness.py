@@ -20,7 +20,7 @@ from helpers.spokeenv import (
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import FreshnessError, StaleBundleError
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
 
 TRANSIT_BUDGET = dt.timedelta(days=30)

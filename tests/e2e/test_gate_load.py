@@ -25,8 +25,7 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import GateError
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.state import StagedModel
+from airlock.spoke.site import SpokeHome, StagedModel
 
 UNSUPPORTED_IR = 14
 """An IR version the ONNX library writes and checks, but onnxruntime 1.31 refuses."""

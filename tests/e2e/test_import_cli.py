@@ -43,7 +43,7 @@ from airlock.bundles.errors import (
     WrongSiteError,
 )
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 
 
 def _edited_envelope(world: World, hub: Hub, out: Path) -> None:

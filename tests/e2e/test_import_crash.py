@@ -31,8 +31,8 @@ from helpers.spokeenv import (
 
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.hub.hub import Hub
-from airlock.spoke.home import PASSPHRASE_ENV, SpokeHome
-from airlock.spoke.import_storage import CLEANUP_ACTION
+from airlock.spoke.importing import CLEANUP_ACTION
+from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 
 pytestmark = pytest.mark.slow
 

@@ -23,10 +23,10 @@ from helpers.bundlecraft import (
 from helpers.spokeenv import OTHER_SITE_ID, SITE_ID, refuse_import
 from tuf.api.metadata import Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import IntegrityError, WrongSiteError
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 
 CLASSIFIER = "classifier/1/classifier.onnx"
 

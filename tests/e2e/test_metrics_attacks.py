@@ -21,8 +21,8 @@ from helpers.metricsenv import MetricsSite, assert_refused, row_counts, run_hub_
 from helpers.spokeenv import OTHER_SITE_ID, SITE_ID, World, assert_error_output
 from sqlmodel import Session, select
 
-from airlock.bundles.checkpoint import read_checkpoint
-from airlock.bundles.envelope import ENVELOPE_FILE, sign_envelope
+from airlock.bundles.audit import read_checkpoint
+from airlock.bundles.bundle import ENVELOPE_FILE, sign_envelope
 from airlock.bundles.errors import (
     AirlockError,
     DecryptionError,
@@ -34,7 +34,7 @@ from airlock.bundles.errors import (
     WrongSiteError,
 )
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
-from airlock.bundles.metrics_bundle import PAYLOAD_FILE
+from airlock.bundles.metrics import PAYLOAD_FILE
 from airlock.bundles.models import Envelope
 from airlock.hub.hub import Hub
 from airlock.hub.metrics_import import import_metrics

@@ -30,13 +30,16 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
-from airlock.bundles.metrics_bundle import PAYLOAD_FILE
-from airlock.bundles.sketch import LatencySketch
+from airlock.bundles.metrics import PAYLOAD_FILE, LatencySketch
 from airlock.hub import return_keys
 from airlock.hub.hub import Hub
-from airlock.spoke.fleet_state import EnrolledNode, MetricWindow
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.return_state import HubReturnRecord, MetricsExportRecord
+from airlock.spoke.site import (
+    EnrolledNode,
+    HubReturnRecord,
+    MetricsExportRecord,
+    MetricWindow,
+    SpokeHome,
+)
 
 NODES = [f"plant7-edge-{i:02d}" for i in range(1, 9)]
 ADDRESSES = [f"192.168.40.{10 + i}" for i in range(len(NODES))]

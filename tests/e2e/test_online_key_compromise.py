@@ -35,7 +35,7 @@ from helpers.spokeenv import (
     spoke_clock,
 )
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.errors import (
@@ -47,8 +47,7 @@ from airlock.bundles.errors import (
 )
 from airlock.bundles.models import BundleKind
 from airlock.hub.hub import Hub
-from airlock.spoke.floor_reset import reset_floor
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome, reset_floor
 from airlock.spoke.status import read_status
 
 HUGE = 2**53 - 1

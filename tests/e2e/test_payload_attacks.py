@@ -34,7 +34,7 @@ from helpers.spokeenv import SITE_ID, RecordingSecrets, World, accept_import, re
 
 from airlock.bundles.errors import DecryptionError, IntegrityError, UnsafeArchiveError
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 
 
 def test_one_flipped_payload_byte_is_refused_before_decryption(

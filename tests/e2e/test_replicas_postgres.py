@@ -38,9 +38,7 @@ from sqlmodel import Session, select
 from airlock.bundles.audit import AuditLog, AuditRecord, verify_engine
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
-from airlock.spoke.home import IDENTITY_FILE, SpokeHome
-from airlock.spoke.setup import init_spoke
-from airlock.spoke.state import DirectorAssignment, SpokeState
+from airlock.spoke.site import IDENTITY_FILE, DirectorAssignment, SpokeHome, SpokeState, init_spoke
 
 SITE = "plant-pg"
 ROUNDS = 10
@@ -51,8 +49,8 @@ WORKER = r"""
 import json, os, sys, time
 from pathlib import Path
 from click.testing import CliRunner
-import airlock.spoke.import_commit as import_commit
-from airlock.bundles.cli import main
+import airlock.spoke.importing._commit as import_commit
+from airlock.bundles.cli._main import main
 
 name, peer, home, barrier, plan = sys.argv[1:6]
 barrier, plan = Path(barrier), json.loads(plan)

@@ -19,19 +19,23 @@ from helpers.spokeenv import SITE_ID, World, accept_import, refuse_import
 from sqlmodel import Session, select
 from tuf.api.metadata import Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import IntegrityError, StaleBundleError, TrustError
 from airlock.bundles.models import BundleKind
-from airlock.bundles.rollout import RolloutPlan
+from airlock.bundles.release import RolloutPlan
 from airlock.hub import director_repo, tufmeta
 from airlock.hub.hub import Hub
 from airlock.hub.tufmeta import StagedWrites
-from airlock.spoke.fleet_state import RevokedVersion, RolloutPlanRecord
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.import_records import UNLISTED_REASON, plan_sha256
-from airlock.spoke.state import DirectorAssignment, StagedModel
+from airlock.spoke.importing import UNLISTED_REASON, plan_sha256
+from airlock.spoke.site import (
+    DirectorAssignment,
+    RevokedVersion,
+    RolloutPlanRecord,
+    SpokeHome,
+    StagedModel,
+)
 
 REASON = "misclassifies versicolor after the sensor firmware update"
 OMITTED = ("classifier@1", "detector@1", "iris@2")

@@ -18,7 +18,7 @@ from helpers.spokeenv import (
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.clock import FixedClock
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
 
 

@@ -21,15 +21,15 @@ from securesystemslib.signer import Signer
 from sqlmodel import Session
 from tuf.api.metadata import Metadata, Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
+from airlock.bundles.bundle import BlobSource
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import AirlockError, IntegrityError, SignatureError, TrustError
 from airlock.bundles.models import ModelFile, ModelVersion
-from airlock.bundles.payload import BlobSource
 from airlock.hub import image_repo
 from airlock.hub.hub import Hub
 from airlock.hub.image_repo import verify_delegations
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 
 SEGMENTER = "segmenter/1/segmenter.onnx"
 

@@ -26,12 +26,11 @@ from helpers.spokeenv import (
 from sqlmodel import Session
 from tuf.api.metadata import Metadata, Root, Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import SignatureError
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.state import TrustedMetadataFile
+from airlock.spoke.site import SpokeHome, TrustedMetadataFile
 from airlock.spoke.status import read_status
 
 IMAGE, DIRECTOR = tufrepo.IMAGE, tufrepo.DIRECTOR

@@ -38,9 +38,8 @@ from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import GateError
 from airlock.bundles.release import Compatibility, Dependency
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.runtime import max_supported_opset
-from airlock.spoke.state import StagedModel
+from airlock.spoke.gate import max_supported_opset
+from airlock.spoke.site import SpokeHome, StagedModel
 
 NOT_SIGNED = "not signed"
 GRAPHS = {"classifier": "classifier.onnx", "detector": "model.onnx"}

@@ -32,8 +32,8 @@ from airlock.spoke.agent.home import AgentHome
 from airlock.spoke.agent.inference import Predictor
 from airlock.spoke.agent.recorder import Recorder
 from airlock.spoke.agent.verify import VerifiedAssignment, VerifiedFile
+from airlock.spoke.gate import SiteRuntime, max_supported_opset
 from airlock.spoke.protocol import NodeModel, SignedDocument
-from airlock.spoke.runtime import SiteRuntime, max_supported_opset
 
 AGENT_TIME = dt.datetime(2030, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 NODE_MEMORY_MB = 4096

@@ -31,10 +31,9 @@ from in_toto.runlib import in_toto_run
 from securesystemslib.signer import CryptoSigner
 
 from airlock.bundles.clock import FixedClock
-from airlock.ceremony.layout_signing import sign_layout
+from airlock.ceremony.officer import sign_layout
 from airlock.hub.hub import Hub
-from airlock.spoke.home import IDENTITY_FILE, SpokeHome
-from airlock.spoke.setup import init_spoke
+from airlock.spoke.site import IDENTITY_FILE, SpokeHome, init_spoke
 from helpers.ceremonyflow import Flow, run_ceremony, secrets_for
 from helpers.hubenv import CEREMONY_TIME, hub_secrets
 from helpers.spokeenv import SITE_ID, SITE_PASSPHRASE, site_secrets

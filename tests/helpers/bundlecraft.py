@@ -24,11 +24,10 @@ import pyrage
 from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
+from airlock.bundles.bundle import ENVELOPE_FILE, hash_file, sign_envelope
 from airlock.bundles.canonical import canonical_bytes, pretty_bytes
-from airlock.bundles.envelope import ENVELOPE_FILE, sign_envelope
 from airlock.bundles.models import Envelope, PayloadPart
-from airlock.bundles.payload import hash_file
 from airlock.ceremony.minimal import CeremonyResult
 from airlock.ceremony.roots import next_root, sign_new_root
 from airlock.hub import signing

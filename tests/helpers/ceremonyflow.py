@@ -17,14 +17,17 @@ from typing import Any
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.db import make_engine
-from airlock.ceremony.finalize import finalize
-from airlock.ceremony.offers import HsmSlot, generate_offer
-from airlock.ceremony.plan import load_plan, new_plan_text
-from airlock.ceremony.propose import propose
-from airlock.ceremony.signing import sign_request
+from airlock.ceremony.coordinator import (
+    Transcript,
+    Workspace,
+    finalize,
+    propose,
+    seal_transcript,
+    sign_transcript,
+)
+from airlock.ceremony.documents import load_plan, new_plan_text
+from airlock.ceremony.officer import HsmSlot, generate_offer, sign_request
 from airlock.ceremony.steps import StepLog
-from airlock.ceremony.transcript import Transcript, seal_transcript, sign_transcript
-from airlock.ceremony.workspace import Workspace
 from helpers.hubenv import HUB_PASSPHRASE
 from helpers.softhsm import USER_PIN
 

@@ -18,9 +18,8 @@ from pathlib import Path
 
 from airlock.bundles.clock import FixedClock
 from airlock.ceremony.minimal import run_minimal_ceremony
-from airlock.ceremony.options import CeremonyOptions
-from airlock.spoke.home import IDENTITY_FILE, SpokeHome
-from airlock.spoke.setup import init_spoke
+from airlock.ceremony.roots import CeremonyOptions
+from airlock.spoke.site import IDENTITY_FILE, SpokeHome, init_spoke
 from helpers.gatemodels import GateModel, classification, release, ship, site_compatibility
 from helpers.hubenv import CEREMONY_TIME, HUB_PASSPHRASE, HUB_TIME, OFFICER_PASSPHRASE, make_hub
 from helpers.spokeenv import SITE_ID, SITE_PASSPHRASE, SPOKE_INIT_TIME, accept_import, site_secrets

@@ -22,7 +22,7 @@ from securesystemslib.signer import Signer
 
 from airlock.bundles.clock import FixedClock
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 from helpers.gatemodels import (
     GateModel,
     classification,

@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel import Session
 
 from airlock.bundles.clock import utc_iso
-from airlock.bundles.sketch import LatencySketch
+from airlock.bundles.metrics import LatencySketch
 from airlock.hub.fleet_reference import reference_distribution
 from airlock.hub.fleet_report import FleetReport, fleet_report
 from airlock.hub.fleet_tables import HubMetricsCell, HubMetricsImport, HubMetricsTotal

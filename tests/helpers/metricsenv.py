@@ -2,9 +2,9 @@
 
 :class:`MetricsSite` plays the site's side of the return path with the real
 pieces: it appends to the spoke's real audit log, signs a real checkpoint of
-it with the site key (:func:`airlock.bundles.checkpoint_store.write_checkpoint`),
+it with the site key (:func:`airlock.bundles.audit._checkpoint_store.write_checkpoint`),
 computes real RFC 6962 consistency proofs from the spoke's stored tree, and
-writes the bundle with :func:`airlock.bundles.metrics_bundle.write_metrics_bundle`
+writes the bundle with :func:`airlock.bundles.metrics._bundle.write_metrics_bundle`
 (envelope signed by the site key, payload age-encrypted to the recipient the
 hub put into the site's Director targets). Tests then damage what an attacker
 could: the medium's files, or the spoke's database (a rewritten log).
@@ -25,24 +25,23 @@ from securesystemslib.signer import Signer
 from sqlalchemy import func
 from sqlmodel import Session, col, delete, select
 
-from airlock.bundles import checkpoint_store
-from airlock.bundles.audit import AuditLog, AuditRecord
-from airlock.bundles.checkpoint import Checkpoint, read_checkpoint
+from airlock.bundles import audit as checkpoint_store
+from airlock.bundles.audit import AuditLog, AuditRecord, Checkpoint, read_checkpoint
 from airlock.bundles.clock import FixedClock, utc_iso
-from airlock.bundles.metrics_bundle import write_metrics_bundle
-from airlock.bundles.metrics_model import (
+from airlock.bundles.metrics import (
     RETURN_FIELD,
     ConsistencyProof,
+    LatencySketch,
     MetricsCell,
     MetricsPayload,
     MetricsTotal,
     ReturnPath,
+    write_metrics_bundle,
 )
-from airlock.bundles.sketch import LatencySketch
 from airlock.hub.fleet_tables import HubMetricsCell, HubMetricsImport, HubMetricsTotal
 from airlock.hub.home import PASSPHRASE_ENV
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 from helpers.fleetenv import site_signer
 from helpers.hubenv import HUB_PASSPHRASE
 from helpers.spokeenv import AIRLOCK

@@ -3,7 +3,7 @@
 :class:`MirrorFetcher` is a ``tuf.ngclient`` fetcher (RepositorySimulator
 style) that answers the URLs a node asks for straight from a spoke home's
 database and blob store, through the same lookups the spoke's HTTP service
-uses (:mod:`airlock.spoke.mirror`, :mod:`airlock.spoke.site_director`).
+uses (:mod:`airlock.spoke.service._mirror`, :mod:`airlock.spoke.director._director`).
 Anything it does not serve raises ``DownloadHTTPError(..., 404)`` at once,
 as ngclient expects of a missing file.
 """
@@ -19,12 +19,12 @@ from tuf.api.exceptions import DownloadHTTPError
 from tuf.ngclient.fetcher import FetcherInterface
 
 from airlock.bundles.clock import Clock
-from airlock.bundles.tufrepo import IMAGE
-from airlock.spoke import mirror, site_director
+from airlock.bundles.tuf import IMAGE
+from airlock.spoke import director as site_director
+from airlock.spoke import service as mirror
 from airlock.spoke.agent.verify import NodeVerifier
-from airlock.spoke.home import SpokeHome
 from airlock.spoke.protocol import IMAGE_PATH, NODES_PATH
-from airlock.spoke.state import TrustedMetadataFile
+from airlock.spoke.site import SpokeHome, TrustedMetadataFile
 
 BASE_URL = "http://spoke.test"
 IMAGE_URL = f"{BASE_URL}{IMAGE_PATH}/"

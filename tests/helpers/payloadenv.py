@@ -1,6 +1,6 @@
 """Payload-test helpers: blobs in a content-addressed store and a recording ``on_metadata``.
 
-:func:`airlock.bundles.payload.read_payload` asks its ``on_metadata`` callback
+:func:`airlock.bundles.bundle._payload.read_payload` asks its ``on_metadata`` callback
 which blobs the verified metadata allows; :class:`Recorder` records what it
 was shown and allows a fixed set (:func:`allowed_of`).
 """
@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from airlock.bundles.payload import BlobSource
+from airlock.bundles.bundle import BlobSource
 
 
 def store_blob(store: Path, data: bytes) -> BlobSource:

@@ -28,9 +28,12 @@ from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.keys import generate_signer
-from airlock.bundles.rollout import HealthCriteria, Ring, RolloutPlan
-from airlock.bundles.sketch import LatencySketch
-from airlock.spoke.fleet_state import (
+from airlock.bundles.metrics import LatencySketch
+from airlock.bundles.release import HealthCriteria, Ring, RolloutPlan
+from airlock.spoke.protocol import InstalledModel, Refusal, SignedDocument, VersionReport
+from airlock.spoke.rollout import event_dict, step
+from airlock.spoke.site import (
+    DirectorAssignment,
     EnrolledNode,
     FleetModel,
     MetricWindow,
@@ -40,11 +43,8 @@ from airlock.spoke.fleet_state import (
     Rollout,
     RolloutEvent,
     RolloutPlanRecord,
+    SpokeHome,
 )
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.protocol import InstalledModel, Refusal, SignedDocument, VersionReport
-from airlock.spoke.rollout_engine import event_dict, step
-from airlock.spoke.state import DirectorAssignment
 from helpers.spokeenv import site_secrets
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)

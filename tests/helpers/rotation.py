@@ -3,9 +3,9 @@
 :class:`RotationCeremony` copies a real ceremony directory (the layout
 ``airlock hub init --from`` and ``airlock hub trust update --from`` read) and
 writes later versions into the copy: the next root of a repository with
-:func:`~airlock.ceremony.roots.next_root` and
-:func:`~airlock.ceremony.roots.sign_new_root`, the next Image targets with
-:func:`~airlock.ceremony.roots.sign_all`. The officers' offline keys are
+:func:`~airlock.ceremony.roots._build.next_root` and
+:func:`~airlock.ceremony.roots._build.sign_new_root`, the next Image targets with
+:func:`~airlock.ceremony.roots._build.sign_all`. The officers' offline keys are
 opened through :meth:`CeremonyRecord.signers` with their passphrase; keys a
 rotation introduces are generated here and kept in memory by name, so later
 versions can be signed with them too. Thresholds are not enforced: tests
@@ -29,9 +29,9 @@ from pathlib import Path
 from securesystemslib.signer import CryptoSigner, Key, Signer
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
-from airlock.bundles import tufrepo
-from airlock.bundles.metadata_files import load_roots
-from airlock.ceremony.record import CeremonyRecord, load_ceremony
+from airlock.bundles import tuf as tufrepo
+from airlock.bundles.tuf import load_roots
+from airlock.ceremony.documents import CeremonyRecord, load_ceremony
 from airlock.ceremony.roots import next_root, sign_all, sign_new_root
 from airlock.hub import signing
 from airlock.hub.export import MetadataList

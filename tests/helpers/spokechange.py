@@ -17,11 +17,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from airlock.bundles.canonical import canonical_bytes
-from airlock.bundles.change import ChangeAuthorization
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.keys import generate_signer
-from airlock.spoke.home import SpokeHome
+from airlock.bundles.release import ChangeAuthorization
+from airlock.spoke.site import SpokeHome
 
 
 def approved_change(

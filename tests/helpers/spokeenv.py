@@ -58,10 +58,17 @@ from airlock.bundles.errors import (
 )
 from airlock.ceremony.minimal import CeremonyResult
 from airlock.hub.hub import Hub
-from airlock.spoke.home import IDENTITY_FILE, PASSPHRASE_ENV, SpokeHome
-from airlock.spoke.importer import ImportResult, import_bundle
-from airlock.spoke.setup import init_spoke
-from airlock.spoke.state import DirectorAssignment, SpokeState, StagedModel, TrustedMetadataFile
+from airlock.spoke.importing import ImportResult, import_bundle
+from airlock.spoke.site import (
+    IDENTITY_FILE,
+    PASSPHRASE_ENV,
+    DirectorAssignment,
+    SpokeHome,
+    SpokeState,
+    StagedModel,
+    TrustedMetadataFile,
+    init_spoke,
+)
 from helpers.hubenv import HUB_TIME, hub_secrets, make_ceremony, make_hub
 from helpers.identities import SiteKeys, make_site
 from helpers.onnx_models import make_onnx_model

@@ -13,7 +13,7 @@ import pytest
 
 from airlock.bundles.clock import FixedClock
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 from helpers.fleetenv import Fleet, build_fleet
 from helpers.hubenv import HUB_TIME
 from helpers.metricsenv import MetricsSite

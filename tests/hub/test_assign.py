@@ -10,7 +10,7 @@ from helpers.identities import SiteKeys
 from helpers.onnx_models import make_onnx_model
 from tuf.api.metadata import Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.errors import NotFoundError
 from airlock.hub.hub import Hub

@@ -14,7 +14,6 @@ from securesystemslib.signer import CryptoSigner
 from sqlmodel import Session, col, select
 
 from airlock.bundles.audit import AuditLog, AuditRecord
-from airlock.bundles.change import ChangeAuthorization
 from airlock.bundles.cli import main
 from airlock.bundles.clock import FixedClock, parse_utc, utc_iso
 from airlock.bundles.errors import (
@@ -26,6 +25,7 @@ from airlock.bundles.errors import (
 )
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.keys import write_encrypted_key
+from airlock.bundles.release import ChangeAuthorization
 from airlock.hub.changes import ChangeRequest
 from airlock.hub.hub import Hub
 

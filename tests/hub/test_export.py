@@ -15,13 +15,13 @@ from helpers.identities import SiteKeys
 from helpers.onnx_models import WEIGHTS_FILE
 from tuf.api.metadata import Metadata, Root
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
+from airlock.bundles.bundle import verify_envelope
 from airlock.bundles.clock import FixedClock
-from airlock.bundles.envelope import verify_envelope
 from airlock.bundles.errors import ConflictError, IntegrityError, NotFoundError, UsageError
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion
-from airlock.bundles.tufverify import initial_trusted, verify_repositories
+from airlock.bundles.tuf import initial_trusted, verify_repositories
 from airlock.hub import export as hub_export
 from airlock.hub.hub import Hub
 from airlock.hub.image_repo import verify_delegations

@@ -13,7 +13,7 @@ from helpers.gatemodels import classification, make_adder, regression, release
 from sqlmodel import Session
 
 from airlock.bundles.clock import FixedClock
-from airlock.bundles.prediction_stats import CONFIDENCE_BUCKETS, value_bucket
+from airlock.bundles.metrics import CONFIDENCE_BUCKETS, value_bucket
 from airlock.hub.fleet_reference import (
     EXPECTED_LABELS,
     VALIDATION_SET,

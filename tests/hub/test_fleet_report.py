@@ -20,7 +20,7 @@ from helpers.gatemodels import release
 from helpers.spokeenv import run_airlock
 
 from airlock.bundles.errors import UsageError
-from airlock.bundles.sketch import LatencySketch
+from airlock.bundles.metrics import LatencySketch
 from airlock.hub.cli_fleet import render_html
 from airlock.hub.fleet_reference import js_distance
 from airlock.hub.fleet_report import FleetLimits

@@ -11,7 +11,7 @@ import pytest
 from helpers.hubenv import HUB_PASSPHRASE, HUB_TIME, hub_secrets, tree_digest
 from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import (

@@ -25,8 +25,8 @@ from helpers.hubenv import HUB_PASSPHRASE, tree_digest
 from helpers.onnx_models import make_onnx_model
 from securesystemslib.signer import CryptoSigner, Signer
 
-from airlock.bundles import layout as layouts
-from airlock.bundles import tufrepo
+from airlock.bundles import intoto as layouts
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.cli import main
 from airlock.bundles.errors import AttestationError, ConflictError, UsageError

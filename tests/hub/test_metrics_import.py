@@ -24,15 +24,17 @@ from helpers.spokeenv import SITE_ID, accept_import
 from securesystemslib.signer import Key
 from sqlmodel import Session, col, select
 
-from airlock.bundles.audit import AuditLog, verify_engine
-from airlock.bundles.checkpoint import verify_checkpoint
-from airlock.bundles.checkpoint_store import stored_tree
+from airlock.bundles.audit import (
+    AuditLog,
+    stored_tree,
+    verify_checkpoint,
+    verify_cosignature,
+    verify_engine,
+)
 from airlock.bundles.clock import FixedClock, parse_utc
-from airlock.bundles.cosignature import verify_cosignature
 from airlock.bundles.errors import FreshnessError, SecretError, SignatureError
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
-from airlock.bundles.metrics_model import NoiseSpec
-from airlock.bundles.metrics_outcomes import RolledBackVersion
+from airlock.bundles.metrics import NoiseSpec, RolledBackVersion
 from airlock.hub import return_keys, site_rollbacks
 from airlock.hub.fleet_tables import (
     HubFleetAlert,
@@ -43,7 +45,7 @@ from airlock.hub.fleet_tables import (
 )
 from airlock.hub.hub import Hub
 from airlock.hub.metrics_import import import_metrics
-from airlock.spoke.return_state import HubReturnRecord
+from airlock.spoke.site import HubReturnRecord
 
 
 def events_of(hub: Hub, name: str) -> list[dict[str, object]]:

@@ -489,7 +489,7 @@ def _python(code: str, env: dict[str, str] | None = None) -> str:
 def test_the_cli_starts_without_importing_mlflow(args: list[str]) -> None:
     code = (
         "import sys\n"
-        "from airlock.bundles.cli import main\n"
+        "from airlock.bundles.cli._main import main\n"
         f"try: main({args!r})\n"
         "except SystemExit: pass\n"
         "heavy = sorted(m for m in ('mlflow', 'sklearn', 'pandas') if m in sys.modules)\n"

@@ -13,7 +13,7 @@ from helpers.hubenv import tree_digest
 from helpers.onnx_models import WEIGHTS_FILE, make_onnx_model
 from sqlmodel import Session
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.errors import (
     AirlockError,

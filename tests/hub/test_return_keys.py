@@ -15,10 +15,10 @@ from securesystemslib.signer import Key
 from sqlmodel import Session
 from tuf.api.metadata import Metadata, Targets
 
-from airlock.bundles.checkpoint_store import KEY_FILE, home_checkpoint_key, read_checkpoint_key
+from airlock.bundles.audit import KEY_FILE, home_checkpoint_key, read_checkpoint_key
 from airlock.bundles.errors import ConflictError, NotFoundError, SecretError
-from airlock.bundles.metrics_model import RETURN_FIELD, ReturnPath
-from airlock.bundles.sealed import unseal
+from airlock.bundles.keys import unseal
+from airlock.bundles.metrics import RETURN_FIELD, ReturnPath
 from airlock.hub import return_keys
 from airlock.hub.hub import Hub
 from airlock.hub.return_keys import AGE_IDENTITY_FILE, RECIPIENT_FILE

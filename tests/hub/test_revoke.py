@@ -16,15 +16,15 @@ from helpers.tenantkeys import TENANT_PASSPHRASE, TenantSecrets, make_tenant_key
 from sqlmodel import Session, select
 from tuf.api.metadata import Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.cli import main
 from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import ConflictError, NotFoundError, SecretError, UsageError
-from airlock.bundles.metrics_outcomes import RolledBackVersion
+from airlock.bundles.metrics import RolledBackVersion
 from airlock.bundles.models import BundleKind
-from airlock.bundles.rollout import RolloutPlan
+from airlock.bundles.release import RolloutPlan
 from airlock.hub import site_rollbacks
 from airlock.hub.hub import Hub
 from airlock.hub.image_repo import verify_delegations

@@ -15,7 +15,7 @@ from tuf.api.metadata import Targets
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.cli import main
 from airlock.bundles.errors import UsageError
-from airlock.bundles.rollout import Ring, RolloutPlan
+from airlock.bundles.release import Ring, RolloutPlan
 from airlock.hub.hub import Hub
 from airlock.hub.rollout_plans import read_plan
 

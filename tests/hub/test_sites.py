@@ -11,7 +11,7 @@ from helpers.hubenv import tree_digest
 from helpers.identities import SiteKeys
 from tuf.api.metadata import Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.errors import ConflictError, MissingFileError, UsageError
 from airlock.hub.hub import Hub

@@ -19,7 +19,7 @@ from helpers.tenantkeys import TENANT_PASSPHRASE, TenantSecrets, make_tenant_key
 from securesystemslib.signer import Key, Signer
 from sqlmodel import Session
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.cli import main
 from airlock.bundles.clock import FixedClock

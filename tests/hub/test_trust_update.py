@@ -21,7 +21,7 @@ from helpers.rotation import RotationCeremony, rotate_roots
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import DelegatedRole, Metadata, Snapshot, Targets, Timestamp
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.cli import main
 from airlock.bundles.clock import FixedClock, utc_iso

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from helpers.spokeenv import SITE_PASSPHRASE, Invoke
 
 from airlock.bundles.cli import main
-from airlock.spoke.home import PASSPHRASE_ENV
+from airlock.spoke.site import PASSPHRASE_ENV
 
 
 @pytest.fixture

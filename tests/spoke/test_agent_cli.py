@@ -27,13 +27,13 @@ from airlock.bundles.cli import AirlockGroup
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import MediaError, SecretError
-from airlock.spoke import enrolment, site_director
+from airlock.spoke import director as site_director
+from airlock.spoke import nodes as enrolment
 from airlock.spoke.agent.agent import Agent
 from airlock.spoke.agent.cli import agent, make_verifier
 from airlock.spoke.agent.home import PASSPHRASE_ENV, SIGNING_KEY_FILE, AgentHome
-from airlock.spoke.fleet_state import NodeDesired
-from airlock.spoke.home import SpokeHome
 from airlock.spoke.protocol import AgentBootstrap, NodeModel, VersionReport
+from airlock.spoke.site import NodeDesired, SpokeHome
 
 PASSPHRASE = "node passphrase for tests"
 ROWS = [[5.1, 3.5, 1.4, 0.2]]

@@ -13,9 +13,8 @@ from helpers.gatemodels import GateModel, make_iris
 
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import NotFoundError, UsageError
-from airlock.bundles.prediction_stats import value_bucket
+from airlock.bundles.metrics import LatencySketch, value_bucket
 from airlock.bundles.release import ReleaseInfo
-from airlock.bundles.sketch import LatencySketch
 from airlock.spoke.agent.health import open_model
 from airlock.spoke.agent.inference import (
     FaultSpec,

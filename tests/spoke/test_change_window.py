@@ -21,16 +21,13 @@ from helpers.spokechange import approved_change, assert_cloudevent, events_of, o
 from helpers.spokeenv import SITE_ID
 
 from airlock.bundles.audit import AuditLog, AuditRecord
-from airlock.bundles.change import ChangeAuthorization
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import UsageError
 from airlock.bundles.events import EVENT_TYPES
-from airlock.bundles.rollout import RolloutPlan
-from airlock.spoke.fleet_state import RolloutPlanRecord
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.rollout_admin import abort, pause, promote, resume
-from airlock.spoke.rollout_engine import ENGINE_PRINCIPAL
+from airlock.bundles.release import ChangeAuthorization, RolloutPlan
+from airlock.spoke.rollout import ENGINE_PRINCIPAL, abort, pause, promote, resume
+from airlock.spoke.site import RolloutPlanRecord, SpokeHome
 
 SOURCE = f"/airlock/spoke/{SITE_ID}"
 MINUTE = dt.timedelta(minutes=1)

@@ -21,11 +21,8 @@ from sqlmodel import Session, delete
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import SystemClock, utc_iso
 from airlock.bundles.db import session_scope
-from airlock.bundles.metrics_bundle import open_metrics_bundle
-from airlock.bundles.metrics_model import MetricsPayload
-from airlock.spoke.fleet_state import MetricWindow
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.return_state import HubReturnRecord
+from airlock.bundles.metrics import MetricsPayload, open_metrics_bundle
+from airlock.spoke.site import HubReturnRecord, MetricWindow, SpokeHome
 
 NODES = [f"node-a{i}" for i in range(1, 7)]
 

@@ -9,7 +9,7 @@ import pytest
 from helpers.spokeenv import Invoke, run_airlock
 
 from airlock.bundles.errors import EXIT_CODES
-from airlock.spoke.home import PASSPHRASE_ENV
+from airlock.spoke.site import PASSPHRASE_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import IntegrityError, MediaError, SecretError
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
 
 GRAPHS = {"classifier@1": "classifier.onnx", "detector@1": "model.onnx"}

@@ -19,7 +19,7 @@ from helpers.spokeenv import (
 )
 from tuf.api.metadata import Metadata, Root
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import (
@@ -32,7 +32,7 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.keys import KeyStore
-from airlock.spoke.home import (
+from airlock.spoke.site import (
     AGE_IDENTITY_FILE,
     IDENTITY_FILE,
     SIGNING_KEY_FILE,

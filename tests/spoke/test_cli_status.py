@@ -25,10 +25,8 @@ from airlock.bundles.clock import FixedClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.models import Envelope
 from airlock.hub.hub import Hub
-from airlock.spoke.fleet_state import Rollout
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.importer import import_bundle
-from airlock.spoke.state import DirectorAssignment
+from airlock.spoke.importing import import_bundle
+from airlock.spoke.site import DirectorAssignment, Rollout, SpokeHome
 from airlock.spoke.status import read_status
 
 RUNTIME_ROWS = (

@@ -27,8 +27,7 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import FreshnessError
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.state import STATE_ID, SpokeState
+from airlock.spoke.site import STATE_ID, SpokeHome, SpokeState
 from airlock.spoke.status import read_status
 
 ACTION = "spoke.trust.reset-floor"

@@ -19,12 +19,10 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.keys import generate_signer
-from airlock.bundles.tufrepo import IMAGE
-from airlock.spoke import site_director
-from airlock.spoke.fleet_state import EnrolledNode, SiteDirectorFile
-from airlock.spoke.home import SpokeHome
+from airlock.bundles.tuf import IMAGE
+from airlock.spoke import director as site_director
 from airlock.spoke.protocol import AgentBootstrap, NodeIdentity
-from airlock.spoke.state import TrustedMetadataFile
+from airlock.spoke.site import EnrolledNode, SiteDirectorFile, SpokeHome, TrustedMetadataFile
 
 URL = "https://spoke.plant-7:8750"
 

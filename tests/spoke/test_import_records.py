@@ -24,17 +24,14 @@ from helpers.spokeenv import SITE_ID, accept_import, refuse_import
 from sqlmodel import Session
 from tuf.api.metadata import Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.canonical import canonical_bytes
-from airlock.bundles.change import CHANGE_KEY
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import StaleBundleError, TrustError
-from airlock.bundles.release import Dependency
-from airlock.bundles.rollout import HealthCriteria, Ring, RolloutPlan
+from airlock.bundles.release import CHANGE_KEY, Dependency, HealthCriteria, Ring, RolloutPlan
 from airlock.hub.hub import Hub
-from airlock.spoke.fleet_state import RolloutPlanRecord
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import RolloutPlanRecord, SpokeHome
 
 CAREFUL = RolloutPlan(
     rings=(

@@ -26,7 +26,7 @@ from helpers.spokeenv import (
 
 from airlock.bundles.errors import StorageError
 from airlock.hub.hub import Hub
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.site import SpokeHome
 
 MiB = 1 << 20
 

@@ -10,16 +10,15 @@ from typing import Any
 import pytest
 
 from airlock.bundles.errors import UsageError
-from airlock.bundles.metrics_model import MAX_LABELS, STABLE_RING, MetricsCell
-from airlock.bundles.sketch import LatencySketch
-from airlock.spoke.fleet_state import MetricWindow
-from airlock.spoke.metrics_aggregate import (
+from airlock.bundles.metrics import MAX_LABELS, STABLE_RING, LatencySketch, MetricsCell
+from airlock.spoke.metrics import (
     OTHER_LABEL,
     aggregate,
     sanitise_labels,
     totals_of,
     window_floor,
 )
+from airlock.spoke.site import MetricWindow
 
 T0 = dt.datetime(2025, 3, 4, 10, 0, tzinfo=dt.UTC)
 

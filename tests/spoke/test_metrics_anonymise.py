@@ -9,9 +9,8 @@ import random
 import pytest
 
 from airlock.bundles.errors import UsageError
-from airlock.bundles.metrics_model import MetricsCell, MetricsTotal
-from airlock.spoke.metrics_aggregate import CellGroup, TotalGroup, totals_of
-from airlock.spoke.metrics_anonymise import Anonymised, anonymise, check_k
+from airlock.bundles.metrics import MetricsCell, MetricsTotal
+from airlock.spoke.metrics import Anonymised, CellGroup, TotalGroup, anonymise, check_k, totals_of
 
 START, END = "2025-03-04T10:00:00Z", "2025-03-04T11:00:00Z"
 

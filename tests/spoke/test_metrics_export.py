@@ -22,23 +22,27 @@ from helpers.spokeenv import SITE_ID
 from securesystemslib.signer import CryptoSigner, Key
 from sqlmodel import Session, select
 
-from airlock.bundles.audit import AuditLog
-from airlock.bundles.checkpoint import Checkpoint, verify_checkpoint
+from airlock.bundles.audit import (
+    AuditLog,
+    Checkpoint,
+    cosign,
+    verify_checkpoint,
+    verify_consistency,
+)
 from airlock.bundles.clock import utc_iso
-from airlock.bundles.cosignature import cosign
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import UsageError
-from airlock.bundles.merkle import verify_consistency
-from airlock.bundles.metrics_bundle import open_metrics_bundle
-from airlock.bundles.metrics_model import MetricsPayload
+from airlock.bundles.metrics import LatencySketch, MetricsPayload, open_metrics_bundle
 from airlock.bundles.models import Envelope
-from airlock.bundles.sketch import LatencySketch
-from airlock.spoke.fleet_state import EnrolledNode, MetricWindow, Rollout
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.metrics_aggregate import window_floor
-from airlock.spoke.metrics_export import export_metrics
-from airlock.spoke.metrics_plan import plan_metrics
-from airlock.spoke.return_state import HubReturnRecord, MetricsExportRecord
+from airlock.spoke.metrics import export_metrics, plan_metrics, window_floor
+from airlock.spoke.site import (
+    EnrolledNode,
+    HubReturnRecord,
+    MetricsExportRecord,
+    MetricWindow,
+    Rollout,
+    SpokeHome,
+)
 
 ORIGIN = f"airlock/spoke/{SITE_ID}"
 GROUPS = {

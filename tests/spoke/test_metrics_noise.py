@@ -15,9 +15,8 @@ import math
 import pytest
 
 from airlock.bundles.errors import UsageError
-from airlock.bundles.metrics_model import MetricsCell, NoiseSpec
-from airlock.spoke.metrics_aggregate import CellGroup
-from airlock.spoke.metrics_noise import CONFIDENCE_DOMAIN, add_noise
+from airlock.bundles.metrics import MetricsCell, NoiseSpec
+from airlock.spoke.metrics import CONFIDENCE_DOMAIN, CellGroup, add_noise
 
 START, END = "2025-03-04T10:00:00Z", "2025-03-04T11:00:00Z"
 DRAWS = 4000

@@ -8,11 +8,9 @@ import json
 from sqlmodel import Session, select
 
 from airlock.bundles.db import session_scope
-from airlock.bundles.tufrepo import IMAGE
-from airlock.spoke.fleet_state import RevokedVersion
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.mirror import image_metadata, image_target
-from airlock.spoke.state import StagedModel, TrustedMetadataFile
+from airlock.bundles.tuf import IMAGE
+from airlock.spoke.service import image_metadata, image_target
+from airlock.spoke.site import RevokedVersion, SpokeHome, StagedModel, TrustedMetadataFile
 
 
 def _trusted(home: SpokeHome) -> dict[str, bytes]:

@@ -14,7 +14,7 @@ from helpers.spokeenv import SITE_ID, accept_import
 from sqlmodel import Session
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import (
@@ -25,13 +25,11 @@ from airlock.bundles.errors import (
     UsageError,
     WrongSiteError,
 )
-from airlock.spoke import site_director
+from airlock.spoke import director as site_director
 from airlock.spoke.agent.verify import NodeVerifier, VerifiedFile
-from airlock.spoke.fleet_state import NodeDesired, SiteDirectorFile
-from airlock.spoke.home import SpokeHome
+from airlock.spoke.director import NodeRepository, meta_file, sign_node
 from airlock.spoke.protocol import NodeModel
-from airlock.spoke.site_director_meta import NodeRepository, meta_file, sign_node
-from airlock.spoke.state import StagedModel
+from airlock.spoke.site import NodeDesired, SiteDirectorFile, SpokeHome, StagedModel
 
 
 def _now() -> dt.datetime:

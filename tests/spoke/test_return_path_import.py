@@ -26,20 +26,16 @@ from securesystemslib.signer import CryptoSigner, Signer
 from sqlmodel import Session
 from tuf.api.metadata import Targets
 
-from airlock.bundles.audit import AuditLog
-from airlock.bundles.checkpoint import Checkpoint, sign_checkpoint
-from airlock.bundles.checkpoint_store import write_checkpoint
+from airlock.bundles.audit import AuditLog, Checkpoint, cosign, sign_checkpoint, write_checkpoint
 from airlock.bundles.clock import FixedClock
-from airlock.bundles.cosignature import cosign
 from airlock.bundles.errors import TrustError
-from airlock.bundles.metrics_model import RETURN_FIELD, ReturnPath
-from airlock.bundles.rollout import RolloutPlan
+from airlock.bundles.metrics import RETURN_FIELD, ReturnPath
+from airlock.bundles.release import RolloutPlan
 from airlock.hub import return_keys
 from airlock.hub.hub import Hub
 from airlock.hub.metrics_import import import_metrics
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.metrics_export import export_metrics
-from airlock.spoke.return_state import HubReturnRecord
+from airlock.spoke.metrics import export_metrics
+from airlock.spoke.site import HubReturnRecord, SpokeHome
 
 ORIGIN = f"airlock/spoke/{SITE_ID}"
 WITNESS = "airlock/hub/test-hub"

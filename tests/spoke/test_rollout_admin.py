@@ -15,15 +15,8 @@ from sqlmodel import Session
 
 from airlock.bundles.clock import parse_utc
 from airlock.bundles.errors import NotFoundError, UsageError
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.rollout_admin import (
-    abort,
-    list_rollouts,
-    pause,
-    promote,
-    resume,
-    show_rollout,
-)
+from airlock.spoke.rollout import abort, list_rollouts, pause, promote, resume, show_rollout
+from airlock.spoke.site import SpokeHome
 
 ADMIN = "site-admin"
 

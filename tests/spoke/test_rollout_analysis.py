@@ -10,17 +10,9 @@ from helpers.rolloutenv import Behaviour, Site, complete, iris_site, quick_plan
 from sqlmodel import Session
 
 from airlock.bundles.db import session_scope
-from airlock.bundles.rollout import HealthCriteria
-from airlock.spoke.fleet_state import MetricWindow
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.rollout_analysis import (
-    FAILED,
-    INCONCLUSIVE,
-    PASSED,
-    Cohort,
-    judge,
-    read_cohort,
-)
+from airlock.bundles.release import HealthCriteria
+from airlock.spoke.rollout import FAILED, INCONCLUSIVE, PASSED, Cohort, judge, read_cohort
+from airlock.spoke.site import MetricWindow, SpokeHome
 
 
 @pytest.fixture

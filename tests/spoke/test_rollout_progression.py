@@ -17,9 +17,9 @@ from helpers.rolloutenv import (
 from sqlmodel import Session
 
 from airlock.bundles.db import session_scope
-from airlock.spoke.fleet_state import NodeDesired, Rollout
 from airlock.spoke.protocol import HEALTH_CHECK, Refusal
-from airlock.spoke.rollout_engine import TickMemo, step, tick
+from airlock.spoke.rollout import TickMemo, step, tick
+from airlock.spoke.site import NodeDesired, Rollout
 
 
 def test_three_rings_to_complete(site: Site) -> None:

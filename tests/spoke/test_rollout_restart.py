@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from helpers.rolloutenv import Behaviour, Site, complete, iris_site, quick_plan
 
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.rollout_admin import pause, promote, resume
+from airlock.spoke.rollout import pause, promote, resume
+from airlock.spoke.site import SpokeHome
 
 
 @pytest.fixture

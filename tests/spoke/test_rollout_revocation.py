@@ -9,9 +9,9 @@ from helpers.rolloutenv import (
     quick_plan,
 )
 
-from airlock.bundles.rollout import HealthCriteria, Ring, RolloutPlan
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.rollout_admin import pause
+from airlock.bundles.release import HealthCriteria, Ring, RolloutPlan
+from airlock.spoke.rollout import pause
+from airlock.spoke.site import SpokeHome
 
 
 def everyone_on(site: Site, version: str | None) -> bool:

@@ -23,8 +23,7 @@ from helpers.spokeenv import Invoke, table_rows
 from sqlmodel import Session
 
 from airlock.bundles.errors import UsageError
-from airlock.spoke.rollout_admin import show_rollout
-from airlock.spoke.rollout_rings import ring_order
+from airlock.spoke.rollout import ring_order, show_rollout
 
 
 def waits(site: Site) -> list[tuple[str, str]]:

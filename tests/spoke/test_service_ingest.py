@@ -17,10 +17,8 @@ from sqlmodel import Session, select
 from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.keys import generate_signer
-from airlock.bundles.sketch import LatencySketch
-from airlock.spoke.enrolment import enroll_node
-from airlock.spoke.fleet_state import MetricWindow, NodeReport
-from airlock.spoke.home import SpokeHome
+from airlock.bundles.metrics import LatencySketch
+from airlock.spoke.nodes import enroll_node
 from airlock.spoke.protocol import (
     InstalledModel,
     MetricsReport,
@@ -32,6 +30,7 @@ from airlock.spoke.protocol import (
     sign_request,
 )
 from airlock.spoke.service import create_app
+from airlock.spoke.site import MetricWindow, NodeReport, SpokeHome
 
 REPORTS = "/v1/nodes/node-1/reports"
 METRICS = "/v1/nodes/node-1/metrics"

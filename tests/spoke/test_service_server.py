@@ -40,11 +40,9 @@ from airlock.bundles.errors import (
     WrongSiteError,
 )
 from airlock.bundles.keys import generate_signer
-from airlock.spoke import site_director
+from airlock.spoke import director as site_director
 from airlock.spoke.agent.client import NodeClient, SignedFetcher
-from airlock.spoke.enrolment import enroll_node
-from airlock.spoke.fleet_state import NodeDesired
-from airlock.spoke.home import PASSPHRASE_ENV, SpokeHome
+from airlock.spoke.nodes import enroll_node
 from airlock.spoke.protocol import (
     AgentBootstrap,
     NodeIdentity,
@@ -54,6 +52,7 @@ from airlock.spoke.protocol import (
     director_base,
 )
 from airlock.spoke.service import create_app
+from airlock.spoke.site import PASSPHRASE_ENV, NodeDesired, SpokeHome
 
 
 def enroll(

@@ -13,9 +13,8 @@ from sqlmodel import Session, select
 
 from airlock.bundles.errors import UsageError
 from airlock.spoke.agent.inference import FaultSpec
-from airlock.spoke.fleet_state import EnrolledNode
-from airlock.spoke.home import PASSPHRASE_ENV, SpokeHome
-from airlock.spoke.simulate import SimulationSettings, parse_fault, shard
+from airlock.spoke.nodes import SimulationSettings, parse_fault, shard
+from airlock.spoke.site import PASSPHRASE_ENV, EnrolledNode, SpokeHome
 
 
 def test_a_fault_names_a_version_and_its_faults() -> None:

@@ -25,17 +25,17 @@ from sqlmodel import Session
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import FreshnessError, SignatureError, TrustError
-from airlock.spoke import image_freshness, site_director
+from airlock.spoke import director as image_freshness
+from airlock.spoke import director as site_director
 from airlock.spoke.agent.verify import NodeVerifier
-from airlock.spoke.fleet_state import NodeDesired, SiteDirectorFile
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.protocol import NodeModel
-from airlock.spoke.site_freshness import (
+from airlock.spoke.director import (
     FRESHNESS_FILE,
     ImageBinding,
     parse_statement,
     sign_statement,
 )
+from airlock.spoke.protocol import NodeModel
+from airlock.spoke.site import NodeDesired, SiteDirectorFile, SpokeHome
 from airlock.spoke.status import read_status
 
 PAST = dt.timedelta(0)

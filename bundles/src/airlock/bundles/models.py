@@ -15,7 +15,7 @@ from typing import Any
 
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import MediaError, UsageError
-from airlock.bundles.release import FILE_KINDS, ReleaseInfo
+from airlock.bundles.release._record import FILE_KINDS, ReleaseInfo
 from airlock.bundles.strict import (
     MAX_SAFE_INTEGER,
     exact_keys,

@@ -11,7 +11,7 @@ Files in the hub home::
 The flow (docs/release-engineer.md, "Supply-chain attestations"):
 
 1. ``airlock hub layout draft`` — an unsigned layout (see
-   :mod:`airlock.bundles.layout`) naming the pipeline's functionary keys and the
+   :mod:`airlock.bundles.intoto._layout`) naming the pipeline's functionary keys and the
    hub's package key.
 2. ``airlock ceremony sign-layout`` — each officer signs it offline with their
    layout key.
@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 from in_toto.runlib import in_toto_run
 from securesystemslib.signer import Signer
 
-from airlock.bundles import attest, tufrepo
-from airlock.bundles import layout as layouts
+from airlock.bundles import intoto as attest
+from airlock.bundles import intoto as layouts
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.canonical import pretty_bytes
 from airlock.bundles.errors import (
     ConflictError,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from securesystemslib.signer import SecretsHandler
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, AuditRecord
 from airlock.bundles.clock import Clock, utc_iso
 from airlock.bundles.config import CONFIG_FILE, database_settings, load_config, write_config

@@ -27,10 +27,10 @@ from urllib import parse
 from securesystemslib.signer import Key
 from tuf.api.metadata import Metadata, Root, Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import MediaError, NotFoundError, SignatureError, TrustError
 from airlock.bundles.keys import FILE_SCHEME, KeyRef
-from airlock.bundles.metadata_files import verify_root_chain
+from airlock.bundles.tuf import verify_root_chain
 from airlock.hub import signing, tufmeta
 from airlock.hub.home import CEREMONY_RECORD, ONLINE_KEYS_DIR
 from airlock.hub.signing import HubSigners

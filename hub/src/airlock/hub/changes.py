@@ -40,11 +40,11 @@ from typing import Any
 from securesystemslib.signer import Key, Signer
 from sqlmodel import Session, col, select
 
-from airlock.bundles import events
+from airlock.bundles import events as events
 from airlock.bundles.canonical import canonical_bytes
-from airlock.bundles.change import CHANGE_STATES, CHANGE_TYPES, ChangeAuthorization
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import ConflictError, NotFoundError, SignatureError, UsageError
+from airlock.bundles.release import CHANGE_STATES, CHANGE_TYPES, ChangeAuthorization
 from airlock.hub.tables import HubChangeApprover, HubChangeRequest
 
 APPROVALS = ("not requested", "requested", "approved", "rejected")

@@ -56,7 +56,6 @@ from typing import Any
 from securesystemslib.signer import Signer
 from sqlmodel import Session
 
-from airlock.bundles.change import CHANGE_TYPES, ChangeAuthorization
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import (
     ConflictError,
@@ -64,6 +63,7 @@ from airlock.bundles.errors import (
     MissingFileError,
     UsageError,
 )
+from airlock.bundles.release import CHANGE_TYPES, ChangeAuthorization
 from airlock.hub import changes
 from airlock.hub.changes import CoveredPlan
 from airlock.hub.tables import HubChangeRequest

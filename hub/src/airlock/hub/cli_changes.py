@@ -14,7 +14,6 @@ import click
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from rich.console import Console
 
-from airlock.bundles.change import CHANGE_STATES, CHANGE_TYPES
 from airlock.bundles.errors import ConflictError
 from airlock.bundles.keys import (
     OFFLINE_KDF_ITERATIONS,
@@ -22,6 +21,7 @@ from airlock.bundles.keys import (
     generate_signer,
     write_encrypted_key,
 )
+from airlock.bundles.release import CHANGE_STATES, CHANGE_TYPES
 from airlock.hub.changes import ChangeRequest
 from airlock.hub.cli import HOME_OPTION, JSON_OPTION, _emit_json, _open, _table, hub
 

@@ -22,10 +22,10 @@ from rich.console import Console
 from sqlmodel import Session
 
 from airlock.bundles.atomic import atomic_writer
-from airlock.bundles.audit_query import parse_time
+from airlock.bundles.audit import parse_time
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import SecretError, UsageError
-from airlock.bundles.prediction_stats import CONFIDENCE_BUCKETS, confidence_bucket
+from airlock.bundles.metrics import CONFIDENCE_BUCKETS, confidence_bucket
 from airlock.hub.cli import HOME_OPTION, JSON_OPTION, _emit_json, _table, hub
 from airlock.hub.fleet_report import QUANTILES, FleetReport, fleet_report
 from airlock.hub.hub import Hub

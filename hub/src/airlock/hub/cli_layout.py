@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 
 from airlock.bundles.errors import UsageError
-from airlock.bundles.layout import PIPELINE_STEPS
+from airlock.bundles.intoto import PIPELINE_STEPS
 from airlock.hub.cli import HOME_OPTION, JSON_OPTION, _emit_json, _open, _table, hub
 
 DEFAULT_EXPIRES_DAYS = 90

@@ -26,12 +26,11 @@ from typing import Any
 from securesystemslib.signer import Signer
 from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
 
-from airlock.bundles import tufrepo
-from airlock.bundles.change import CHANGE_KEY
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import TrustError
-from airlock.bundles.metrics_model import RETURN_FIELD
+from airlock.bundles.metrics import RETURN_FIELD
 from airlock.bundles.models import ModelVersion
-from airlock.bundles.rollout import RolloutPlan
+from airlock.bundles.release import CHANGE_KEY, RolloutPlan
 from airlock.hub import tufmeta
 from airlock.hub.tufmeta import StagedWrites
 
@@ -164,7 +163,7 @@ def director_targets(
 ) -> list[TargetFile]:
     """The Director target files telling ``site_id`` to run ``model`` under ``plan``.
 
-    None signs the default plan (see :func:`airlock.bundles.tufrepo.director_custom`);
+    None signs the default plan (see :func:`airlock.bundles.tuf._repo.director_custom`);
     ``change`` is the change authorisation signed next to it (None: none).
     """
     return [
@@ -230,7 +229,7 @@ def refresh(
 ) -> None:
     """Makes the site's next snapshot and timestamp, both expiring at ``expires``.
 
-    ``bundle`` (:func:`airlock.bundles.tufrepo.bundle_claims`, given at export)
+    ``bundle`` (:func:`airlock.bundles.tuf._repo.bundle_claims`, given at export)
     is signed into the timestamp as ``x-airlock-bundle``: what the bundle's
     envelope will state, confirmed by the timestamp key.
     """

@@ -41,13 +41,12 @@ from typing import Any
 
 from securesystemslib.signer import Signer
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.atomic import atomic_write_bytes, fsync_dir
+from airlock.bundles.bundle import ENVELOPE_FILE, BlobSource, sign_envelope, write_payload
 from airlock.bundles.clock import utc_iso
-from airlock.bundles.envelope import ENVELOPE_FILE, sign_envelope
 from airlock.bundles.errors import ConflictError, UsageError
 from airlock.bundles.models import BundleKind, Envelope, ModelFile
-from airlock.bundles.payload import BlobSource, write_payload
 from airlock.hub.blobstore import BlobStore
 from airlock.hub.director_repo import DirectorRoots, SiteMetadata
 from airlock.hub.image_repo import ImageRepo
@@ -274,7 +273,7 @@ def director_roots(metadata: MetadataList) -> dict[str, Any] | None:
     """The envelope's ``roots``: every Director root version the payload carries.
 
     Lets a site walk an offline root rotation before it checks the envelope
-    (:mod:`airlock.bundles.root_chain`); None when the list carries none.
+    (:mod:`airlock.bundles.tuf._root_chain`); None when the list carries none.
     """
     found = {}
     for name, data in metadata:

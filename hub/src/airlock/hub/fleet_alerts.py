@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
-from airlock.bundles import events
+from airlock.bundles import events as events
 from airlock.bundles.clock import utc_iso
 from airlock.hub import catalog, changes
 from airlock.hub.fleet_report import FleetLimits, VersionReport, judge

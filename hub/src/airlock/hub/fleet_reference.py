@@ -2,9 +2,9 @@
 
 Fleet drift compares what a version answers in the field with what it
 answered when it was validated. The version's signed release record names
-its validation set (:class:`~airlock.bundles.release.ValidationSpec`); the
+its validation set (:class:`~airlock.bundles.release._record.ValidationSpec`); the
 hub runs the version's ONNX graph on it with onnxruntime and counts the
-answers and their confidence with :mod:`airlock.bundles.prediction_stats`,
+answers and their confidence with :mod:`airlock.bundles.metrics._prediction_stats`,
 exactly as nodes count live requests (``source="validation-set"``). When
 the model cannot run at the hub (an operator the hub's runtime lacks, more
 than one input, a fixed batch that does not fit), the expected labels of the
@@ -35,8 +35,8 @@ from sqlmodel import Session
 
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import AirlockError
+from airlock.bundles.metrics import answer_labels, confidences, count
 from airlock.bundles.models import ModelFile, ModelVersion
-from airlock.bundles.prediction_stats import answer_labels, confidences, count
 from airlock.bundles.release import ValidationSpec
 from airlock.hub import catalog
 from airlock.hub.fleet_tables import HubReferenceDistribution

@@ -35,8 +35,8 @@ from sqlmodel import Session, col, select
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.config import HomeConfig
 from airlock.bundles.errors import UsageError
+from airlock.bundles.metrics import LatencySketch
 from airlock.bundles.release import version_tuple
-from airlock.bundles.sketch import LatencySketch
 from airlock.hub.fleet_reference import js_distance, reference_distribution
 from airlock.hub.fleet_tables import (
     HubFleetAlert,

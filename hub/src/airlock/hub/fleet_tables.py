@@ -48,7 +48,7 @@ class HubMetricsImport(SQLModel, table=True):
     payload_sha256: str
     k: int
     noise: dict[str, Any] = _json()
-    """The payload's :class:`~airlock.bundles.metrics_model.NoiseSpec` dict ({} when none)."""
+    """The payload's :class:`~airlock.bundles.metrics._model.NoiseSpec` dict ({} when none)."""
     suppressed_cells: int = 0
     suppressed_totals: int = 0
     missing_sequences: list[int] = _json([])

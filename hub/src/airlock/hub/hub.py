@@ -27,14 +27,14 @@ from typing import Any
 from securesystemslib.signer import Key, SecretsHandler, Signer
 from sqlmodel import Session, select
 
-from airlock.bundles import event_delivery, tufrepo
+from airlock.bundles import events as event_delivery
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import Clock, SystemClock, utc_iso
 from airlock.bundles.db import open_home_database
 from airlock.bundles.errors import ConflictError, NotFoundError, UsageError
 from airlock.bundles.models import Envelope, ModelVersion, SiteIdentity, check_name
-from airlock.bundles.release import ReleaseInfo
-from airlock.bundles.rollout import RolloutPlan
+from airlock.bundles.release import ReleaseInfo, RolloutPlan
 from airlock.hub import (
     attestations,
     catalog,

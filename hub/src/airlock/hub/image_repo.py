@@ -1,6 +1,6 @@
 """The Image repository: every released model version, as TUF targets.
 
-Roles (see :mod:`airlock.bundles.tufrepo`): ``root`` and ``targets`` come
+Roles (see :mod:`airlock.bundles.tuf._repo`): ``root`` and ``targets`` come
 from the ceremony (offline keys); ``targets`` delegates ``models`` (online
 key ``image-models``), which delegates one terminating role per tenant,
 ``tenant-<name>``, for the paths of that tenant's model families
@@ -33,7 +33,7 @@ from tuf.api.metadata import (
     Timestamp,
 )
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import ConflictError, TrustError
 from airlock.bundles.models import ModelVersion
 from airlock.hub import tufmeta

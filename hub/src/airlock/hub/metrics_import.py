@@ -5,7 +5,7 @@ its entry is written in the same transaction as what it stores, and any
 failure stores nothing and leaves a ``refused`` (or ``failure``) entry of its
 own. The steps, in order; the first that fails refuses the whole bundle:
 
-1. **Open** (:func:`airlock.bundles.metrics_bundle.open_metrics_bundle`):
+1. **Open** (:func:`airlock.bundles.metrics._bundle.open_metrics_bundle`):
    exactly ``envelope.json`` and ``payload.age``; the envelope signed by the
    key registered for the site it names (a site this hub does not know is
    refused); a metrics bundle of that site, not expired; the payload of the
@@ -46,8 +46,11 @@ from securesystemslib.signer import Key
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from airlock.bundles import cosignature, event_delivery, events, merkle
-from airlock.bundles.checkpoint import Checkpoint, read_checkpoint, verify_checkpoint
+from airlock.bundles import audit as cosignature
+from airlock.bundles import audit as merkle
+from airlock.bundles import events as event_delivery
+from airlock.bundles import events as events
+from airlock.bundles.audit import Checkpoint, read_checkpoint, verify_checkpoint
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import (
@@ -57,8 +60,7 @@ from airlock.bundles.errors import (
     MediaError,
     WrongSiteError,
 )
-from airlock.bundles.metrics_bundle import open_metrics_bundle
-from airlock.bundles.metrics_model import ConsistencyProof, MetricsPayload
+from airlock.bundles.metrics import ConsistencyProof, MetricsPayload, open_metrics_bundle
 from airlock.bundles.models import Envelope
 from airlock.hub import fleet_alerts, return_keys, site_rollbacks
 from airlock.hub.fleet_tables import HubMetricsCell, HubMetricsImport, HubMetricsTotal

@@ -3,7 +3,7 @@
 :func:`resolve` turns ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``
 into a :class:`Resolved` version (an alias is read exactly once);
 :func:`read_lineage` collects what the signed
-:class:`~airlock.bundles.release.Lineage` records: run id, LoggedModel id,
+:class:`~airlock.bundles.release._record.Lineage` records: run id, LoggedModel id,
 params, metrics as decimal strings, tags, and the training data digest.
 Callers pass a client bound to one tracking URI; ``mlflow`` itself is
 imported by :mod:`airlock.hub.mlflow_intake`.

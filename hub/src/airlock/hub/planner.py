@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
-from airlock.bundles import checkpoint_store, events, tufrepo
+from airlock.bundles import audit as checkpoint_store
+from airlock.bundles import events as events
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion

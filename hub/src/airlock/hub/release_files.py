@@ -2,17 +2,17 @@
 
 ``airlock hub model add`` and ``airlock hub model import`` take the same three
 options and turn them into the signed parts of a
-:class:`~airlock.bundles.release.ReleaseInfo` plus the extra file of kind
+:class:`~airlock.bundles.release._record.ReleaseInfo` plus the extra file of kind
 ``validation`` that ships with the version:
 
 * ``--validation-set FILE``: a NumPy ``.npz`` archive (no pickled objects)
   with an inputs array and an expected array of the same length, shipped as
   the target named by the thresholds' ``file`` (default ``validation.npz``);
 * ``--thresholds FILE``: TOML or JSON with the fields of
-  :class:`~airlock.bundles.release.ValidationSpec` (``min_accuracy``,
+  :class:`~airlock.bundles.release._record.ValidationSpec` (``min_accuracy``,
   ``max_error``, ``max_p95_latency_ms``, …);
 * ``--compat FILE``: TOML or JSON with the fields of
-  :class:`~airlock.bundles.release.Compatibility` (``opset``,
+  :class:`~airlock.bundles.release._record.Compatibility` (``opset``,
   ``min_onnxruntime``, ``providers``, ``architectures``, ``min_memory_mb``,
   ``depends = ["perception>=1.5"]``).
 

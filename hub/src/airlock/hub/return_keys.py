@@ -3,19 +3,19 @@
 Sites send metrics back encrypted to the hub and carrying their audit
 checkpoint; the hub witnesses each site's log. This module holds the keys for
 that and computes the Director field (``x-airlock-return``,
-:class:`~airlock.bundles.metrics_model.ReturnPath`) every export carries:
+:class:`~airlock.bundles.metrics._model.ReturnPath`) every export carries:
 
 * the hub's **age X25519 identity**, sealed with the hub passphrase exactly
-  like a spoke seals its own (:mod:`airlock.bundles.sealed`) at
+  like a spoke seals its own (:mod:`airlock.bundles.keys._sealed`) at
   ``keys/hub-age-identity.sealed``; its recipient is published next to
   ``airlock.toml`` as ``hub-recipient.txt`` for operators (and read by exports,
   so that they need not unseal the identity). The sealed file is the source of
   truth: a missing recipient file is written again from it.
 * the **witness key**: the hub's audit checkpoint key
-  (:mod:`airlock.bundles.checkpoint_store`: ``online-keys/audit-checkpoint.pem``
+  (:mod:`airlock.bundles.audit._checkpoint_store`: ``online-keys/audit-checkpoint.pem``
   and its published ``audit-checkpoint-key.json``), named by its origin
   ``airlock/hub/<hub.id or host>``; it cosigns each site checkpoint the hub has
-  checked (:mod:`airlock.bundles.cosignature`).
+  checked (:mod:`airlock.bundles.audit._cosignature`).
 * the **acknowledgement**: the site's newest imported metrics bundle (its
   sequence and its checkpoint as the hub cosigned it).
 
@@ -38,20 +38,21 @@ import pyrage
 from securesystemslib.signer import Key, Signer
 from sqlmodel import Session, col, select
 
-from airlock.bundles import checkpoint_store
+from airlock.bundles import audit as checkpoint_store
+from airlock.bundles.audit import CheckpointKey
 from airlock.bundles.canonical import pretty_bytes
-from airlock.bundles.checkpoint_store import CheckpointKey
 from airlock.bundles.errors import ConflictError, MediaError, NotFoundError, SecretError
+from airlock.bundles.intoto import public_key_pem
 from airlock.bundles.keys import (
     FILE_SCHEME,
     ONLINE_KDF_ITERATIONS,
     KeyRef,
     encrypted_pem,
     generate_signer,
+    seal,
+    unseal,
 )
-from airlock.bundles.layout import public_key_pem
-from airlock.bundles.metrics_model import ReturnPath
-from airlock.bundles.sealed import seal, unseal
+from airlock.bundles.metrics import ReturnPath
 from airlock.hub.fleet_tables import HubMetricsImport
 from airlock.hub.home import PASSPHRASE_ENV
 from airlock.hub.tufmeta import StagedWrites

@@ -44,12 +44,13 @@ from typing import TYPE_CHECKING, Any
 from securesystemslib.signer import Signer
 from sqlmodel import Session, select
 
-from airlock.bundles import events, tufrepo
+from airlock.bundles import events as events
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import default_principal
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError, UsageError
 from airlock.bundles.models import ModelVersion
-from airlock.bundles.rollout import RolloutPlan
+from airlock.bundles.release import RolloutPlan
 from airlock.hub import (
     catalog,
     changes,

@@ -1,6 +1,6 @@
 """Rollout plan files: the release engineer's TOML, checked before anything is signed.
 
-A plan file has the structure of :meth:`airlock.bundles.rollout.RolloutPlan.to_dict`::
+A plan file has the structure of :meth:`airlock.bundles.release._rollout_plan.RolloutPlan.to_dict`::
 
     interval_seconds = 60
 
@@ -20,7 +20,7 @@ A plan file has the structure of :meth:`airlock.bundles.rollout.RolloutPlan.to_d
     name = "all"
     nodes = "1"
 
-Missing keys take the defaults of :mod:`airlock.bundles.rollout`; unknown keys
+Missing keys take the defaults of :mod:`airlock.bundles.release._rollout_plan`; unknown keys
 are refused (a misspelt ``bake_second`` must not silently become the
 default). :func:`read_plan` is the only entry point; ``Hub.assign`` calls it
 inside its audited operation, so a bad file is audited and changes nothing.
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock.bundles.errors import UsageError
-from airlock.bundles.rollout import HealthCriteria, Ring, RolloutPlan
+from airlock.bundles.release import HealthCriteria, Ring, RolloutPlan
 
 PLAN_HINT = "see 'Rollout plans' in the release engineer's guide for the plan format"
 

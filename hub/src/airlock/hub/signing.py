@@ -21,7 +21,7 @@ from pathlib import Path
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import MediaError, SecretError, UsageError
 from airlock.bundles.keys import (
     ONLINE_KDF_ITERATIONS,

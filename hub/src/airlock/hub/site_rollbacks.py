@@ -1,7 +1,7 @@
 """What each site reported as rolled back, and how revocations avoid it.
 
 A site's metrics bundle carries the versions whose newest rollout there
-ended rolled back (:mod:`airlock.bundles.metrics_outcomes`). The hub keeps
+ended rolled back (:mod:`airlock.bundles.metrics._outcomes`). The hub keeps
 the newest list per site (:class:`~airlock.hub.fleet_tables.HubSiteRollback`,
 replaced with each import: :func:`store`), shows it in ``hub status`` and
 ``hub model list/show``, and a revocation never re-points a site at a
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from sqlmodel import Session, col, select
 
-from airlock.bundles.metrics_outcomes import RolledBackVersion
+from airlock.bundles.metrics import RolledBackVersion
 from airlock.hub.fleet_tables import HubSiteRollback
 
 

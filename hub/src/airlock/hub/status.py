@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuf.api.metadata import Metadata, Signed
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import utc_iso
 from airlock.hub import revocation_view
 

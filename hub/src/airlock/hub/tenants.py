@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from securesystemslib.signer import SIGNER_FOR_URI_SCHEME, Key, Signer, SSlibKey
 from sqlmodel import Session, select
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import (
     ConflictError,

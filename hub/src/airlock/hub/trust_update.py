@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuf.api.metadata import Metadata, Signed, Targets
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError, FreshnessError, TrustError
 from airlock.bundles.keys import KeyRef

@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 from securesystemslib.signer import Signer
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Targets, Timestamp
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.atomic import atomic_write_bytes
-from airlock.bundles.metadata_files import ROOT_FILE as ROOT_FILE
-from airlock.bundles.metadata_files import load_metadata as load_metadata
-from airlock.bundles.metadata_files import load_roots as load_roots
-from airlock.bundles.metadata_files import parse_metadata as parse_metadata
-from airlock.bundles.metadata_files import root_files as root_files
+from airlock.bundles.tuf import ROOT_FILE as ROOT_FILE
+from airlock.bundles.tuf import load_metadata as load_metadata
+from airlock.bundles.tuf import load_roots as load_roots
+from airlock.bundles.tuf import parse_metadata as parse_metadata
+from airlock.bundles.tuf import root_files as root_files
 
 T = TypeVar("T", Root, Timestamp, Snapshot, Targets)
 

@@ -13,7 +13,7 @@
 5. write ``ceremony.json`` and the final audit entry;
 6. rename the staging directory into place.
 
-Any failure removes the staging directory (see :mod:`airlock.ceremony.output`).
+Any failure removes the staging directory (see :mod:`airlock.ceremony.documents._output`).
 Passphrases encrypt keys and nothing else: they never reach the audit log,
 the record or an error.
 """
@@ -29,7 +29,8 @@ from typing import Any
 from securesystemslib.signer import Signer
 from tuf.api.metadata import Metadata
 
-from airlock.bundles import __version__, tufrepo
+from airlock.bundles import __version__
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.atomic import atomic_write_json
 from airlock.bundles.audit import AuditLog, AuditRecord
 from airlock.bundles.clock import Clock, SystemClock, utc_iso
@@ -37,12 +38,17 @@ from airlock.bundles.config import write_config
 from airlock.bundles.db import create_tables, make_engine
 from airlock.bundles.errors import MediaError, SecretError
 from airlock.bundles.keys import ONLINE_KDF_ITERATIONS, KeyRef, KeyStore
-from airlock.ceremony import options as opt
-from airlock.ceremony import roots
-from airlock.ceremony.options import CeremonyOptions
-from airlock.ceremony.output import staged_directory, write_file
-from airlock.ceremony.record import CeremonyRecord, RootRecord, TargetsRecord, load_ceremony
-from airlock.ceremony.roots import next_root, sign_new_root
+from airlock.ceremony.documents._output import staged_directory, write_file
+from airlock.ceremony.documents._record import (
+    CeremonyRecord,
+    RootRecord,
+    TargetsRecord,
+    load_ceremony,
+)
+from airlock.ceremony.roots import _build as roots
+from airlock.ceremony.roots import _options as opt
+from airlock.ceremony.roots._build import next_root, sign_new_root
+from airlock.ceremony.roots._options import CeremonyOptions
 
 __all__ = [
     "CeremonyOptions",

@@ -54,7 +54,7 @@ NODE_ID_FIELD = "x-airlock-node-id"
 ROLES = ("stable", "candidate")
 """A NodeModel's role: the version the fleet trusts, or the one being rolled out."""
 TRAFFIC = ("all", "split", "shadow")
-"""How a candidate runs on a node (see :mod:`airlock.bundles.rollout`)."""
+"""How a candidate runs on a node (see :mod:`airlock.bundles.release._rollout_plan`)."""
 
 
 def director_base(node_id: str) -> str:
@@ -244,7 +244,7 @@ class ModelVersionMetrics:
     requests: int = 0
     errors: int = 0
     latency: dict[str, int] = field(default_factory=dict)
-    """A :class:`airlock.bundles.sketch.LatencySketch` in its ``to_dict`` form."""
+    """A :class:`airlock.bundles.metrics._sketch.LatencySketch` in its ``to_dict`` form."""
     predictions: dict[str, int] = field(default_factory=dict)
     """Answer (class label, or a bucketed value for regression) → count."""
     shadow_compared: int = 0

@@ -20,15 +20,15 @@ from sqlmodel import Session, col, select
 
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.errors import UsageError
-from airlock.spoke.attestation_policy import layout_source, read_policy
-from airlock.spoke.fleet_state import RevokedVersion
-from airlock.spoke.gate_compat import NOT_SIGNED
-from airlock.spoke.home import SpokeHome
-from airlock.spoke.metrics_plan import rolled_back_versions
-from airlock.spoke.return_state import HubReturnRecord, MetricsExportRecord
-from airlock.spoke.runtime import site_runtime
-from airlock.spoke.state import STATE_ID, DirectorAssignment, SpokeState, StagedModel
-from airlock.spoke.status_cutoff import cut_off
+from airlock.spoke.gate._compat import NOT_SIGNED
+from airlock.spoke.gate._runtime import site_runtime
+from airlock.spoke.importing._attestation_policy import layout_source, read_policy
+from airlock.spoke.metrics._plan import rolled_back_versions
+from airlock.spoke.site._cutoff import cut_off
+from airlock.spoke.site._fleet_tables import RevokedVersion
+from airlock.spoke.site._home import SpokeHome
+from airlock.spoke.site._return_tables import HubReturnRecord, MetricsExportRecord
+from airlock.spoke.site._tables import STATE_ID, DirectorAssignment, SpokeState, StagedModel
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ Layout::
 ``[agent]`` settings: ``poll_seconds`` (10), ``report_seconds`` (10),
 ``listen`` (``127.0.0.1:8760``), each overridable with ``AIRLOCK_AGENT_<KEY>``.
 ``[runtime]`` declares what the node offers, as on a spoke
-(:mod:`airlock.spoke.runtime`). The key's passphrase comes from
+(:mod:`airlock.spoke.gate._runtime`). The key's passphrase comes from
 ``AIRLOCK_AGENT_PASSPHRASE`` or a prompt, through a secrets handler.
 
 :meth:`AgentHome.ephemeral` is the simulator's variant: the key is an
@@ -43,8 +43,8 @@ from airlock.bundles.keys import ONLINE_KDF_ITERATIONS, generate_signer, load_en
 from airlock.bundles.keys import write_encrypted_key as _write_key
 from airlock.bundles.models import check_name
 from airlock.spoke.agent.slots import FamilySlots, SlotStore
+from airlock.spoke.gate._runtime import SiteRuntime, site_runtime
 from airlock.spoke.protocol import AgentBootstrap, NodeIdentity, Refusal
-from airlock.spoke.runtime import SiteRuntime, site_runtime
 
 ROLE = "agent"
 PASSPHRASE_ENV = "AIRLOCK_AGENT_PASSPHRASE"  # noqa: S105 - the variable name, not a secret

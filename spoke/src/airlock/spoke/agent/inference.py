@@ -15,7 +15,7 @@ a rollout, the candidate with its traffic mode (from the node's
 Every run is recorded per model version and role (:mod:`.recorder`): a
 request, an error when it raised, its latency measured around the session
 run, its answers (class labels, or a coarse bucket of the first value for
-regression) and their confidence (:mod:`airlock.bundles.prediction_stats`).
+regression) and their confidence (:mod:`airlock.bundles.metrics._prediction_stats`).
 :class:`FaultSpec` injects faults per ``model@version`` for the simulator:
 added latency really sleeps inside the measured time, errors raise, wrong
 answers replace the label with another class. Thread-safe.
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from airlock.bundles.errors import AirlockError, NotFoundError, UsageError
-from airlock.bundles.prediction_stats import answer_labels, confidences, labels, rows
+from airlock.bundles.metrics import answer_labels, confidences, labels, rows
 from airlock.spoke.agent.recorder import Recorder
 
 

@@ -1,6 +1,6 @@
 """The node agent's Prometheus metrics (``GET /metrics`` on the predict server).
 
-Same conventions as the spoke service (:mod:`airlock.spoke.service_metrics`):
+Same conventions as the spoke service (:mod:`airlock.spoke.service._metrics`):
 one :class:`prometheus_client.CollectorRegistry` per app, route templates
 never concrete paths, and nothing that identifies the node — no node id, no
 key, no input or answer — only what this node serves and how it goes:

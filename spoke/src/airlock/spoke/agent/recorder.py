@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from airlock.bundles.clock import utc_iso
-from airlock.bundles.sketch import LatencySketch
+from airlock.bundles.metrics import LatencySketch
 from airlock.spoke.protocol import MetricsReport, ModelVersionMetrics
 
 RequestListener = Callable[[str, str, str, float, bool], None]
@@ -68,7 +68,7 @@ class Recorder:
         """Records one request: its latency, whether it failed, its answers and their confidence.
 
         ``confidence`` holds one bucket per answered row
-        (:func:`airlock.bundles.prediction_stats.confidence_bucket`).
+        (:func:`airlock.bundles.metrics._prediction_stats.confidence_bucket`).
         """
         with self._lock:
             counts = self._counts.setdefault((model, version, role), _Counts())

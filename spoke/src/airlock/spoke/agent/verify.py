@@ -18,7 +18,7 @@ the site root (signed by the site key). Each :meth:`NodeVerifier.refresh`:
    node (``x-airlock-node-id``), and so must every target.
 4. Agreement: every file the site director names must be signed by the Image
    repository with the same length, hashes and model/version/file
-   (:func:`airlock.bundles.tufverify.agree_with_image`) — a spoke cannot hand
+   (:func:`airlock.bundles.tuf._verify.agree_with_image`) — a spoke cannot hand
    a node a model the hub never signed or has revoked.
 
 Files are then downloaded through the Image client (length and hashes
@@ -39,7 +39,7 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Root, TargetFile, Targets
 from tuf.ngclient.fetcher import FetcherInterface
 
-from airlock.bundles import tufrepo
+from airlock.bundles import tuf as tufrepo
 from airlock.bundles.atomic import atomic_write_bytes
 from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.errors import (
@@ -53,9 +53,8 @@ from airlock.bundles.errors import (
     UsageError,
     WrongSiteError,
 )
-from airlock.bundles.metadata_files import parse_metadata
 from airlock.bundles.release import ReleaseInfo
-from airlock.bundles.tufverify import agree_with_image
+from airlock.bundles.tuf import agree_with_image, parse_metadata
 from airlock.spoke.agent.tuf_client import RepositoryClient
 from airlock.spoke.protocol import NODE_ID_FIELD, NodeModel
 

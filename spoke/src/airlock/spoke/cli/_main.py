@@ -1,0 +1,293 @@
+"""``airlock spoke``: the site admin's commands (init, import, status)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from airlock.bundles.keys import env_or_prompt_secrets
+from airlock.spoke.site._home import PASSPHRASE_ENV, SpokeHome
+
+HOME_OPTION = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="spoke-home",
+    show_default=True,
+    envvar="AIRLOCK_SPOKE_HOME",
+    help="Spoke home directory (env AIRLOCK_SPOKE_HOME).",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _prompt(secret_name: str) -> str:
+    return str(click.prompt(f"Site {secret_name}", hide_input=True, err=True))
+
+
+def _open(home: Path) -> SpokeHome:
+    return SpokeHome(home, env_or_prompt_secrets(PASSPHRASE_ENV, _prompt))
+
+
+@click.group()
+def spoke() -> None:
+    """Site admin: import and verify bundles at an air-gapped site.
+
+    \b
+    Typical flow:
+      airlock spoke init --site-id S --image-root … --director-root …
+      (give site-identity.json to the hub; it registers the site)
+      airlock spoke import /media/usb/bundle
+      airlock spoke status
+    The site passphrase comes from AIRLOCK_SPOKE_PASSPHRASE or a prompt.
+    """
+
+
+@spoke.command("init")
+@HOME_OPTION
+@click.option("--site-id", required=True, help="This site's id (a-z, 0-9, -).")
+@click.option(
+    "--image-root",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The Image repository's root metadata from the ceremony (e.g. image/1.root.json).",
+)
+@click.option(
+    "--director-root",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The Director repository's root metadata from the ceremony.",
+)
+@click.option(
+    "--allow-unencrypted",
+    is_flag=True,
+    help="Accept bundles the hub exported without encryption (off by default).",
+)
+@JSON_OPTION
+def init(
+    home: Path,
+    site_id: str,
+    image_root: Path,
+    director_root: Path,
+    allow_unencrypted: bool,
+    as_json: bool,
+) -> None:
+    """Create a spoke home: site keys, trusted roots, empty state.
+
+    Prints the site identity (age recipient and Ed25519 key) that the hub
+    needs: it is also written to HOME/site-identity.json.
+    """
+    from airlock.spoke.site._init import init_spoke
+
+    passphrase = env_or_prompt_secrets(PASSPHRASE_ENV, _new_passphrase)("passphrase")
+    result = init_spoke(home, site_id, image_root, director_root, passphrase, not allow_unencrypted)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    console = Console()
+    console.print(f"[green]spoke home created:[/green] {result.home}")
+    table = Table(title=f"site {site_id}: give these to the hub (site-identity.json)")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_row("age recipient", result.identity.age_recipient)
+    table.add_row("signing key id", result.identity.signing_keyid)
+    for repo, digest in result.root_sha256.items():
+        table.add_row(f"{repo} root sha256", digest)
+    console.print(table)
+    console.print("Compare the root SHA-256 values with the ceremony record before trusting them.")
+
+
+def _new_passphrase(secret_name: str) -> str:
+    return str(
+        click.prompt(f"New site {secret_name}", hide_input=True, confirmation_prompt=True, err=True)
+    )
+
+
+@spoke.command("import")
+@HOME_OPTION
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@JSON_OPTION
+def import_(home: Path, bundle: Path, as_json: bool) -> None:
+    """Verify a bundle from removable media and stage its models.
+
+    Checks, in order: envelope signature and fields, payload sizes and
+    hashes, decryption, strict unpack, TUF (Image and Director), agreement,
+    the validation gate (each new model version runs on its signed validation
+    set; signed thresholds, runtime and dependencies; exit 18 on failure),
+    then stages atomically. Any failure changes nothing.
+    """
+    from airlock.spoke.importing._importer import import_bundle
+
+    result = import_bundle(_open(home), bundle)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    console = Console()
+    console.print(
+        f"[green]imported[/green] {result.kind} bundle {result.bundle_id} "
+        f"(sequence {result.sequence}): {result.new_blobs} new file(s)"
+    )
+    for ref in result.staged:
+        console.print(f"  staged   {ref}{_gate_note(result.gate.get(ref, {}))}")
+    for ref in result.already_staged:
+        console.print(f"  present  {ref}")
+    for entry in result.revoked:
+        console.print(
+            f"  [red]revoked[/red]  {entry['model']}@{entry['version']} ({entry['reason']}): "
+            "the rollout engine moves every node off it"
+        )
+
+
+def _gate_note(figures: dict[str, Any]) -> str:
+    from airlock.spoke.status import gate_row
+
+    outcome, result, latency, _thresholds, _runtime = gate_row(figures)
+    if result == "not signed" and _runtime == "not signed":
+        return ""
+    return f"  (gate {outcome}: {result}, p95 {latency})"
+
+
+@spoke.command("status", short_help="Show trust state, staged models and assignments.")
+@HOME_OPTION
+@JSON_OPTION
+def status(home: Path, as_json: bool) -> None:
+    """Show trusted root versions, last sequence, staged models and assignments."""
+    from airlock.spoke.status import read_status
+
+    info = read_status(SpokeHome(home))
+    if as_json:
+        click.echo(json.dumps(info.to_dict(), indent=2))
+        return
+    console = Console()
+    overview = Table(title=f"spoke {info.site_id}", show_header=False)
+    overview.add_column("what")
+    overview.add_column("value")
+    overview.add_row("Image root version", str(info.image_root_version))
+    overview.add_row("Director root version", str(info.director_root_version))
+    overview.add_row("Director targets version", str(info.director_targets_version))
+    overview.add_row("last bundle sequence", str(info.last_sequence))
+    overview.add_row("last bundle id", info.last_bundle_id or "-")
+    overview.add_row("time floor", info.time_floor)
+    days = info.cut_off.get("days_since_last_bundle")
+    overview.add_row("days since the last bundle", "-" if days is None else str(days))
+    overview.add_row("transit budget ends", info.cut_off.get("transit_budget_ends") or "-")
+    overview.add_row("Image root expires", info.cut_off.get("image_root_expires") or "-")
+    overview.add_row("Image targets expires", info.cut_off.get("image_targets_expires") or "-")
+    last, acked = info.metrics["last_export"], info.metrics["hub_acknowledged"]
+    overview.add_row(
+        "last metrics export",
+        f"{last['sequence']}, up to {last['window_end']}" if last else "none yet",
+    )
+    overview.add_row(
+        "hub acknowledged",
+        f"metrics {acked['sequence']} (audit log of {acked['log_size']} entries)"
+        if acked
+        else "nothing yet",
+    )
+    overview.add_row(*_attestation_row(info.attestations))
+    if info.attestations["unsafe_allow_unattested"]:
+        overview.add_row(*_unsafe_row(info.attestations))
+    console.print(overview)
+    for warning in info.cut_off.get("warnings", []):
+        style = "bold red" if warning.startswith("STRONG") else "yellow"
+        console.print(f"[{style}]warning:[/{style}] {warning}", highlight=False)
+    staged = Table(title="staged models")
+    for column in ("model", "version", "files", "bytes", "sequence", "staged at", "status"):
+        staged.add_column(column)
+    for row in info.staged:
+        staged.add_row(
+            row["model"],
+            row["version"],
+            str(row["files"]),
+            str(row["bytes"]),
+            str(row["sequence"]),
+            row["staged_at"],
+            _version_status(row),
+        )
+    console.print(staged)
+    if info.revoked:
+        revoked = Table(title="revoked by the hub (never run again)")
+        for column in ("model", "version", "revoked at", "reason"):
+            revoked.add_column(column)
+        for item in info.revoked:
+            revoked.add_row(
+                item["model"], item["version"], item["revoked_at"], escape(item["reason"])
+            )
+        console.print(revoked)
+    _print_gate(console, info.staged, info.runtime)
+    assigned = Table(title="assigned by the Director")
+    for column in ("model", "version", "files", "staged"):
+        assigned.add_column(column)
+    for row in info.assigned:
+        assigned.add_row(
+            row["model"], row["version"], str(row["files"]), "yes" if row["staged"] else "no"
+        )
+    console.print(assigned)
+
+
+def _attestation_row(policy: dict[str, Any]) -> tuple[str, str]:
+    """The overview row saying when versions must carry in-toto attestations."""
+    if policy["require_attestations"]:
+        return "attestations", "required for every version (require_attestations)"
+    if policy["layout_held"]:
+        return "attestations", f"required: the site holds a signed layout ({policy['layout_held']})"
+    return "attestations", "not required until the site holds a signed layout"
+
+
+def _unsafe_row(policy: dict[str, Any]) -> tuple[str, str]:
+    """The warning row for ``[policy] unsafe_allow_unattested``."""
+    unsafe = policy["unsafe_allow_unattested"]
+    families = "every family" if isinstance(unsafe, str) else ", ".join(unsafe)
+    return "UNSAFE: unattested allowed", f"{families} (policy.unsafe_allow_unattested)"
+
+
+def _version_status(row: dict[str, Any]) -> str:
+    """``[red]REVOKED[/red] …``, ``rolled back …`` or ``ok`` for a staged version."""
+    parts = []
+    if row.get("revoked"):
+        revoked = row["revoked"]
+        parts.append(f"[red]REVOKED[/red] {revoked['revoked_at']}: {escape(revoked['reason'])}")
+    if row.get("rolled_back_at"):
+        parts.append(f"[yellow]rolled back[/yellow] {row['rolled_back_at']}")
+    return "; ".join(parts) or "ok"
+
+
+def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[str, Any]) -> None:
+    """The validation gate's tables: the site runtime, and each staged version's figures."""
+    from airlock.spoke.status import gate_row
+
+    declared = set(runtime["declared"])
+    site = Table(title="site runtime (validation gate)", show_header=False)
+    site.add_column("what")
+    site.add_column("value")
+    for key, label, value in (
+        ("onnxruntime", "onnxruntime", runtime["onnxruntime"]),
+        ("max_opset", "newest ONNX opset", str(runtime["max_opset"])),
+        ("providers", "execution providers", ", ".join(runtime["providers"])),
+        ("architecture", "architecture", runtime["architecture"]),
+        ("memory_mb", "memory", f"{runtime['memory_mb']} MB"),
+    ):
+        source = "declared in \\[runtime]" if key in declared else "detected"
+        site.add_row(label, f"{escape(value)} ({source})")
+    console.print(site)
+    gate = Table(title="validation gate")
+    for column in ("model", "version", "gate", "result", "p95 latency", "thresholds"):
+        gate.add_column(column)
+    gate.add_column("compatibility")
+    for row in staged:
+        gate.add_row(row["model"], row["version"], *(escape(c) for c in gate_row(row["gate"])))
+    console.print(gate)
+
+
+# These modules' commands register themselves on the group above.
+from airlock.spoke.cli import _attestations as _attestations  # noqa: E402
+from airlock.spoke.cli import _metrics as _metrics  # noqa: E402
+from airlock.spoke.cli import _nodes as _nodes  # noqa: E402
+from airlock.spoke.cli import _rollout as _rollout  # noqa: E402
+from airlock.spoke.cli import _serve as _serve  # noqa: E402
+from airlock.spoke.cli import _simulate as _simulate  # noqa: E402
+from airlock.spoke.cli import _trust as _trust  # noqa: E402
