@@ -26,7 +26,7 @@ from helpers.spokeenv import SITE_ID, run_airlock
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from airlock.bundles.audit import AuditLog
+from airlock.bundles.audit import AuditLog, HubReturnRecord
 from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
@@ -35,7 +35,6 @@ from airlock.hub import return_keys
 from airlock.hub.hub import Hub
 from airlock.spoke.site import (
     EnrolledNode,
-    HubReturnRecord,
     MetricsExportRecord,
     MetricWindow,
     SpokeHome,

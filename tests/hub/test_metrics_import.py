@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from airlock.bundles.audit import (
     AuditLog,
+    HubReturnRecord,
     stored_tree,
     verify_checkpoint,
     verify_cosignature,
@@ -45,7 +46,6 @@ from airlock.hub.fleet_tables import (
 )
 from airlock.hub.hub import Hub
 from airlock.hub.metrics_import import import_metrics
-from airlock.spoke.site import HubReturnRecord
 
 
 def events_of(hub: Hub, name: str) -> list[dict[str, object]]:

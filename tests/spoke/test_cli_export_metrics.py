@@ -18,11 +18,11 @@ from helpers.spokeenv import SITE_ID, assert_error_output, home_digest, run_airl
 from sqlalchemy import MetaData, func, select
 from sqlmodel import Session, delete
 
-from airlock.bundles.audit import AuditLog
+from airlock.bundles.audit import AuditLog, HubReturnRecord
 from airlock.bundles.clock import SystemClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.metrics import MetricsPayload, open_metrics_bundle
-from airlock.spoke.site import HubReturnRecord, MetricWindow, SpokeHome
+from airlock.spoke.site import MetricWindow, SpokeHome
 
 NODES = [f"node-a{i}" for i in range(1, 7)]
 

@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from airlock.bundles.audit import (
     AuditLog,
     Checkpoint,
+    HubReturnRecord,
     cosign,
     verify_checkpoint,
     verify_consistency,
@@ -37,7 +38,6 @@ from airlock.bundles.models import Envelope
 from airlock.spoke.metrics import export_metrics, plan_metrics, window_floor
 from airlock.spoke.site import (
     EnrolledNode,
-    HubReturnRecord,
     MetricsExportRecord,
     MetricWindow,
     Rollout,

@@ -26,7 +26,14 @@ from securesystemslib.signer import CryptoSigner, Signer
 from sqlmodel import Session
 from tuf.api.metadata import Targets
 
-from airlock.bundles.audit import AuditLog, Checkpoint, cosign, sign_checkpoint, write_checkpoint
+from airlock.bundles.audit import (
+    AuditLog,
+    Checkpoint,
+    HubReturnRecord,
+    cosign,
+    sign_checkpoint,
+    write_checkpoint,
+)
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import TrustError
 from airlock.bundles.metrics import RETURN_FIELD, ReturnPath
@@ -35,7 +42,7 @@ from airlock.hub import return_keys
 from airlock.hub.hub import Hub
 from airlock.hub.metrics_import import import_metrics
 from airlock.spoke.metrics import export_metrics
-from airlock.spoke.site import HubReturnRecord, SpokeHome
+from airlock.spoke.site import SpokeHome
 
 ORIGIN = f"airlock/spoke/{SITE_ID}"
 WITNESS = "airlock/hub/test-hub"

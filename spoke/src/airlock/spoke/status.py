@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from airlock.bundles.audit import HubReturnRecord
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.errors import UsageError
 from airlock.spoke.gate._compat import NOT_SIGNED
@@ -27,7 +28,7 @@ from airlock.spoke.metrics._plan import rolled_back_versions
 from airlock.spoke.site._cutoff import cut_off
 from airlock.spoke.site._fleet_tables import RevokedVersion
 from airlock.spoke.site._home import SpokeHome
-from airlock.spoke.site._return_tables import HubReturnRecord, MetricsExportRecord
+from airlock.spoke.site._return_tables import MetricsExportRecord
 from airlock.spoke.site._tables import STATE_ID, DirectorAssignment, SpokeState, StagedModel
 
 

@@ -26,7 +26,7 @@ Runs in two halves around the importer's step 6:
   that the Director lists as revoked. The reason comes from the Director's
   list; a version that disappeared from the Image without being listed is
   still revoked (fail closed) with :data:`UNLISTED_REASON`. It upserts the
-  :class:`~airlock.spoke.site._return_tables.HubReturnRecord` when the Director
+  :class:`~airlock.bundles.audit.HubReturnRecord` when the Director
   carries a return field (absent: what is stored stays).
 
 A stale or refused bundle never reaches :func:`record`, so it records nothing.
@@ -48,6 +48,7 @@ from sqlmodel import Session, select
 
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import (
+    HubReturnRecord,
     ed25519_public_bytes,
     stored_tree,
     verify_checkpoint,
@@ -59,7 +60,6 @@ from airlock.bundles.metrics import RETURN_FIELD, ReturnPath
 from airlock.bundles.release import CHANGE_KEY, ChangeAuthorization, ReleaseInfo, RolloutPlan
 from airlock.bundles.tuf import VerifiedMetadata, VerifiedTarget
 from airlock.spoke.site._fleet_tables import RevokedVersion, RolloutPlanRecord
-from airlock.spoke.site._return_tables import HubReturnRecord
 from airlock.spoke.site._tables import StagedModel
 
 UNLISTED_REASON = "no longer signed by the hub"

@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from airlock.bundles.audit import WitnessedCheckpoint, check_witnessed, home_origin
+from airlock.bundles.audit import HubReturnRecord, WitnessedCheckpoint, check_witnessed, home_origin
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.config import HomeConfig
 from airlock.bundles.errors import MediaError, UsageError
@@ -48,7 +48,7 @@ from airlock.spoke.metrics._aggregate import CellGroup, aggregate, totals_of, wi
 from airlock.spoke.metrics._anonymise import Anonymised, anonymise, check_k
 from airlock.spoke.site._fleet_tables import MetricWindow, Rollout
 from airlock.spoke.site._home import SpokeHome
-from airlock.spoke.site._return_tables import HubReturnRecord, MetricsExportRecord
+from airlock.spoke.site._return_tables import MetricsExportRecord
 from airlock.spoke.site._tables import STATE_ID, SpokeState
 
 DEFAULT_WINDOW_MINUTES = 60

@@ -4,7 +4,6 @@
 Modules here are private (``_name.py``); other components import the names below.
 """
 
-from airlock.bundles.audit._witness import HubReturnRecord
 from airlock.spoke.site._fleet_tables import (
     EnrolledNode,
     FleetModel,
@@ -46,7 +45,6 @@ __all__ = [
     "DirectorAssignment",
     "EnrolledNode",
     "FleetModel",
-    "HubReturnRecord",
     "MetricWindow",
     "MetricsExportRecord",
     "NodeDesired",
