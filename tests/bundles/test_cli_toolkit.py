@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from airlock.bundles.cli import (
     home_option,
     json_option,
     print_table,
+    table,
 )
 from airlock.bundles.config import load_config
 from airlock.bundles.db import create_home_database
@@ -75,6 +77,16 @@ def render_plain(rows: list[list[str]]) -> str:
         plain.add_row(*row)
     console.print(plain)
     return console.export_text()
+
+
+def test_a_table_drawn_narrow_is_drawn_wide_again_unchanged() -> None:
+    rows = [[f"{name}.onnx", "model", digest] for name, digest in zip(IDS, HASHES, strict=True)]
+    columns = ["file", "kind", "sha256"]
+    built = table("releases", columns, rows)
+    for width in (80, 200, 50, 200):  # folded, whole, moved out, whole
+        console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+        console.print(built)
+        assert console.export_text() == render(columns, rows, width)
 
 
 def test_a_narrow_table_is_left_as_rich_draws_it() -> None:

@@ -91,25 +91,24 @@ class FittedTable(Table):
     """
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        """Fits the columns to ``options.max_width``, then renders the table."""
-        moved = self._fit(console, options)
+        """Renders a copy fitted to ``options.max_width`` (this table is left as built)."""
+        fitted = copy.copy(self)
+        fitted.columns = [replace(column) for column in self.columns]
+        moved = fitted._fit(console, options)
         if not moved:
-            yield from super().__rich_console__(console, options)
+            yield from Table.__rich_console__(fitted, console, options)
             return
-        kept = [column for index, column in enumerate(self.columns) if index not in moved]
-        grid = copy.copy(self)
-        grid.columns = [replace(column, _index=i) for i, column in enumerate(kept)]
+        kept = [column for index, column in enumerate(fitted.columns) if index not in moved]
+        grid = copy.copy(fitted)
+        grid.columns = [replace(column, _index=i, width=None) for i, column in enumerate(kept)]
         yield grid
+        keys = list(self.columns[0].cells) if 0 not in moved else []
         for row in range(self.row_count):
-            key = self.columns[0]._cells[row] if 0 not in moved else f"row {row + 1}"
+            line = _text(keys[row]) if keys else Text(f"row {row + 1}")
             for index in moved:
                 column = self.columns[index]
-                line = Text.assemble(key if isinstance(key, Text) else Text.from_markup(str(key)))
-                line.append(f"  {column.header}:\n  ")
-                cell = column._cells[row]
-                line.append_text(cell if isinstance(cell, Text) else Text.from_markup(str(cell)))
-                line.overflow = "fold"
-                yield line
+                value = list(column.cells)[row]
+                yield Text.assemble(line, f"  {column.header}:\n  ", _text(value), overflow="fold")
 
     def _fit(self, console: Console, options: ConsoleOptions) -> list[int]:
         """Sets the columns' widths; returns the long columns to move out of the grid."""
@@ -133,6 +132,11 @@ class FittedTable(Table):
         for column, width, pad in zip(self.columns, widths, pads, strict=True):
             column.width = max(width - pad, 1)
         return []
+
+
+def _text(cell: object) -> Text:
+    """A cell as rich text (strings are markup, as in any rich table)."""
+    return cell if isinstance(cell, Text) else Text.from_markup(str(cell))
 
 
 def _shrink(widths: list[int], floors: list[int], excess: int) -> None:
