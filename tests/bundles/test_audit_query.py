@@ -30,7 +30,7 @@ from airlock.bundles.audit_query import (
 )
 from airlock.bundles.cli import main
 from airlock.bundles.config import write_config
-from airlock.bundles.db import create_tables, make_engine
+from airlock.bundles.db import create_home_database
 from airlock.bundles.errors import UsageError
 
 T0 = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -48,8 +48,7 @@ PRINCIPALS = ("alice", "bob", "airlock-rollout-engine", "node:n1")
 def build_log(home: Path, count: int = 60) -> Engine:
     """A spoke-like home whose log holds ``count`` varied entries, 5 hours apart."""
     config = write_config(home, "spoke", {"site_id": "plant-7"})
-    engine = make_engine(config.database_url)
-    create_tables(engine, [AuditRecord])
+    engine = create_home_database(config, AuditRecord)  # a home at this release's schema
     logs = [AuditLog(engine, "spoke", site="plant-7"), AuditLog(engine, "hub", site="")]
     for i in range(count):
         logs[i % 7 == 0].record(

@@ -35,7 +35,7 @@ from airlock.bundles.cli import AirlockGroup
 from airlock.bundles.cli_events import events
 from airlock.bundles.clock import FixedClock, parse_utc
 from airlock.bundles.config import HomeConfig, write_config
-from airlock.bundles.db import create_tables, make_engine, session_scope
+from airlock.bundles.db import create_home_database, session_scope
 from airlock.bundles.errors import NotFoundError, SecretError, UsageError
 from airlock.bundles.event_delivery import (
     CONTENT_TYPE,
@@ -165,8 +165,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def engine(home: Path) -> Iterator[Engine]:
-    created = make_engine(configure(home).database_url)
-    create_tables(created, [OutboxEvent, AuditRecord])
+    created = create_home_database(configure(home), AuditRecord)  # at this release's schema
     yield created
     created.dispose()
 

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import click
 from securesystemslib.signer import Key, SecretsHandler
-from sqlmodel import SQLModel
 
 from airlock.bundles.atomic import atomic_write_bytes, atomic_write_json
 from airlock.bundles.audit import (
-    AuditCheckpoint,
     AuditLog,
     AuditRecord,
     failure_details,
@@ -58,7 +56,6 @@ HOME_OPTION = click.option(
     help="Hub or spoke home directory.",
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-AUDIT_TABLES: list[type[SQLModel]] = [AuditRecord, AuditCheckpoint]
 TRUSTED_KEY_OPTION = click.option(
     "--key",
     "key_path",
@@ -125,7 +122,7 @@ def verify(home: Path, key_path: Path | None, notes: tuple[Path, ...], as_json: 
         published = read_checkpoint_key(home)
         keys = published.keys if published else {}
     external = [_read_text(note, "checkpoint") for note in notes]
-    engine = open_home_database(config, AuditRecord, AUDIT_TABLES)
+    engine = open_home_database(config, AuditRecord)
     try:
         report = verify_log(engine, keys, external=external)
     finally:
@@ -193,7 +190,7 @@ def checkpoint(home: Path, as_json: bool) -> None:
     or a prompt. A hub makes its checkpoint key on first use.
     """
     config = load_config(home)
-    engine = open_home_database(config, AuditRecord, AUDIT_TABLES)
+    engine = open_home_database(config, AuditRecord)
     site = str(config.get("site_id", "")) if config.role == "spoke" else ""
     log = AuditLog(engine, component=config.role, site=site)
     clock = SystemClock()
@@ -251,7 +248,7 @@ def prove(
     """
     config = load_config(home)
     size = None if which == "latest" else _size(which)
-    engine = open_home_database(config, AuditRecord, AUDIT_TABLES)
+    engine = open_home_database(config, AuditRecord)
     try:
         proof = prove_entry(engine, seq, size)
     finally:

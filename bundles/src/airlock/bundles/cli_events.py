@@ -45,7 +45,7 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the re
 
 def _open(home: Path) -> tuple[HomeConfig, Engine, AuditLog]:
     config = load_config(home)
-    engine = open_home_database(config, AuditRecord, [OutboxEvent, AuditRecord])
+    engine = open_home_database(config, AuditRecord)
     site = str(config.get("site_id", "") or "") if config.role == "spoke" else ""
     return config, engine, AuditLog(engine, component=config.role or "airlock", site=site)
 

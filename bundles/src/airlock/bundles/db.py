@@ -7,10 +7,12 @@ tables in a schema of its own (``[database] schema``, default ``airlock_<role>``
 set as the connection's ``search_path``), so a hub and a spoke can share one
 database without sharing an audit log.
 
-A home's database is made only by ``init`` (:func:`create_home_database`);
-every other command opens it with :func:`open_home_database`, which refuses
-a database that is missing or holds no Airlock tables instead of silently
-creating an empty one.
+A home's database is made only by ``init`` (:func:`create_home_database`),
+at the newest schema version of its kind's migration history; every other
+command opens it with :func:`open_home_database`, which refuses a database
+that is missing or holds no Airlock tables instead of silently creating an
+empty one, and a schema older or newer than this release
+(:mod:`airlock.bundles.schema_migrations`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -83,13 +85,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     the state the previous writer committed.
     """
     session = Session(engine, expire_on_commit=False)
-    if engine.dialect.name == "sqlite":
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-    elif engine.dialect.name == "postgresql":
-        session.connection().exec_driver_sql(
-            f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY}, "
-            "hashtext(coalesce(current_schema(), '')))"
-        )
+    take_write_lock(session.connection())
     try:
         yield session
         session.commit()
@@ -98,6 +94,22 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def take_write_lock(connection: Connection) -> None:
+    """Takes the database's write lock for the rest of ``connection``'s transaction.
+
+    ``BEGIN IMMEDIATE`` on SQLite, the schema's transaction-scoped advisory
+    lock on PostgreSQL (see :func:`session_scope`); call it first in the
+    transaction.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY}, "
+            "hashtext(coalesce(current_schema(), '')))"
+        )
 
 
 class DatabaseError(AirlockError):
@@ -122,21 +134,27 @@ def home_engine(config: HomeConfig) -> tuple[Engine, str | None]:
 
 
 def open_home_database(
-    config: HomeConfig, required: type[SQLModel], tables: Sequence[type[SQLModel]] = ()
+    config: HomeConfig, required: type[SQLModel], *, check_schema: bool = True
 ) -> Engine:
-    """Opens an existing home's database; never creates one.
+    """Opens an existing home's database; never creates or changes one.
 
-    Tables of ``tables`` that a later release added are created when missing;
-    the database itself, and ``required`` (the table every such home has), must
-    exist already.
+    The database itself, and ``required`` (the table every such home has), must
+    exist already, and its schema must be the one this release's migration
+    history ends at (unless ``check_schema`` is false: only the ``db status``
+    and ``db upgrade`` commands open a home that may be behind).
 
     Raises:
         UsageError: the SQLite file is missing, or the database (or schema)
             holds no ``required`` table: the configuration points at the wrong
             database, or the home was never initialised. Nothing is created.
+        SchemaVersionError: the schema is older than this release (run
+            ``airlock <role> db upgrade``) or newer (exit 8). Nothing is changed.
         DatabaseError: the database server cannot be reached.
         StorageError: the home is read-only or its disk is full (exit 7).
     """
+    # The runner imports this module (engines, the write lock): import it here.
+    from airlock.bundles.schema_migrations import require_current
+
     sqlite_file = _sqlite_file(config.database_url)
     if sqlite_file is not None and not sqlite_file.is_file():
         raise UsageError(
@@ -151,25 +169,28 @@ def open_home_database(
                 f"{config.role} tables",
                 hint=_where_hint(config),
             )
-        if tables:
-            with _reachable(config, schema):  # a read-only or full home: StorageError
-                create_tables(engine, tables)
+        if check_schema:
+            with _reachable(config, schema):
+                require_current(engine, config.role, config.home, _describe(config, schema))
     except BaseException:
         engine.dispose()
         raise
     return engine
 
 
-def create_home_database(
-    config: HomeConfig, required: type[SQLModel], tables: Sequence[type[SQLModel]]
-) -> Engine:
+def create_home_database(config: HomeConfig, required: type[SQLModel]) -> Engine:
     """Creates a new home's tables (and its PostgreSQL schema); only ``init`` calls this.
+
+    The tables are made by the home kind's migration history, up to its head,
+    in one transaction.
 
     Raises:
         ConflictError: the database (or schema) already holds ``required``:
             it belongs to another home.
         DatabaseError: the database server cannot be reached.
     """
+    from airlock.bundles.schema_migrations import create_at_head  # see open_home_database
+
     engine, schema = home_engine(config)
     try:
         if schema is not None:
@@ -182,7 +203,8 @@ def create_home_database(
                 hint="give this home its own database or schema (AIRLOCK_DATABASE_URL, "
                 "AIRLOCK_DATABASE_SCHEMA); a replica is a copy of the first home, not a new init",
             )
-        create_tables(engine, tables)
+        with _reachable(config, schema):  # a read-only or full home: StorageError
+            create_at_head(engine, config.role)
     except BaseException:
         engine.dispose()
         raise

@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from airlock.bundles.cli_db import db_group
 from airlock.bundles.keys import env_or_prompt_secrets
-from airlock.spoke.home import PASSPHRASE_ENV, SpokeHome
+from airlock.spoke.home import PASSPHRASE_ENV, ROLE, SpokeHome
 
 HOME_OPTION = click.option(
     "--home",
@@ -291,3 +292,5 @@ from airlock.spoke import cli_rollout as _rollout  # noqa: E402, F401
 from airlock.spoke import cli_serve as _serve  # noqa: E402, F401
 from airlock.spoke import cli_simulate as _simulate  # noqa: E402, F401
 from airlock.spoke import cli_trust as _trust  # noqa: E402, F401
+
+spoke.add_command(db_group(ROLE, HOME_OPTION))  # `db status|upgrade`: the database's schema version

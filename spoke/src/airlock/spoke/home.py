@@ -34,7 +34,7 @@ from airlock.bundles.db import open_home_database
 from airlock.bundles.errors import SecretError
 from airlock.bundles.keys import KeyRef, KeyStore
 from airlock.bundles.sealed import unseal
-from airlock.spoke.state import SPOKE_TABLES, SpokeState
+from airlock.spoke.state import SpokeState
 
 ROLE = "spoke"
 PASSPHRASE_ENV = "AIRLOCK_SPOKE_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
@@ -79,14 +79,15 @@ class SpokeHome:
 
     @cached_property
     def engine(self) -> Engine:
-        """The database engine; tables added by later releases are created on first use.
+        """The database engine (opened on first use; the schema must be this release's).
 
         Raises:
             UsageError: the configured database is missing or holds no spoke
                 (nothing is created; see :func:`~airlock.bundles.db.open_home_database`).
+            SchemaVersionError: the schema is older or newer than this release (exit 8).
             StorageError: the home is read-only or its disk is full (exit 7).
         """
-        return open_home_database(self.config, SpokeState, SPOKE_TABLES)
+        return open_home_database(self.config, SpokeState)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -38,7 +38,7 @@ from airlock.spoke.home import (
     SIGNING_KEYREF_FILE,
     SpokeHome,
 )
-from airlock.spoke.state import SPOKE_TABLES, SpokeState, TrustedMetadataFile
+from airlock.spoke.state import SpokeState, TrustedMetadataFile
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def _seed_database(
     build: Path, site_id: str, roots: dict[str, bytes], clock: Clock, identity: SiteIdentity
 ) -> None:
     home = SpokeHome(build)
-    engine = create_home_database(home.config, SpokeState, SPOKE_TABLES)
+    engine = create_home_database(home.config, SpokeState)
     now = clock.now()
     with session_scope(engine) as session:
         versions = {
