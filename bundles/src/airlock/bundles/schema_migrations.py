@@ -41,13 +41,14 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, SQLModel
 
-from airlock.bundles.audit import AuditLog, AuditRecord
+from airlock.bundles.audit import AuditLog, AuditRecord, failure_details
 from airlock.bundles.config import HomeConfig, redacted_url
 from airlock.bundles.db import open_home_database, take_write_lock
 from airlock.bundles.errors import AirlockError, SchemaVersionError, UsageError
+from airlock.bundles.storage import cause_of, database_storage_error
 
 ENTRY_POINT_GROUP = "airlock.migrations"
 """Entry points naming each home kind's history package (name = role)."""
@@ -268,12 +269,27 @@ def upgrade_home(config: HomeConfig) -> SchemaUpgrade:
     except SchemaVersionError:
         raise
     except Exception as exc:
-        with contextlib.suppress(Exception):  # the schema may not take the entry: still report
-            log.record(action, "failure", details={"error": type(exc).__name__,
-                                                   "message": str(exc)[:500]})  # fmt: skip
-        raise
+        failure = _upgrade_error(exc, config)
+        with contextlib.suppress(Exception):  # an old schema may not take the entry: still report
+            log.record(action, "failure", details=failure_details(failure))
+        raise failure from exc
     finally:
         engine.dispose()
+
+
+def _upgrade_error(exc: Exception, config: HomeConfig) -> AirlockError:
+    """What a failed upgrade reports: a storage fault, else the cause, and that nothing changed."""
+    if isinstance(exc, AirlockError):
+        return exc
+    storage = database_storage_error(exc, make_url(config.database_url), config.home)
+    if storage is not None:
+        return storage
+    return AirlockError(
+        f"the {config.role} database could not be upgraded ({cause_of(exc)}); "
+        "it was left as it was",
+        hint="nothing needs restoring; keep this release's files and the error, and report "
+        f"them with the output of `airlock {config.role} db status --json`",
+    )
 
 
 def home_metadata(tables: Sequence[type[SQLModel]]) -> MetaData:
