@@ -183,7 +183,7 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
                 if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise AirlockError(
                         "the migration left rows that break a foreign key; nothing was changed",
-                        hint="report this with the output of `airlock <role> db status --json`",
+                        hint="report it with the output of `airlock hub|spoke db status --json`",
                     )
         finally:
             if sqlite:  # the pool must not hand out a connection with foreign keys off
@@ -262,9 +262,14 @@ def upgrade_home(config: HomeConfig) -> SchemaUpgrade:
             if not before.pending:
                 return result
             _migrate(connection, config.role)
-            with Session(bind=connection) as session:
-                log.record(action, "success", object=result.after, details=result.to_dict(),
-                           session=session)  # fmt: skip
+            with Session(bind=connection) as session:  # the entry joins the migration's transaction
+                log.record(
+                    action,
+                    "success",
+                    object=result.after,
+                    details=result.to_dict(),
+                    session=session,
+                )
         return result
     except SchemaVersionError:
         raise
@@ -272,6 +277,8 @@ def upgrade_home(config: HomeConfig) -> SchemaUpgrade:
         failure = _upgrade_error(exc, config)
         with contextlib.suppress(Exception):  # an old schema may not take the entry: still report
             log.record(action, "failure", details=failure_details(failure))
+        if failure is exc:
+            raise
         raise failure from exc
     finally:
         engine.dispose()
