@@ -31,8 +31,8 @@ from airlock.bundles.audit import (
 )
 from airlock.bundles.cli import main
 from airlock.bundles.config import write_config
-from airlock.bundles.db import create_tables, make_engine
 from airlock.bundles.errors import UsageError
+from airlock.bundles.schema import create_home_database
 
 T0 = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
 ACTIONS = (
@@ -49,8 +49,7 @@ PRINCIPALS = ("alice", "bob", "airlock-rollout-engine", "node:n1")
 def build_log(home: Path, count: int = 60) -> Engine:
     """A spoke-like home whose log holds ``count`` varied entries, 5 hours apart."""
     config = write_config(home, "spoke", {"site_id": "plant-7"})
-    engine = make_engine(config.database_url)
-    create_tables(engine, [AuditRecord])
+    engine = create_home_database(config, AuditRecord)  # a home at this release's schema
     logs = [AuditLog(engine, "spoke", site="plant-7"), AuditLog(engine, "hub", site="")]
     for i in range(count):
         logs[i % 7 == 0].record(

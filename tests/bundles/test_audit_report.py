@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 from airlock.bundles.audit import AuditLog, AuditQuery, AuditRecord, check_log, render_report
 from airlock.bundles.cli import main
 from airlock.bundles.config import write_config
-from airlock.bundles.db import create_tables, make_engine
+from airlock.bundles.schema import create_home_database
 
 T0 = dt.datetime(2025, 6, 2, 8, 0, tzinfo=dt.UTC)
 # (hours after T0, action, outcome, principal, change request)
@@ -33,8 +33,7 @@ ENTRIES = [
 
 def build_home(home: Path, role: str = "spoke") -> Engine:
     config = write_config(home, role, {"site_id": "plant-7"})
-    engine = make_engine(config.database_url)
-    create_tables(engine, [AuditRecord])
+    engine = create_home_database(config, AuditRecord)  # a home at this release's schema
     log = AuditLog(engine, "spoke", site="plant-7")
     for hours, action, outcome, principal, change in ENTRIES:
         log.record(

@@ -23,8 +23,8 @@ from airlock.bundles.cli import (
     table,
 )
 from airlock.bundles.config import load_config
-from airlock.bundles.db import create_home_database
 from airlock.bundles.errors import UsageError
+from airlock.bundles.schema import create_home_database
 
 IDS = ["classifier-production-eu", "classifier-staging", "fraud-scoring-v2"]
 HASHES = [hashlib.sha256(name.encode()).hexdigest() for name in IDS]
@@ -152,7 +152,7 @@ def test_home_database_disposes_the_engine(tmp_path: Path) -> None:
 
     (tmp_path / "airlock.toml").write_text('role = "hub"\n')
     config = load_config(tmp_path)
-    create_home_database(config, AuditRecord, [AuditRecord]).dispose()
+    create_home_database(config, AuditRecord).dispose()
     with home_database(config, AuditRecord) as engine:
         with engine.connect():
             assert engine.pool.checkedout() == 1

@@ -34,7 +34,7 @@ from airlock.bundles.audit import AuditLog, AuditRecord
 from airlock.bundles.cli import AirlockGroup, events
 from airlock.bundles.clock import FixedClock, parse_utc
 from airlock.bundles.config import HomeConfig, write_config
-from airlock.bundles.db import create_tables, make_engine, session_scope
+from airlock.bundles.db import session_scope
 from airlock.bundles.errors import NotFoundError, SecretError, UsageError
 from airlock.bundles.events import (
     CONTENT_TYPE,
@@ -46,6 +46,7 @@ from airlock.bundles.events import (
     load_settings,
     source_of,
 )
+from airlock.bundles.schema import create_home_database
 from airlock.hub.hub import Hub
 from airlock.spoke.cli import periodic_tasks
 from airlock.spoke.site import SpokeHome
@@ -167,8 +168,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def engine(home: Path) -> Iterator[Engine]:
-    created = make_engine(configure(home).database_url)
-    create_tables(created, [OutboxEvent, AuditRecord])
+    created = create_home_database(configure(home), AuditRecord)  # at this release's schema
     yield created
     created.dispose()
 

@@ -186,6 +186,14 @@ def _read_only_home(s: Situation) -> list[str]:
     return ["spoke", "import", "--home", str(home.path), str(bundle)]
 
 
+def _pre_migration_database(s: Situation) -> list[str]:
+    """The spoke's database as the release before schema migrations left it: no version."""
+    with s.spoke.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    s.spoke.engine.dispose()
+    return _ok(s)
+
+
 def _altered_audit_log(s: Situation) -> list[str]:
     with s.spoke.engine.begin() as conn:
         conn.execute(text("UPDATE audit_log SET principal = 'mallory' WHERE seq = 1"))
@@ -262,6 +270,7 @@ ROWS: dict[str, Row] = {
         "the audit event 'spoke.import' could not be written: attempt to write a readonly database",
     ),
     "storage-read-only-home": Row("storage", _read_only_home, "cannot be written"),
+    "schema-behind": Row("schema", _pre_migration_database, "has no schema version"),
     "verification-altered-audit-log": Row(
         "verification", _altered_audit_log, "audit log check failed at entry 1 (modified)"
     ),
@@ -277,7 +286,13 @@ ROWS: dict[str, Row] = {
         "log consistency", _rewritten_site_log, "audit log was rewritten after checkpoint"
     ),
 }
-JSON_ROWS = ("usage-wrong-home", "media-missing-bundle", "integrity", "error-database-unreachable")
+JSON_ROWS = (
+    "usage-wrong-home",
+    "media-missing-bundle",
+    "integrity",
+    "error-database-unreachable",
+    "schema-behind",
+)
 
 
 def _run(args: list[str], passphrase: str | None, extra: dict[str, str] | None = None) -> Result:

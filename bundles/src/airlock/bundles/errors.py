@@ -13,6 +13,8 @@ and maps to a documented exit code at the CLI's single catch point::
     ├── AuditWriteError               exit 6   the audit log could not be written: nothing was done
     ├── StorageError                  exit 7   the disk is full, or the home is read-only or
     │                                          not writable: nothing was changed
+    ├── SchemaVersionError            exit 8   the home's database schema is older than this
+    │                                          release (upgrade it) or newer: nothing was changed
     └── VerificationError             exit 10  untrusted input failed verification
         ├── SignatureError            exit 11  a signature or threshold does not verify
         ├── IntegrityError            exit 12  sizes or hashes do not match the signed ones
@@ -132,6 +134,19 @@ class StorageError(AirlockError):
     kind = "storage"
 
 
+class SchemaVersionError(AirlockError):
+    """The home's database schema is not the one this release's migration history ends at.
+
+    Older (including a database made before schema versions existed): the hint
+    names ``airlock <role> db upgrade``. Newer (a revision this release does not
+    know): the hint says to install the release that upgraded it. The refused
+    open changed nothing.
+    """
+
+    exit_code = 8
+    kind = "schema"
+
+
 class VerificationError(AirlockError):
     """Untrusted input failed verification. Nothing it carried was used."""
 
@@ -224,6 +239,7 @@ EXIT_CODES: dict[str, int] = {
     "media": MediaError.exit_code,
     "audit": AuditWriteError.exit_code,
     "storage": StorageError.exit_code,
+    "schema": SchemaVersionError.exit_code,
     "verification": VerificationError.exit_code,
     "signature": SignatureError.exit_code,
     "integrity": IntegrityError.exit_code,

@@ -26,8 +26,8 @@ from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, AuditRecord
 from airlock.bundles.clock import Clock, utc_iso
 from airlock.bundles.config import CONFIG_FILE, database_settings, load_config, write_config
-from airlock.bundles.db import create_home_database, open_home_database
 from airlock.bundles.errors import AirlockError, ConflictError, UsageError
+from airlock.bundles.schema import create_home_database, open_home_database
 from airlock.hub import image_repo, signing
 from airlock.hub.ceremony_input import (
     CeremonyOutput,
@@ -41,7 +41,7 @@ from airlock.hub.home import CEREMONY_RECORD, DEFAULT_SETTINGS, ROLE, TENANT_KEY
 from airlock.hub.image_repo import ImageRepo
 from airlock.hub.operation import record_failure
 from airlock.hub.signing import HubSigners
-from airlock.hub.tables import HUB_TABLES, HubSite
+from airlock.hub.tables import HubSite
 from airlock.hub.tufmeta import StagedWrites
 
 INIT_ACTION = "hub.init"
@@ -121,7 +121,7 @@ def _populate(
         "director_root_expires": utc_iso(director.root.signed.expires),
         "online_keys": {name: ref.keyid for name, ref in sorted(signers.online_refs.items())},
     }
-    engine = create_home_database(config, HubSite, HUB_TABLES)
+    engine = create_home_database(config, HubSite)
     try:
         AuditLog(engine, ROLE).record(
             INIT_ACTION, "success", object=output.ceremony_id, details=details, when=now

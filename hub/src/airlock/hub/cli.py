@@ -17,13 +17,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from airlock.bundles.cli import db_group
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import UsageError
 from airlock.bundles.keys import FILE_SCHEME, env_or_prompt_secrets
 from airlock.bundles.models import ModelVersion, SiteIdentity
 from airlock.bundles.release import ReleaseInfo
 from airlock.hub import release_view, revocation_view
-from airlock.hub.home import DEFAULT_HOME, HOME_ENV, PASSPHRASE_ENV, tenant_secret_env
+from airlock.hub.home import DEFAULT_HOME, HOME_ENV, PASSPHRASE_ENV, ROLE, tenant_secret_env
 from airlock.hub.hub import Hub
 from airlock.hub.release_files import release_parts
 from airlock.hub.signing import parse_tenant_secret
@@ -646,3 +647,5 @@ from airlock.hub import cli_metrics as _metrics  # noqa: E402, F401
 
 # `model import` (MLflow intake) and `model show` register themselves on the model group.
 from airlock.hub import cli_models as _models  # noqa: E402, F401
+
+hub.add_command(db_group(ROLE, HOME_OPTION))  # `db status|upgrade`: the database's schema version

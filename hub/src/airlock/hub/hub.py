@@ -31,10 +31,10 @@ from airlock.bundles import events as event_delivery
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import Clock, SystemClock, utc_iso
-from airlock.bundles.db import open_home_database
 from airlock.bundles.errors import ConflictError, NotFoundError, UsageError
 from airlock.bundles.models import Envelope, ModelVersion, SiteIdentity, check_name
 from airlock.bundles.release import ReleaseInfo, RolloutPlan
+from airlock.bundles.schema import open_home_database
 from airlock.hub import (
     attestations,
     catalog,
@@ -62,7 +62,6 @@ from airlock.hub.signing import HubSigners, read_online_refs
 from airlock.hub.sites import SiteInfo
 from airlock.hub.status import hub_status
 from airlock.hub.tables import (
-    HUB_TABLES,
     HubAssignment,
     HubFamily,
     HubSite,
@@ -85,7 +84,7 @@ class Hub:
     def __init__(self, home: Path, signers: HubSigners, clock: Clock | None = None) -> None:
         self.home = HubHome(Path(home))
         self.config = self.home.config()
-        self.engine = open_home_database(self.config, HubSite, HUB_TABLES)
+        self.engine = open_home_database(self.config, HubSite)
         self.audit = AuditLog(self.engine, ROLE)
         self.signers = signers
         self.clock: Clock = clock or SystemClock()

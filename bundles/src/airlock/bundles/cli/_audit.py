@@ -30,7 +30,6 @@ from airlock.bundles.audit._log import AuditLog, AuditRecord, failure_details, f
 from airlock.bundles.audit._log_verify import LogReport, verify_log
 from airlock.bundles.audit._proof import prove_entry, read_proof_file, verify_inclusion_proof
 from airlock.bundles.cli._audit_options import (
-    AUDIT_TABLES,
     HOME_OPTION,
     KEPT_CHECKPOINTS_OPTION,
     TRUSTED_KEY_OPTION,
@@ -67,7 +66,7 @@ def verify(home: Path, key_path: Path | None, notes: tuple[Path, ...], as_json: 
     config = load_config(home)
     keys = checkpoint_keys(home, key_path)
     external = [read_text(note, "checkpoint") for note in notes]
-    with home_database(config, AuditRecord, AUDIT_TABLES) as engine:
+    with home_database(config, AuditRecord) as engine:
         report = verify_log(engine, keys, external=external)
     if not report.ok:  # under --json the report goes out with the error, as one document
         where = f" at entry {report.first_bad_seq}" if report.first_bad_seq else ""
@@ -134,7 +133,7 @@ def checkpoint(home: Path, as_json: bool) -> None:
     config = load_config(home)
     site = str(config.get("site_id", "")) if config.role == "spoke" else ""
     clock = SystemClock()
-    with home_database(config, AuditRecord, AUDIT_TABLES) as engine:
+    with home_database(config, AuditRecord) as engine:
         log = AuditLog(engine, component=config.role, site=site)
         try:
             home_origin(config)  # refuses homes that do not sign checkpoints, before any change
@@ -188,7 +187,7 @@ def prove(
     """
     config = load_config(home)
     size = None if which == "latest" else _size(which)
-    with home_database(config, AuditRecord, AUDIT_TABLES) as engine:
+    with home_database(config, AuditRecord) as engine:
         proof = prove_entry(engine, seq, size)
     published = read_checkpoint_key(home)
     if published is not None:

@@ -13,15 +13,12 @@ from typing import Any
 
 import click
 from securesystemslib.signer import Key
-from sqlmodel import SQLModel
 
 from airlock.bundles.audit._checkpoint_store import CheckpointKey, read_checkpoint_key
-from airlock.bundles.audit._log import AuditCheckpoint, AuditRecord
 from airlock.bundles.cli._toolkit import home_option
 from airlock.bundles.errors import MediaError, MissingFileError
 from airlock.bundles.intoto._layout import read_public_key_pem
 
-AUDIT_TABLES: list[type[SQLModel]] = [AuditRecord, AuditCheckpoint]
 HOME_OPTION = home_option(envvar="AIRLOCK_HOME", help="Hub or spoke home directory.")
 LOG_HOME_OPTION = home_option(
     envvar="AIRLOCK_HOME", help="Hub, spoke or ceremony home directory whose log to read."

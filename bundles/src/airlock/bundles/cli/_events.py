@@ -47,7 +47,7 @@ HOME_OPTION = home_option(
 def _outbox(home: Path) -> Iterator[tuple[HomeConfig, Engine, AuditLog]]:
     """The home's configuration, its database (disposed afterwards) and its audit log."""
     config = load_config(home)
-    with home_database(config, AuditRecord, [OutboxEvent, AuditRecord]) as engine:
+    with home_database(config, AuditRecord) as engine:
         site = str(config.get("site_id", "") or "") if config.role == "spoke" else ""
         yield config, engine, AuditLog(engine, component=config.role or "airlock", site=site)
 

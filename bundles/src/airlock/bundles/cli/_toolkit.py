@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
 from airlock.bundles.config import HomeConfig
-from airlock.bundles.db._engine import open_home_database
+from airlock.bundles.schema._homes import open_home_database
 
 LONG_VALUE = 32
 """A word longer than this (a hash, a key) may fold; shorter words (ids) are never split."""
@@ -186,17 +186,16 @@ def closing_home(opened: C) -> Iterator[C]:
 
 
 @contextmanager
-def home_database(
-    config: HomeConfig, required: type[SQLModel], tables: Sequence[type[SQLModel]] = ()
-) -> Iterator[Engine]:
+def home_database(config: HomeConfig, required: type[SQLModel]) -> Iterator[Engine]:
     """Opens a home's database (never creates one) and disposes of the engine afterwards.
 
     Raises:
         UsageError: no database, or not this kind of home (see
-            :func:`~airlock.bundles.db.open_home_database`).
+            :func:`~airlock.bundles.schema.open_home_database`).
+        SchemaVersionError: the schema is older or newer than this release (exit 8).
         StorageError: the home is read-only or its disk is full.
     """
-    engine = open_home_database(config, required, tables)
+    engine = open_home_database(config, required)
     try:
         yield engine
     finally:

@@ -7,27 +7,19 @@ tables in a schema of its own (``[database] schema``, default ``airlock_<role>``
 set as the connection's ``search_path``), so a hub and a spoke can share one
 database without sharing an audit log.
 
-A home's database is made only by ``init`` (:func:`create_home_database`);
-every other command opens it with :func:`open_home_database`, which refuses
-a database that is missing or holds no Airlock tables instead of silently
-creating an empty one.
+Opening a home's database (never creating it by accident) and its schema
+version live one layer up, in :mod:`airlock.bundles.schema`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
-
-from airlock.bundles.config import CONFIG_FILE, HomeConfig, redacted_url
-from airlock.bundles.errors import AirlockError, ConflictError, UsageError
-from airlock.bundles.storage import database_storage_error
 
 WRITE_LOCK_KEY = 0x41524C4B  # "ARLK"
 """With the schema's hash, the key of the PostgreSQL advisory lock a writing session takes."""
@@ -83,13 +75,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     the state the previous writer committed.
     """
     session = Session(engine, expire_on_commit=False)
-    if engine.dialect.name == "sqlite":
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-    elif engine.dialect.name == "postgresql":
-        session.connection().exec_driver_sql(
-            f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY}, "
-            "hashtext(coalesce(current_schema(), '')))"
-        )
+    take_write_lock(session.connection())
     try:
         yield session
         session.commit()
@@ -100,137 +86,17 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
-class DatabaseError(AirlockError):
-    """The database cannot be opened or written."""
+def take_write_lock(connection: Connection) -> None:
+    """Takes the database's write lock for the rest of ``connection``'s transaction.
 
-
-def home_engine(config: HomeConfig) -> tuple[Engine, str | None]:
-    """An engine for a home's configured database, and its PostgreSQL schema (else None).
-
-    Raises:
-        UsageError: the URL or the schema name is malformed.
+    ``BEGIN IMMEDIATE`` on SQLite, the schema's transaction-scoped advisory
+    lock on PostgreSQL (see :func:`session_scope`); call it first in the
+    transaction.
     """
-    try:
-        backend = make_url(config.database_url).get_backend_name()
-    except ArgumentError:
-        raise UsageError(
-            f"the database URL of {config.home} is not a SQLAlchemy URL",
-            hint=_where_hint(config),
-        ) from None
-    schema = config.database_schema if backend == "postgresql" else None
-    return make_engine(config.database_url, schema), schema
-
-
-def open_home_database(
-    config: HomeConfig, required: type[SQLModel], tables: Sequence[type[SQLModel]] = ()
-) -> Engine:
-    """Opens an existing home's database; never creates one.
-
-    Tables of ``tables`` that a later release added are created when missing;
-    the database itself, and ``required`` (the table every such home has), must
-    exist already.
-
-    Raises:
-        UsageError: the SQLite file is missing, or the database (or schema)
-            holds no ``required`` table: the configuration points at the wrong
-            database, or the home was never initialised. Nothing is created.
-        DatabaseError: the database server cannot be reached.
-        StorageError: the home is read-only or its disk is full (exit 7).
-    """
-    sqlite_file = _sqlite_file(config.database_url)
-    if sqlite_file is not None and not sqlite_file.is_file():
-        raise UsageError(
-            f"the {config.role} database {sqlite_file} does not exist",
-            hint=_where_hint(config),
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY}, "
+            "hashtext(coalesce(current_schema(), '')))"
         )
-    engine, schema = home_engine(config)
-    try:
-        if not _has_table(engine, required, schema, config):
-            raise UsageError(
-                f"the {config.role} database {_describe(config, schema)} holds no Airlock "
-                f"{config.role} tables",
-                hint=_where_hint(config),
-            )
-        if tables:
-            with _reachable(config, schema):  # a read-only or full home: StorageError
-                create_tables(engine, tables)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
-
-
-def create_home_database(
-    config: HomeConfig, required: type[SQLModel], tables: Sequence[type[SQLModel]]
-) -> Engine:
-    """Creates a new home's tables (and its PostgreSQL schema); only ``init`` calls this.
-
-    Raises:
-        ConflictError: the database (or schema) already holds ``required``:
-            it belongs to another home.
-        DatabaseError: the database server cannot be reached.
-    """
-    engine, schema = home_engine(config)
-    try:
-        if schema is not None:
-            with _reachable(config, schema), engine.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        if _has_table(engine, required, schema, config):
-            raise ConflictError(
-                f"the database {_describe(config, schema)} already holds an Airlock "
-                f"{config.role}; refusing to initialise a second one in it",
-                hint="give this home its own database or schema (AIRLOCK_DATABASE_URL, "
-                "AIRLOCK_DATABASE_SCHEMA); a replica is a copy of the first home, not a new init",
-            )
-        create_tables(engine, tables)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
-
-
-def _sqlite_file(url: str) -> Path | None:
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(str(parsed.database))
-
-
-def _has_table(
-    engine: Engine, table: type[SQLModel], schema: str | None, config: HomeConfig
-) -> bool:
-    name = str(table.__tablename__)
-    with _reachable(config, schema):
-        return inspect(engine).has_table(name, schema=schema)
-
-
-@contextlib.contextmanager
-def _reachable(config: HomeConfig, schema: str | None) -> Iterator[None]:
-    try:
-        yield
-    except OperationalError as exc:
-        storage = database_storage_error(exc, make_url(config.database_url), config.home)
-        if storage is not None:  # a read-only or full home is not a server that is down
-            raise storage from None
-        raise DatabaseError(
-            f"cannot use the {config.role} database {_describe(config, schema)} "
-            f"({type(exc.orig).__name__})",
-            hint="check the database server is running and reachable, and the URL "
-            f"(AIRLOCK_DATABASE_URL or [database] url in {config.home / CONFIG_FILE})",
-        ) from None
-
-
-def _describe(config: HomeConfig, schema: str | None) -> str:
-    where = redacted_url(config.database_url)
-    return f"{where} (schema {schema})" if schema else where
-
-
-def _where_hint(config: HomeConfig) -> str:
-    return (
-        f"check AIRLOCK_DATABASE_URL / AIRLOCK_DATABASE_SCHEMA and [database] in "
-        f"{config.home / CONFIG_FILE}: they must name this home's database (nothing was "
-        f"created); a new home is made with `airlock {config.role} init`"
-    )

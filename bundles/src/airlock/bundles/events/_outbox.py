@@ -27,7 +27,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, Session, SQLModel
 
 from airlock.bundles.clock import utc_iso
@@ -68,6 +68,12 @@ class OutboxEvent(SQLModel, table=True):
     """One event waiting for (or done with) delivery; written with the change it describes."""
 
     __tablename__ = "event_outbox"
+    # Delivery's queries: "not yet in the file" and "not yet acknowledged", oldest first
+    # (the outbox keeps delivered events; schema revision hub_0002 / spoke_0002).
+    __table_args__ = (
+        Index("ix_event_outbox_written_at_seq", "written_at", "seq"),
+        Index("ix_event_outbox_delivered_at_seq", "delivered_at", "seq"),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
     event_id: str = Field(index=True, unique=True)

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from airlock.bundles.cli import FittedTable, closing_home, emit_json
+from airlock.bundles.cli import FittedTable, closing_home, db_group, emit_json
 from airlock.bundles.keys import env_or_prompt_secrets
 from airlock.spoke.cli._attestations import attestations
 from airlock.spoke.cli._metrics import export_metrics_command
@@ -23,7 +23,7 @@ from airlock.spoke.cli._rollout import rollout
 from airlock.spoke.cli._serve import serve
 from airlock.spoke.cli._simulate import simulate
 from airlock.spoke.cli._trust import trust
-from airlock.spoke.site._home import PASSPHRASE_ENV, SpokeHome
+from airlock.spoke.site._home import PASSPHRASE_ENV, ROLE, SpokeHome
 
 
 @click.group()
@@ -280,3 +280,4 @@ def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[st
 
 for command in (attestations, export_metrics_command, node, rollout, serve, simulate, trust):
     spoke.add_command(command)
+spoke.add_command(db_group(ROLE, HOME_OPTION))  # `db status|upgrade`: the database's schema version

@@ -30,10 +30,10 @@ from sqlalchemy import Engine
 
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.config import HomeConfig, load_config
-from airlock.bundles.db import open_home_database
 from airlock.bundles.errors import SecretError
 from airlock.bundles.keys import KeyRef, KeyStore, unseal
-from airlock.spoke.site._tables import SPOKE_TABLES, SpokeState
+from airlock.bundles.schema import open_home_database
+from airlock.spoke.site._tables import SpokeState
 
 ROLE = "spoke"
 PASSPHRASE_ENV = "AIRLOCK_SPOKE_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
@@ -78,14 +78,15 @@ class SpokeHome:
 
     @cached_property
     def engine(self) -> Engine:
-        """The database engine; tables added by later releases are created on first use.
+        """The database engine (opened on first use; the schema must be this release's).
 
         Raises:
             UsageError: the configured database is missing or holds no spoke
-                (nothing is created; see :func:`~airlock.bundles.db._engine.open_home_database`).
+                (nothing is created; see :func:`~airlock.bundles.schema.open_home_database`).
+            SchemaVersionError: the schema is older or newer than this release (exit 8).
             StorageError: the home is read-only or its disk is full (exit 7).
         """
-        return open_home_database(self.config, SpokeState, SPOKE_TABLES)
+        return open_home_database(self.config, SpokeState)
 
     @cached_property
     def audit(self) -> AuditLog:

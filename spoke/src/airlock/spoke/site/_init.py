@@ -23,10 +23,11 @@ from airlock.bundles.atomic import atomic_write_bytes, atomic_write_json
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.config import CONFIG_FILE, database_settings, write_config
-from airlock.bundles.db import create_home_database, session_scope
+from airlock.bundles.db import session_scope
 from airlock.bundles.errors import ConflictError, MediaError, SecretError, TrustError
 from airlock.bundles.keys import MIN_PASSPHRASE_LENGTH, ONLINE_KDF_ITERATIONS, KeyStore, seal
 from airlock.bundles.models import SiteIdentity, check_site_id
+from airlock.bundles.schema import create_home_database
 from airlock.bundles.tuf import DIRECTOR, IMAGE, check_root_signed, envelope_keys, initial_trusted
 from airlock.spoke.site._home import (
     AGE_IDENTITY_FILE,
@@ -36,7 +37,7 @@ from airlock.spoke.site._home import (
     SIGNING_KEYREF_FILE,
     SpokeHome,
 )
-from airlock.spoke.site._tables import SPOKE_TABLES, SpokeState, TrustedMetadataFile
+from airlock.spoke.site._tables import SpokeState, TrustedMetadataFile
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def _seed_database(
     build: Path, site_id: str, roots: dict[str, bytes], clock: Clock, identity: SiteIdentity
 ) -> None:
     home = SpokeHome(build)
-    engine = create_home_database(home.config, SpokeState, SPOKE_TABLES)
+    engine = create_home_database(home.config, SpokeState)
     now = clock.now()
     with session_scope(engine) as session:
         versions = {

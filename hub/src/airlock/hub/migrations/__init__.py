@@ -1,0 +1,8 @@
+"""The hub database's schema history (Alembic): ``env.py`` and ``versions/``.
+
+Run by :mod:`airlock.bundles.schema` (``airlock hub init``,
+``airlock hub db upgrade``), found through the ``airlock.migrations`` entry
+point. The shared tables of ``bundles`` this home uses (audit log and
+checkpoints, event outbox, …) are part of this history. How to add a
+revision: docs/dev-migrations.md.
+"""

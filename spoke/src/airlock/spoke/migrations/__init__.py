@@ -1,0 +1,8 @@
+"""The spoke database's schema history (Alembic): ``env.py`` and ``versions/``.
+
+Run by :mod:`airlock.bundles.schema` (``airlock spoke init``,
+``airlock spoke db upgrade``), found through the ``airlock.migrations`` entry
+point. The shared tables of ``bundles`` this home uses (audit log and
+checkpoints, event outbox, …) are part of this history. How to add a
+revision: docs/dev-migrations.md.
+"""
