@@ -5,13 +5,14 @@ nodes report and measure, and moves each rollout on, in this order:
 
 1. revocation fast path — a revoked candidate or stable version leaves every
    node at once, whatever state its rollout is in (no bake, no approval, no
-   change window: recorded against an emergency change);
+   change window: recorded against an emergency change;
+   :mod:`airlock.spoke.rollout._revocation`);
 2. new assignments — a rollout per (model, version, plan, change request)
    the Director assigns, never twice (no flapping); a newer one supersedes
    the running one; a new authorisation for the running plan is adopted;
 3. each running rollout — pending → ring 0 inside its change window
    (:mod:`airlock.spoke.rollout._change`); in a ring, one analysis per
-   interval (:mod:`airlock.spoke.rollout._analysis`; a ring node that failed
+   interval (:mod:`airlock.spoke.rollout._interval`; a ring node that failed
    its health check on the candidate fails the interval), rollback past the
    failure limit (never waits for a window), promotion when the ring is healthy, baked,
    (if manual) approved and inside the window; a ring running when the window
@@ -30,7 +31,7 @@ wraps one step and the site director's signing in one transaction.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from securesystemslib.signer import Signer
@@ -40,11 +41,8 @@ from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.release import RolloutPlan, SiteLimits
 from airlock.spoke.protocol import HEALTH_CHECK
-from airlock.spoke.rollout._analysis import FAILED, INCONCLUSIVE, analyse
-from airlock.spoke.rollout._assign import plan_of, start_assigned
+from airlock.spoke.rollout._assign import start_assigned
 from airlock.spoke.rollout._change import (
-    REVOCATION_CAUSE,
-    ROLLBACK_CAUSE,
     authorization_of,
     change_number,
     change_required,
@@ -54,50 +52,31 @@ from airlock.spoke.rollout._change import (
 from airlock.spoke.rollout._decisions import (
     ENGINE_PRINCIPAL,
     StepContext,
-    add_event,
-    audit_decision,
     change_details,
     event_dict,
     promote_ring,
     promotion_gaps,
     resume_from_pause,
     ring_details,
-    running_rollouts,
     set_extra,
     start_ring,
 )
+from airlock.spoke.rollout._interval import analyse_interval
+from airlock.spoke.rollout._revocation import revoke_step
 from airlock.spoke.rollout._rings import (
     ACTIVE_STATES,
     latest_reports,
     live_node_ids,
-    revoked_versions,
     ring_view,
     runs_version,
     stale_after_seconds,
     sync_desired,
-    version_key,
 )
 from airlock.spoke.rollout._waits import note_wait
-from airlock.spoke.site._fleet_tables import FleetModel, Rollout, RolloutEvent
+from airlock.spoke.site._fleet_tables import Rollout, RolloutEvent
 from airlock.spoke.site._home import SpokeHome
 
-__all__ = [  # the engine's public names, some defined in rollout_decisions
-    "ENGINE_PRINCIPAL",
-    "TickMemo",
-    "TickReport",
-    "add_event",
-    "audit_decision",
-    "event_dict",
-    "may_start",
-    "plan_of",
-    "promote_ring",
-    "promotion_gaps",
-    "resume_from_pause",
-    "set_extra",
-    "start_ring",
-    "step",
-    "tick",
-]
+__all__ = ["TickMemo", "TickReport", "may_start", "step", "tick"]
 
 
 @dataclass(frozen=True)
@@ -134,7 +113,7 @@ def _run_step(home: SpokeHome, session: Session, now: dt.datetime) -> StepContex
     ctx = StepContext(home, session, now, change_required(home))
     ctx.stale_after = stale_after_seconds(home.config)
     ctx.live_nodes = live_node_ids(session, now, ctx.stale_after)
-    _revoke(ctx)
+    revoke_step(ctx)
     start_assigned(ctx, limits)
     running = session.exec(
         select(Rollout)
@@ -188,58 +167,6 @@ def tick(
         if due:
             memo.last_refresh = now
     return report
-
-
-# --- 1. revocation ------------------------------------------------------------------------------
-
-
-def _revoke(ctx: StepContext) -> None:
-    revoked = revoked_versions(ctx.session)
-    if not revoked:
-        return
-    rollouts = ctx.session.exec(
-        select(Rollout).where(col(Rollout.state).in_((*ACTIVE_STATES, "complete")))
-    )
-    emergencies: dict[tuple[str, str], str] = {}
-    for rollout in list(rollouts):
-        reason = revoked.get((rollout.model, rollout.version))
-        if reason is None:
-            continue
-        was = rollout.state
-        rollout.state, rollout.reason = "revoked", f"revoked by the hub: {reason}"
-        set_extra(rollout, awaiting_promotion=False)
-        number = ctx.emergency(rollout, REVOCATION_CAUSE, reason)
-        emergencies[(rollout.model, rollout.version)] = number
-        ctx.decision(rollout, "revoked", {"reason": reason, "was": was, "change_request": number})
-    for fleet in list(ctx.session.exec(select(FleetModel))):
-        if fleet.stable_version is None or (fleet.model, fleet.stable_version) not in revoked:
-            continue
-        good = [
-            r.version
-            for r in ctx.session.exec(
-                select(Rollout).where(Rollout.model == fleet.model, Rollout.state == "complete")
-            )
-            if (r.model, r.version) not in revoked
-        ]
-        bad, fleet.stable_version = fleet.stable_version, max(good, key=version_key, default=None)
-        fleet.updated_at = utc_iso(ctx.now)
-        ctx.session.add(fleet)
-        for rollout in running_rollouts(ctx.session, fleet.model):
-            rollout.from_version = fleet.stable_version
-            reason = revoked[(fleet.model, bad)]
-            number = emergencies.get((fleet.model, bad)) or ctx.emergency(
-                rollout, REVOCATION_CAUSE, reason
-            )
-            ctx.decision(
-                rollout,
-                "stable-revoked",
-                {
-                    "revoked": bad,
-                    "reason": reason,
-                    "from_version": fleet.stable_version,
-                    "change_request": number,
-                },
-            )
 
 
 # --- 3. running rollouts (2. is in airlock.spoke.rollout._assign) ---------------------------
@@ -296,7 +223,7 @@ def _advance(ctx: StepContext, rollout: Rollout) -> None:
     due = ctx.now >= parse_utc(rollout.last_analysis_at) + dt.timedelta(
         seconds=plan.interval_seconds
     )
-    if (running or unhealthy) and due and _analyse(ctx, rollout, plan, unhealthy=unhealthy):
+    if (running or unhealthy) and due and analyse_interval(ctx, rollout, plan, unhealthy=unhealthy):
         return
     note_wait(ctx, rollout, view, running, ctx.stale_after)
     gaps = promotion_gaps(rollout, ctx.now)
@@ -381,82 +308,4 @@ def _watch_paused(ctx: StepContext, rollout: Rollout) -> None:
         seconds=plan.interval_seconds
     )
     if running and due:
-        _analyse(ctx, rollout, plan, breaches_only=True)
-
-
-def _analyse(
-    ctx: StepContext,
-    rollout: Rollout,
-    plan: RolloutPlan,
-    *,
-    breaches_only: bool = False,
-    unhealthy: dict[str, str] | None = None,
-) -> bool:
-    """Runs one interval's analysis; True when it rolled the rollout back.
-
-    With ``breaches_only`` (a rollout paused by its window), only failures
-    count: a pass or an inconclusive interval changes nothing and says nothing.
-    ``unhealthy`` (ring node → reason) are ring nodes that installed the
-    candidate and fell back because it failed their health check: bad
-    health, so the interval fails whatever the figures say.
-    """
-    since, until = rollout.last_analysis_at, utc_iso(ctx.now)
-    health = plan.health
-    verdict = analyse(
-        ctx.session, rollout.model, rollout.version, rollout.from_version, health, since, until
-    )
-    if unhealthy:
-        first = unhealthy[min(unhealthy)]
-        breach = f"{len(unhealthy)} ring node(s) failed the health check ({first})"
-        verdict = replace(verdict, outcome=FAILED, breaches=[*verdict.breaches, breach])
-    figures = {"since": since, "until": until, **verdict.to_dict()}
-    rollout.last_analysis_at = until
-    set_extra(rollout, last_analysis=figures)
-    if breaches_only and verdict.outcome != FAILED:
-        return False
-    if verdict.outcome == INCONCLUSIVE:
-        ctx.event(rollout, "inconclusive", figures)
-        return False
-    ring = plan.rings[rollout.ring_index].name
-    if verdict.outcome == FAILED:
-        rollout.failures += 1
-        rollout.consecutive_successes = 0
-        counters = {
-            "ring": ring,
-            "failures": rollout.failures,
-            "failure_limit": health.failure_limit,
-        }
-        ctx.event(rollout, "analysis-failed", {**figures, **counters})
-        if rollout.failures > health.failure_limit:
-            was = rollout.state
-            rollout.state = "rolled-back"
-            rollout.reason = "; ".join(verdict.breaches)
-            set_extra(rollout, awaiting_promotion=False)
-            number = ctx.emergency(rollout, ROLLBACK_CAUSE, rollout.reason)
-            ctx.decision(
-                rollout,
-                "rolled-back",
-                {
-                    **figures,
-                    **counters,
-                    "reason": rollout.reason,
-                    "to": rollout.from_version,
-                    "was": was,
-                    "change_request": number,
-                    "original_change_request": change_number(rollout),
-                },
-            )
-            return True
-        return False
-    rollout.consecutive_successes += 1
-    ctx.event(
-        rollout,
-        "analysis-passed",
-        {
-            **figures,
-            "ring": ring,
-            "consecutive_successes": rollout.consecutive_successes,
-            "needed": health.consecutive_successes,
-        },
-    )
-    return False
+        analyse_interval(ctx, rollout, plan, breaches_only=True)
