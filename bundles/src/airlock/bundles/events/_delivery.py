@@ -493,7 +493,7 @@ def _post_all(
 
 
 def _make_client(hook: Webhook) -> httpx.Client:
-    import httpx  # the hub and spoke install it; the ceremony laptop needs no HTTP client
+    import httpx  # the `webhooks` extra of airlock-bundles; the ceremony needs none
 
     verify: ssl.SSLContext | bool = True
     if hook.ca_file:
