@@ -7,9 +7,11 @@ installed from the lockfile), the way pip would resolve them.
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 import tomllib
-from importlib.metadata import PackageNotFoundError, distribution
+from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,52 @@ def test_lockfile_covers_every_declared_dependency() -> None:
             if name not in COMPONENTS:
                 assert name in locked, f"{component} needs {name}, which requirements.lock lacks"
     assert "--hash=sha256:" in (ROOT / "requirements.lock").read_text()
+
+
+def _imported_top_levels(package: Path) -> set[str]:
+    found: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_bundles_declares_every_third_party_import() -> None:
+    """What bundles imports is a dependency or an extra of it (an extra only where the
+    hub and the spoke, which run that code, require the extra)."""
+    data = tomllib.loads((COMPONENTS["airlock-bundles"] / "pyproject.toml").read_text())
+    extras = data["project"].get("optional-dependencies", {})
+    names = {canonicalize_name(r.name) for r in declared("airlock-bundles")}
+    names |= {canonicalize_name(Requirement(r).name) for reqs in extras.values() for r in reqs}
+    provided = packages_distributions()
+    third_party = _imported_top_levels(COMPONENTS["airlock-bundles"] / "src/airlock/bundles")
+    third_party -= set(sys.stdlib_module_names) | {"airlock", "__future__"}
+    undeclared = {
+        module
+        for module in third_party
+        if not {canonicalize_name(d) for d in provided.get(module, [module])} & closure_of(names)
+    }
+    assert undeclared == set()
+    for component in ("airlock-hub", "airlock-spoke"):
+        core = next(r for r in declared(component) if r.name == "airlock-bundles")
+        assert set(extras) <= core.extras, f"{component} runs bundles code that needs {extras}"
+
+
+def closure_of(names: set[str]) -> set[str]:
+    """``names`` and every distribution they pull in."""
+    seen: set[str] = set()
+    queue = list(names)
+    while queue:
+        name = canonicalize_name(queue.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = distribution(name).requires or []
+        except PackageNotFoundError:
+            continue
+        queue.extend(Requirement(text).name for text in requires)
+    return seen

@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from airlock.bundles.metrics import MetricsRow
+
 
 def _json(default: Any = None) -> Any:
     factory = dict if default is None else list
@@ -64,8 +66,8 @@ class HubMetricsImport(SQLModel, table=True):
     """How the checkpoint was checked: ``first`` (trust on first use) or ``proof from N``."""
 
 
-class HubMetricsCell(SQLModel, table=True):
-    """One (model version, ring, window) cell of an import."""
+class HubMetricsCell(MetricsRow, table=True):
+    """One (model version, ring, window) cell of an import (the figures: :class:`MetricsRow`)."""
 
     __tablename__ = "hub_metrics_cell"
     __table_args__ = (Index("ix_hub_metrics_cell_model", "model", "version"),)
@@ -73,19 +75,7 @@ class HubMetricsCell(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     import_id: int = Field(foreign_key="hub_metrics_import.id", index=True)
     site_id: str
-    model: str
-    version: str
-    ring: str
-    window_start: str
-    window_end: str
     nodes: int
-    requests: int = 0
-    errors: int = 0
-    latency: dict[str, Any] = _json()
-    predictions: dict[str, Any] = _json()
-    confidence: dict[str, Any] = _json()
-    shadow_compared: int = 0
-    shadow_disagreed: int = 0
 
 
 class HubMetricsTotal(SQLModel, table=True):

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from airlock.bundles.ceremony_output import CEREMONY_FILE, ONLINE_DIR
 from airlock.bundles.config import HomeConfig, load_config
 
 ROLE = "hub"
@@ -40,8 +41,8 @@ DEFAULT_SETTINGS = {
     "hub": {"default_transit_days": DEFAULT_TRANSIT_DAYS},
 }
 
-CEREMONY_RECORD = "ceremony.json"
-ONLINE_KEYS_DIR = "online-keys"
+CEREMONY_RECORD = CEREMONY_FILE
+ONLINE_KEYS_DIR = ONLINE_DIR
 TENANT_KEYS_DIR = "tenant-keys"
 LOCK_FILE = ".lock"
 

@@ -5,6 +5,9 @@ passphrase-protected key is slow-ish), and the passphrase is asked for at
 most once: the secrets handler is wrapped in a cache. Commands that only read
 never ask for it.
 
+The online key names (``signing.IMAGE_SNAPSHOT``, …) are the ceremony's, defined
+once in :mod:`airlock.bundles.ceremony_output` and re-exported here.
+
 A tenant's key is either held by the hub (an ``airlock-file:`` key under
 ``tenant-keys/``, encrypted with the hub passphrase) or held by the tenant
 (any signer URI: an HSM, or a key file the tenant's operator unlocks). The
@@ -22,6 +25,15 @@ from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
 
 from airlock.bundles import tuf as tufrepo
+from airlock.bundles.ceremony_output import DIRECTOR_SNAPSHOT as DIRECTOR_SNAPSHOT
+from airlock.bundles.ceremony_output import DIRECTOR_TARGETS as DIRECTOR_TARGETS
+from airlock.bundles.ceremony_output import DIRECTOR_TIMESTAMP as DIRECTOR_TIMESTAMP
+from airlock.bundles.ceremony_output import ENVELOPE as ENVELOPE
+from airlock.bundles.ceremony_output import IMAGE_MODELS as IMAGE_MODELS
+from airlock.bundles.ceremony_output import IMAGE_SNAPSHOT as IMAGE_SNAPSHOT
+from airlock.bundles.ceremony_output import IMAGE_TIMESTAMP as IMAGE_TIMESTAMP
+from airlock.bundles.ceremony_output import ONLINE_KEY_NAMES as ONLINE_KEY_NAMES
+from airlock.bundles.ceremony_output import missing_online_keys, online_key_refs
 from airlock.bundles.errors import MediaError, SecretError, UsageError
 from airlock.bundles.keys import (
     ONLINE_KDF_ITERATIONS,
@@ -32,22 +44,6 @@ from airlock.bundles.keys import (
 )
 from airlock.hub.home import tenant_secret_env
 
-IMAGE_SNAPSHOT = "image-snapshot"
-IMAGE_TIMESTAMP = "image-timestamp"
-IMAGE_MODELS = "image-models"
-DIRECTOR_TARGETS = "director-targets"
-DIRECTOR_SNAPSHOT = "director-snapshot"
-DIRECTOR_TIMESTAMP = "director-timestamp"
-ENVELOPE = "envelope"
-ONLINE_KEY_NAMES = (
-    IMAGE_SNAPSHOT,
-    IMAGE_TIMESTAMP,
-    IMAGE_MODELS,
-    DIRECTOR_TARGETS,
-    DIRECTOR_SNAPSHOT,
-    DIRECTOR_TIMESTAMP,
-    ENVELOPE,
-)
 PROBE = b"airlock key probe"
 TENANT_SECRET_PREFIX = "tenant:"  # noqa: S105 - a prefix of secret names
 
@@ -88,14 +84,13 @@ def read_online_refs(ceremony_record: Path) -> dict[str, KeyRef]:
         MediaError: the file is unreadable or lacks an online key the hub needs.
     """
     try:
-        record = json.loads(ceremony_record.read_bytes())
-        refs = {name: KeyRef.from_dict(d) for name, d in record["online_keys"].items()}
+        refs = online_key_refs(json.loads(ceremony_record.read_bytes()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError, UsageError) as exc:
         raise MediaError(
             f"{ceremony_record} is not a readable ceremony record ({exc})",
             hint="point at the directory written by `airlock ceremony init --out`",
         ) from None
-    missing = [name for name in ONLINE_KEY_NAMES if name not in refs]
+    missing = missing_online_keys(refs)
     if missing:
         raise MediaError(
             f"{ceremony_record} lacks the online keys {', '.join(missing)}",

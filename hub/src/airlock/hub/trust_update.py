@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from tuf.api.metadata import Metadata, Signed, Targets
 
 from airlock.bundles import tuf as tufrepo
+from airlock.bundles.ceremony_output import sha256_hex
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError, FreshnessError, TrustError
 from airlock.bundles.keys import KeyRef
@@ -68,11 +68,6 @@ TRUST_UPDATE_ACTION = "hub.trust.update"
 IMAGE_ROOT = "image root"
 IMAGE_TARGETS = "image targets"
 DIRECTOR_ROOT = "director root"
-
-
-def sha256_hex(data: bytes) -> str:
-    """The SHA-256 hex digest of ``data``."""
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -29,22 +29,22 @@ from typing import Any
 from securesystemslib.signer import Signer
 from tuf.api.metadata import Metadata
 
-from airlock.bundles import __version__
+from airlock.bundles import __version__, ceremony_output
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.atomic import atomic_write_json
 from airlock.bundles.audit import AuditLog, AuditRecord
+from airlock.bundles.ceremony_output import (
+    CeremonyRecord,
+    RootRecord,
+    TargetsRecord,
+    load_ceremony,
+)
 from airlock.bundles.clock import Clock, SystemClock, utc_iso
 from airlock.bundles.config import write_config
 from airlock.bundles.db import create_tables, make_engine
 from airlock.bundles.errors import MediaError, SecretError
 from airlock.bundles.keys import ONLINE_KDF_ITERATIONS, KeyRef, KeyStore
 from airlock.ceremony.documents._output import staged_directory, write_file
-from airlock.ceremony.documents._record import (
-    CeremonyRecord,
-    RootRecord,
-    TargetsRecord,
-    load_ceremony,
-)
 from airlock.ceremony.roots import _build as roots
 from airlock.ceremony.roots import _options as opt
 from airlock.ceremony.roots._build import next_root, sign_new_root
@@ -143,9 +143,9 @@ def run_minimal_ceremony(
         ceremony_id=record.ceremony_id,
         offline_keys=record.offline_keys,
         online_keys=record.online_keys,
-        image_root=out_dir / opt.IMAGE_ROOT_FILE,
-        image_targets=out_dir / opt.IMAGE_TARGETS_FILE,
-        director_root=out_dir / opt.DIRECTOR_ROOT_FILE,
+        image_root=out_dir / ceremony_output.IMAGE_ROOT_FILE,
+        image_targets=out_dir / ceremony_output.IMAGE_TARGETS_FILE,
+        director_root=out_dir / ceremony_output.DIRECTOR_ROOT_FILE,
         record=record,
     )
 
@@ -180,7 +180,12 @@ class _Ceremony:
 
     def start(self) -> None:
         """Lays out the directory, writes ``airlock.toml`` and opens the audit log."""
-        for sub in (opt.OFFLINE_DIR, opt.ONLINE_DIR, tufrepo.IMAGE, tufrepo.DIRECTOR):
+        for sub in (
+            ceremony_output.OFFLINE_DIR,
+            ceremony_output.ONLINE_DIR,
+            tufrepo.IMAGE,
+            tufrepo.DIRECTOR,
+        ):
             (self.staging / sub).mkdir(mode=0o700)
         write_config(self.staging, opt.CONFIG_ROLE, {"database": {"url": opt.AUDIT_DB_URL}})
         create_tables(self.engine, [AuditRecord])
@@ -200,14 +205,14 @@ class _Ceremony:
         algorithm = self.options.algorithm
         for name in self.options.offline_key_names():
             ref = self.offline_store.create_file_key(
-                name, opt.offline_key_path(name), algorithm, self.officer_passphrase
+                name, ceremony_output.offline_key_path(name), algorithm, self.officer_passphrase
             )
             self.offline[name] = ref
             self.audit("ceremony.key.create", name, _key_details(ref, "offline"))
-        for name in opt.ONLINE_KEY_NAMES:
+        for name in ceremony_output.ONLINE_KEY_NAMES:
             ref = self.online_store.create_file_key(
                 name,
-                opt.online_key_path(name),
+                ceremony_output.online_key_path(name),
                 algorithm,
                 self.hub_passphrase,
                 ONLINE_KDF_ITERATIONS,
@@ -239,21 +244,23 @@ class _Ceremony:
             root_threshold=options.root_threshold,
             targets_keys=[offline[n].public_key for n in options.image_targets_keys()],
             targets_threshold=options.targets_threshold,
-            snapshot_key=online[opt.IMAGE_SNAPSHOT].public_key,
-            timestamp_key=online[opt.IMAGE_TIMESTAMP].public_key,
+            snapshot_key=online[ceremony_output.IMAGE_SNAPSHOT].public_key,
+            timestamp_key=online[ceremony_output.IMAGE_TIMESTAMP].public_key,
             expires=self.root_expires,
         )
         root_md = roots.sign_all(root, self._signers(options.image_root_keys()))
         tufrepo.check_root_signed(root_md)
-        self.image_root = self._publish("ceremony.root.sign", opt.IMAGE_ROOT_FILE, root_md)
+        self.image_root = self._publish(
+            "ceremony.root.sign", ceremony_output.IMAGE_ROOT_FILE, root_md
+        )
 
         targets = roots.build_image_targets(
-            online[opt.IMAGE_MODELS].public_key, self.targets_expires
+            online[ceremony_output.IMAGE_MODELS].public_key, self.targets_expires
         )
         targets_md = roots.sign_all(targets, self._signers(options.image_targets_keys()))
         roots.check_targets_signed(root, targets_md)
         self.image_targets = self._publish(
-            "ceremony.targets.sign", opt.IMAGE_TARGETS_FILE, targets_md
+            "ceremony.targets.sign", ceremony_output.IMAGE_TARGETS_FILE, targets_md
         )
 
     def sign_director(self) -> None:
@@ -262,15 +269,17 @@ class _Ceremony:
         root = roots.build_director_root(
             root_keys=[self.offline[n].public_key for n in options.director_root_keys()],
             root_threshold=options.root_threshold,
-            targets_key=online[opt.DIRECTOR_TARGETS].public_key,
-            snapshot_key=online[opt.DIRECTOR_SNAPSHOT].public_key,
-            timestamp_key=online[opt.DIRECTOR_TIMESTAMP].public_key,
-            envelope_key=online[opt.ENVELOPE].public_key,
+            targets_key=online[ceremony_output.DIRECTOR_TARGETS].public_key,
+            snapshot_key=online[ceremony_output.DIRECTOR_SNAPSHOT].public_key,
+            timestamp_key=online[ceremony_output.DIRECTOR_TIMESTAMP].public_key,
+            envelope_key=online[ceremony_output.ENVELOPE].public_key,
             expires=self.root_expires,
         )
         root_md = roots.sign_all(root, self._signers(options.director_root_keys()))
         tufrepo.check_root_signed(root_md)
-        self.director_root = self._publish("ceremony.root.sign", opt.DIRECTOR_ROOT_FILE, root_md)
+        self.director_root = self._publish(
+            "ceremony.root.sign", ceremony_output.DIRECTOR_ROOT_FILE, root_md
+        )
 
     def finish(self) -> CeremonyRecord:
         """Writes ``ceremony.json`` and the final ``ceremony.init`` audit entry."""
@@ -291,7 +300,7 @@ class _Ceremony:
             },
             image_targets=TargetsRecord(1, self.targets_expires, self.image_targets[1]),
         )
-        atomic_write_json(self.staging / opt.CEREMONY_FILE, record.to_dict())
+        atomic_write_json(self.staging / ceremony_output.CEREMONY_FILE, record.to_dict())
         self.audit(
             "ceremony.init",
             self.ceremony_id,

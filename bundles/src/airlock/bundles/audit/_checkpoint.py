@@ -167,10 +167,10 @@ def open_note(note: str, keys: Mapping[str, Key]) -> str:
         MediaError: not a signed note.
         SignatureError: no known key signed it, or a known key's signature is bad.
     """
-    text, lines = _split_note(note)
+    text, lines = split_note(note)
     verified = False
     for line in lines:
-        name, key_id, signature = _parse_signature_line(line)
+        name, key_id, signature = parse_signature_line(line)
         key = keys.get(name, keys.get(""))
         if key is None or note_key_id(name, key) != key_id:
             continue
@@ -190,7 +190,16 @@ def open_note(note: str, keys: Mapping[str, Key]) -> str:
     return text
 
 
-def _split_note(note: str) -> tuple[str, list[str]]:
+def split_note(note: str) -> tuple[str, list[str]]:
+    """Splits a signed note into its text and its signature lines (C2SP signed-note).
+
+    The text keeps its final newline; the signature lines are the lines after the
+    last blank line, without the note's final newline. Nothing is verified.
+
+    Raises:
+        MediaError: too large, control characters, no final newline, no blank line
+            before the signatures, no text, or no (or too many) signature lines.
+    """
     if len(note.encode("utf-8")) > MAX_NOTE_BYTES:
         raise MediaError("the signed note is too large")
     if any(ord(c) < 0x20 and c != "\n" for c in note) or not note.endswith("\n"):
@@ -204,7 +213,15 @@ def _split_note(note: str) -> tuple[str, list[str]]:
     return text, lines
 
 
-def _parse_signature_line(line: str) -> tuple[str, bytes, bytes]:
+def parse_signature_line(line: str) -> tuple[str, bytes, bytes]:
+    """Parses one signature line (``— <name> <base64(key id || signature)>``).
+
+    Returns:
+        The key name, the 4-byte key id and the signature bytes (not verified).
+
+    Raises:
+        MediaError: no em dash prefix, bad base64, or a malformed line.
+    """
     if not line.startswith(SIGNATURE_PREFIX):
         raise MediaError("not a signed note: a signature line does not start with an em dash")
     name, _, encoded = line[len(SIGNATURE_PREFIX) :].partition(" ")
@@ -240,8 +257,8 @@ def read_checkpoint(note: str) -> Checkpoint:
     Raises:
         MediaError: not a signed checkpoint.
     """
-    text, lines = _split_note(note)
+    text, lines = split_note(note)
     for line in lines:
-        _parse_signature_line(line)
+        parse_signature_line(line)
     parsed = parse_checkpoint_body(text)
     return Checkpoint(parsed.origin, parsed.size, parsed.root, note)

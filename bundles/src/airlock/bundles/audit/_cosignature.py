@@ -26,9 +26,9 @@ from securesystemslib.signer import Key, Signature, Signer
 
 from airlock.bundles.audit._checkpoint import (
     SIGNATURE_PREFIX,
-    _parse_signature_line,
-    _split_note,
     ed25519_public_bytes,
+    parse_signature_line,
+    split_note,
 )
 from airlock.bundles.errors import SignatureError
 
@@ -56,7 +56,7 @@ def cosign(note: str, name: str, signer: Signer, now: dt.datetime) -> str:
         MediaError: ``note`` is not a signed note.
         SignatureError: the signer's key is not Ed25519.
     """
-    text, _lines = _split_note(note)
+    text, _lines = split_note(note)
     timestamp = int(now.timestamp())
     key_id = cosignature_key_id(name, signer.public_key)
     signature = bytes.fromhex(signer.sign(_message(text, timestamp)).signature)
@@ -71,10 +71,10 @@ def verify_cosignature(note: str, name: str, key: Key) -> dt.datetime:
         MediaError: not a signed note.
         SignatureError: no cosignature of this witness, or it does not verify.
     """
-    text, lines = _split_note(note)
+    text, lines = split_note(note)
     key_id = cosignature_key_id(name, key)
     for line in lines:
-        line_name, line_key_id, rest = _parse_signature_line(line)
+        line_name, line_key_id, rest = parse_signature_line(line)
         if line_name != name or line_key_id != key_id:
             continue
         if len(rest) != 8 + 64:

@@ -1,5 +1,6 @@
-"""The bundle on media: the signed ``envelope.json``, its binding to what a second key
-signed inside, and the streaming, strictly unpacked age-encrypted payload.
+"""The bundle on media: the signed ``envelope.json``, the policy every receiver applies to
+it, its binding to what a second key signed inside, and the streaming, strictly unpacked
+age-encrypted payload.
 
 Modules here are private (``_name.py``); other components import the names below.
 """
@@ -19,6 +20,7 @@ from airlock.bundles.bundle._envelope import (
 )
 from airlock.bundles.bundle._parts import check_parts, open_parts
 from airlock.bundles.bundle._payload import UnpackedPayload, read_payload
+from airlock.bundles.bundle._policy import EnvelopePolicy
 from airlock.bundles.bundle._streams import DurableWriter, hash_file
 from airlock.bundles.bundle._unpack import PayloadLimits
 from airlock.bundles.bundle._writer import BlobSource, write_payload
@@ -29,6 +31,7 @@ __all__ = [
     "MAX_ENVELOPE_BYTES",
     "BlobSource",
     "DurableWriter",
+    "EnvelopePolicy",
     "PayloadLimits",
     "UnpackedPayload",
     "check_bound",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from airlock.bundles.errors import IntegrityError
-from airlock.bundles.models import Envelope
+from airlock.bundles.models._envelope import Envelope
 from airlock.bundles.tuf._repo import BUNDLE_FIELD, bundle_claims
 
 BINDING_HINT = (

@@ -28,7 +28,7 @@ from securesystemslib.signer import Key, Signature, Signer
 
 from airlock.bundles.canonical import canonical_bytes, pretty_bytes
 from airlock.bundles.errors import MediaError, SignatureError, UsageError
-from airlock.bundles.models import BundleKind, Envelope
+from airlock.bundles.models._envelope import BundleKind, Envelope
 from airlock.bundles.strict import exact_keys, strict_json
 
 ENVELOPE_FILE = "envelope.json"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from airlock.bundles.models import NAME_PATTERN, SHA256_PATTERN
+from airlock.bundles.models._names import NAME_PATTERN, SHA256_PATTERN
 from airlock.bundles.tuf._repo import BLOB_PREFIX, METADATA_PREFIX
 
 PAYLOAD_ENCRYPTED = "payload.age"

@@ -26,7 +26,7 @@ from typing import Any
 
 from airlock.bundles.bundle._streams import CHUNK
 from airlock.bundles.errors import IntegrityError, MediaError
-from airlock.bundles.models import PayloadPart
+from airlock.bundles.models._envelope import PayloadPart
 
 COPY_AGAIN = "the copy is incomplete or altered; copy the bundle from the original media again"
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC

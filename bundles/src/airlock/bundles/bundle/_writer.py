@@ -54,7 +54,7 @@ from airlock.bundles.errors import (
     NotFoundError,
     UsageError,
 )
-from airlock.bundles.models import PayloadPart
+from airlock.bundles.models._envelope import PayloadPart
 from airlock.bundles.tuf._repo import archive_blob_name
 
 _BLOCK = tarfile.BLOCKSIZE

@@ -1,6 +1,7 @@
 """The return path's contract: the metrics bundle a site sends back to the hub, the
-typed rows it carries, and the mergeable statistics (latency sketch, prediction
-counts) that are the same on a node, at a site and at the hub.
+typed rows it carries (and the table row both sides store them in), and the mergeable
+statistics (latency sketch, prediction counts) that are the same on a node, at a site
+and at the hub.
 
 Modules here are private (``_name.py``); other components import the names below.
 """
@@ -11,18 +12,20 @@ from airlock.bundles.metrics._bundle import (
     open_metrics_bundle,
     write_metrics_bundle,
 )
-from airlock.bundles.metrics._model import (
+from airlock.bundles.metrics._figures import (
     CANDIDATE_RING,
-    DEFAULT_K,
     LABEL_PATTERN,
     MAX_LABELS,
+    STABLE_RING,
+    MetricsCell,
+    MetricsTotal,
+)
+from airlock.bundles.metrics._model import (
+    DEFAULT_K,
     NOISE_FAMILIES,
     RETURN_FIELD,
-    STABLE_RING,
     ConsistencyProof,
-    MetricsCell,
     MetricsPayload,
-    MetricsTotal,
     NoiseSpec,
     ReturnPath,
 )
@@ -37,6 +40,7 @@ from airlock.bundles.metrics._prediction_stats import (
     rows,
     value_bucket,
 )
+from airlock.bundles.metrics._rows import MetricsRow, json_field
 from airlock.bundles.metrics._sketch import GAMMA, LatencySketch
 
 __all__ = [
@@ -55,6 +59,7 @@ __all__ = [
     "LatencySketch",
     "MetricsCell",
     "MetricsPayload",
+    "MetricsRow",
     "MetricsTotal",
     "NoiseSpec",
     "ReturnPath",
@@ -63,6 +68,7 @@ __all__ = [
     "confidence_bucket",
     "confidences",
     "count",
+    "json_field",
     "labels",
     "open_metrics_bundle",
     "rows",

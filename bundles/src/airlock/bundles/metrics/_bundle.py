@@ -13,7 +13,8 @@ A metrics bundle is a directory of exactly two files (bundle format v1, kind
 
 1. the directory holds exactly those two files, regular and of sane size;
 2. the envelope is signed by the key registered for the site it names;
-3. it is a metrics bundle from that site, and not expired;
+3. it is a metrics bundle from that site, not expired, with one payload part
+   of plausible size (:class:`~airlock.bundles.bundle.EnvelopePolicy`);
 4. ``payload.age`` has the signed size and SHA-256 (read once; the same bytes
    are decrypted);
 5. it decrypts with the hub's identity;
@@ -50,19 +51,18 @@ from airlock.bundles.bundle._envelope import (
 )
 from airlock.bundles.bundle._envelope import verify_envelope as verify_signed_envelope
 from airlock.bundles.bundle._parts import check_parts
-from airlock.bundles.clock import parse_utc, utc_iso
+from airlock.bundles.bundle._policy import EnvelopePolicy
+from airlock.bundles.clock import parse_utc
 from airlock.bundles.errors import (
     ConflictError,
     DecryptionError,
-    FreshnessError,
     IntegrityError,
     MediaError,
     UnsafeArchiveError,
     UsageError,
-    WrongSiteError,
 )
 from airlock.bundles.metrics._model import MetricsPayload
-from airlock.bundles.models import BundleKind, Envelope, PayloadPart, envelope_source
+from airlock.bundles.models._envelope import BundleKind, Envelope, PayloadPart, envelope_source
 
 PAYLOAD_FILE = "payload.age"
 MAX_PAYLOAD_BYTES = 64 << 20
@@ -232,7 +232,7 @@ def open_metrics_bundle(
     envelope = verify_signed_envelope(
         data, {key.keyid: key}, 1, SIGNATURE_HINT, kinds=(BundleKind.METRICS,)
     )  # 2
-    _check_envelope(envelope, claimed, now)  # 3
+    metrics_policy(claimed).check(envelope, now)  # 3
     ciphertext = _read_payload(bundle_dir, envelope.parts[0])  # 4
     try:  # 5
         plaintext = pyrage.decrypt(ciphertext, [identity])
@@ -252,29 +252,20 @@ def open_metrics_bundle(
     return envelope, payload
 
 
-def _check_envelope(envelope: Envelope, claimed: str, now: dt.datetime) -> None:
-    if envelope.kind != BundleKind.METRICS:
-        raise WrongSiteError(
-            f"this is a {envelope.kind} bundle, not a metrics bundle",
-            hint="`airlock hub import-metrics` takes what `airlock spoke export-metrics` wrote",
-        )
-    if envelope.site_id != claimed or envelope.source != source_of_site(claimed):
-        raise WrongSiteError(
-            f"the metrics bundle claims site {claimed!r} but was made by {envelope.source!r}",
-            hint="do not import bundles that were relabelled",
-        )
-    if now > envelope.expires:
-        raise FreshnessError(
-            f"the metrics bundle expired at {utc_iso(envelope.expires)}",
-            hint="export the metrics again at the site",
-        )
-    if len(envelope.parts) != 1 or envelope.parts[0].name != PAYLOAD_FILE:
-        raise MediaError(f"a metrics bundle has exactly one payload part, {PAYLOAD_FILE}")
+def metrics_policy(site_id: str) -> EnvelopePolicy:
+    """The envelope policy of a metrics bundle the site ``site_id`` claims to have made."""
+    return EnvelopePolicy(
+        kinds=(BundleKind.METRICS,),
+        site_id=site_id,
+        incoming=False,
+        noun="metrics bundle",
+        expired_hint="export the metrics again at the site",
+        parts=(PAYLOAD_FILE,),
+        max_part_bytes=MAX_PAYLOAD_BYTES,
+    )
 
 
 def _read_payload(bundle_dir: Path, part: PayloadPart) -> bytes:
-    if part.size > MAX_PAYLOAD_BYTES:
-        raise MediaError("the metrics payload is implausibly large; refusing it")
     # One open file (no link, FIFO or device; the signed size and SHA-256 checked on
     # it), read once into memory: what is decrypted below is exactly what is hashed here.
     with check_parts(bundle_dir, [part]) as parts:

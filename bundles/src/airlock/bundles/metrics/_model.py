@@ -30,177 +30,24 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from airlock.bundles.clock import parse_utc
 from airlock.bundles.errors import MediaError, VerificationError
+from airlock.bundles.metrics._figures import (
+    MetricsCell,
+    MetricsTotal,
+    count_field,
+    time_field,
+)
 from airlock.bundles.metrics._outcomes import RolledBackVersion, parse_rolled_back
 
 METRICS_FORMAT = "airlock-metrics/v1"
 RETURN_FIELD = "x-airlock-return"
-STABLE_RING = "stable"
-"""The ring name of figures a version earned as a site's stable version."""
-CANDIDATE_RING = "candidate"
-"""The ring name of candidate figures received when no rollout of the version was active."""
-LABEL_PATTERN = re.compile(r"[A-Za-z0-9._+-]{1,64}")
-"""What a prediction class or a histogram key may look like (never free text)."""
-MAX_LABELS = 256
 DEFAULT_K = 5
 NOISE_FAMILIES = ("requests", "errors", "latency", "predictions", "confidence", "shadow")
 """The count families noise is applied to; each request adds to each family at most once."""
-
-
-def _counts(value: Any, what: str) -> dict[str, int]:
-    if not isinstance(value, Mapping) or len(value) > 4 * MAX_LABELS:
-        raise MediaError(f"{what} is not a map of counts")
-    out: dict[str, int] = {}
-    for key, count in value.items():
-        if not isinstance(key, str) or not LABEL_PATTERN.fullmatch(key):
-            raise MediaError(f"{what} has a key that is not a plain label: {str(key)[:40]!r}")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise MediaError(f"{what}[{key}] is not a count")
-        out[key] = count
-    return out
-
-
-def _count(data: Mapping[str, Any], name: str) -> int:
-    value = data.get(name, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MediaError(f"{name} is not a count")
-    return value
-
-
-def _time(data: Mapping[str, Any], name: str) -> str:
-    value = str(data[name])
-    parse_utc(value)
-    return value
-
-
-@dataclass(frozen=True)
-class MetricsCell:
-    """One model version's figures in one ring over one window, summed over its nodes."""
-
-    model: str
-    version: str
-    ring: str
-    window_start: str
-    window_end: str
-    nodes: int
-    requests: int = 0
-    errors: int = 0
-    latency: dict[str, int] = field(default_factory=dict)
-    """A :class:`~airlock.bundles.metrics.LatencySketch` in ``to_dict`` form (bucket → count)."""
-    predictions: dict[str, int] = field(default_factory=dict)
-    """Predicted class (or regression value bucket) → count."""
-    confidence: dict[str, int] = field(default_factory=dict)
-    """Confidence bucket (``"0.0"`` … ``"0.9"``, the lower edge) → count."""
-    shadow_compared: int = 0
-    shadow_disagreed: int = 0
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """(model, version, ring, window_start)."""
-        return (self.model, self.version, self.ring, self.window_start)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "model": self.model,
-            "version": self.version,
-            "ring": self.ring,
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "nodes": self.nodes,
-            "requests": self.requests,
-            "errors": self.errors,
-            "latency": dict(self.latency),
-            "predictions": dict(self.predictions),
-            "confidence": dict(self.confidence),
-            "shadow_compared": self.shadow_compared,
-            "shadow_disagreed": self.shadow_disagreed,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MetricsCell:
-        """Parses :meth:`to_dict` output (MediaError when malformed)."""
-        try:
-            latency = data.get("latency") or {}
-            if not isinstance(latency, Mapping) or not all(
-                re.fullmatch(r"-?\d{1,6}", str(k)) for k in latency
-            ):
-                raise MediaError("latency is not a sketch (bucket index → count)")
-            return cls(
-                model=_label(data, "model"),
-                version=_label(data, "version"),
-                ring=_label(data, "ring"),
-                window_start=_time(data, "window_start"),
-                window_end=_time(data, "window_end"),
-                nodes=_count(data, "nodes"),
-                requests=_count(data, "requests"),
-                errors=_count(data, "errors"),
-                latency={str(k): _count(latency, k) for k in latency},
-                predictions=_counts(data.get("predictions") or {}, "predictions"),
-                confidence=_counts(data.get("confidence") or {}, "confidence"),
-                shadow_compared=_count(data, "shadow_compared"),
-                shadow_disagreed=_count(data, "shadow_disagreed"),
-            )
-        except MediaError as exc:
-            raise MediaError(f"malformed metrics cell: {exc.message}") from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MediaError(f"malformed metrics cell: {exc}") from None
-
-
-def _label(data: Mapping[str, Any], name: str) -> str:
-    value = data[name]
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", value):
-        raise MediaError(f"{name} is not a plain name")
-    return value
-
-
-@dataclass(frozen=True)
-class MetricsTotal:
-    """One model version's site-wide counts over one window, across every ring."""
-
-    model: str
-    version: str
-    window_start: str
-    window_end: str
-    nodes: int
-    requests: int = 0
-    errors: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "model": self.model,
-            "version": self.version,
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "nodes": self.nodes,
-            "requests": self.requests,
-            "errors": self.errors,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MetricsTotal:
-        """Parses :meth:`to_dict` output (MediaError when malformed)."""
-        try:
-            return cls(
-                model=_label(data, "model"),
-                version=_label(data, "version"),
-                window_start=_time(data, "window_start"),
-                window_end=_time(data, "window_end"),
-                nodes=_count(data, "nodes"),
-                requests=_count(data, "requests"),
-                errors=_count(data, "errors"),
-            )
-        except MediaError as exc:
-            raise MediaError(f"malformed metrics total: {exc.message}") from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MediaError(f"malformed metrics total: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -344,15 +191,15 @@ class MetricsPayload:
             payload = cls(
                 site_id=str(data["site_id"]),
                 sequence=int(data["sequence"]),
-                created=_time(data, "created"),
-                window_start=_time(data, "window_start"),
-                window_end=_time(data, "window_end"),
+                created=time_field(data, "created"),
+                window_start=time_field(data, "window_start"),
+                window_end=time_field(data, "window_end"),
                 window_minutes=int(data["window_minutes"]),
                 k=int(data["k"]),
                 cells=tuple(MetricsCell.from_dict(c) for c in data.get("cells") or []),
                 totals=tuple(MetricsTotal.from_dict(t) for t in data.get("totals") or []),
-                suppressed_cells=_count(data, "suppressed_cells"),
-                suppressed_totals=_count(data, "suppressed_totals"),
+                suppressed_cells=count_field(data, "suppressed_cells"),
+                suppressed_totals=count_field(data, "suppressed_totals"),
                 noise=NoiseSpec.from_dict(noise) if noise else None,
                 checkpoint=str(data.get("checkpoint") or ""),
                 consistency=tuple(

@@ -5,6 +5,7 @@ verification core for both repositories of a bundle.
 Modules here are private (``_name.py``); other components import the names below.
 """
 
+from airlock.bundles.tuf._agreement import VerifiedTarget, agree_with_image
 from airlock.bundles.tuf._metadata_files import (
     load_metadata,
     load_roots,
@@ -56,8 +57,6 @@ from airlock.bundles.tuf._root_chain import parse_root_chain, walk_root_chain
 from airlock.bundles.tuf._verify import (
     ROOT_FILE,
     VerifiedMetadata,
-    VerifiedTarget,
-    agree_with_image,
     initial_trusted,
     verify_repositories,
 )

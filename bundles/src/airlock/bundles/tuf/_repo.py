@@ -45,7 +45,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import SignatureError, TrustError
-from airlock.bundles.models import ModelVersion
+from airlock.bundles.models._model_version import ModelVersion
 from airlock.bundles.release._change import CHANGE_KEY
 from airlock.bundles.release._rollout_plan import RolloutPlan
 

@@ -27,46 +27,33 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib import parse
 
 from tuf.api import exceptions as tuf_errors
-from tuf.api.metadata import Metadata, Root, TargetFile, Targets
+from tuf.api.metadata import Metadata, Root, Targets
 from tuf.ngclient import Updater
 from tuf.ngclient.fetcher import FetcherInterface
 
 from airlock.bundles.errors import (
-    FreshnessError,
-    IntegrityError,
-    SignatureError,
     TrustError,
     UnsafeArchiveError,
     WrongSiteError,
 )
+from airlock.bundles.tuf._agreement import VerifiedTarget, agree_with_image, target_custom
+from airlock.bundles.tuf._errors import UNTRUSTED_HINT, translate_error
 from airlock.bundles.tuf._metadata_files import check_root_history
 from airlock.bundles.tuf._repo import (
     BUNDLE_FIELD,
-    CUSTOM_KEY,
     DIRECTOR,
     IMAGE,
     METADATA_PREFIX,
     REPOSITORIES,
     SITE_ID_FIELD,
-    sha256_of_target,
 )
 
 SCHEME = "bundle"
 ROOT_FILE = "root.json"
-_ALTERED_HINT = (
-    "the bundle's metadata was altered or damaged after it was signed; do not use it, "
-    "keep it for investigation and ask the hub for a new export"
-)
-UNTRUSTED_HINT = (
-    "the hub's metadata is inconsistent or was signed with stolen online keys: use nothing "
-    "it carries, keep the bundle for the security officers and ask the hub for a new export"
-)
-"""What to do when TUF metadata does not verify from the site's trusted roots."""
-
 TrustedFiles = dict[str, bytes]
 """One repository's trusted metadata: ngclient cache file name → bytes.
 
@@ -94,36 +81,6 @@ class BundleFetcher(FetcherInterface):
         if parsed.scheme != SCHEME or data is None:
             raise tuf_errors.DownloadHTTPError(f"{name} is not in the bundle", 404)
         return iter([data])
-
-
-@dataclass(frozen=True)
-class VerifiedTarget:
-    """A model file this site is told to have, verified in both repositories."""
-
-    path: str
-    model: str
-    version: str
-    filename: str
-    sha256: str
-    length: int
-    primary: bool
-    image_custom: dict[str, Any]
-    kind: str = "model"
-    director_custom: dict[str, Any] = dataclass_field(default_factory=dict)
-    """The Director target's ``custom.airlock`` (site, and the rollout plan on the primary)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "path": self.path,
-            "model": self.model,
-            "version": self.version,
-            "filename": self.filename,
-            "sha256": self.sha256,
-            "length": self.length,
-            "primary": self.primary,
-            "kind": self.kind,
-        }
 
 
 @dataclass(frozen=True)
@@ -245,49 +202,8 @@ def _refreshed_updater(
         )
         updater.refresh()
     except Exception as exc:
-        raise _translate(exc, repo) from None
+        raise translate_error(exc, repo) from None
     return updater
-
-
-def _translate(exc: Exception, repo: str) -> Exception:
-    what = f"{repo.capitalize()} metadata"
-    if isinstance(exc, tuf_errors.ExpiredMetadataError):
-        return FreshnessError(
-            f"{what} has expired: {exc}",
-            hint=(
-                "the bundle was in transit longer than the site's budget; "
-                "ask the hub for a new export"
-            ),
-        )
-    if isinstance(exc, tuf_errors.UnsignedMetadataError):
-        return SignatureError(
-            f"{what} is not signed by a threshold of trusted keys: {exc}",
-            hint="the bundle was altered or the hub's keys are not the ones this site trusts; "
-            "do not use it and ask the hub for a new export",
-        )
-    if isinstance(exc, tuf_errors.BadVersionNumberError):
-        return FreshnessError(
-            f"{what} would roll back to an older version: {exc}",
-            hint="this is an old or replayed bundle; import the newest bundle from the hub",
-        )
-    if isinstance(exc, tuf_errors.LengthOrHashMismatchError):  # shorter, or other bytes
-        return IntegrityError(
-            f"{what} does not match its signed length or hash: {exc}", hint=_ALTERED_HINT
-        )
-    if isinstance(exc, tuf_errors.DownloadLengthMismatchError):  # longer than signed
-        return IntegrityError(
-            f"{what} is longer than its signed (or allowed) length: {exc}", hint=_ALTERED_HINT
-        )
-    if isinstance(exc, tuf_errors.DownloadError):
-        return TrustError(
-            f"{what} is incomplete in the bundle: {exc}",
-            hint="the bundle is damaged or incomplete; export it again",
-        )
-    if isinstance(exc, tuf_errors.RepositoryError | ValueError | KeyError | TypeError):
-        return TrustError(f"{what} does not verify: {exc}", hint=UNTRUSTED_HINT)
-    return TrustError(
-        f"{what} could not be verified ({type(exc).__name__}: {exc})", hint=UNTRUSTED_HINT
-    )
 
 
 def _load_verified(workdir: Path, role: str, kind: type[Targets]) -> Metadata[Targets]:
@@ -311,7 +227,7 @@ def _check_site(director_targets: Metadata[Targets], site_id: str) -> None:
             hint="import the bundle exported for this site",
         )
     for path, target in director_targets.signed.targets.items():
-        target_site = _custom(target).get("site_id")
+        target_site = target_custom(target).get("site_id")
         if target_site != site_id:
             raise WrongSiteError(
                 f"Director target {path} is for site {target_site!r}, not {site_id!r}",
@@ -319,80 +235,11 @@ def _check_site(director_targets: Metadata[Targets], site_id: str) -> None:
             )
 
 
-def _custom(target: TargetFile) -> dict[str, Any]:
-    custom = target.custom.get(CUSTOM_KEY) if isinstance(target.custom, dict) else None
-    return dict(custom) if isinstance(custom, dict) else {}
-
-
-class TargetLookup(Protocol):
-    """Anything that finds an Image target through delegations (an ngclient ``Updater``)."""
-
-    def get_targetinfo(self, target_path: str) -> TargetFile | None:
-        """The verified target at ``target_path``, or None."""
-
-
-def agree_with_image(
-    path: str, director: TargetFile, image_updater: TargetLookup
-) -> VerifiedTarget:
-    """Checks that a Director (or site-director) target agrees with the Image repository.
-
-    Args:
-        path: The target path.
-        director: The target as the Director's verified metadata lists it.
-        image_updater: A refreshed Image Updater, or the node's Image client
-            (delegations are walked on demand).
-
-    Returns:
-        The file as the Image repository signs it.
-
-    Raises:
-        TrustError: the Image repository does not sign ``path`` (never released, or revoked).
-        IntegrityError: length, hashes or model/version/file fields differ.
-    """
-    try:
-        image = image_updater.get_targetinfo(path)
-    except Exception as exc:
-        raise _translate(exc, IMAGE) from None
-    if image is None:
-        raise TrustError(
-            f"Director assigns {path}, which the Image repository does not sign",
-            hint="the model was never released by the hub or has been revoked; do not install it",
-        )
-    if director.length != image.length or director.hashes != image.hashes:
-        raise IntegrityError(
-            f"Director and Image disagree on {path}: length or hashes differ",
-            hint=(
-                "the hub's repositories are inconsistent or were tampered with; "
-                "report it to the hub"
-            ),
-        )
-    d_custom, i_custom = _custom(director), _custom(image)
-    for field in ("model", "version", "file"):
-        if d_custom.get(field) != i_custom.get(field):
-            raise IntegrityError(
-                f"Director and Image disagree on the {field} of {path}",
-                hint="the hub's repositories are inconsistent or were tampered with; "
-                "report it to the hub",
-            )
-    return VerifiedTarget(
-        path=path,
-        model=str(i_custom.get("model")),
-        version=str(i_custom.get("version")),
-        filename=str(i_custom.get("file")),
-        sha256=sha256_of_target(image),
-        length=image.length,
-        primary=bool(i_custom.get("primary", False)),
-        image_custom=i_custom,
-        kind=str(i_custom.get("kind", "model")),
-        director_custom=d_custom,
-    )
-
-
 def _signs(image_updater: Updater, path: str) -> bool:
     try:
         return image_updater.get_targetinfo(path) is not None
     except Exception as exc:
-        raise _translate(exc, IMAGE) from None
+        raise translate_error(exc, IMAGE) from None
 
 
 def _read_cache(workdir: Path) -> TrustedFiles:

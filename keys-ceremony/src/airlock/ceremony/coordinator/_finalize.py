@@ -26,8 +26,10 @@ from typing import Any
 
 from tuf.api.metadata import Metadata, Root, Targets
 
+from airlock.bundles import ceremony_output
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.atomic import atomic_write_bytes, atomic_write_json
+from airlock.bundles.ceremony_output import sha256_hex
 from airlock.bundles.clock import Clock, utc_iso
 from airlock.bundles.errors import IntegrityError, MediaError
 from airlock.ceremony.coordinator._assemble import SignatureSource, assemble
@@ -36,12 +38,10 @@ from airlock.ceremony.coordinator._workspace import DONE, WRITING, Workspace
 from airlock.ceremony.documents._history import CeremonyHistory, load_history
 from airlock.ceremony.documents._output import staged_directory
 from airlock.ceremony.documents._plan import CeremonyPlan, parse_plan
-from airlock.ceremony.documents._record import sha256_hex
 from airlock.ceremony.documents._request import SigningRequest, read_request
 from airlock.ceremony.documents._summary import fingerprint
 from airlock.ceremony.officer._offers import KeyOffer, read_offer
 from airlock.ceremony.officer._signing import read_signature_file
-from airlock.ceremony.roots import _options as opt
 from airlock.ceremony.steps import StepLog
 
 INPUTS = "inputs"
@@ -179,7 +179,13 @@ def _write_output(
         atomic_write_bytes(staging / relative, data, mode=mode)
         kinds[relative] = kind
 
-    for sub in (tufrepo.IMAGE, tufrepo.DIRECTOR, opt.ONLINE_DIR, OFFERS_INPUT, SIGNATURES_INPUT):
+    for sub in (
+        tufrepo.IMAGE,
+        tufrepo.DIRECTOR,
+        ceremony_output.ONLINE_DIR,
+        OFFERS_INPUT,
+        SIGNATURES_INPUT,
+    ):
         (staging / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
     if history is not None:
         for repository in tufrepo.REPOSITORIES:
@@ -193,7 +199,7 @@ def _write_output(
         online_source = workspace.directory
         online_kind = PRODUCED
     for name, ref in request.online_keys.items():
-        relative = opt.online_key_path(name)
+        relative = ceremony_output.online_key_path(name)
         if (online_source / relative).is_file():
             put(relative, (online_source / relative).read_bytes(), online_kind, mode=0o600)
         elif ref.uri.startswith("airlock-file:"):
@@ -207,8 +213,8 @@ def _write_output(
     for source, raw in inputs.signatures:
         put(signature_input(source.signatures.officer), raw, CONSUMED)
     record = ceremony_record(request, inputs.request_sha256, metadata, finished)
-    atomic_write_json(staging / opt.CEREMONY_FILE, record)
-    kinds[opt.CEREMONY_FILE] = PRODUCED
+    atomic_write_json(staging / ceremony_output.CEREMONY_FILE, record)
+    kinds[ceremony_output.CEREMONY_FILE] = PRODUCED
     artifacts = {
         relative: {"kind": kinds[relative], "sha256": sha256_hex((staging / relative).read_bytes())}
         for relative in sorted(kinds)
@@ -325,7 +331,7 @@ def transcript_body(
             "actor": "coordinator",
             "time": utc_iso(finished),
             "outcome": "every threshold met; signed metadata and record written",
-            "artifacts": [*metadata, opt.CEREMONY_FILE],
+            "artifacts": [*metadata, ceremony_output.CEREMONY_FILE],
         }
     )
     return {

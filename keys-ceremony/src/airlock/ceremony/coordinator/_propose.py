@@ -21,10 +21,11 @@ from typing import Any
 from securesystemslib.signer import Key
 from tuf.api.metadata import Metadata, Root, Targets
 
-from airlock.bundles import __version__
+from airlock.bundles import __version__, ceremony_output
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.atomic import atomic_write_bytes
 from airlock.bundles.canonical import pretty_bytes
+from airlock.bundles.ceremony_output import sha256_hex
 from airlock.bundles.clock import Clock
 from airlock.bundles.errors import ConflictError, SecretError, UsageError
 from airlock.bundles.keys import MIN_PASSPHRASE_LENGTH, ONLINE_KDF_ITERATIONS, KeyRef, KeyStore
@@ -39,7 +40,6 @@ from airlock.ceremony.documents._plan import (
     CeremonyPlan,
     load_plan,
 )
-from airlock.ceremony.documents._record import sha256_hex
 from airlock.ceremony.documents._request import (
     INITIAL,
     ROTATION,
@@ -49,7 +49,6 @@ from airlock.ceremony.documents._request import (
 )
 from airlock.ceremony.officer._offers import KeyOffer, read_offer, verify_offer
 from airlock.ceremony.roots import _build as roots
-from airlock.ceremony.roots import _options as opt
 from airlock.ceremony.steps import StepLog
 
 
@@ -257,9 +256,9 @@ def _create_online_keys(
         )
     store = KeyStore(workspace.directory, lambda _name: passphrase)
     refs: dict[str, KeyRef] = {}
-    (workspace.directory / opt.ONLINE_DIR).mkdir(mode=0o700, exist_ok=True)
-    for name in opt.ONLINE_KEY_NAMES:
-        relative = opt.online_key_path(name)
+    (workspace.directory / ceremony_output.ONLINE_DIR).mkdir(mode=0o700, exist_ok=True)
+    for name in ceremony_output.ONLINE_KEY_NAMES:
+        relative = ceremony_output.online_key_path(name)
         if (workspace.directory / relative).exists():
             raise ConflictError(
                 f"{relative} already exists in the workspace",
@@ -293,21 +292,21 @@ def _build_metadata(
             root_threshold=plan.roles[IMAGE_ROOT].threshold,
             targets_keys=_keys_for(keys, IMAGE_TARGETS),
             targets_threshold=plan.roles[IMAGE_TARGETS].threshold,
-            snapshot_key=online[opt.IMAGE_SNAPSHOT].public_key,
-            timestamp_key=online[opt.IMAGE_TIMESTAMP].public_key,
+            snapshot_key=online[ceremony_output.IMAGE_SNAPSHOT].public_key,
+            timestamp_key=online[ceremony_output.IMAGE_TIMESTAMP].public_key,
             expires=expires(IMAGE_ROOT),
         )
         director_root = roots.build_director_root(
             root_keys=_keys_for(keys, DIRECTOR_ROOT),
             root_threshold=plan.roles[DIRECTOR_ROOT].threshold,
-            targets_key=online[opt.DIRECTOR_TARGETS].public_key,
-            snapshot_key=online[opt.DIRECTOR_SNAPSHOT].public_key,
-            timestamp_key=online[opt.DIRECTOR_TIMESTAMP].public_key,
-            envelope_key=online[opt.ENVELOPE].public_key,
+            targets_key=online[ceremony_output.DIRECTOR_TARGETS].public_key,
+            snapshot_key=online[ceremony_output.DIRECTOR_SNAPSHOT].public_key,
+            timestamp_key=online[ceremony_output.DIRECTOR_TIMESTAMP].public_key,
+            envelope_key=online[ceremony_output.ENVELOPE].public_key,
             expires=expires(DIRECTOR_ROOT),
         )
         targets = roots.build_image_targets(
-            online[opt.IMAGE_MODELS].public_key, expires(IMAGE_TARGETS)
+            online[ceremony_output.IMAGE_MODELS].public_key, expires(IMAGE_TARGETS)
         )
     else:
         image_root = roots.next_root(history.image.current.signed, expires(IMAGE_ROOT))

@@ -31,6 +31,7 @@ from securesystemslib.signer import Key, Signature
 from airlock.bundles import __version__
 from airlock.bundles.atomic import atomic_write_bytes
 from airlock.bundles.canonical import canonical_bytes, pretty_bytes
+from airlock.bundles.ceremony_output import sha256_hex
 from airlock.bundles.clock import Clock, parse_utc, utc_iso
 from airlock.bundles.errors import (
     ConflictError,
@@ -41,7 +42,6 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.ceremony.documents._plan import ROLES, load_plan
-from airlock.ceremony.documents._record import sha256_hex
 from airlock.ceremony.documents._summary import fingerprint
 from airlock.ceremony.officer._keydir import AUDIT_DB, OfficerKeys, sign_with
 from airlock.ceremony.steps import StepLog

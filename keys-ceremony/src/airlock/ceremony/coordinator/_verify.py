@@ -22,8 +22,10 @@ from typing import Any
 
 from tuf.api.metadata import Metadata
 
+from airlock.bundles import ceremony_output
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.canonical import canonical_bytes
+from airlock.bundles.ceremony_output import sha256_hex
 from airlock.bundles.clock import parse_utc
 from airlock.bundles.errors import AirlockError, IntegrityError
 from airlock.bundles.tuf import parse_metadata
@@ -48,11 +50,9 @@ from airlock.ceremony.coordinator._transcript import (
 )
 from airlock.ceremony.documents._history import load_history
 from airlock.ceremony.documents._plan import parse_plan
-from airlock.ceremony.documents._record import sha256_hex
 from airlock.ceremony.documents._request import read_request
 from airlock.ceremony.officer._offers import read_offer, verify_offer
 from airlock.ceremony.officer._signing import read_signature_file
-from airlock.ceremony.roots import _options as opt
 
 UNLISTED = {TRANSCRIPT_FILE, HTML_FILE}
 
@@ -199,9 +199,9 @@ def verify_transcript(directory: Path, check_tool: bool = True) -> Report:
     def record() -> str:
         finished = parse_utc(body["finished"])
         expected = ceremony_record(given.request, given.request_sha256, metadata, finished)
-        found = json.loads((directory / opt.CEREMONY_FILE).read_bytes())
+        found = json.loads((directory / ceremony_output.CEREMONY_FILE).read_bytes())
         if canonical_bytes(expected) != canonical_bytes(found):
-            raise _mismatch(opt.CEREMONY_FILE, expected, found)
+            raise _mismatch(ceremony_output.CEREMONY_FILE, expected, found)
         rebuilt = transcript_body(given, metadata, body["artifacts"], finished, body["tool"])
         if canonical_bytes(rebuilt) != canonical_bytes(body):
             raise _mismatch("the transcript record", rebuilt, body)

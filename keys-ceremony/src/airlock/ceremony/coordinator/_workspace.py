@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from airlock.bundles.atomic import atomic_write_bytes, atomic_write_json
+from airlock.bundles.ceremony_output import CEREMONY_FILE
 from airlock.bundles.errors import ConflictError, NotFoundError
-from airlock.ceremony.roots._options import CEREMONY_FILE
 
 PLAN_FILE = "plan.toml"
 REQUEST_FILE = "request.json"

@@ -5,6 +5,7 @@ checks, the history a rotation starts from, and the schedule of the next ceremon
 Modules here are private (``_name.py``); other components import the names below.
 """
 
+from airlock.bundles.ceremony_output import CeremonyRecord, load_ceremony
 from airlock.ceremony.documents._history import load_history
 from airlock.ceremony.documents._plan import (
     DIRECTOR_ROOT,
@@ -15,7 +16,6 @@ from airlock.ceremony.documents._plan import (
     new_plan_text,
     parse_plan,
 )
-from airlock.ceremony.documents._record import CeremonyRecord, load_ceremony
 from airlock.ceremony.documents._schedule import DUE, EXIT_DUE, EXIT_EXPIRED, EXPIRED
 
 __all__ = [

@@ -17,11 +17,11 @@ from typing import Any
 from tuf.api.metadata import Metadata, Root, Targets
 
 from airlock.bundles import tuf as tufrepo
+from airlock.bundles.ceremony_output import CEREMONY_FILE, online_key_refs
 from airlock.bundles.errors import NotFoundError, UsageError
 from airlock.bundles.keys import KeyRef
 from airlock.bundles.tuf import load_roots, parse_metadata, root_files, verify_root_chain
 from airlock.ceremony.roots._build import check_targets_signed
-from airlock.ceremony.roots._options import CEREMONY_FILE
 
 TARGETS_FILE = re.compile(r"([1-9][0-9]{0,8})\.targets\.json")
 
@@ -86,9 +86,7 @@ def load_history(directory: Path) -> CeremonyHistory:
     directory = Path(directory)
     try:
         record = json.loads((directory / CEREMONY_FILE).read_text(encoding="utf-8"))
-        online = {
-            name: KeyRef.from_dict(dict(item)) for name, item in record["online_keys"].items()
-        }
+        online = online_key_refs(record)
     except FileNotFoundError:
         raise NotFoundError(
             f"{directory} holds no ceremony (no {CEREMONY_FILE})",

@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from airlock.bundles.atomic import atomic_write_bytes, fsync_dir
+from airlock.bundles.ceremony_output import CEREMONY_FILE, sha256_hex
 from airlock.bundles.errors import ConflictError, NotFoundError
-from airlock.ceremony.documents._record import sha256_hex
-from airlock.ceremony.roots._options import CEREMONY_FILE
 
 
 def check_destination(out_dir: Path) -> None:

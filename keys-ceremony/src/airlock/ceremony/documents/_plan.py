@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airlock.bundles.ceremony_output import sha256_hex
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import FreshnessError, MissingFileError, UsageError
-from airlock.ceremony.documents._record import sha256_hex
 
 IMAGE_ROOT = "image-root"
 IMAGE_TARGETS = "image-targets"

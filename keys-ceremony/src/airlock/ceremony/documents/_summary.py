@@ -16,11 +16,11 @@ from rich.markup import escape
 from rich.table import Table
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
+from airlock.bundles import ceremony_output
 from airlock.bundles import tuf as tufrepo
+from airlock.bundles.ceremony_output import ROOT_FILES, CeremonyRecord
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.keys import KeyRef
-from airlock.ceremony.documents._record import ROOT_FILES, CeremonyRecord
-from airlock.ceremony.roots import _options as opt
 
 TOP_LEVEL_ROLES = (Root.type, Targets.type, Snapshot.type, Timestamp.type)
 CARRY_LABELS = {
@@ -85,7 +85,9 @@ def ceremony_summary(record: CeremonyRecord) -> dict[str, Any]:
         {"file": f"{repo}/{rec.version}.root.json", **rec.to_dict()}
         for repo, rec in record.roots.items()
     ]
-    metadata.insert(1, {"file": opt.IMAGE_TARGETS_FILE, **record.image_targets.to_dict()})
+    metadata.insert(
+        1, {"file": ceremony_output.IMAGE_TARGETS_FILE, **record.image_targets.to_dict()}
+    )
     return {
         "ceremony_id": record.ceremony_id,
         "created": utc_iso(record.created),
@@ -100,11 +102,11 @@ def ceremony_summary(record: CeremonyRecord) -> dict[str, Any]:
             "hub": [
                 tufrepo.IMAGE + "/",
                 tufrepo.DIRECTOR + "/",
-                opt.ONLINE_DIR + "/",
-                opt.CEREMONY_FILE,
+                ceremony_output.ONLINE_DIR + "/",
+                ceremony_output.CEREMONY_FILE,
             ],
-            "every_spoke": [opt.IMAGE_ROOT_FILE, opt.DIRECTOR_ROOT_FILE],
-            "officers_only": [opt.OFFLINE_DIR + "/"],
+            "every_spoke": [ceremony_output.IMAGE_ROOT_FILE, ceremony_output.DIRECTOR_ROOT_FILE],
+            "officers_only": [ceremony_output.OFFLINE_DIR + "/"],
         },
     }
 

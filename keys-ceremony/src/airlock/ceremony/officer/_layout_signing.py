@@ -22,6 +22,7 @@ from typing import Any
 
 from airlock.bundles import intoto as layouts
 from airlock.bundles.atomic import atomic_write_bytes
+from airlock.bundles.ceremony_output import sha256_hex
 from airlock.bundles.clock import Clock
 from airlock.bundles.errors import (
     ConflictError,
@@ -30,7 +31,6 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.ceremony.documents._plan import LAYOUT, load_plan
-from airlock.ceremony.documents._record import sha256_hex
 from airlock.ceremony.officer._keydir import AUDIT_DB, OfficerKeys, sign_with
 from airlock.ceremony.steps import StepLog
 

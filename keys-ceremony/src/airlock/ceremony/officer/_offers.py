@@ -29,6 +29,7 @@ from securesystemslib.signer._utils import compute_default_keyid
 from airlock.bundles import __version__
 from airlock.bundles.atomic import atomic_write_bytes
 from airlock.bundles.canonical import canonical_bytes, pretty_bytes
+from airlock.bundles.ceremony_output import sha256_hex
 from airlock.bundles.clock import Clock, parse_utc, utc_iso
 from airlock.bundles.errors import (
     ConflictError,
@@ -40,7 +41,6 @@ from airlock.bundles.errors import (
 )
 from airlock.bundles.keys import KeyRef
 from airlock.ceremony.documents._plan import CeremonyPlan
-from airlock.ceremony.documents._record import sha256_hex
 from airlock.ceremony.officer._keydir import (
     AUDIT_DB,
     OfficerKey,

@@ -29,6 +29,7 @@ from airlock.bundles import __version__
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.atomic import atomic_write_bytes
 from airlock.bundles.canonical import pretty_bytes
+from airlock.bundles.ceremony_output import sha256_hex
 from airlock.bundles.clock import Clock, parse_utc, utc_iso
 from airlock.bundles.errors import (
     ConflictError,
@@ -37,7 +38,6 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.ceremony.documents._plan import load_plan
-from airlock.ceremony.documents._record import sha256_hex
 from airlock.ceremony.documents._request import SigningRequest, parse_request
 from airlock.ceremony.documents._summary import fingerprint
 from airlock.ceremony.officer._keydir import AUDIT_DB, OfficerKeys, sign_with

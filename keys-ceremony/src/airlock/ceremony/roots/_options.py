@@ -1,10 +1,11 @@
 """What a minimal ceremony makes: its options, the key names and the output layout.
 
-The output directory is read by the hub (``airlock hub init``) and by tests,
-so every name in it is a constant here::
+The output directory is read by the hub (``airlock hub init``) and by tests: the
+names both sides use are defined once, in :mod:`airlock.bundles.ceremony_output`,
+and re-exported here for the ceremony's modules::
 
     DIR/airlock.toml              role "ceremony"; its database is the audit log
-    DIR/ceremony.json             the ceremony record (see airlock.ceremony.documents._record)
+    DIR/ceremony.json             the ceremony record (see airlock.bundles.ceremony_output)
     DIR/image/1.root.json         Image root v1, signed by every image-root key
     DIR/image/1.targets.json      Image top-level targets v1, signed by every image-targets key
     DIR/director/1.root.json      Director root v1, signed by every director-root key
@@ -18,40 +19,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tuf.api.metadata import Root, Targets
-
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import UsageError
 from airlock.bundles.keys import ALGORITHMS
 
-CEREMONY_FILE = "ceremony.json"
 AUDIT_DB = "ceremony-audit.db"
 AUDIT_DB_URL = f"sqlite:///{AUDIT_DB}"
 CONFIG_ROLE = "ceremony"
-OFFLINE_DIR = "offline-keys"
-ONLINE_DIR = "online-keys"
-
-IMAGE_ROOT_FILE = f"{tufrepo.IMAGE}/{tufrepo.metadata_filename(Root.type, 1)}"
-IMAGE_TARGETS_FILE = f"{tufrepo.IMAGE}/{tufrepo.metadata_filename(Targets.type, 1)}"
-DIRECTOR_ROOT_FILE = f"{tufrepo.DIRECTOR}/{tufrepo.metadata_filename(Root.type, 1)}"
-
-IMAGE_SNAPSHOT = "image-snapshot"
-IMAGE_TIMESTAMP = "image-timestamp"
-IMAGE_MODELS = "image-models"
-DIRECTOR_TARGETS = "director-targets"
-DIRECTOR_SNAPSHOT = "director-snapshot"
-DIRECTOR_TIMESTAMP = "director-timestamp"
-ENVELOPE = "envelope"
-ONLINE_KEY_NAMES = (
-    IMAGE_SNAPSHOT,
-    IMAGE_TIMESTAMP,
-    IMAGE_MODELS,
-    DIRECTOR_TARGETS,
-    DIRECTOR_SNAPSHOT,
-    DIRECTOR_TIMESTAMP,
-    ENVELOPE,
-)
-"""The keys the hub holds online (encrypted with the hub passphrase)."""
 
 MAX_KEYS = 32
 """More keys than this per role is certainly a typo."""
@@ -140,13 +114,3 @@ def _check_threshold(role: str, keys: int, threshold: int) -> None:
             f"({keys}), got {threshold}",
             hint=f"pass --{role}-threshold T with 1 <= T <= --{role}-keys",
         )
-
-
-def offline_key_path(name: str) -> str:
-    """Where offline key ``name`` is stored, relative to the ceremony directory."""
-    return f"{OFFLINE_DIR}/{name}.pem"
-
-
-def online_key_path(name: str) -> str:
-    """Where online key ``name`` is stored, relative to the ceremony directory."""
-    return f"{ONLINE_DIR}/{name}.pem"

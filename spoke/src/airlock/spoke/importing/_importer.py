@@ -63,6 +63,7 @@ from sqlmodel import Session, select
 from airlock.bundles.audit import home_origin
 from airlock.bundles.bundle import (
     HUB_KINDS,
+    EnvelopePolicy,
     check_parts,
     read_envelope_file,
     read_payload,
@@ -72,13 +73,10 @@ from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.errors import (
     AirlockError,
     AuditWriteError,
-    FreshnessError,
     GateError,
     IntegrityError,
-    StaleBundleError,
     UsageError,
     VerificationError,
-    WrongSiteError,
 )
 from airlock.bundles.models import Envelope
 from airlock.bundles.tuf import (
@@ -174,41 +172,19 @@ def _check_envelope(
     envelope = verify_envelope(data, chain.keys, chain.threshold, kinds=IMPORTED_KINDS)
     rotation = chain.rotated_to is not None  # offline-signed: may reset what online keys set
 
-    if envelope.site_id != home.site_id:
-        raise WrongSiteError(
-            f"the bundle is for site {envelope.site_id!r}, this is site {home.site_id!r}",
-            hint="import the bundle exported for this site",
-        )
-    now = clock.now()
-    floor = dt.datetime.fromisoformat(state.time_floor)
-    if now < floor and not rotation:
-        raise FreshnessError(
-            f"the local clock reads {now.isoformat()}, earlier than the newest verified time "
-            f"{floor.isoformat()}",
-            hint="the clock was set back (a fault or an attack); fix the system clock, then retry",
-        )
-    if envelope.created > now + CLOCK_SKEW:
-        raise FreshnessError(
-            f"the bundle was created at {envelope.created.isoformat()}, after the local clock "
-            f"({now.isoformat()})",
-            hint="the local clock is behind; fix the system clock, then retry",
-        )
-    if envelope.expires <= now:
-        raise FreshnessError(
-            f"the bundle expired at {envelope.expires.isoformat()}",
-            hint="it was in transit longer than the site's budget; ask the hub for a new export",
-        )
-    if envelope.sequence <= state.last_sequence and not rotation:
-        raise StaleBundleError(
-            f"bundle sequence {envelope.sequence} is not newer than the imported "
-            f"{state.last_sequence}: nothing changed",
-            hint="this bundle (or a newer one) was already imported; no action needed",
-        )
-    if home.require_encryption and not envelope.encrypted:
-        raise VerificationError(
-            "the bundle is not encrypted and this site requires encryption",
-            hint="ask the hub to export with encryption on for this site",
-        )
+    policy = EnvelopePolicy(
+        kinds=IMPORTED_KINDS,
+        site_id=home.site_id,
+        incoming=True,
+        noun="bundle",
+        expired_hint="it was in transit longer than the site's budget; ask the hub for a new "
+        "export",
+        time_floor=dt.datetime.fromisoformat(state.time_floor),
+        max_clock_skew=CLOCK_SKEW,
+        last_sequence=state.last_sequence,
+        require_encryption=home.require_encryption,
+    )
+    policy.check(envelope, clock.now(), rotation=rotation)
     return envelope, chain.rotated_to
 
 

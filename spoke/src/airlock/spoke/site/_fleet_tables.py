@@ -24,6 +24,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
+from airlock.bundles.metrics import MetricsRow
+
 
 def _json(default: Any = None) -> Any:
     factory = dict if default is None else list
@@ -56,30 +58,22 @@ class NodeReport(SQLModel, table=True):
     """The :class:`airlock.spoke.protocol.SignedDocument` as received."""
 
 
-class MetricWindow(SQLModel, table=True):
-    """One node's figures for one model version over one report window."""
+class MetricWindow(MetricsRow, table=True):
+    """One node's figures for one model version over one report window.
+
+    The figures are :class:`airlock.bundles.metrics.MetricsRow`'s; ``ring`` is the
+    rollout ring that ran the version as a candidate when the row arrived, or
+    ``stable`` (:func:`airlock.spoke.service._ingest.ring_of`); metrics exports
+    group by it.
+    """
 
     __tablename__ = "metric_window"
     __table_args__ = (Index("ix_metric_window_model", "model", "version", "received_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     node_id: str = Field(index=True)
-    model: str
-    version: str
     role: str
-    ring: str = ""
-    """The rollout ring that ran the version as a candidate when the row arrived, or
-    ``stable`` (:func:`airlock.spoke.service._ingest.ring_of`); metrics exports group by it."""
-    window_start: str
-    window_end: str
     received_at: str
-    requests: int = 0
-    errors: int = 0
-    latency: dict[str, Any] = _json()
-    predictions: dict[str, Any] = _json()
-    confidence: dict[str, Any] = _json()
-    shadow_compared: int = 0
-    shadow_disagreed: int = 0
 
 
 class NodeDesired(SQLModel, table=True):

@@ -1,5 +1,10 @@
 """The ceremony record (``ceremony.json``): typed, and read back with :func:`load_ceremony`.
 
+The ceremony writes it (:meth:`CeremonyRecord.to_dict`); the hub reads the same
+record (:func:`online_key_refs` for the keys it holds). A coordinated ceremony's
+record carries more fields (plan, request, layout): they are kept by whoever
+copies the file and ignored here.
+
 The record lists every key (name, URI relative to the ceremony directory,
 public key) and the version, expiry, threshold and SHA-256 of each metadata
 file the ceremony signed. It is *not* signed itself: whoever reads the roots
@@ -19,13 +24,18 @@ from typing import Any
 
 from securesystemslib.signer import SecretsHandler, Signer
 
-from airlock.bundles import tuf as tufrepo
+from airlock.bundles.ceremony_output._names import (
+    CEREMONY_FILE,
+    DIRECTOR_ROOT_FILE,
+    IMAGE_ROOT_FILE,
+    ONLINE_KEY_NAMES,
+)
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import IntegrityError, NotFoundError, UsageError
-from airlock.bundles.keys import KeyRef, KeyStore
-from airlock.ceremony.roots._options import CEREMONY_FILE, DIRECTOR_ROOT_FILE, IMAGE_ROOT_FILE
+from airlock.bundles.keys._signers import KeyRef, KeyStore
+from airlock.bundles.tuf._repo import DIRECTOR, IMAGE, metadata_filename
 
-ROOT_FILES = {tufrepo.IMAGE: IMAGE_ROOT_FILE, tufrepo.DIRECTOR: DIRECTOR_ROOT_FILE}
+ROOT_FILES = {IMAGE: IMAGE_ROOT_FILE, DIRECTOR: DIRECTOR_ROOT_FILE}
 """Where each repository's version-1 root lives, relative to the ceremony directory."""
 
 
@@ -129,8 +139,8 @@ class CeremonyRecord:
                 created=parse_utc(data["created"]),
                 tool_version=str(data["tool_version"]),
                 algorithm=str(data["algorithm"]),
-                offline_keys=_key_refs(data["offline_keys"]),
-                online_keys=_key_refs(data["online_keys"]),
+                offline_keys=_named_refs(data["offline_keys"]),
+                online_keys=_named_refs(data["online_keys"]),
                 roots=roots,
                 image_targets=TargetsRecord(
                     version=int(targets["version"]),
@@ -183,13 +193,13 @@ class CeremonyRecord:
         if repository not in ROOT_FILES:
             raise NotFoundError(f"no repository {repository!r} (use image or director)")
         record = self.roots[repository]
-        relative = f"{repository}/{tufrepo.metadata_filename('root', record.version)}"
+        relative = f"{repository}/{metadata_filename('root', record.version)}"
         return self.read_metadata(relative, record.sha256)
 
     def read_image_targets(self) -> bytes:
         """The signed Image targets the ceremony made, checked against its hash."""
         version = self.image_targets.version
-        relative = f"{tufrepo.IMAGE}/{tufrepo.metadata_filename('targets', version)}"
+        relative = f"{IMAGE}/{metadata_filename('targets', version)}"
         return self.read_metadata(relative, self.image_targets.sha256)
 
     def read_metadata(self, relative: str, sha256: str) -> bytes:
@@ -215,12 +225,42 @@ class CeremonyRecord:
         return data
 
 
-def _key_refs(data: Mapping[str, Any]) -> dict[str, KeyRef]:
-    refs = {name: KeyRef.from_dict(dict(item)) for name, item in dict(data).items()}
+def key_refs(data: Mapping[str, Any]) -> dict[str, KeyRef]:
+    """Parses a key section of the record (``offline_keys`` or ``online_keys``).
+
+    Raises:
+        UsageError: a key record is malformed.
+        AttributeError, TypeError, ValueError: the section is not a name → key map.
+    """
+    return {name: KeyRef.from_dict(dict(item)) for name, item in dict(data).items()}
+
+
+def online_key_refs(record: Mapping[str, Any]) -> dict[str, KeyRef]:
+    """The online keys of a parsed ``ceremony.json`` (any ceremony's: minimal or coordinated).
+
+    Each key is filed under its role name (:data:`ONLINE_KEY_NAMES`); whether it
+    is the key the roots name for that role is for the reader to verify (the hub
+    does, before it adopts a ceremony).
+
+    Raises:
+        UsageError: a key record is malformed.
+        KeyError, AttributeError, TypeError, ValueError: the record has no
+            ``online_keys`` map.
+    """
+    return key_refs(record["online_keys"])
+
+
+def _named_refs(data: Mapping[str, Any]) -> dict[str, KeyRef]:
+    refs = key_refs(data)
     for name, ref in refs.items():
         if ref.name != name:
             raise ValueError(f"key record {name!r} is named {ref.name!r}")
     return refs
+
+
+def missing_online_keys(refs: Mapping[str, KeyRef]) -> list[str]:
+    """The names in :data:`ONLINE_KEY_NAMES` that ``refs`` lacks, in that order."""
+    return [name for name in ONLINE_KEY_NAMES if name not in refs]
 
 
 def load_ceremony(out_dir: Path) -> CeremonyRecord:
