@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from in_toto.runlib import in_toto_run
 from securesystemslib.signer import Signer
@@ -53,12 +53,10 @@ from airlock.bundles.errors import (
 from airlock.bundles.keys import ONLINE_KDF_ITERATIONS, KeyRef, encrypted_pem, generate_signer
 from airlock.bundles.models import ModelFile
 from airlock.hub.blobstore import copy_hashing
+from airlock.hub.context import HubContext, load_image_repo
 from airlock.hub.intake import StagedModel
-from airlock.hub.operation import Operation
+from airlock.hub.operation import Operation, operation
 from airlock.hub.signing import check_signer_matches
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
 
 ATTEST_DIR = "attestations"
 PACKAGE_KEY_FILE = f"{ATTEST_DIR}/package-key.pem"
@@ -80,19 +78,19 @@ class LayoutInfo:
         return {"changed": self.changed, "signed_by": self.signed_by, **self.summary}
 
 
-def anchor(hub: Hub) -> attest.Anchor:
+def anchor(ctx: HubContext) -> attest.Anchor:
     """The layout keys the hub's newest Image root anchors.
 
     Raises:
         TrustError: the root anchors none (a minimal lab ceremony, or an old root).
     """
-    keys, threshold, expires = tufrepo.layout_keys(hub.image_repo().root.signed)
+    keys, threshold, expires = tufrepo.layout_keys(load_image_repo(ctx).root.signed)
     return attest.Anchor(keys, threshold, expires)
 
 
-def package_key_ref(hub: Hub) -> KeyRef | None:
+def package_key_ref(ctx: HubContext) -> KeyRef | None:
     """The hub's package key, if it was made already."""
-    path = hub.home.root / PACKAGE_REF_FILE
+    path = ctx.home.root / PACKAGE_REF_FILE
     if not path.exists():
         return None
     try:
@@ -101,58 +99,58 @@ def package_key_ref(hub: Hub) -> KeyRef | None:
         raise MediaError(f"{path} is not a key reference ({exc})") from None
 
 
-def _ensure_package_key(hub: Hub, op: Operation) -> KeyRef:
+def _ensure_package_key(ctx: HubContext, op: Operation) -> KeyRef:
     """The package key; made (and staged for writing) on first use."""
-    ref = package_key_ref(hub)
+    ref = package_key_ref(ctx)
     if ref is not None:
         return ref
     signer = generate_signer("ed25519")
-    passphrase = hub.signers.secrets("passphrase")
+    passphrase = ctx.signers.secrets("passphrase")
     if not passphrase:
         raise SecretError("no hub passphrase given")
     pem = encrypted_pem(signer, passphrase, ONLINE_KDF_ITERATIONS)
     ref = KeyRef(PACKAGE_KEY_NAME, f"airlock-file:{PACKAGE_KEY_FILE}", signer.public_key)
-    op.writes.put(hub.home.root / PACKAGE_KEY_FILE, pem, mode=0o600)
-    op.writes.put(hub.home.root / PACKAGE_REF_FILE, pretty_bytes(ref.to_dict()))
+    op.writes.put(ctx.home.root / PACKAGE_KEY_FILE, pem, mode=0o600)
+    op.writes.put(ctx.home.root / PACKAGE_REF_FILE, pretty_bytes(ref.to_dict()))
     op.details["new_package_keyid"] = ref.keyid
     return ref
 
 
-def package_signer(hub: Hub, ref: KeyRef) -> Signer:
+def package_signer(ctx: HubContext, ref: KeyRef) -> Signer:
     """Opens the package key with the hub passphrase."""
-    signer = hub.signers.store.signer(ref)
+    signer = ctx.signers.store.signer(ref)
     check_signer_matches(signer, ref.public_key, PACKAGE_KEY_NAME)
     return signer
 
 
-def current_layout(hub: Hub) -> bytes | None:
+def current_layout(ctx: HubContext) -> bytes | None:
     """The bytes of the current layout, if one was set."""
-    path = hub.home.root / LAYOUT_FILE
+    path = ctx.home.root / LAYOUT_FILE
     return path.read_bytes() if path.exists() else None
 
 
-def layout_info(hub: Hub) -> LayoutInfo | None:
+def layout_info(ctx: HubContext) -> LayoutInfo | None:
     """The current layout's summary, if one was set (no passphrase needed)."""
-    data = current_layout(hub)
+    data = current_layout(ctx)
     if data is None:
         return None
     md = layouts.parse_layout(data, "the hub's current layout")
     signed = sorted(str(s.get("keyid")) for s in md.signatures)
-    return LayoutInfo(layouts.layout_summary(md, data, _names(hub)), signed, changed=False)
+    return LayoutInfo(layouts.layout_summary(md, data, _names(ctx)), signed, changed=False)
 
 
-def _names(hub: Hub) -> dict[str, str]:
+def _names(ctx: HubContext) -> dict[str, str]:
     names: dict[str, str] = {}
-    ref = package_key_ref(hub)
+    ref = package_key_ref(ctx)
     if ref is not None:
         names[ref.keyid] = "hub package key"
     with contextlib.suppress(TrustError):
-        names.update({kid: "officers' layout key" for kid in anchor(hub).keys})
+        names.update({kid: "officers' layout key" for kid in anchor(ctx).keys})
     return names
 
 
-def draft(
-    hub: Hub,
+def _draft(
+    ctx: HubContext,
     op: Operation,
     functionaries: Mapping[str, Sequence[Path]],
     expires_days: int,
@@ -171,16 +169,16 @@ def draft(
         raise ConflictError(f"{out} already exists", hint="choose another --out")
     if expires_days < 1:
         raise UsageError("--expires-days must be at least 1")
-    layout_anchor = anchor(hub)
-    expires = tufrepo.expiry_from(hub.clock.now(), expires_days)
+    layout_anchor = anchor(ctx)
+    expires = tufrepo.expiry_from(ctx.clock.now(), expires_days)
     if expires > layout_anchor.expires:
-        longest = (layout_anchor.expires - hub.clock.now()).days
+        longest = (layout_anchor.expires - ctx.clock.now()).days
         raise UsageError(
             f"a layout expiring in {expires_days} days would outlive the officers' layout "
             f"role ({layout_anchor.expires:%Y-%m-%d})",
             hint=f"use --expires-days {longest} or fewer, or renew the layout role first",
         )
-    ref = _ensure_package_key(hub, op)
+    ref = _ensure_package_key(ctx, op)
     keys = {
         step: [layouts.read_public_key_pem(Path(p)) for p in paths]
         for step, paths in functionaries.items()
@@ -194,7 +192,7 @@ def draft(
     md = layouts.draft_layout(keys, ref.public_key, expires)
     data = layouts.layout_bytes(md)
     op.writes.put(out, data)
-    summary = layouts.layout_summary(md, data, _names(hub))
+    summary = layouts.layout_summary(md, data, _names(ctx))
     op.details.update(
         {
             "out": str(out),
@@ -207,7 +205,7 @@ def draft(
     return LayoutInfo(summary, [])
 
 
-def set_layout(hub: Hub, op: Operation, path: Path) -> LayoutInfo:
+def _set_layout(ctx: HubContext, op: Operation, path: Path) -> LayoutInfo:
     """The body of ``Hub.set_layout``.
 
     Raises:
@@ -224,17 +222,17 @@ def set_layout(hub: Hub, op: Operation, path: Path) -> LayoutInfo:
             f"{path} does not exist", hint="pass the signed layout file"
         ) from None
     md = layouts.parse_layout(data, str(path))
-    layout_anchor = anchor(hub)
+    layout_anchor = anchor(ctx)
     signers = layouts.signing_keys(md, layout_anchor.keys, layout_anchor.threshold, str(path))
-    layouts.check_expiry(md, hub.clock.now(), layout_anchor.expires, str(path))
-    ref = package_key_ref(hub)
+    layouts.check_expiry(md, ctx.clock.now(), layout_anchor.expires, str(path))
+    ref = package_key_ref(ctx)
     if ref is None or ref.keyid not in layouts.step_keyids(md, layouts.PACKAGE_STEP):
         raise UsageError(
             f"the {layouts.PACKAGE_STEP!r} step of {path} does not name this hub's package key",
             hint="draft the layout on this hub with `airlock hub layout draft`",
         )
-    summary = layouts.layout_summary(md, data, _names(hub))
-    previous = current_layout(hub)
+    summary = layouts.layout_summary(md, data, _names(ctx))
+    previous = current_layout(ctx)
     op.details.update(
         {
             "sha256": summary["sha256"],
@@ -246,7 +244,7 @@ def set_layout(hub: Hub, op: Operation, path: Path) -> LayoutInfo:
     if previous == data:
         op.outcome = "unchanged"
         return LayoutInfo(summary, sorted(signers), changed=False)
-    op.writes.put(hub.home.root / LAYOUT_FILE, data)
+    op.writes.put(ctx.home.root / LAYOUT_FILE, data)
     return LayoutInfo(summary, sorted(signers))
 
 
@@ -279,7 +277,9 @@ def _pipeline_links(links_dir: Path) -> list[Path]:
     return found
 
 
-def attach(hub: Hub, op: Operation, ref: str, staged: StagedModel, links_dir: Path) -> StagedModel:
+def attach(
+    ctx: HubContext, op: Operation, ref: str, staged: StagedModel, links_dir: Path
+) -> StagedModel:
     """Adds the layout, the pipeline's links and the hub's package link to a staged version.
 
     Raises:
@@ -288,7 +288,7 @@ def attach(hub: Hub, op: Operation, ref: str, staged: StagedModel, links_dir: Pa
         AttestationError: the attestations would not verify at a site.
         SecretError: the hub passphrase does not open the package key.
     """
-    layout_data = current_layout(hub)
+    layout_data = current_layout(ctx)
     if layout_data is None:
         raise UsageError(
             "no in-toto layout is set at the hub, so --links cannot be used",
@@ -297,7 +297,7 @@ def attach(hub: Hub, op: Operation, ref: str, staged: StagedModel, links_dir: Pa
         )
     if any(f.kind in ("layout", "link") for f in staged.files):
         raise UsageError(f"{ref} already carries in-toto files; pass them only with --links")
-    key_ref = package_key_ref(hub)
+    key_ref = package_key_ref(ctx)
     if key_ref is None:
         raise UsageError("the hub has no package key", hint="run `airlock hub layout draft`")
     names = {f.filename for f in staged.files}
@@ -316,7 +316,7 @@ def attach(hub: Hub, op: Operation, ref: str, staged: StagedModel, links_dir: Pa
         [],
         base_path=str(staged.directory),
         metadata_directory=str(staged.directory),
-        signer=package_signer(hub, key_ref),
+        signer=package_signer(ctx, key_ref),
     )
     package_name = layouts.link_filename(layouts.PACKAGE_STEP, key_ref.keyid)
     for filename, kind in ((package_name, "link"), (layouts.LAYOUT_TARGET, "layout")):
@@ -327,26 +327,56 @@ def attach(hub: Hub, op: Operation, ref: str, staged: StagedModel, links_dir: Pa
         data = (staged.directory / filename).read_bytes()
         files.append(ModelFile(filename, layouts.layout_sha256(data), len(data), kind=kind))
     result = StagedModel(staged.directory, tuple(files))
-    report = _preflight(hub, ref, layout_data, result)
+    report = _preflight(ctx, ref, layout_data, result)
     op.details["attestations"] = report.to_dict() | {"package_keyid": key_ref.keyid}
     return result
 
 
 def _preflight(
-    hub: Hub, ref: str, layout_data: bytes, staged: StagedModel
+    ctx: HubContext, ref: str, layout_data: bytes, staged: StagedModel
 ) -> attest.AttestationReport:
     """Verifies the version's attestations exactly as a site will (fail early)."""
-    hub.home.tmp_dir.mkdir(exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix="attest-", dir=hub.home.tmp_dir))
+    ctx.home.tmp_dir.mkdir(exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="attest-", dir=ctx.home.tmp_dir))
     try:
         return attest.verify_version(
             ref,
             layout_data,
             {f.filename: staged.staged_path(f) for f in staged.files if f.kind == "link"},
             {f.filename: staged.staged_path(f) for f in staged.files if f.kind == "model"},
-            anchor(hub),
-            hub.clock.now(),
+            anchor(ctx),
+            ctx.clock.now(),
             directory / "verify",
         )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def draft_layout(
+    ctx: HubContext, functionaries: Mapping[str, Sequence[Path]], expires_days: int, out: Path
+) -> LayoutInfo:
+    """Writes an unsigned in-toto layout to ``out`` (the package key is made at first use).
+
+    Args:
+        ctx: The hub.
+        functionaries: Pipeline step → PEM public key files of its functionaries.
+        expires_days: The layout's lifetime (at most the officers' layout role's).
+        out: A new file.
+
+    Raises:
+        UsageError, ConflictError, TrustError: see the module docstring.
+    """
+    with operation(ctx, "hub.layout.draft", str(out)) as op:
+        return _draft(ctx, op, functionaries, expires_days, Path(out))
+
+
+def set_layout(ctx: HubContext, path: Path) -> LayoutInfo:
+    """Makes the officers' signed layout at ``path`` the current one.
+
+    Raises:
+        AttestationError: not signed by a threshold of the anchored layout keys,
+            expired, or outliving the anchored layout role.
+        UsageError: the layout does not name this hub's package key.
+    """
+    with operation(ctx, "hub.layout.set", str(path)) as op:
+        return _set_layout(ctx, op, Path(path))

@@ -24,7 +24,7 @@ from securesystemslib.signer import SecretsHandler
 
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, AuditRecord
-from airlock.bundles.clock import Clock, utc_iso
+from airlock.bundles.clock import Clock, SystemClock, utc_iso
 from airlock.bundles.config import CONFIG_FILE, database_settings, load_config, write_config
 from airlock.bundles.db import create_home_database, open_home_database
 from airlock.bundles.errors import AirlockError, ConflictError, UsageError
@@ -36,6 +36,7 @@ from airlock.hub.ceremony_input import (
     read_ceremony,
     verify_ceremony,
 )
+from airlock.hub.context import HubContext, hub_context
 from airlock.hub.director_repo import DirectorRoots
 from airlock.hub.home import CEREMONY_RECORD, DEFAULT_SETTINGS, ROLE, TENANT_KEYS_DIR, HubHome
 from airlock.hub.image_repo import ImageRepo
@@ -166,3 +167,19 @@ def build_home(home: Path, ceremony_dir: Path, secrets: SecretsHandler, clock: C
         raise
     signers.rebase(home)
     return signers
+
+
+def init_hub(
+    home: Path, ceremony_dir: Path, secrets: SecretsHandler, clock: Clock | None = None
+) -> HubContext:
+    """Creates a hub home from a ceremony's output and opens it (see the module docstring).
+
+    Raises:
+        ConflictError: the home exists.
+        NotFoundError, MediaError: the ceremony output is missing or malformed.
+        SignatureError, TrustError: it does not verify.
+        SecretError: the hub passphrase does not open the online keys.
+    """
+    clock = clock or SystemClock()
+    signers = build_home(Path(home), Path(ceremony_dir), secrets, clock)
+    return hub_context(Path(home), signers, clock)

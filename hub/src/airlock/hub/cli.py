@@ -23,12 +23,20 @@ from airlock.bundles.keys import FILE_SCHEME, env_or_prompt_secrets
 from airlock.bundles.models import ModelVersion, SiteIdentity
 from airlock.bundles.release import ReleaseInfo
 from airlock.hub import release_view, revocation_view
+from airlock.hub.assignments import assign as assign_version
+from airlock.hub.assignments import unassign as unassign_version
+from airlock.hub.bootstrap import init_hub
+from airlock.hub.context import HubContext, open_hub
 from airlock.hub.home import DEFAULT_HOME, HOME_ENV, PASSPHRASE_ENV, tenant_secret_env
-from airlock.hub.hub import Hub
+from airlock.hub.planner import export
 from airlock.hub.release_files import release_parts
+from airlock.hub.releases import list_models, release_model
+from airlock.hub.revoke import revoke as revoke_version
 from airlock.hub.signing import parse_tenant_secret
-from airlock.hub.sites import read_public_key_file
-from airlock.hub.tenants import read_public_key
+from airlock.hub.sites import add_site, add_site_from_file, list_sites, read_public_key_file
+from airlock.hub.status import hub_status
+from airlock.hub.tenants import add_tenant, family_tenants, list_tenants, read_public_key
+from airlock.hub.trust_update import update_trust
 
 HOME_OPTION = click.option(
     "--home",
@@ -82,8 +90,8 @@ def _secrets() -> Any:
     return handler
 
 
-def _open(home: Path) -> Hub:
-    return Hub.open(home, _secrets())
+def _open(home: Path) -> HubContext:
+    return open_hub(home, _secrets())
 
 
 def _emit_json(data: Any) -> None:
@@ -137,8 +145,8 @@ def init(home: Path, ceremony: Path, as_json: bool) -> None:
     with the hub passphrase. Copies the public metadata and the online keys
     (never the offline keys) and creates the Image `models` role.
     """
-    created = Hub.init(home, ceremony, _secrets())
-    report = created.status()
+    created = init_hub(home, ceremony, _secrets())
+    report = hub_status(created)
     created.close()
     if as_json:
         _emit_json(report)
@@ -196,7 +204,7 @@ def site_add(
     if identity is not None:
         if site_id or recipient or signing_key:
             raise UsageError("pass either --identity, or SITE_ID --recipient --signing-key")
-        info = hub_.add_site_from_file(identity, transit_days, not no_encryption)
+        info = add_site_from_file(hub_, identity, transit_days, not no_encryption)
     else:
         if not (site_id and recipient and signing_key):
             raise UsageError(
@@ -205,7 +213,7 @@ def site_add(
             )
         keyid, key = read_public_key_file(signing_key)
         ident = SiteIdentity(site_id, recipient, keyid, key)
-        info = hub_.add_site(ident, transit_days, not no_encryption)
+        info = add_site(hub_, ident, transit_days, not no_encryption)
     if as_json:
         _emit_json(info.to_dict())
         return
@@ -221,7 +229,7 @@ def site_add(
 @JSON_OPTION
 def site_list(home: Path, as_json: bool) -> None:
     """List registered sites."""
-    sites = _open(home).sites()
+    sites = list_sites(_open(home))
     if as_json:
         _emit_json([s.to_dict() for s in sites])
         return
@@ -287,10 +295,10 @@ def model_add(
     parts = release_parts(validation_set, thresholds, compat)
     record = ReleaseInfo(validation=parts.validation, compatibility=parts.compatibility)
     hub_ = _open(home)
-    release = hub_.release_model(
-        name, version, path, record, parts.extras, tenant=tenant, links=links
+    release = release_model(
+        hub_, name, version, path, record, parts.extras, tenant=tenant, links=links
     )
-    owner = hub_.family_tenants().get(name)
+    owner = family_tenants(hub_).get(name)
     if as_json:
         _emit_json({"created": release.created, "tenant": owner, **release.model.to_dict()})
         return
@@ -320,7 +328,7 @@ def _files_table(model: ModelVersion) -> None:
 def model_list(home: Path, as_json: bool) -> None:
     """List released model versions with their family's tenant."""
     hub_ = _open(home)
-    models, owners = hub_.models(), hub_.family_tenants()
+    models, owners = list_models(hub_), family_tenants(hub_)
     flags = revocation_view.version_flags(hub_.engine)
     if as_json:
         _emit_json(
@@ -381,7 +389,7 @@ def tenant_add(
     for the key's own passphrase or PIN (prompt, or AIRLOCK_TENANT_SECRET_<NAME>).
     """
     key = read_public_key(public_key) if public_key is not None else None
-    info = _open(home).add_tenant(name, _absolute_file_uri(key_uri), key)
+    info = add_tenant(_open(home), name, _absolute_file_uri(key_uri), key)
     if as_json:
         _emit_json(info.to_dict())
         return
@@ -403,7 +411,7 @@ def _absolute_file_uri(uri: str | None) -> str | None:
 @JSON_OPTION
 def tenant_list(home: Path, as_json: bool) -> None:
     """List tenants, their keys and model families."""
-    tenants = _open(home).tenants()
+    tenants = list_tenants(_open(home))
     if as_json:
         _emit_json([t.to_dict() for t in tenants])
         return
@@ -446,7 +454,9 @@ def assign(
     approval next to it; assigning the same version with another plan
     re-signs it. Revoked versions are refused.
     """
-    changed = _open(home).assign(site_id, name, version, plan_file=plan_file, change=change)
+    changed = assign_version(
+        _open(home), site_id, name, version, plan_file=plan_file, change=change
+    )
     if as_json:
         _emit_json({"site_id": site_id, "model": name, "version": version, "changed": changed})
     elif changed:
@@ -481,7 +491,7 @@ def revoke(
     --change it is recorded against an emergency change request made after
     the fact.
     """
-    result = _open(home).revoke(name, version, reason, change)
+    result = revoke_version(_open(home), name, version, reason, change)
     if as_json:
         _emit_json(result.to_dict())
         return
@@ -503,7 +513,7 @@ def revoke(
 @JSON_OPTION
 def unassign(home: Path, site_id: str, name: str, as_json: bool) -> None:
     """Remove SITE's assignment of model NAME."""
-    _open(home).unassign(site_id, name)
+    unassign_version(_open(home), site_id, name)
     if as_json:
         _emit_json({"site_id": site_id, "model": name, "removed": True})
     else:
@@ -536,12 +546,12 @@ def export_(home: Path, site_id: str, out: Path, full: bool, as_json: bool) -> N
     """
     hub_ = _open(home)
     if as_json:
-        envelope = hub_.export(site_id, out, full=full)
+        envelope = export(hub_, site_id, out, full=full)
         _emit_json({"out": str(out), "envelope": envelope.to_dict()})
         return
     console = Console()
     with console.status(f"exporting the bundle for {site_id}…"):
-        envelope = hub_.export(site_id, out, full=full)
+        envelope = export(hub_, site_id, out, full=full)
     console.print(
         f"[green]{envelope.kind} bundle {envelope.sequence} for {site_id} written to {out}"
         f"[/green] (expires {envelope.expires:%Y-%m-%d %H:%M}Z)"
@@ -579,7 +589,7 @@ def trust_update(home: Path, ceremony: Path, as_json: bool) -> None:
     and timestamp. Every site's next bundle carries the new chain.
     """
     hub_ = _open(home)
-    update = hub_.update_trust(ceremony)
+    update = update_trust(hub_, ceremony)
     if as_json:
         _emit_json(update.to_dict())
         return
@@ -601,7 +611,7 @@ def trust_update(home: Path, ceremony: Path, as_json: bool) -> None:
 @JSON_OPTION
 def status(home: Path, as_json: bool) -> None:
     """Show role versions and expiries, sites, models and assignments."""
-    report = _open(home).status()
+    report = hub_status(_open(home))
     if as_json:
         _emit_json(report)
         return

@@ -1,7 +1,7 @@
 """``airlock hub change …``: change requests, their approvers, and ServiceNow imports.
 
 Guide: docs/integrator.md, "Change requests" and "ServiceNow import". The
-commands call :class:`airlock.hub.change_desk.ChangeDesk`; an approver's
+commands call :mod:`airlock.hub.change_desk`; an approver's
 key passphrase comes from ``AIRLOCK_APPROVER_PASSPHRASE`` or a no-echo
 prompt (never the hub passphrase).
 """
@@ -22,6 +22,17 @@ from airlock.bundles.keys import (
     write_encrypted_key,
 )
 from airlock.bundles.release import CHANGE_STATES, CHANGE_TYPES
+from airlock.hub.change_desk import (
+    add_change_approver,
+    approve_change,
+    create_change,
+    get_change,
+    import_servicenow,
+    list_change_approvers,
+    list_change_requests,
+    move_change,
+    reject_change,
+)
 from airlock.hub.changes import ChangeRequest
 from airlock.hub.cli import HOME_OPTION, JSON_OPTION, _emit_json, _open, _table, hub
 
@@ -106,7 +117,8 @@ def change_create(
     as_json: bool,
 ) -> None:
     """Create a change request (state New)."""
-    created = _open(home).change_requests.create(
+    created = create_change(
+        _open(home),
         type=change_type,
         short_description=short_description,
         justification=justification,
@@ -129,7 +141,7 @@ def change_create(
 @JSON_OPTION
 def change_show(home: Path, number: str, as_json: bool) -> None:
     """Show change request NUMBER."""
-    found = _open(home).change_requests.get(number)
+    found = get_change(_open(home), number)
     if as_json:
         _emit_json(found.to_dict())
     else:
@@ -142,7 +154,7 @@ def change_show(home: Path, number: str, as_json: bool) -> None:
 @JSON_OPTION
 def change_list(home: Path, state: str | None, as_json: bool) -> None:
     """List change requests."""
-    found = [c for c in _open(home).change_requests.list_changes() if state in (None, c.state)]
+    found = [c for c in list_change_requests(_open(home)) if state in (None, c.state)]
     if as_json:
         _emit_json([c.to_dict() for c in found])
         return
@@ -183,7 +195,7 @@ def change_approve(home: Path, number: str, approver: str, key: Path, as_json: b
     may not approve their own change. The change moves to scheduled.
     """
     secrets = env_or_prompt_secrets(APPROVER_PASSPHRASE_ENV, _approver_prompt)
-    approved = _open(home).change_requests.approve(number, approver, key, secrets)
+    approved = approve_change(_open(home), number, approver, key, secrets)
     if as_json:
         _emit_json(approved.to_dict())
         return
@@ -201,7 +213,7 @@ def change_approve(home: Path, number: str, approver: str, key: Path, as_json: b
 @JSON_OPTION
 def change_reject(home: Path, number: str, approver: str, reason: str, as_json: bool) -> None:
     """Reject NUMBER (in authorize); it goes back to new."""
-    rejected = _open(home).change_requests.reject(number, approver, reason)
+    rejected = reject_change(_open(home), number, approver, reason)
     if as_json:
         _emit_json(rejected.to_dict())
         return
@@ -220,7 +232,7 @@ def change_move(home: Path, number: str, to: str, as_json: bool) -> None:
     canceled from any state before closed. Nothing goes past authorize
     without an approval, and nothing moves back.
     """
-    moved = _open(home).change_requests.move(number, to)
+    moved = move_change(_open(home), number, to)
     if as_json:
         _emit_json(moved.to_dict())
         return
@@ -237,7 +249,7 @@ def change_import(home: Path, path: Path, as_json: bool) -> None:
     Approved records are signed by the hub on ServiceNow's behalf
     (approval source `servicenow`); see docs/integrator.md.
     """
-    result = _open(home).change_requests.import_servicenow(path)
+    result = import_servicenow(_open(home), path)
     if as_json:
         _emit_json(result.to_dict())
         return
@@ -296,7 +308,7 @@ def approver() -> None:
 @JSON_OPTION
 def approver_add(home: Path, name: str, key: Path, as_json: bool) -> None:
     """Register approver NAME with their public key."""
-    info = _open(home).change_requests.add_approver(name, key)
+    info = add_change_approver(_open(home), name, key)
     if as_json:
         _emit_json(info.to_dict())
         return
@@ -308,7 +320,7 @@ def approver_add(home: Path, name: str, key: Path, as_json: bool) -> None:
 @JSON_OPTION
 def approver_list(home: Path, as_json: bool) -> None:
     """List registered approvers."""
-    found = _open(home).change_requests.approvers()
+    found = list_change_approvers(_open(home))
     if as_json:
         _emit_json([a.to_dict() for a in found])
         return

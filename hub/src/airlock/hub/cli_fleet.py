@@ -27,8 +27,8 @@ from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import SecretError, UsageError
 from airlock.bundles.metrics import CONFIDENCE_BUCKETS, confidence_bucket
 from airlock.hub.cli import HOME_OPTION, JSON_OPTION, _emit_json, _table, hub
+from airlock.hub.context import HubContext, open_hub
 from airlock.hub.fleet_report import QUANTILES, FleetReport, fleet_report
-from airlock.hub.hub import Hub
 
 
 def _no_secret(name: str) -> str:
@@ -75,7 +75,7 @@ def fleet(
             f"cannot write {html_out}: {html_out.parent} is not a directory",
             hint="create the directory first, or pass another --html path",
         )
-    opened = Hub.open(home, _no_secret)
+    opened = open_hub(home, _no_secret)
     try:
         with _home_lock(opened), Session(opened.engine) as session:
             result = fleet_report(session, opened, model=model, since=start, now=opened.clock.now())
@@ -93,7 +93,7 @@ def fleet(
 
 
 @contextlib.contextmanager
-def _home_lock(opened: Hub) -> Iterator[None]:
+def _home_lock(opened: HubContext) -> Iterator[None]:
     """The hub home's lock (the report caches drift references), as an Airlock error."""
     with contextlib.ExitStack() as stack:
         try:

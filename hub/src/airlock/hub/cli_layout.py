@@ -13,6 +13,7 @@ from rich.console import Console
 
 from airlock.bundles.errors import UsageError
 from airlock.bundles.intoto import PIPELINE_STEPS
+from airlock.hub.attestations import draft_layout, layout_info, set_layout
 from airlock.hub.cli import HOME_OPTION, JSON_OPTION, _emit_json, _open, _table, hub
 
 DEFAULT_EXPIRES_DAYS = 90
@@ -112,7 +113,7 @@ def draft(
     passphrase). Carry the file to the security officers; a threshold of them
     signs it with `airlock ceremony sign-layout`; then `airlock hub layout set`.
     """
-    info = _open(home).draft_layout(_functionaries(functionaries), expires_days, out)
+    info = draft_layout(_open(home), _functionaries(functionaries), expires_days, out)
     if as_json:
         _emit_json({"out": str(out), **info.to_dict()})
         return
@@ -131,7 +132,7 @@ def set_(home: Path, path: Path, as_json: bool) -> None:
     it, and it may not expire after the officers' layout role. Versions
     released with --links from now on carry it.
     """
-    info = _open(home).set_layout(path)
+    info = set_layout(_open(home), path)
     if as_json:
         _emit_json(info.to_dict())
         return
@@ -147,7 +148,7 @@ def set_(home: Path, path: Path, as_json: bool) -> None:
 @JSON_OPTION
 def show(home: Path, as_json: bool) -> None:
     """Show the current layout: steps, functionaries, rules, signatures, expiry."""
-    info = _open(home).layout_info()
+    info = layout_info(_open(home))
     if info is None:
         raise UsageError(
             "no in-toto layout is set at this hub",

@@ -26,6 +26,8 @@ from airlock.hub.cli import (
 )
 from airlock.hub.mlflow_intake import TRACKING_URI_ENV, import_model
 from airlock.hub.release_files import release_parts
+from airlock.hub.releases import list_models
+from airlock.hub.tenants import family_tenants
 
 
 @model.command("import")
@@ -90,7 +92,7 @@ def model_import(
             links=links,
         )
     released = result.release
-    owner = hub_.family_tenants().get(released.model.name)
+    owner = family_tenants(hub_).get(released.model.name)
     if as_json:
         _emit_json(
             {
@@ -121,14 +123,14 @@ def model_import(
 def model_show(home: Path, name: str, version: str, as_json: bool) -> None:
     """Show NAME VERSION: its files and its signed release record (lineage, validation, compat)."""
     hub_ = _open(home)
-    found = [m for m in hub_.models() if (m.name, m.version) == (name, version)]
+    found = [m for m in list_models(hub_) if (m.name, m.version) == (name, version)]
     if not found:
         raise NotFoundError(
             f"model version {name}@{version} is not released",
             hint="see `airlock hub model list`",
         )
     shown = found[0]
-    owner = hub_.family_tenants().get(name)
+    owner = family_tenants(hub_).get(name)
     flags = revocation_view.version_flags(hub_.engine)
     if as_json:
         _emit_json(

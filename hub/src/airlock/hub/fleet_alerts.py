@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session, select
 
 from airlock.bundles import events as events
 from airlock.bundles.clock import utc_iso
 from airlock.hub import catalog, changes
+from airlock.hub.context import HubContext
 from airlock.hub.fleet_report import FleetLimits, VersionReport, judge
 from airlock.hub.fleet_tables import HubFleetAlert
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
 
 ALERT_ACTION = "hub.fleet.alert"
 DRIFT = "drift"
@@ -44,7 +42,7 @@ EXPERIMENT_TAGS = ("mlflow.experimentId", "mlflow.experiment_id", "experiment_id
 
 
 def evaluate_alerts(
-    session: Session, hub: Hub, refs: Iterable[tuple[str, str]], now: dt.datetime
+    session: Session, ctx: HubContext, refs: Iterable[tuple[str, str]], now: dt.datetime
 ) -> list[dict[str, Any]]:
     """Checks the limits for model versions ``refs``; returns the alerts opened now.
 
@@ -52,7 +50,7 @@ def evaluate_alerts(
 
     Args:
         session: The caller's session (the import's transaction).
-        hub: The hub (configuration, audit log, blobs for the reference).
+        ctx: The hub (configuration, audit log, blobs for the reference).
         refs: (model, version) pairs to judge.
         now: The time of the evaluation.
 
@@ -65,10 +63,10 @@ def evaluate_alerts(
         UsageError: a ``[fleet]`` setting is malformed.
         AuditWriteError: the audit entry could not be written.
     """
-    limits = FleetLimits.from_config(hub.config)
+    limits = FleetLimits.from_config(ctx.config)
     since = now - dt.timedelta(days=limits.lookback_days)
     opened = []
-    for figures in judge(session, hub, refs, since=since, limits=limits):
+    for figures in judge(session, ctx, refs, since=since, limits=limits):
         if figures.requests < limits.min_requests:
             continue
         open_alerts = {
@@ -90,15 +88,15 @@ def evaluate_alerts(
                 continue
             current = open_alerts.get(kind)
             if value > limit and current is None:
-                opened.append(_open(session, hub, figures, kind, value, limit, since, now))
+                opened.append(_open(session, ctx, figures, kind, value, limit, since, now))
             elif value <= limit and current is not None:
-                _close(session, hub, current, figures, value, now)
+                _close(session, ctx, current, figures, value, now)
     return opened
 
 
 def _open(
     session: Session,
-    hub: Hub,
+    ctx: HubContext,
     figures: VersionReport,
     kind: str,
     value: float,
@@ -142,7 +140,7 @@ def _open(
     )
     session.add(row)
     session.flush()
-    hub.audit.record(
+    ctx.audit.record(
         ALERT_ACTION,
         "success",
         object=figures.ref,
@@ -159,7 +157,7 @@ def _open(
 
 def _close(
     session: Session,
-    hub: Hub,
+    ctx: HubContext,
     row: HubFleetAlert,
     figures: VersionReport,
     value: float,
@@ -167,7 +165,7 @@ def _close(
 ) -> None:
     row.closed_at = utc_iso(now)
     session.add(row)
-    hub.audit.record(
+    ctx.audit.record(
         ALERT_ACTION,
         "success",
         object=figures.ref,

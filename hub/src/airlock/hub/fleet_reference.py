@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session
 
@@ -39,10 +39,8 @@ from airlock.bundles.metrics import answer_labels, confidences, count
 from airlock.bundles.models import ModelFile, ModelVersion
 from airlock.bundles.release import ValidationSpec
 from airlock.hub import catalog
+from airlock.hub.context import HubContext
 from airlock.hub.fleet_tables import HubReferenceDistribution
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ class _CannotRun(Exception):
 
 
 def reference_distribution(
-    session: Session, hub: Hub, model: str, version: str
+    session: Session, ctx: HubContext, model: str, version: str
 ) -> HubReferenceDistribution | None:
     """The prediction and confidence distribution ``model@version`` had on its validation set.
 
@@ -66,7 +64,7 @@ def reference_distribution(
 
     Args:
         session: A session of the hub's database.
-        hub: The hub (blob store, temporary directory, clock).
+        ctx: The hub (blob store, temporary directory, clock).
         model: The model family.
         version: The version.
 
@@ -85,7 +83,7 @@ def reference_distribution(
     if cached is not None and cached.validation_sha256 == validation.sha256:
         return cached
     try:
-        figures = _compute(hub, released, spec)
+        figures = _compute(ctx, released, spec)
     except AirlockError as exc:
         log.warning("no drift reference for %s: %s", released.ref, exc.message)
         return None
@@ -97,7 +95,7 @@ def reference_distribution(
     )
     row.validation_sha256 = validation.sha256
     row.source, row.predictions, row.confidence, row.rows = figures
-    row.computed_at = utc_iso(hub.clock.now())
+    row.computed_at = utc_iso(ctx.clock.now())
     session.add(row)
     return row
 
@@ -133,17 +131,17 @@ Figures = tuple[str, dict[str, int], dict[str, int], int]
 """(source, predictions, confidence, rows)."""
 
 
-def _compute(hub: Hub, released: ModelVersion, spec: ValidationSpec) -> Figures:
+def _compute(ctx: HubContext, released: ModelVersion, spec: ValidationSpec) -> Figures:
     """Lays the version's files out by name in a temporary directory and measures them.
 
     Raises:
         AirlockError: a blob is missing or altered, or the validation set is unusable.
     """
-    hub.home.tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="reference-", dir=hub.home.tmp_dir) as tmp:
+    ctx.home.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="reference-", dir=ctx.home.tmp_dir) as tmp:
         directory = Path(tmp)
         for item in [*released.files_of_kind("model"), *released.files_of_kind("validation")]:
-            _place(hub.blobs.checked_path(item.sha256, item.length), directory / item.filename)
+            _place(ctx.blobs.checked_path(item.sha256, item.length), directory / item.filename)
         inputs, expected = _load_set(directory / spec.file, spec, released.ref)
         graph = _primary(released)
         try:

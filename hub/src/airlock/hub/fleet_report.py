@@ -28,7 +28,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -37,6 +37,7 @@ from airlock.bundles.config import HomeConfig
 from airlock.bundles.errors import UsageError
 from airlock.bundles.metrics import LatencySketch
 from airlock.bundles.release import version_tuple
+from airlock.hub.context import HubContext
 from airlock.hub.fleet_reference import js_distance, reference_distribution
 from airlock.hub.fleet_tables import (
     HubFleetAlert,
@@ -45,9 +46,6 @@ from airlock.hub.fleet_tables import (
     HubMetricsTotal,
 )
 from airlock.hub.tables import HubSite
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
 
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 STATUSES = ("ok", "drift", "error-rate", "insufficient data", "no reference")
@@ -197,7 +195,7 @@ class FleetReport:
 
 def fleet_report(
     session: Session,
-    hub: Hub,
+    ctx: HubContext,
     *,
     model: str | None = None,
     since: dt.datetime | None = None,
@@ -210,12 +208,12 @@ def fleet_report(
     Raises:
         UsageError: a ``[fleet]`` setting is malformed.
     """
-    limits = FleetLimits.from_config(hub.config)
+    limits = FleetLimits.from_config(ctx.config)
     since = since or now - dt.timedelta(days=limits.lookback_days)
     cells, totals = _load(session, since, model=model)
     refs = {(c.model, c.version) for c in cells} | {(t.model, t.version) for t in totals}
     versions = [
-        _version(session, hub, ref, cells, totals, limits)
+        _version(session, ctx, ref, cells, totals, limits)
         for ref in sorted(refs, key=lambda r: (r[0], _version_key(r[1])))
     ]
     return FleetReport(utc_iso(now), utc_iso(since), model, limits, versions, _freshness(session))
@@ -223,7 +221,7 @@ def fleet_report(
 
 def judge(
     session: Session,
-    hub: Hub,
+    ctx: HubContext,
     refs: Iterable[tuple[str, str]],
     *,
     since: dt.datetime,
@@ -236,7 +234,7 @@ def judge(
         cells, totals = _load(session, since, model=name)
         present = {(c.model, c.version) for c in cells} | {(t.model, t.version) for t in totals}
         for ref in sorted(wanted & present):
-            reports.append(_version(session, hub, ref, cells, totals, limits))
+            reports.append(_version(session, ctx, ref, cells, totals, limits))
     return reports
 
 
@@ -262,7 +260,7 @@ def _version_key(version: str) -> tuple[int, Any]:
 
 def _version(
     session: Session,
-    hub: Hub,
+    ctx: HubContext,
     ref: tuple[str, str],
     all_cells: list[HubMetricsCell],
     all_totals: list[HubMetricsTotal],
@@ -275,7 +273,7 @@ def _version(
     errors = sum(e for _, e in volume.values())
     predictions = _added(c.predictions for c in cells)
     confidence = _added(c.confidence for c in cells)
-    reference = reference_distribution(session, hub, *ref)
+    reference = reference_distribution(session, ctx, *ref)
     drift = js_distance(predictions, reference.predictions) if reference else None
     confidence_drift = js_distance(confidence, reference.confidence) if reference else None
     rate = _rate(errors, requests)

@@ -40,7 +40,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from securesystemslib.signer import Key
 from sqlalchemy.exc import SQLAlchemyError
@@ -63,12 +63,10 @@ from airlock.bundles.errors import (
 from airlock.bundles.metrics import ConsistencyProof, MetricsPayload, open_metrics_bundle
 from airlock.bundles.models import Envelope
 from airlock.hub import fleet_alerts, return_keys, site_rollbacks
+from airlock.hub.context import HubContext
 from airlock.hub.fleet_tables import HubMetricsCell, HubMetricsImport, HubMetricsTotal
-from airlock.hub.operation import Operation
+from airlock.hub.operation import Operation, operation
 from airlock.hub.tables import HubSite
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
 
 IMPORT_ACTION = "hub.metrics.import"
 log = logging.getLogger(__name__)
@@ -134,7 +132,7 @@ class MetricsImportResult:
         }
 
 
-def import_metrics(hub: Hub, bundle_dir: Path) -> MetricsImportResult:
+def import_metrics(ctx: HubContext, bundle_dir: Path) -> MetricsImportResult:
     """Verifies, witnesses and stores one metrics bundle (steps 1-5 of the module docstring).
 
     Raises:
@@ -149,18 +147,18 @@ def import_metrics(hub: Hub, bundle_dir: Path) -> MetricsImportResult:
     bundle_dir = Path(bundle_dir)
     inconsistency: dict[str, Any] = {}
     try:
-        with hub._op(IMPORT_ACTION, str(bundle_dir)) as op:
-            return _import(hub, op, bundle_dir, inconsistency)
+        with operation(ctx, IMPORT_ACTION, str(bundle_dir)) as op:
+            return _import(ctx, op, bundle_dir, inconsistency)
     except LogConsistencyError as exc:
-        _emit_inconsistent(hub, {**inconsistency, "message": exc.message})
+        _emit_inconsistent(ctx, {**inconsistency, "message": exc.message})
         raise
 
 
 def _import(
-    hub: Hub, op: Operation, bundle_dir: Path, inconsistency: dict[str, Any]
+    ctx: HubContext, op: Operation, bundle_dir: Path, inconsistency: dict[str, Any]
 ) -> MetricsImportResult:
-    now, session = hub.clock.now(), op.session
-    identity = return_keys.hub_identity(hub)
+    now, session = ctx.clock.now(), op.session
+    identity = return_keys.hub_identity(ctx)
     envelope, payload = open_metrics_bundle(bundle_dir, _site_keys(session), identity, now)  # 1
     site_id = payload.site_id
     key = _site_keys(session)(site_id)
@@ -175,8 +173,8 @@ def _import(
         witnessed=_witnessed(previous),
     )
     consistency = check_consistency(site_id, previous, checkpoint, payload.consistency)
-    seen = return_keys.witness(hub)  # 4
-    cosigned = cosignature.cosign(checkpoint.note, seen.name, return_keys.witness_signer(hub), now)
+    seen = return_keys.witness(ctx)  # 4
+    cosigned = cosignature.cosign(checkpoint.note, seen.name, return_keys.witness_signer(ctx), now)
     row = _store(session, envelope, payload, missing, checkpoint, cosigned, consistency, now)  # 5
     refs = {(c.model, c.version) for c in payload.cells}
     result = MetricsImportResult(
@@ -197,7 +195,7 @@ def _import(
         consistency=consistency,
         witness=seen.name,
         versions=_versions(payload),
-        alerts=tuple(fleet_alerts.evaluate_alerts(session, hub, sorted(refs), now)),
+        alerts=tuple(fleet_alerts.evaluate_alerts(session, ctx, sorted(refs), now)),
         rolled_back=tuple(r.to_dict() for r in payload.rolled_back),
     )
     data = {
@@ -209,7 +207,7 @@ def _import(
         "missing_sequences": list(missing),
         "checkpoint_size": checkpoint.size,
     }
-    source = events.source_of("hub", hub.audit.host)
+    source = events.source_of("hub", ctx.audit.host)
     events.emit(session, "metrics.imported", source, envelope.bundle_id, data, now)
     op.details = {"bundle": str(bundle_dir), **result.to_dict()}
     return result
@@ -387,19 +385,19 @@ def _versions(payload: MetricsPayload) -> tuple[dict[str, Any], ...]:
     return tuple(summary[key] for key in sorted(summary))
 
 
-def _emit_inconsistent(hub: Hub, data: dict[str, Any]) -> None:
+def _emit_inconsistent(ctx: HubContext, data: dict[str, Any]) -> None:
     """Tells change management the site's log is inconsistent (own transaction, best effort).
 
     The import's own failure entry is the audit record; an event that cannot
     be written is logged, never raised over the LogConsistencyError.
     """
-    now = hub.clock.now()
-    source = events.source_of("hub", hub.audit.host)
+    now = ctx.clock.now()
+    source = events.source_of("hub", ctx.audit.host)
     try:
-        with session_scope(hub.engine) as session:
+        with session_scope(ctx.engine) as session:
             subject = str(data.get("site", ""))
             events.emit(session, "audit.log-inconsistent", source, subject, data, now)
     except (SQLAlchemyError, AirlockError, OSError):
         log.exception("could not write the audit.log-inconsistent event")
         return
-    event_delivery.deliver_best_effort(hub.engine, hub.home.root, hub.config, now, hub.audit)
+    event_delivery.deliver_best_effort(ctx.engine, ctx.home.root, ctx.config, now, ctx.audit)

@@ -11,8 +11,8 @@
    ``data`` file) and the external-data files the graph references;
 4. read the lineage: run id, LoggedModel id, params, metrics (decimal
    strings), tags, input/output signature, training data digest;
-5. hand the files and the release record to :meth:`Hub.release_model
-   <airlock.hub.hub.Hub.release_model>`, which stages, checks, signs and
+5. hand the files and the release record to
+   :func:`~airlock.hub.releases.release_model`, which stages, checks, signs and
    enforces immutability; its audit entry (``hub.model.import``) records the
    URI, the alias and the version it resolved to.
 
@@ -42,11 +42,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airlock.bundles.errors import AirlockError, MediaError, NotFoundError, UsageError
 from airlock.bundles.models import check_name
 from airlock.bundles.release import Compatibility, Lineage, ReleaseInfo
+from airlock.hub.context import HubContext
 from airlock.hub.mlflow_model import OnnxModel, collect_onnx
 from airlock.hub.mlflow_registry import (
     ModelRef,
@@ -57,9 +58,7 @@ from airlock.hub.mlflow_registry import (
 )
 from airlock.hub.operation import record_failure
 from airlock.hub.release_files import ReleaseParts
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub, ModelRelease
+from airlock.hub.releases import ModelRelease, release_model
 
 IMPORT_ACTION = "hub.model.import"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
@@ -81,20 +80,20 @@ def default_artifact_root(home: Path) -> str:
     return (Path(home) / "mlflow" / "artifacts").absolute().as_uri()
 
 
-def tracking_uri_for(hub: Hub, explicit: str | None = None) -> str:
+def tracking_uri_for(ctx: HubContext, explicit: str | None = None) -> str:
     """The tracking URI to read from (see the module docstring for the order).
 
     A relative SQLite path in the hub setting is relative to the hub home.
     """
-    configured = str(hub.config.get("mlflow.tracking_uri") or "")
+    configured = str(ctx.config.get("mlflow.tracking_uri") or "")
     database = configured.removeprefix("sqlite:///")
     if configured.startswith("sqlite:///") and database and not database.startswith("/"):
-        configured = f"sqlite:///{(hub.home.root / database).absolute()}"
+        configured = f"sqlite:///{(ctx.home.root / database).absolute()}"
     return (
         explicit
         or os.environ.get(TRACKING_URI_ENV)
         or configured
-        or default_tracking_uri(hub.home.root)
+        or default_tracking_uri(ctx.home.root)
     )
 
 
@@ -224,7 +223,7 @@ def _airlock_name(kind: str, value: str) -> str:
 
 
 def import_model(
-    hub: Hub,
+    ctx: HubContext,
     uri: str,
     *,
     tracking_uri: str | None = None,
@@ -237,7 +236,7 @@ def import_model(
     """Imports a registered MLflow model version into the hub as a signed release.
 
     Args:
-        hub: The hub (its home's ``tmp/`` receives the download).
+        ctx: The hub (its home's ``tmp/`` receives the download).
         uri: ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
         tracking_uri: The MLflow tracking and registry URI (see the module docstring).
         name: The Airlock model name (default: the registered model's name).
@@ -245,8 +244,7 @@ def import_model(
         parts: Validation set, thresholds and compatibility (:mod:`airlock.hub.release_files`);
             without a compatibility record, the graph's default-domain opset is
             recorded, and a record without ``opset`` gets it too.
-        tenant: The tenant of a new family (see :meth:`Hub.release_model
-            <airlock.hub.hub.Hub.release_model>`).
+        tenant: The tenant of a new family (see :func:`~airlock.hub.releases.release_model`).
         links: The training pipeline's in-toto links (train, evaluate, convert),
             attached with the hub's layout and its own ``package`` link.
 
@@ -257,16 +255,16 @@ def import_model(
         MediaError: MLflow or its artifact store cannot be read.
     """
     parts = parts or ReleaseParts()
-    tracking = tracking_uri_for(hub, tracking_uri)
-    hub.home.tmp_dir.mkdir(exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix="mlflow-", dir=hub.home.tmp_dir))
+    tracking = tracking_uri_for(ctx, tracking_uri)
+    ctx.home.tmp_dir.mkdir(exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="mlflow-", dir=ctx.home.tmp_dir))
     try:
         try:
             fetched = fetch(parse_model_uri(uri), tracking, work_dir)
             target_name = _airlock_name("model name", name or fetched.resolved.name)
             target_version = _airlock_name("model version", version or fetched.resolved.version)
         except AirlockError as exc:
-            record_failure(hub.audit, hub.clock, IMPORT_ACTION, uri, exc)
+            record_failure(ctx.audit, ctx.clock, IMPORT_ACTION, uri, exc)
             raise
         except Exception as exc:  # messages may quote the tracking URI: record it redacted
             error = MediaError(
@@ -275,7 +273,7 @@ def import_model(
                 hint="check the tracking URI, the network and the artifact store; "
                 "nothing was released",
             )
-            record_failure(hub.audit, hub.clock, IMPORT_ACTION, uri, error)
+            record_failure(ctx.audit, ctx.clock, IMPORT_ACTION, uri, error)
             if isinstance(exc, OSError):
                 raise error from None
             raise
@@ -286,7 +284,8 @@ def import_model(
             lineage=fetched.lineage, validation=parts.validation, compatibility=compatibility
         )
         result = ImportResult(
-            release=hub.release_model(
+            release=release_model(
+                ctx,
                 target_name,
                 target_version,
                 fetched.model.directory,

@@ -5,7 +5,7 @@ environment files and the flavor's data. For the ``onnx`` flavor the data is
 one graph file (``model.onnx``) and, for large models, the external-data
 files the graph names in its tensors' ``location`` entries. Only those are
 kept: :func:`collect_onnx` moves them into a flat directory that
-:meth:`Hub.release_model <airlock.hub.hub.Hub.release_model>` takes as is
+:func:`~airlock.hub.releases.release_model` takes as is
 (the graph is checked there, on the staged copy).
 
 Signatures go into signed metadata, which is canonical JSON: no floating

@@ -23,9 +23,11 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from airlock.bundles import events as event_delivery
 from airlock.bundles.audit import AuditLog, failure_details, failure_outcome
 from airlock.bundles.clock import Clock
 from airlock.bundles.errors import AirlockError, AuditWriteError
+from airlock.hub.context import HubContext
 from airlock.hub.home import HubHome
 from airlock.hub.tufmeta import StagedWrites
 
@@ -69,19 +71,35 @@ def record_failure(
 
 @contextlib.contextmanager
 def operation(
+    ctx: HubContext, action: str, obj: str, change_request: str = ""
+) -> Iterator[Operation]:
+    """Runs one audited, all-or-nothing hub command (see the module docstring).
+
+    ``change_request`` is the change the command acts under: written into a
+    failure's entry (a success's entry takes it from ``details``). Once
+    committed, the events it emitted go to the outbox file and the webhook, best
+    effort: what cannot be delivered now stays in the outbox
+    (``airlock events deliver``).
+    """
+    with _transaction(
+        ctx.engine, ctx.home, ctx.audit, ctx.clock, action, obj, change_request
+    ) as op:
+        yield op
+    event_delivery.deliver_best_effort(
+        ctx.engine, ctx.home.root, ctx.config, ctx.clock.now(), ctx.audit
+    )
+
+
+@contextlib.contextmanager
+def _transaction(
     engine: Engine,
     home: HubHome,
     audit: AuditLog,
     clock: Clock,
     action: str,
     obj: str,
-    change_request: str = "",
+    change_request: str,
 ) -> Iterator[Operation]:
-    """Runs one audited, all-or-nothing hub command (see the module docstring).
-
-    ``change_request`` is the change the command acts under: written into a
-    failure's entry (a success's entry takes it from ``details``).
-    """
     try:
         with home.lock():
             op = Operation(session=Session(engine, expire_on_commit=False))

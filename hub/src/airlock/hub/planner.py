@@ -35,7 +35,6 @@ import contextlib
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
@@ -48,20 +47,26 @@ from airlock.bundles.models import BundleKind, Envelope, ModelVersion
 from airlock.hub import (
     catalog,
     director_repo,
-    export,
     image_repo,
     return_keys,
-    revoke,
     signing,
     tufmeta,
 )
+from airlock.hub import export as bundle_export
+from airlock.hub.context import (
+    HubContext,
+    director_signers,
+    get_site,
+    load_director_roots,
+    load_image_repo,
+    load_site_metadata,
+)
 from airlock.hub.export import ExportPlan
-from airlock.hub.operation import Operation
+from airlock.hub.operation import Operation, operation
+from airlock.hub.revocation_view import revocation_count
 from airlock.hub.tables import HubAssignment, HubExport, HubSentFile, HubSite
+from airlock.hub.tenants import tenant_signer
 from airlock.hub.tufmeta import StagedWrites
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
 
 
 def split_sent(
@@ -93,7 +98,7 @@ def bundle_kind(
     list yet; ``delta``: files of versions already sent are left out;
     ``full`` otherwise (always with ``full``).
     """
-    revocations = revoke.revocation_count(session)
+    revocations = revocation_count(session)
     last = session.exec(
         select(HubExport).where(HubExport.site_id == site_id).order_by(HubExport.sequence.desc())  # type: ignore[attr-defined]
     ).first()
@@ -105,10 +110,10 @@ def bundle_kind(
     return (BundleKind.DELTA if omitted else BundleKind.FULL), revocations
 
 
-def plan_export(hub: Hub, site_id: str, *, full: bool = False) -> ExportPlan:
+def plan_export(ctx: HubContext, site_id: str, *, full: bool = False) -> ExportPlan:
     """Steps (a)-(e) of the module docstring; writes nothing."""
-    with Session(hub.engine) as session:
-        site = hub._site(session, site_id)
+    with Session(ctx.engine) as session:
+        site = get_site(session, site_id)
         assignments = session.exec(
             select(HubAssignment)
             .where(HubAssignment.site_id == site_id)
@@ -117,42 +122,46 @@ def plan_export(hub: Hub, site_id: str, *, full: bool = False) -> ExportPlan:
         models = [catalog.get_model(session, a.name, a.version) for a in assignments]
         send, omit = (models, []) if full else split_sent(session, site_id, models)
         kind, revocations = bundle_kind(session, site_id, full, bool(send), bool(omit))
-        now = hub.clock.now()
+        now = ctx.clock.now()
         bundle_expires = tufrepo.expiry_from(now, site.transit_days)
-        image, director = hub.image_repo(), hub.director_roots()
-        site_md = hub.site_metadata(site_id)
+        image, director = load_image_repo(ctx), load_director_roots(ctx)
+        site_md = load_site_metadata(ctx, site_id)
         base = (
             image.timestamp.signed.version if image.timestamp else 0,
             site_md.timestamp.signed.version,
         )
-        export.check_offline_expiry(site_id, image, director, bundle_expires)
+        bundle_export.check_offline_expiry(site_id, image, director, bundle_expires)
 
         resign_expires = tufrepo.expiry_from(
-            now, max(tufrepo.ONLINE_ROLE_EXPIRY_DAYS, site.transit_days + export.RESIGN_MARGIN_DAYS)
+            now,
+            max(
+                tufrepo.ONLINE_ROLE_EXPIRY_DAYS,
+                site.transit_days + bundle_export.RESIGN_MARGIN_DAYS,
+            ),
         )
         resigned: list[str] = []
-        if export.expires_before(image.models.signed.expires, bundle_expires):
-            tufmeta.bump(image.models, resign_expires, [hub.signers.online(signing.IMAGE_MODELS)])
+        if bundle_export.expires_before(image.models.signed.expires, bundle_expires):
+            tufmeta.bump(image.models, resign_expires, [ctx.signers.online(signing.IMAGE_MODELS)])
             resigned.append(tufrepo.MODELS_ROLE)
         for name, md in sorted(image.tenants.items()):
-            if export.expires_before(md.signed.expires, bundle_expires):
-                tufmeta.bump(md, resign_expires, [hub.tenant_signer(session, name)])
+            if bundle_export.expires_before(md.signed.expires, bundle_expires):
+                tufmeta.bump(md, resign_expires, [tenant_signer(ctx, session, name)])
                 resigned.append(tufrepo.tenant_role(name))
-        director_signers = hub.director_signers()
+        signers = director_signers(ctx)
         writes = StagedWrites()  # and the return-path keys, when this export makes them
-        returned = return_keys.return_path(hub, session, site_id, writes).to_dict()
+        returned = return_keys.return_path(ctx, session, site_id, writes).to_dict()
         return_changed = director_repo.set_return_path(site_md, returned)
-        expiring = export.expires_before(site_md.targets.signed.expires, bundle_expires)
+        expiring = bundle_export.expires_before(site_md.targets.signed.expires, bundle_expires)
         if expiring or return_changed:
-            tufmeta.bump(site_md.targets, resign_expires, [director_signers.targets])
+            tufmeta.bump(site_md.targets, resign_expires, [signers.targets])
         if expiring:
             resigned.append(f"director targets of {site_id}")
 
     image_repo.refresh(
         image,
         bundle_expires,
-        hub.signers.online(signing.IMAGE_SNAPSHOT),
-        hub.signers.online(signing.IMAGE_TIMESTAMP),
+        ctx.signers.online(signing.IMAGE_SNAPSHOT),
+        ctx.signers.online(signing.IMAGE_TIMESTAMP),
     )
     bundle_id = str(uuid.uuid4())
     claims = tufrepo.bundle_claims(
@@ -163,7 +172,7 @@ def plan_export(hub: Hub, site_id: str, *, full: bool = False) -> ExportPlan:
         created=now,
         expires=bundle_expires,
     )
-    director_repo.refresh(site_md, bundle_expires, director_signers, bundle=claims)
+    director_repo.refresh(site_md, bundle_expires, signers, bundle=claims)
     image_roles = [r for r in resigned if r in image.targets_roles()]
     image.stage(writes, [*image_roles, image_repo.SNAPSHOT, image_repo.TIMESTAMP])
     site_md.stage(writes)
@@ -174,8 +183,8 @@ def plan_export(hub: Hub, site_id: str, *, full: bool = False) -> ExportPlan:
         created=now,
         expires=bundle_expires,
         recipients=[site.age_recipient] if site.encrypt else None,
-        metadata=export.collect_metadata(image, director, site_md),
-        blobs=export.collect_blobs(hub.blobs, [f for m in send for f in m.files]),
+        metadata=bundle_export.collect_metadata(image, director, site_md),
+        blobs=bundle_export.collect_blobs(ctx.blobs, [f for m in send for f in m.files]),
         resigned=tuple(resigned),
         base=base,
         writes=writes,
@@ -187,9 +196,9 @@ def plan_export(hub: Hub, site_id: str, *, full: bool = False) -> ExportPlan:
     )
 
 
-def _check_base(hub: Hub, site: HubSite, plan: ExportPlan) -> None:
-    image = hub.image_repo()
-    site_md = hub.site_metadata(plan.site_id)
+def _check_base(ctx: HubContext, site: HubSite, plan: ExportPlan) -> None:
+    image = load_image_repo(ctx)
+    site_md = load_site_metadata(ctx, plan.site_id)
     now_base = (
         image.timestamp.signed.version if image.timestamp else 0,
         site_md.timestamp.signed.version,
@@ -201,14 +210,14 @@ def _check_base(hub: Hub, site: HubSite, plan: ExportPlan) -> None:
         )
 
 
-def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> Envelope:
+def write_export(ctx: HubContext, op: Operation, plan: ExportPlan, out_dir: Path) -> Envelope:
     """Steps (f)-(h) of the module docstring, inside the export's operation."""
-    site = hub._site(op.session, plan.site_id)
-    _check_base(hub, site, plan)
-    return_keys.check_staged(hub, plan.writes)
-    work = export.prepare_out_dir(out_dir)
+    site = get_site(op.session, plan.site_id)
+    _check_base(ctx, site, plan)
+    return_keys.check_staged(ctx, plan.writes)
+    work = bundle_export.prepare_out_dir(out_dir)
     op.cleanup.append(lambda: shutil.rmtree(work, ignore_errors=True))
-    envelope = export.write_bundle_files(
+    envelope = bundle_export.write_bundle_files(
         work,
         site_id=plan.site_id,
         sequence=plan.sequence,
@@ -217,7 +226,7 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
         metadata=plan.metadata,
         blobs=plan.blobs,
         recipients=plan.recipients,
-        signers=[hub.signers.online(signing.ENVELOPE)],
+        signers=[ctx.signers.online(signing.ENVELOPE)],
         kind=plan.kind,
         bundle_id=plan.bundle_id,
         omitted=plan.omitted,
@@ -225,12 +234,12 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
     site.sequence = plan.sequence
     op.session.add(site)
     _record_sent(op.session, plan, envelope)
-    _emit_exported(hub, op.session, plan, envelope)
+    _emit_exported(ctx, op.session, plan, envelope)
     op.writes.merge(plan.writes)
     promoted: list[Path] = []
 
     def promote() -> None:
-        export.promote_bundle(work, out_dir)
+        bundle_export.promote_bundle(work, out_dir)
         promoted.append(out_dir)
 
     def unpromote() -> None:
@@ -240,7 +249,7 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
 
     op.before_commit.append(promote)
     op.undo.append(unpromote)
-    op.before_commit.append(lambda: _write_checkpoint(hub, op))
+    op.before_commit.append(lambda: _write_checkpoint(ctx, op))
     op.details = {
         "bundle_id": envelope.bundle_id,
         "site_id": plan.site_id,
@@ -260,7 +269,7 @@ def write_export(hub: Hub, op: Operation, plan: ExportPlan, out_dir: Path) -> En
     return envelope
 
 
-def _emit_exported(hub: Hub, session: Session, plan: ExportPlan, envelope: Envelope) -> None:
+def _emit_exported(ctx: HubContext, session: Session, plan: ExportPlan, envelope: Envelope) -> None:
     """The ``bundle.exported`` event, in the export's transaction (subject: the bundle id)."""
     data = {
         "site": plan.site_id,
@@ -271,21 +280,21 @@ def _emit_exported(hub: Hub, session: Session, plan: ExportPlan, envelope: Envel
         "models": sorted({f"{name}@{version}" for name, version, _, _ in plan.carried}),
         "omitted": list(plan.omitted),
     }
-    source = events.source_of("hub", hub.audit.host)
-    events.emit(session, "bundle.exported", source, envelope.bundle_id, data, hub.clock.now())
+    source = events.source_of("hub", ctx.audit.host)
+    events.emit(session, "bundle.exported", source, envelope.bundle_id, data, ctx.clock.now())
 
 
-def _write_checkpoint(hub: Hub, op: Operation) -> None:
+def _write_checkpoint(ctx: HubContext, op: Operation) -> None:
     """Signs an audit checkpoint covering the export's own entry, in the export's transaction.
 
     Runs last before the commit (after the export's entry), so a refused
     export leaves no checkpoint and no new key behind; the hub's checkpoint
     key is made on first use, encrypted with the hub passphrase.
     """
-    key = checkpoint_store.home_checkpoint_key(hub.config, hub.signers.secrets)
-    signer = checkpoint_store.checkpoint_signer(hub.config, key, hub.signers.secrets)
+    key = checkpoint_store.home_checkpoint_key(ctx.config, ctx.signers.secrets)
+    signer = checkpoint_store.checkpoint_signer(ctx.config, key, ctx.signers.secrets)
     checkpoint_store.write_checkpoint(
-        hub.audit, signer, key.origin, hub.clock.now(), session=op.session
+        ctx.audit, signer, key.origin, ctx.clock.now(), session=op.session
     )
 
 
@@ -315,3 +324,31 @@ def _record_sent(session: Session, plan: ExportPlan, envelope: Envelope) -> None
             )
         row.sha256, row.sequence = sha256, plan.sequence
         session.add(row)
+
+
+def commit_export(ctx: HubContext, plan: ExportPlan, out_dir: Path) -> Envelope:
+    """Writes a planned bundle to ``out_dir`` and records it (sequence, repository, audit).
+
+    Tests may pass a plan whose ``metadata`` or ``blobs`` were replaced to
+    craft bad bundles; the envelope is still signed with the real key.
+
+    Raises:
+        ConflictError: ``out_dir`` is not new, or the hub changed since the plan.
+    """
+    with operation(ctx, "hub.export", plan.site_id) as op:
+        return write_export(ctx, op, plan, Path(out_dir))
+
+
+def export(ctx: HubContext, site_id: str, out_dir: Path, *, full: bool = False) -> Envelope:
+    """Plans and writes a site's next bundle into ``out_dir`` (must be new or empty).
+
+    ``full`` sends every assigned version's files again (a site that lost media).
+
+    Raises:
+        NotFoundError: unknown site, or a blob is missing.
+        UsageError: an offline role expires before the bundle would.
+        ConflictError: ``out_dir`` is not new.
+    """
+    with operation(ctx, "hub.export", site_id) as op:
+        plan = plan_export(ctx, site_id, full=full)
+        return write_export(ctx, op, plan, Path(out_dir))

@@ -14,7 +14,7 @@ that and computes the Director field (``x-airlock-return``,
 * the **witness key**: the hub's audit checkpoint key
   (:mod:`airlock.bundles.audit._checkpoint_store`: ``online-keys/audit-checkpoint.pem``
   and its published ``audit-checkpoint-key.json``), named by its origin
-  ``airlock/hub/<hub.id or host>``; it cosigns each site checkpoint the hub has
+  ``airlock/hub/<ctx.id or host>``; it cosigns each site checkpoint the hub has
   checked (:mod:`airlock.bundles.audit._cosignature`).
 * the **acknowledgement**: the site's newest imported metrics bundle (its
   sequence and its checkpoint as the hub cosigned it).
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyrage
 from securesystemslib.signer import Key, Signer
@@ -53,12 +53,10 @@ from airlock.bundles.keys import (
     unseal,
 )
 from airlock.bundles.metrics import ReturnPath
+from airlock.hub.context import HubContext
 from airlock.hub.fleet_tables import HubMetricsImport
 from airlock.hub.home import PASSPHRASE_ENV
 from airlock.hub.tufmeta import StagedWrites
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
 
 AGE_IDENTITY_FILE = "keys/hub-age-identity.sealed"
 RECIPIENT_FILE = "hub-recipient.txt"
@@ -92,58 +90,58 @@ def _no_keys_yet() -> NotFoundError:
     )
 
 
-def witness(hub: Hub, writes: StagedWrites | None = None) -> Witness:
+def witness(ctx: HubContext, writes: StagedWrites | None = None) -> Witness:
     """The hub's witness key; with ``writes``, made and staged there if it does not exist.
 
     Raises:
         NotFoundError: no witness key yet, and no ``writes`` to stage one into.
         SecretError: the key must be made and the passphrase is missing or too short.
     """
-    key = checkpoint_store.read_checkpoint_key(hub.home.root)
+    key = checkpoint_store.read_checkpoint_key(ctx.home.root)
     if key is None:
         if writes is None:
             raise _no_keys_yet()
-        key = _stage_witness(hub, writes)
+        key = _stage_witness(ctx, writes)
     return Witness(key.origin, key.ref.public_key)
 
 
-def _stage_witness(hub: Hub, writes: StagedWrites) -> CheckpointKey:
+def _stage_witness(ctx: HubContext, writes: StagedWrites) -> CheckpointKey:
     """A new checkpoint key, as :func:`checkpoint_store.home_checkpoint_key` makes it, staged."""
     signer = generate_signer("ed25519")
     path = checkpoint_store.HUB_KEY_PATH
     ref = KeyRef(WITNESS_KEY_NAME, f"{FILE_SCHEME}:{path}", signer.public_key)
-    key = CheckpointKey(checkpoint_store.home_origin(hub.config), ref)
-    home = hub.home.root
-    writes.put(home / path, encrypted_pem(signer, _passphrase(hub), ONLINE_KDF_ITERATIONS), 0o600)
+    key = CheckpointKey(checkpoint_store.home_origin(ctx.config), ref)
+    home = ctx.home.root
+    writes.put(home / path, encrypted_pem(signer, _passphrase(ctx), ONLINE_KDF_ITERATIONS), 0o600)
     writes.put(home / checkpoint_store.KEY_PEM, public_key_pem(ref.public_key))
     writes.put(home / checkpoint_store.KEY_FILE, pretty_bytes(key.to_dict()))
     return key
 
 
-def witness_signer(hub: Hub) -> Signer:
+def witness_signer(ctx: HubContext) -> Signer:
     """The signer of the witness key (opens it with the hub passphrase).
 
     Raises:
         NotFoundError: no witness key yet.
         SecretError: wrong or missing passphrase.
     """
-    key = checkpoint_store.read_checkpoint_key(hub.home.root)
+    key = checkpoint_store.read_checkpoint_key(ctx.home.root)
     if key is None:
         raise _no_keys_yet()
-    return checkpoint_store.checkpoint_signer(hub.config, key, hub.signers.secrets)
+    return checkpoint_store.checkpoint_signer(ctx.config, key, ctx.signers.secrets)
 
 
-def _passphrase(hub: Hub) -> str:
-    passphrase = hub.signers.secrets("passphrase")
+def _passphrase(ctx: HubContext) -> str:
+    passphrase = ctx.signers.secrets("passphrase")
     if not passphrase:
         raise SecretError(f"the hub passphrase is needed for {WHAT}", hint=f"set {PASSPHRASE_ENV}")
     return passphrase
 
 
-def _unseal(hub: Hub) -> Any:
+def _unseal(ctx: HubContext) -> Any:
     secret = unseal(
-        (hub.home.root / AGE_IDENTITY_FILE).read_bytes(),
-        _passphrase(hub),
+        (ctx.home.root / AGE_IDENTITY_FILE).read_bytes(),
+        _passphrase(ctx),
         WHAT,
         hint=f"give the hub passphrase ({PASSPHRASE_ENV})",
     )
@@ -165,7 +163,7 @@ def _read_recipient(home: Path) -> str | None:
     return text
 
 
-def hub_recipient(hub: Hub, writes: StagedWrites | None = None) -> str:
+def hub_recipient(ctx: HubContext, writes: StagedWrites | None = None) -> str:
     """The hub's age recipient; with ``writes``, a new identity is made and staged there.
 
     Raises:
@@ -173,17 +171,17 @@ def hub_recipient(hub: Hub, writes: StagedWrites | None = None) -> str:
         SecretError: the identity must be made (or its recipient file written
             again from it) and the passphrase is missing or wrong.
     """
-    home = hub.home.root
+    home = ctx.home.root
     if (home / AGE_IDENTITY_FILE).is_file():
         published = _read_recipient(home)
         if published is not None:
             return published
-        recipient = str(_unseal(hub).to_public())
+        recipient = str(_unseal(ctx).to_public())
     elif writes is None:
         raise _no_keys_yet()
     else:
         identity = pyrage.x25519.Identity.generate()
-        sealed = seal(str(identity).encode("ascii"), _passphrase(hub))
+        sealed = seal(str(identity).encode("ascii"), _passphrase(ctx))
         writes.put(home / AGE_IDENTITY_FILE, sealed, 0o600)
         recipient = str(identity.to_public())
     if writes is not None:
@@ -191,13 +189,13 @@ def hub_recipient(hub: Hub, writes: StagedWrites | None = None) -> str:
     return recipient
 
 
-def check_staged(hub: Hub, writes: StagedWrites) -> None:
+def check_staged(ctx: HubContext, writes: StagedWrites) -> None:
     """Refuses to write keys staged by a plan when another command made them since.
 
     Raises:
         ConflictError: a staged key file exists now.
     """
-    home = hub.home.root
+    home = ctx.home.root
     made = [name for name in KEY_FILES if home / name in writes.paths and (home / name).exists()]
     if made:
         raise ConflictError(
@@ -206,7 +204,7 @@ def check_staged(hub: Hub, writes: StagedWrites) -> None:
         )
 
 
-def hub_identity(hub: Hub) -> Any:
+def hub_identity(ctx: HubContext) -> Any:
     """The hub's age identity, unsealed (never made here).
 
     Before the identity exists no site can have encrypted anything to the hub:
@@ -217,9 +215,9 @@ def hub_identity(hub: Hub) -> Any:
         SecretError: wrong or missing passphrase.
         MediaError: the sealed file is damaged.
     """
-    if not (hub.home.root / AGE_IDENTITY_FILE).is_file():
+    if not (ctx.home.root / AGE_IDENTITY_FILE).is_file():
         return pyrage.x25519.Identity.generate()
-    return _unseal(hub)
+    return _unseal(ctx)
 
 
 def newest_import(session: Session, site_id: str) -> HubMetricsImport | None:
@@ -234,7 +232,7 @@ def newest_import(session: Session, site_id: str) -> HubMetricsImport | None:
 
 
 def return_path(
-    hub: Hub, session: Session, site_id: str, writes: StagedWrites | None = None
+    ctx: HubContext, session: Session, site_id: str, writes: StagedWrites | None = None
 ) -> ReturnPath:
     """What the hub tells ``site_id`` in its Director targets (``x-airlock-return``).
 
@@ -245,8 +243,8 @@ def return_path(
         NotFoundError: the keys do not exist yet and there is no ``writes``.
         SecretError: a key must be made and the passphrase is missing or wrong.
     """
-    recipient = hub_recipient(hub, writes)
-    seen = witness(hub, writes)
+    recipient = hub_recipient(ctx, writes)
+    seen = witness(ctx, writes)
     newest = newest_import(session, site_id)
     return ReturnPath(
         hub_recipient=recipient,

@@ -21,6 +21,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from airlock.bundles import tuf as tufrepo
+from airlock.bundles.errors import ConflictError
 from airlock.hub import site_rollbacks
 from airlock.hub.tables import HubRevocation
 
@@ -65,3 +67,29 @@ def label(flags: Mapping[tuple[str, str], Mapping[str, Any]], name: str, version
     if sites:
         parts.append("rolled back at " + ", ".join(s["site_id"] for s in sites))
     return "; ".join(parts) or "ok"
+
+
+def revocation_entries(session: Session) -> list[dict[str, str]]:
+    """Every revocation as an ``x-airlock-revocations`` entry, oldest first."""
+    rows = session.exec(select(HubRevocation))
+    ordered = sorted(rows, key=lambda r: (r.revoked_at, r.name, r.version))
+    return [tufrepo.revocation_entry(r.name, r.version, r.reason, r.revoked_at) for r in ordered]
+
+
+def revocation_count(session: Session) -> int:
+    """How many versions were ever revoked."""
+    return len(list(session.exec(select(HubRevocation.name))))
+
+
+def check_not_revoked(session: Session, name: str, version: str, doing: str) -> None:
+    """Refuses to ``doing`` (e.g. "assign") a revoked version.
+
+    Raises:
+        ConflictError: ``name@version`` was revoked (the message gives when and why).
+    """
+    row = session.get(HubRevocation, (name, version))
+    if row is not None:
+        raise ConflictError(
+            f"cannot {doing} {name}@{version}: it was revoked at {row.revoked_at} ({row.reason})",
+            hint="a revoked version is never used again; release the fix as a new version",
+        )

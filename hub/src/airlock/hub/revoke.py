@@ -39,7 +39,7 @@ import datetime as dt
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from securesystemslib.signer import Signer
 from sqlmodel import Session, select
@@ -60,7 +60,15 @@ from airlock.hub import (
     site_rollbacks,
     tufmeta,
 )
-from airlock.hub.operation import Operation
+from airlock.hub.context import (
+    HubContext,
+    director_signers,
+    load_image_repo,
+    load_site_metadata,
+    online_expiry,
+)
+from airlock.hub.operation import Operation, operation
+from airlock.hub.revocation_view import check_not_revoked, revocation_entries
 from airlock.hub.tables import (
     HubAssignment,
     HubModelVersion,
@@ -68,9 +76,7 @@ from airlock.hub.tables import (
     HubSignedPlan,
     HubSite,
 )
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
+from airlock.hub.tenants import tenant_signer
 
 REVOKE_ACTION = "hub.revoke"
 MAX_REASON_LENGTH = 1000
@@ -147,32 +153,6 @@ class RevocationResult:
         }
 
 
-def revocation_entries(session: Session) -> list[dict[str, str]]:
-    """Every revocation as an ``x-airlock-revocations`` entry, oldest first."""
-    rows = session.exec(select(HubRevocation))
-    ordered = sorted(rows, key=lambda r: (r.revoked_at, r.name, r.version))
-    return [tufrepo.revocation_entry(r.name, r.version, r.reason, r.revoked_at) for r in ordered]
-
-
-def revocation_count(session: Session) -> int:
-    """How many versions were ever revoked."""
-    return len(list(session.exec(select(HubRevocation.name))))
-
-
-def check_not_revoked(session: Session, name: str, version: str, doing: str) -> None:
-    """Refuses to ``doing`` (e.g. "assign") a revoked version.
-
-    Raises:
-        ConflictError: ``name@version`` was revoked (the message gives when and why).
-    """
-    row = session.get(HubRevocation, (name, version))
-    if row is not None:
-        raise ConflictError(
-            f"cannot {doing} {name}@{version}: it was revoked at {row.revoked_at} ({row.reason})",
-            hint="a revoked version is never used again; release the fix as a new version",
-        )
-
-
 def release_key(created: str, version: str) -> tuple[str, tuple[tuple[int, int | str], ...]]:
     """Release order: release time, then the version string compared part by part."""
     parts = tuple(
@@ -216,10 +196,10 @@ def _site_fallback(
     return fallback, tuple(v for v in skipped if v in rolled_back)
 
 
-def revoke(
-    hub: Hub, op: Operation, name: str, version: str, reason: str, change: str | None = None
+def _revoke(
+    ctx: HubContext, op: Operation, name: str, version: str, reason: str, change: str | None = None
 ) -> RevocationResult:
-    """Steps 1-6 of the module docstring, inside ``Hub.revoke``'s operation."""
+    """Steps 1-6 of the module docstring, inside the revocation's operation."""
     reason = " ".join(reason.split())
     op.details = {"model": name, "version": version, "reason": reason}
     if change is not None:
@@ -232,11 +212,11 @@ def revoke(
     catalog.get_model(session, name, version)
     check_not_revoked(session, name, version, "revoke")
 
-    now = hub.clock.now()
+    now = ctx.clock.now()
     revoked_at, principal = utc_iso(now), default_principal()
     change = _change_request(session, change, name, version, reason, principal, now)
-    expires = hub._online_expiry()
-    role, removed = _remove_from_image(hub, op, name, version, expires)
+    expires = online_expiry(ctx)
+    role, removed = _remove_from_image(ctx, op, name, version, expires)
 
     session.add(
         HubRevocation(
@@ -245,11 +225,11 @@ def revoke(
     )
     session.flush()
     entries = revocation_entries(session)
-    signers = hub.director_signers()
+    signers = director_signers(ctx)
     repointed: list[SiteRepoint] = []
     notified: list[str] = []
     for site in session.exec(select(HubSite).order_by(HubSite.site_id)):  # type: ignore[arg-type]
-        site_md = hub.site_metadata(site.site_id)
+        site_md = load_site_metadata(ctx, site.site_id)
         director_repo.set_revocations(site_md, entries)
         assignment = session.get(HubAssignment, (site.site_id, name))
         if assignment is not None and assignment.version == version:
@@ -312,10 +292,10 @@ def _change_request(
 
 
 def _remove_from_image(
-    hub: Hub, op: Operation, name: str, version: str, expires: Any
+    ctx: HubContext, op: Operation, name: str, version: str, expires: Any
 ) -> tuple[str, list[str]]:
     """Removes the version's targets from the role that signs them and re-signs it."""
-    image = hub.image_repo()
+    image = load_image_repo(ctx)
     prefix = f"{name}/{version}/"
     signing_roles = {
         role: md
@@ -338,21 +318,21 @@ def _remove_from_image(
         for path in paths:
             del md.signed.targets[path]
         removed += paths
-        tufmeta.bump(md, expires, [_role_signer(hub, op.session, role)])
+        tufmeta.bump(md, expires, [_role_signer(ctx, op.session, role)])
     image_repo.refresh(
         image,
         expires,
-        hub.signers.online(signing.IMAGE_SNAPSHOT),
-        hub.signers.online(signing.IMAGE_TIMESTAMP),
+        ctx.signers.online(signing.IMAGE_SNAPSHOT),
+        ctx.signers.online(signing.IMAGE_TIMESTAMP),
     )
     image.stage(op.writes, [*signing_roles, image_repo.SNAPSHOT, image_repo.TIMESTAMP])
     return ", ".join(sorted(signing_roles)), removed
 
 
-def _role_signer(hub: Hub, session: Session, role: str) -> Signer:
+def _role_signer(ctx: HubContext, session: Session, role: str) -> Signer:
     if role == tufrepo.MODELS_ROLE:
-        return hub.signers.online(signing.IMAGE_MODELS)
-    return hub.tenant_signer(session, role.removeprefix(tufrepo.TENANT_ROLE_PREFIX))
+        return ctx.signers.online(signing.IMAGE_MODELS)
+    return tenant_signer(ctx, session, role.removeprefix(tufrepo.TENANT_ROLE_PREFIX))
 
 
 def _repoint(
@@ -386,3 +366,31 @@ def signed_plan(session: Session, site_id: str, model: ModelVersion) -> RolloutP
     """The plan last signed for ``model`` at ``site_id``; None (the default plan) if never."""
     row = session.get(HubSignedPlan, (site_id, model.name, model.version))
     return RolloutPlan.from_dict(row.plan) if row is not None else None
+
+
+def revoke(
+    ctx: HubContext, name: str, version: str, reason: str, change: str | None = None
+) -> RevocationResult:
+    """Revokes ``name@version`` everywhere (see the module docstring).
+
+    Removes its targets from the Image role that signs them, records the
+    revocation, re-points every site assigned it at the previous good
+    version (or unassigns), and lists the revocation with its reason in
+    every site's Director targets. It never waits for a change window: it
+    is recorded against ``change`` (an open change request), or against an
+    emergency change request created after the fact.
+
+    Raises:
+        NotFoundError: the version was never released.
+        ConflictError: it is already revoked.
+        UsageError: no reason given.
+        SecretError: a tenant-held key's secret, or the hub passphrase, is wrong.
+    """
+    with operation(ctx, REVOKE_ACTION, f"{name}@{version}", change or "") as op:
+        return _revoke(ctx, op, name, version, reason, change)
+
+
+def list_revocations(ctx: HubContext) -> list[dict[str, str]]:
+    """Every revocation (``model``, ``version``, ``reason``, ``revoked_at``), oldest first."""
+    with Session(ctx.engine) as session:
+        return revocation_entries(session)

@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from securesystemslib.signer import Key
+from sqlmodel import Session, select
 
-from airlock.bundles.errors import MediaError, MissingFileError, UsageError
+from airlock.bundles.clock import utc_iso
+from airlock.bundles.errors import ConflictError, MediaError, MissingFileError, UsageError
 from airlock.bundles.models import SiteIdentity
-from airlock.hub.tables import HubSite
+from airlock.hub import director_repo
+from airlock.hub.context import HubContext, director_signers, online_expiry
+from airlock.hub.operation import Operation, operation
+from airlock.hub.revocation_view import revocation_entries
+from airlock.hub.tables import HubAssignment, HubSite
 
 MAX_TRANSIT_DAYS = 365
 
@@ -154,3 +160,76 @@ class SiteInfo:
             "created": self.created,
             "assignments": self.assignments,
         }
+
+
+def add_site(
+    ctx: HubContext, identity: SiteIdentity, transit_days: int | None = None, encrypt: bool = True
+) -> SiteInfo:
+    """Registers a site and creates its Director metadata (targets v1, no targets).
+
+    Raises:
+        UsageError: invalid recipient, signing key or transit budget.
+        ConflictError: the site is already registered.
+    """
+    with operation(ctx, "hub.site.add", identity.site_id) as op:
+        return _add_site(ctx, op, identity, transit_days, encrypt)
+
+
+def add_site_from_file(
+    ctx: HubContext, path: Path, transit_days: int | None = None, encrypt: bool = True
+) -> SiteInfo:
+    """Like :func:`add_site`, reading ``site-identity.json`` inside the audited operation."""
+    with operation(ctx, "hub.site.add", str(path)) as op:
+        return _add_site(ctx, op, read_identity(path), transit_days, encrypt)
+
+
+def _add_site(
+    ctx: HubContext, op: Operation, identity: SiteIdentity, transit_days: int | None, encrypt: bool
+) -> SiteInfo:
+    check_recipient(identity.age_recipient)
+    check_signing_key(identity.signing_keyid, identity.signing_key)
+    days = check_transit_days(
+        ctx.home.transit_days_default() if transit_days is None else transit_days
+    )
+    site_id = identity.site_id
+    if op.session.get(HubSite, site_id) is not None or ctx.home.site_dir(site_id).exists():
+        raise ConflictError(
+            f"site {site_id!r} is already registered",
+            hint="site ids are permanent; use `airlock hub site list` to see it",
+        )
+    site_md = director_repo.new_site(
+        site_id,
+        ctx.home.site_dir(site_id),
+        online_expiry(ctx),
+        director_signers(ctx),
+        revocation_entries(op.session),
+    )
+    site_md.stage(op.writes)
+    row = HubSite(
+        site_id=site_id,
+        age_recipient=identity.age_recipient,
+        signing_keyid=identity.signing_keyid,
+        signing_key=json.dumps(identity.signing_key, sort_keys=True),
+        transit_days=days,
+        encrypt=encrypt,
+        created=utc_iso(ctx.clock.now()),
+    )
+    op.session.add(row)
+    op.details = {
+        "site_id": site_id,
+        "age_recipient": identity.age_recipient,
+        "signing_keyid": identity.signing_keyid,
+        "transit_days": days,
+        "encrypt": encrypt,
+    }
+    return SiteInfo.from_row(row, {})
+
+
+def list_sites(ctx: HubContext) -> list[SiteInfo]:
+    """Every registered site with its assignments."""
+    with Session(ctx.engine) as session:
+        assigned: dict[str, dict[str, str]] = {}
+        for a in session.exec(select(HubAssignment)):
+            assigned.setdefault(a.site_id, {})[a.name] = a.version
+        rows = session.exec(select(HubSite).order_by(HubSite.site_id))  # type: ignore[arg-type]
+        return [SiteInfo.from_row(r, assigned.get(r.site_id, {})) for r in rows]

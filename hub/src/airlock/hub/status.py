@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuf.api.metadata import Metadata, Signed
 
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import utc_iso
 from airlock.hub import revocation_view
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext, load_director_roots, load_image_repo, load_site_metadata
+from airlock.hub.releases import list_models
+from airlock.hub.revoke import list_revocations
+from airlock.hub.sites import list_sites
+from airlock.hub.tenants import family_tenants, list_tenants
 
 WARN_DAYS = 30
 
@@ -42,11 +44,11 @@ def role_info(md: Metadata[Any] | None, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def hub_status(hub: Hub) -> dict[str, Any]:
+def hub_status(ctx: HubContext) -> dict[str, Any]:
     """The status report (the ``--json`` shape of ``airlock hub status``)."""
-    now = hub.clock.now()
-    image = hub.image_repo()
-    director = hub.director_roots()
+    now = ctx.clock.now()
+    image = load_image_repo(ctx)
+    director = load_director_roots(ctx)
     roles = {
         "image root": role_info(image.root, now),
         "image targets": role_info(image.targets, now),
@@ -60,12 +62,12 @@ def hub_status(hub: Hub) -> dict[str, Any]:
         "director root": role_info(director.root, now),
     }
     sites = []
-    for site in hub.sites():
+    for site in list_sites(ctx):
         entry = site.to_dict()
-        entry["director_targets"] = role_info(hub.site_metadata(site.site_id).targets, now)
+        entry["director_targets"] = role_info(load_site_metadata(ctx, site.site_id).targets, now)
         sites.append(entry)
-    tenant_of = hub.family_tenants()
-    flags = revocation_view.version_flags(hub.engine)
+    tenant_of = family_tenants(ctx)
+    flags = revocation_view.version_flags(ctx.engine)
     models = [
         {
             "name": m.name,
@@ -75,14 +77,14 @@ def hub_status(hub: Hub) -> dict[str, Any]:
             "bytes": sum(f.length for f in m.files),
             **revocation_view.fields(flags, m.name, m.version),
         }
-        for m in hub.models()
+        for m in list_models(ctx)
     ]
     return {
-        "home": str(hub.home.root),
+        "home": str(ctx.home.root),
         "now": utc_iso(now),
         "roles": roles,
         "sites": sites,
-        "tenants": [t.to_dict() for t in hub.tenants()],
+        "tenants": [t.to_dict() for t in list_tenants(ctx)],
         "models": models,
-        "revocations": hub.revocations(),
+        "revocations": list_revocations(ctx),
     }

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib import parse
 
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -48,13 +48,11 @@ from airlock.bundles.errors import (
 )
 from airlock.bundles.models import check_name
 from airlock.hub import image_repo, signing
+from airlock.hub.context import HubContext, load_director_roots, load_image_repo
 from airlock.hub.image_repo import ImageRepo
-from airlock.hub.operation import Operation
+from airlock.hub.operation import Operation, operation
 from airlock.hub.sites import read_public_key_file
 from airlock.hub.tables import HubFamily, HubTenant
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
 
 DEFAULT_TENANT = "default"
 HELD_BY_HUB = "hub"
@@ -149,23 +147,46 @@ def get_tenant(session: Session, name: str) -> HubTenant:
     return row
 
 
-def family_tenants(session: Session) -> dict[str, str]:
-    """Model family → its tenant, for every family."""
+def _family_map(session: Session) -> dict[str, str]:
     return {f.name: f.tenant for f in session.exec(select(HubFamily))}
 
 
-def list_tenants(session: Session) -> list[TenantInfo]:
+def family_tenants(ctx: HubContext) -> dict[str, str]:
+    """Model family → the tenant it belongs to, for every family."""
+    with Session(ctx.engine) as session:
+        return _family_map(session)
+
+
+def list_tenants(ctx: HubContext) -> list[TenantInfo]:
     """Every tenant with its families, by name."""
-    families: dict[str, list[str]] = {}
-    for family, tenant in sorted(family_tenants(session).items()):
-        families.setdefault(tenant, []).append(family)
-    rows = session.exec(select(HubTenant).order_by(HubTenant.name))  # type: ignore[arg-type]
-    return [TenantInfo.from_row(r, families.get(r.name, [])) for r in rows]
+    with Session(ctx.engine) as session:
+        families: dict[str, list[str]] = {}
+        for family, tenant in sorted(_family_map(session).items()):
+            families.setdefault(tenant, []).append(family)
+        rows = session.exec(select(HubTenant).order_by(HubTenant.name))  # type: ignore[arg-type]
+        return [TenantInfo.from_row(r, families.get(r.name, [])) for r in rows]
 
 
-def signer(hub: Hub, row: HubTenant) -> Signer:
+def tenant_signer(ctx: HubContext, session: Session, name: str) -> Signer:
+    """The signer of tenant ``name``'s role (a tenant-held key's secret is asked now)."""
+    return signer(ctx, get_tenant(session, name))
+
+
+def family_signer(ctx: HubContext, session: Session, name: str) -> Signer:
+    """The signer of the role that signs model family ``name`` (its tenant's).
+
+    Raises:
+        NotFoundError: the family has no tenant.
+    """
+    row = session.get(HubFamily, name)
+    if row is None:
+        raise NotFoundError(f"model family {name!r} has no tenant")
+    return tenant_signer(ctx, session, row.tenant)
+
+
+def signer(ctx: HubContext, row: HubTenant) -> Signer:
     """The signer of the tenant's role (a tenant-held key's secret is asked for now)."""
-    return hub.signers.tenant(row.name, row.key_uri, public_key(row), row.held_by == HELD_BY_TENANT)
+    return ctx.signers.tenant(row.name, row.key_uri, public_key(row), row.held_by == HELD_BY_TENANT)
 
 
 def check_release(session: Session, family: str, tenant: str | None) -> None:
@@ -191,9 +212,29 @@ def check_release(session: Session, family: str, tenant: str | None) -> None:
 
 
 def add_tenant(
-    hub: Hub, op: Operation, name: str, key_uri: str | None, key: Key | None
+    ctx: HubContext, name: str, key_uri: str | None = None, public_key: Key | None = None
 ) -> TenantInfo:
-    """Registers tenant ``name`` (the body of ``Hub.add_tenant``).
+    """Registers a tenant; its Image role appears with its first family.
+
+    Args:
+        ctx: The hub.
+        name: The tenant's name.
+        key_uri: A tenant-held key's signer URI (``hsm:…``, ``airlock-file:/path``);
+            None makes a hub-held key, encrypted with the hub passphrase.
+        public_key: The tenant-held key's public key (required with ``key_uri``).
+
+    Raises:
+        UsageError: invalid name or key arguments.
+        ConflictError: the tenant exists, or the key is already in use.
+    """
+    with operation(ctx, "hub.tenant.add", name) as op:
+        return _add_tenant(ctx, op, name, key_uri, public_key)
+
+
+def _add_tenant(
+    ctx: HubContext, op: Operation, name: str, key_uri: str | None, key: Key | None
+) -> TenantInfo:
+    """Registers tenant ``name`` inside its operation.
 
     Raises:
         UsageError: invalid name, or a key URI without a public key (or the reverse),
@@ -212,7 +253,7 @@ def add_tenant(
                 "a public key was given without a key URI",
                 hint="pass --key-uri with --public-key (a tenant-held key), or neither",
             )
-        row = _create_hub_held(hub, op, name)
+        row = _create_hub_held(ctx, op, name)
     else:
         if key is None:
             raise UsageError(
@@ -220,14 +261,14 @@ def add_tenant(
                 hint="pass --public-key FILE (PEM or the JSON key dict with its keyid)",
             )
         _check_uri(key_uri)
-        _check_unused(hub, op.session, key)
+        _check_unused(ctx, op.session, key)
         row = HubTenant(
             name=name,
             keyid=key.keyid,
             key_uri=key_uri,
             public_key=json.dumps(key.to_dict(), sort_keys=True),
             held_by=HELD_BY_TENANT,
-            created=utc_iso(hub.clock.now()),
+            created=utc_iso(ctx.clock.now()),
         )
         op.session.add(row)
     op.details = {
@@ -240,7 +281,7 @@ def add_tenant(
 
 
 def place_family(
-    hub: Hub, op: Operation, image: ImageRepo, family: str, tenant: str | None
+    ctx: HubContext, op: Operation, image: ImageRepo, family: str, tenant: str | None
 ) -> tuple[HubTenant, bool]:
     """The tenant whose role signs ``family``; a new family is delegated to it first.
 
@@ -263,34 +304,34 @@ def place_family(
     name = tenant or DEFAULT_TENANT
     row = op.session.get(HubTenant, name)
     if row is None:
-        row = _create_hub_held(hub, op, name)
+        row = _create_hub_held(ctx, op, name)
         op.details["new_tenant_keyid"] = row.keyid
     image_repo.delegate_family(
         image,
         name,
         family,
         public_key(row),
-        tufrepo.expiry_from(hub.clock.now(), tufrepo.ONLINE_ROLE_EXPIRY_DAYS),
-        hub.signers.online(signing.IMAGE_MODELS),
+        tufrepo.expiry_from(ctx.clock.now(), tufrepo.ONLINE_ROLE_EXPIRY_DAYS),
+        ctx.signers.online(signing.IMAGE_MODELS),
     )
-    op.session.add(HubFamily(name=family, tenant=name, created=utc_iso(hub.clock.now())))
+    op.session.add(HubFamily(name=family, tenant=name, created=utc_iso(ctx.clock.now())))
     op.session.flush()
     op.details["tenant"] = name
     op.details["new_family"] = True
     return row, True
 
 
-def _create_hub_held(hub: Hub, op: Operation, name: str) -> HubTenant:
-    relative = hub.home.tenant_key_path(name)
-    ref, pem = hub.signers.new_tenant_key(name, relative)
-    op.writes.put(hub.home.root / relative, pem, mode=0o600)
+def _create_hub_held(ctx: HubContext, op: Operation, name: str) -> HubTenant:
+    relative = ctx.home.tenant_key_path(name)
+    ref, pem = ctx.signers.new_tenant_key(name, relative)
+    op.writes.put(ctx.home.root / relative, pem, mode=0o600)
     row = HubTenant(
         name=name,
         keyid=ref.keyid,
         key_uri=ref.uri,
         public_key=json.dumps(ref.public_key.to_dict(), sort_keys=True),
         held_by=HELD_BY_HUB,
-        created=utc_iso(hub.clock.now()),
+        created=utc_iso(ctx.clock.now()),
     )
     op.session.add(row)
     op.session.flush()
@@ -306,14 +347,14 @@ def _check_uri(key_uri: str) -> None:
         )
 
 
-def _check_unused(hub: Hub, session: Session, key: Key) -> None:
+def _check_unused(ctx: HubContext, session: Session, key: Key) -> None:
     """A tenant-held key must be nobody else's: not the ceremony's, not another tenant's.
 
     Keys are compared by key id and by public key material (a key id is only a label).
     """
-    ceremony = [ref.public_key for ref in hub.signers.online_refs.values()]
-    ceremony += [*hub.image_repo().root.signed.keys.values()]
-    ceremony += [*hub.director_roots().root.signed.keys.values()]
+    ceremony = [ref.public_key for ref in ctx.signers.online_refs.values()]
+    ceremony += [*load_image_repo(ctx).root.signed.keys.values()]
+    ceremony += [*load_director_roots(ctx).root.signed.keys.values()]
     if any(_same_key(key, k) for k in ceremony):
         raise ConflictError(
             f"key {key.keyid} is one of the hub's or the ceremony's keys",

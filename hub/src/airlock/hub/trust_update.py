@@ -43,7 +43,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuf.api.metadata import Metadata, Signed, Targets
 
@@ -53,15 +53,13 @@ from airlock.bundles.errors import ConflictError, FreshnessError, TrustError
 from airlock.bundles.keys import KeyRef
 from airlock.hub import image_repo, signing
 from airlock.hub.ceremony_input import CeremonyOutput, read_ceremony, verify_ceremony
+from airlock.hub.context import HubContext, load_director_roots, load_image_repo
 from airlock.hub.director_repo import DirectorRoots
 from airlock.hub.home import CEREMONY_RECORD
 from airlock.hub.image_repo import ImageRepo
-from airlock.hub.operation import Operation
+from airlock.hub.operation import Operation, operation
 from airlock.hub.signing import HubSigners
 from airlock.hub.tufmeta import StagedWrites
-
-if TYPE_CHECKING:
-    from airlock.hub.hub import Hub
 
 TRUST_UPDATE_ACTION = "hub.trust.update"
 
@@ -340,7 +338,7 @@ def stage_update(
     }
 
 
-def adopt(hub: Hub, op: Operation, ceremony_dir: Path) -> TrustUpdate:
+def adopt(ctx: HubContext, op: Operation, ceremony_dir: Path) -> TrustUpdate:
     """Reads, checks and stages an update inside the command's operation (``op``).
 
     Raises:
@@ -350,10 +348,29 @@ def adopt(hub: Hub, op: Operation, ceremony_dir: Path) -> TrustUpdate:
     """
     output = read_ceremony(Path(ceremony_dir))
     record_sha256 = sha256_hex((output.directory / CEREMONY_RECORD).read_bytes())
-    image, director = hub.image_repo(), hub.director_roots()
-    now = hub.clock.now()
-    update = check_update(output, record_sha256, hub.signers.online_refs, image, director, now)
+    image, director = load_image_repo(ctx), load_director_roots(ctx)
+    now = ctx.clock.now()
+    update = check_update(output, record_sha256, ctx.signers.online_refs, image, director, now)
     online_expires = tufrepo.expiry_from(now, tufrepo.ONLINE_ROLE_EXPIRY_DAYS)
-    versions = stage_update(op.writes, output, image, director, hub.signers, online_expires)
+    versions = stage_update(op.writes, output, image, director, ctx.signers, online_expires)
     op.details = {**update.to_dict(), **versions}
     return update
+
+
+def update_trust(ctx: HubContext, ceremony_dir: Path) -> TrustUpdate:
+    """Adopts a rotation or re-signing ceremony's output (see the module docstring).
+
+    New root versions of both repositories and a newer Image targets join
+    the repository; the Image snapshot and timestamp are re-signed. The
+    next export of every site carries the whole root chain.
+
+    Raises:
+        NotFoundError, MediaError: the ceremony output is missing or malformed.
+        TrustError: a fork, other online keys, or a targets changing more than its expiry.
+        SignatureError: a root or the targets is not signed by its threshold.
+        FreshnessError: older than the hub's trust, or expired.
+        ConflictError: nothing in it is newer than what the hub has.
+        SecretError: the hub passphrase does not open the online keys.
+    """
+    with operation(ctx, TRUST_UPDATE_ACTION, str(ceremony_dir)) as op:
+        return adopt(ctx, op, Path(ceremony_dir))
