@@ -47,7 +47,7 @@ from airlock.bundles.events import (
     source_of,
 )
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
+from airlock.hub.export import export
 from airlock.spoke.cli import periodic_tasks
 from airlock.spoke.site import SpokeHome
 

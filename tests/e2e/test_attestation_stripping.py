@@ -42,7 +42,7 @@ from helpers.spokeenv import (
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import AttestationError, UsageError
 from airlock.hub.context import HubContext
-from airlock.hub.releases import add_model
+from airlock.hub.intake import add_model
 from airlock.spoke.importing import read_policy
 from airlock.spoke.site import SpokeHome
 

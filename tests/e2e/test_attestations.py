@@ -53,10 +53,9 @@ from airlock.bundles import intoto as layouts
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import AttestationError, UsageError
-from airlock.hub import attestations
-from airlock.hub.attestations import set_layout
+from airlock.hub import intake as attestations
 from airlock.hub.context import HubContext
-from airlock.hub.releases import add_model
+from airlock.hub.intake import add_model, set_layout
 from airlock.spoke.site import SpokeHome
 
 IN_TOTO_VERIFY = Path(sys.executable).parent / "in-toto-verify"

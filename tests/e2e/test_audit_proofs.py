@@ -23,7 +23,7 @@ from airlock.bundles.audit import KEY_FILE, KEY_PEM, AuditLog, get_checkpoint
 from airlock.bundles.cli import main
 from airlock.bundles.intoto import public_key_pem
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
+from airlock.hub.export import export
 from airlock.spoke.site import SpokeHome
 
 

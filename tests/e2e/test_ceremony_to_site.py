@@ -32,12 +32,10 @@ from airlock.bundles.keys import KeyStore
 from airlock.ceremony.documents import load_history
 from airlock.ceremony.officer import OfficerKeys, read_offer
 from airlock.ceremony.roots import next_root, sign_new_root
-from airlock.hub.assignments import assign
-from airlock.hub.bootstrap import init_hub
-from airlock.hub.planner import export, plan_export
-from airlock.hub.releases import add_model
+from airlock.hub.export import assign, export, plan_export
+from airlock.hub.intake import add_model
 from airlock.hub.sites import add_site_from_file
-from airlock.hub.trust_update import update_trust
+from airlock.hub.trust import init_hub, update_trust
 from airlock.spoke.site import IDENTITY_FILE, SpokeHome, init_spoke
 from airlock.spoke.status import read_status
 

@@ -29,8 +29,7 @@ from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.errors import UsageError
 from airlock.bundles.events import OutboxEvent
 from airlock.bundles.release import CHANGE_KEY, ChangeAuthorization, RolloutPlan
-from airlock.hub.assignments import assign
-from airlock.hub.change_desk import (
+from airlock.hub.changes import (
     add_change_approver,
     approve_change,
     create_change,
@@ -38,7 +37,7 @@ from airlock.hub.change_desk import (
     move_change,
 )
 from airlock.hub.context import HubContext, load_director_roots, load_site_metadata
-from airlock.hub.planner import export
+from airlock.hub.export import assign, export
 from airlock.hub.sites import list_sites
 from airlock.spoke.site import RolloutPlanRecord
 

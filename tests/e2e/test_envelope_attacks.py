@@ -21,9 +21,9 @@ from securesystemslib.signer import CryptoSigner, Signer
 
 from airlock.bundles.bundle import ENVELOPE_FILE
 from airlock.bundles.errors import MediaError, SignatureError, WrongSiteError
-from airlock.hub import signing
+from airlock.hub import repos as signing
 from airlock.hub.context import HubContext, online_signer
-from airlock.hub.planner import export, plan_export
+from airlock.hub.export import export, plan_export
 from airlock.spoke.site import SpokeHome
 
 

@@ -28,7 +28,7 @@ from helpers.spokeenv import (
 from airlock.bundles.bundle import ENVELOPE_FILE, MAX_ENVELOPE_BYTES
 from airlock.bundles.errors import MediaError
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
+from airlock.hub.export import export
 from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 
 HUGE = 3 << 29

@@ -25,8 +25,8 @@ from helpers.spokeenv import SITE_ID, assert_error_output, refuse_import
 from airlock.bundles.bundle import ENVELOPE_FILE
 from airlock.bundles.errors import IntegrityError, MediaError, UsageError
 from airlock.hub.context import HubContext
-from airlock.hub.metrics_import import import_metrics
-from airlock.hub.planner import export, plan_export
+from airlock.hub.export import export, plan_export
+from airlock.hub.fleet import import_metrics
 from airlock.spoke.site import SpokeHome
 
 # --- the wrong direction ------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from airlock.bundles.bundle import (
 from airlock.bundles.errors import MediaError, TrustError
 from airlock.bundles.models import Envelope
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export, plan_export
+from airlock.hub.export import export, plan_export
 from airlock.spoke.site import SpokeHome
 
 Edit = Callable[[dict[str, Any]], None]

@@ -57,8 +57,8 @@ from airlock.bundles.errors import EXIT_CODES
 from airlock.bundles.release import Compatibility
 from airlock.ceremony import documents as schedule
 from airlock.hub.context import HubContext
-from airlock.hub.metrics_import import import_metrics
-from airlock.hub.planner import export, plan_export
+from airlock.hub.export import export, plan_export
+from airlock.hub.fleet import import_metrics
 from airlock.spoke.gate import max_supported_opset
 from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 

@@ -26,11 +26,11 @@ from sqlmodel import Session, select
 
 from airlock.bundles.clock import FixedClock, SystemClock
 from airlock.bundles.release import HealthCriteria, Ring, RolloutPlan
-from airlock.hub.assignments import assign as assign_version
-from airlock.hub.assignments import unassign as unassign_version
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
-from airlock.hub.revoke import revoke
+from airlock.hub.export import assign as assign_version
+from airlock.hub.export import export
+from airlock.hub.export import unassign as unassign_version
+from airlock.hub.revocation import revoke
 from airlock.spoke.agent.inference import FaultSpec
 from airlock.spoke.cli import periodic_tasks
 from airlock.spoke.nodes import Simulation, SimulationSettings, versions_in_use, wait_until

@@ -19,9 +19,8 @@ from helpers.spokeenv import (
 
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import FreshnessError, StaleBundleError
-from airlock.hub.assignments import assign
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export, plan_export
+from airlock.hub.export import assign, export, plan_export
 from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
 

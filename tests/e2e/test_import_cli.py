@@ -43,7 +43,7 @@ from airlock.bundles.errors import (
     WrongSiteError,
 )
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export, plan_export
+from airlock.hub.export import export, plan_export
 from airlock.spoke.site import SpokeHome
 
 

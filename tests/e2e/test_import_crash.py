@@ -30,10 +30,9 @@ from helpers.spokeenv import (
 )
 
 from airlock.bundles.audit import AuditLog, verify_engine
-from airlock.hub.assignments import assign
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
-from airlock.hub.releases import add_model
+from airlock.hub.export import assign, export
+from airlock.hub.intake import add_model
 from airlock.spoke.importing import CLEANUP_ACTION
 from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 

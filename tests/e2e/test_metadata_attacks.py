@@ -26,7 +26,7 @@ from tuf.api.metadata import Targets
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import IntegrityError, WrongSiteError
 from airlock.hub.context import HubContext
-from airlock.hub.planner import plan_export
+from airlock.hub.export import plan_export
 from airlock.spoke.site import SpokeHome
 
 CLASSIFIER = "classifier/1/classifier.onnx"

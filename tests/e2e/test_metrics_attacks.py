@@ -37,7 +37,7 @@ from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.metrics import PAYLOAD_FILE
 from airlock.bundles.models import Envelope
 from airlock.hub.context import HubContext
-from airlock.hub.metrics_import import import_metrics
+from airlock.hub.fleet import import_metrics
 
 
 def refused(

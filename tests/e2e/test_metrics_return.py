@@ -31,7 +31,7 @@ from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.metrics import PAYLOAD_FILE, LatencySketch
-from airlock.hub import return_keys
+from airlock.hub import trust as return_keys
 from airlock.hub.context import HubContext, open_hub
 from airlock.spoke.site import (
     EnrolledNode,

@@ -47,8 +47,8 @@ from airlock.bundles.errors import (
 )
 from airlock.bundles.models import BundleKind
 from airlock.hub.context import HubContext
-from airlock.hub.planner import commit_export, export, plan_export
-from airlock.hub.trust_update import update_trust
+from airlock.hub.export import commit_export, export, plan_export
+from airlock.hub.trust import update_trust
 from airlock.spoke.site import SpokeHome, reset_floor
 from airlock.spoke.status import read_status
 

@@ -33,9 +33,8 @@ from helpers.bundlecraft import (
 from helpers.spokeenv import SITE_ID, RecordingSecrets, World, accept_import, refuse_import
 
 from airlock.bundles.errors import DecryptionError, IntegrityError, UnsafeArchiveError
-from airlock.hub.assignments import assign
 from airlock.hub.context import HubContext
-from airlock.hub.planner import commit_export, export, plan_export
+from airlock.hub.export import assign, commit_export, export, plan_export
 from airlock.spoke.site import SpokeHome
 
 

@@ -25,11 +25,12 @@ from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import IntegrityError, StaleBundleError, TrustError
 from airlock.bundles.models import BundleKind
 from airlock.bundles.release import RolloutPlan
-from airlock.hub import director_repo, tufmeta
+from airlock.hub import repos as director_repo
+from airlock.hub import repos as tufmeta
 from airlock.hub.context import HubContext, director_signers, load_site_metadata
-from airlock.hub.planner import export, plan_export
-from airlock.hub.revoke import revoke
-from airlock.hub.tufmeta import StagedWrites
+from airlock.hub.export import export, plan_export
+from airlock.hub.repos import StagedWrites
+from airlock.hub.revocation import revoke
 from airlock.spoke.importing import UNLISTED_REASON, plan_sha256
 from airlock.spoke.site import (
     DirectorAssignment,

@@ -22,7 +22,7 @@ from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import SignatureError
 from airlock.hub.context import HubContext
-from airlock.hub.planner import commit_export, export, plan_export
+from airlock.hub.export import commit_export, export, plan_export
 from airlock.spoke.site import SpokeHome, TrustedMetadataFile
 from airlock.spoke.status import read_status
 

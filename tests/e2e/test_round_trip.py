@@ -17,9 +17,8 @@ from helpers.spokeenv import (
 
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.clock import FixedClock
-from airlock.hub.assignments import assign
 from airlock.hub.context import HubContext, load_site_metadata
-from airlock.hub.planner import export
+from airlock.hub.export import assign, export
 from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
 

@@ -26,13 +26,12 @@ from airlock.bundles.bundle import BlobSource
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import AirlockError, IntegrityError, SignatureError, TrustError
 from airlock.bundles.models import ModelFile, ModelVersion
-from airlock.hub import image_repo
-from airlock.hub.assignments import assign
+from airlock.hub import repos as image_repo
 from airlock.hub.context import HubContext, load_image_repo, open_hub
-from airlock.hub.image_repo import verify_delegations
-from airlock.hub.planner import export, plan_export
-from airlock.hub.releases import add_model
-from airlock.hub.tenants import add_tenant, tenant_signer
+from airlock.hub.export import assign, export, plan_export
+from airlock.hub.intake import add_model
+from airlock.hub.repos import verify_delegations
+from airlock.hub.sites import add_tenant, tenant_signer
 from airlock.spoke.site import SpokeHome
 
 SEGMENTER = "segmenter/1/segmenter.onnx"

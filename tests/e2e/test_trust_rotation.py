@@ -30,8 +30,8 @@ from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import SignatureError
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export, plan_export
-from airlock.hub.trust_update import update_trust
+from airlock.hub.export import export, plan_export
+from airlock.hub.trust import update_trust
 from airlock.spoke.site import SpokeHome, TrustedMetadataFile
 from airlock.spoke.status import read_status
 

@@ -32,12 +32,11 @@ from securesystemslib.signer import CryptoSigner
 
 from airlock.bundles.clock import FixedClock
 from airlock.ceremony.officer import sign_layout
-from airlock.hub.assignments import assign
-from airlock.hub.attestations import draft_layout, set_layout
-from airlock.hub.bootstrap import init_hub
 from airlock.hub.context import HubContext, open_hub
-from airlock.hub.planner import export
+from airlock.hub.export import assign, export
+from airlock.hub.intake import draft_layout, set_layout
 from airlock.hub.sites import add_site_from_file
+from airlock.hub.trust import init_hub
 from airlock.spoke.site import IDENTITY_FILE, SpokeHome, init_spoke
 from helpers.ceremonyflow import Flow, run_ceremony, secrets_for
 from helpers.hubenv import CEREMONY_TIME, hub_secrets

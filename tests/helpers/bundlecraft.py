@@ -4,7 +4,7 @@ An attacker on the medium can edit files but holds no hub key. Tests also
 need bundles that only a compromised or buggy hub could make (a validly
 signed envelope around a malicious archive, Director metadata re-signed with
 the hub's online keys); those are built here from the hub's own plan and
-signers, with :func:`airlock.hub.export.write_bundle` or, for archives the
+signers, with :func:`airlock.hub.export._bundle.write_bundle` or, for archives the
 writer refuses to make, with ``tarfile`` + ``pyrage`` + ``sign_envelope``.
 """
 
@@ -30,10 +30,10 @@ from airlock.bundles.canonical import canonical_bytes, pretty_bytes
 from airlock.bundles.models import Envelope, PayloadPart
 from airlock.ceremony.minimal import CeremonyResult
 from airlock.ceremony.roots import next_root, sign_new_root
-from airlock.hub import signing
+from airlock.hub import repos as signing
 from airlock.hub.context import HubContext, online_signer
 from airlock.hub.export import ExportPlan, MetadataList, director_roots, write_bundle
-from airlock.hub.tufmeta import meta_file
+from airlock.hub.repos import meta_file
 from helpers.hubenv import OFFICER_PASSPHRASE
 
 Entry = tuple[tarfile.TarInfo, bytes | None]

@@ -16,9 +16,8 @@ from sqlmodel import Session
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.metrics import LatencySketch
 from airlock.hub.context import HubContext
-from airlock.hub.fleet_reference import reference_distribution
-from airlock.hub.fleet_report import FleetReport, fleet_report
-from airlock.hub.fleet_tables import HubMetricsCell, HubMetricsImport, HubMetricsTotal
+from airlock.hub.fleet import FleetReport, fleet_report, reference_distribution
+from airlock.hub.store import HubMetricsCell, HubMetricsImport, HubMetricsTotal
 
 WINDOW = dt.timedelta(hours=1)
 

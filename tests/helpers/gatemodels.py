@@ -27,11 +27,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.release import Compatibility, ReleaseInfo, ValidationSpec
-from airlock.hub.assignments import assign as assign_version
-from airlock.hub.assignments import unassign as unassign_version
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
-from airlock.hub.releases import release_model
+from airlock.hub.export import assign as assign_version
+from airlock.hub.export import export
+from airlock.hub.export import unassign as unassign_version
+from airlock.hub.intake import release_model
 from helpers.onnx_models import make_onnx_model
 from helpers.spokeenv import SITE_ID
 

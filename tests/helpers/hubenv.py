@@ -13,8 +13,8 @@ from pathlib import Path
 
 from airlock.bundles.clock import Clock, FixedClock, SystemClock
 from airlock.ceremony.minimal import CeremonyResult, run_minimal_ceremony
-from airlock.hub.bootstrap import init_hub
 from airlock.hub.context import HubContext
+from airlock.hub.trust import init_hub
 
 OFFICER_PASSPHRASE = "officers' test passphrase"
 HUB_PASSPHRASE = "hub test passphrase"

@@ -39,8 +39,7 @@ from airlock.bundles.metrics import (
     write_metrics_bundle,
 )
 from airlock.hub.context import HubContext, load_site_metadata
-from airlock.hub.fleet_tables import HubMetricsCell, HubMetricsImport, HubMetricsTotal
-from airlock.hub.home import PASSPHRASE_ENV
+from airlock.hub.store import PASSPHRASE_ENV, HubMetricsCell, HubMetricsImport, HubMetricsTotal
 from airlock.spoke.site import SpokeHome
 from helpers.fleetenv import site_signer
 from helpers.hubenv import HUB_PASSPHRASE

@@ -33,10 +33,10 @@ from airlock.bundles import tuf as tufrepo
 from airlock.bundles.tuf import load_roots
 from airlock.ceremony.documents import CeremonyRecord, load_ceremony
 from airlock.ceremony.roots import next_root, sign_all, sign_new_root
-from airlock.hub import signing
+from airlock.hub import repos as signing
 from airlock.hub.context import HubContext, online_signer
 from airlock.hub.export import MetadataList
-from airlock.hub.tufmeta import meta_file
+from airlock.hub.repos import meta_file
 from helpers.hubenv import OFFICER_PASSPHRASE
 
 TARGETS_FILE = re.compile(r"^([1-9][0-9]*)\.targets\.json$")

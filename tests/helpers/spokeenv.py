@@ -57,9 +57,9 @@ from airlock.bundles.errors import (
     WrongSiteError,
 )
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub.assignments import assign
 from airlock.hub.context import HubContext, open_hub
-from airlock.hub.releases import add_model
+from airlock.hub.export import assign
+from airlock.hub.intake import add_model
 from airlock.hub.sites import add_site, add_site_from_file
 from airlock.spoke.importing import ImportResult, import_bundle
 from airlock.spoke.site import (

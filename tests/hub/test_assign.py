@@ -13,9 +13,15 @@ from tuf.api.metadata import Targets
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.errors import NotFoundError
-from airlock.hub.assignments import assign, unassign
-from airlock.hub.context import HubContext, load_director_roots, load_image_repo, load_site_metadata
-from airlock.hub.releases import add_model, list_models
+from airlock.hub.catalog import list_models
+from airlock.hub.context import (
+    HubContext,
+    load_director_roots,
+    load_image_repo,
+    load_site_metadata,
+)
+from airlock.hub.export import assign, unassign
+from airlock.hub.intake import add_model
 from airlock.hub.sites import add_site, list_sites
 
 

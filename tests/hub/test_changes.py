@@ -26,8 +26,8 @@ from airlock.bundles.errors import (
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.keys import write_encrypted_key
 from airlock.bundles.release import ChangeAuthorization
-from airlock.hub.assignments import assign
-from airlock.hub.change_desk import (
+from airlock.hub.changes import (
+    ChangeRequest,
     add_change_approver,
     approve_change,
     create_change,
@@ -37,11 +37,10 @@ from airlock.hub.change_desk import (
     move_change,
     reject_change,
 )
-from airlock.hub.changes import ChangeRequest
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
-from airlock.hub.releases import add_model
-from airlock.hub.revoke import revoke
+from airlock.hub.export import assign, export
+from airlock.hub.intake import add_model
+from airlock.hub.revocation import revoke
 from airlock.hub.sites import add_site
 
 PASSPHRASE = "approver test passphrase"

@@ -17,8 +17,8 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.cli import main
 from airlock.bundles.errors import ConflictError, MediaError, SignatureError, UsageError
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
-from airlock.hub import signing
-from airlock.hub.change_desk import (
+from airlock.hub import repos as signing
+from airlock.hub.changes import (
     create_change,
     get_change,
     import_servicenow,

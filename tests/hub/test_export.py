@@ -23,7 +23,7 @@ from airlock.bundles.errors import ConflictError, IntegrityError, NotFoundError,
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion
 from airlock.bundles.tuf import initial_trusted, verify_repositories
 from airlock.hub import export as hub_export
-from airlock.hub.assignments import assign
+from airlock.hub.catalog import list_models
 from airlock.hub.context import (
     HubContext,
     load_director_roots,
@@ -31,10 +31,9 @@ from airlock.hub.context import (
     load_site_metadata,
     online_signer,
 )
-from airlock.hub.image_repo import verify_delegations
-from airlock.hub.planner import commit_export, export, plan_export
-from airlock.hub.releases import add_model, list_models
-from airlock.hub.signing import ENVELOPE
+from airlock.hub.export import assign, commit_export, export, plan_export
+from airlock.hub.intake import add_model
+from airlock.hub.repos import ENVELOPE, verify_delegations
 from airlock.hub.sites import add_site, list_sites
 
 

@@ -17,9 +17,9 @@ from airlock.bundles.clock import utc_iso
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.release import Lineage, ReleaseInfo
 from airlock.hub.context import HubContext
-from airlock.hub.fleet_alerts import ALERT_ACTION, evaluate_alerts
-from airlock.hub.fleet_tables import HubFleetAlert
-from airlock.hub.releases import release_model
+from airlock.hub.fleet import ALERT_ACTION, evaluate_alerts
+from airlock.hub.intake import release_model
+from airlock.hub.store import HubFleetAlert
 
 RETRAIN = EVENT_TYPES["fleet.drift"]
 ERROR_RATE = EVENT_TYPES["fleet.error-rate"]

@@ -15,13 +15,13 @@ from sqlmodel import Session
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.metrics import CONFIDENCE_BUCKETS, value_bucket
 from airlock.hub.context import HubContext
-from airlock.hub.fleet_reference import (
+from airlock.hub.fleet import (
     EXPECTED_LABELS,
     VALIDATION_SET,
     js_distance,
     reference_distribution,
 )
-from airlock.hub.fleet_tables import HubReferenceDistribution
+from airlock.hub.store import HubReferenceDistribution
 
 CONFIDENCE_KEYS = {f"{i / CONFIDENCE_BUCKETS:.1f}" for i in range(CONFIDENCE_BUCKETS)}
 

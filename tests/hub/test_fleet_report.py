@@ -21,10 +21,9 @@ from helpers.spokeenv import run_airlock
 
 from airlock.bundles.errors import UsageError
 from airlock.bundles.metrics import LatencySketch
-from airlock.hub.cli_fleet import render_html
+from airlock.hub.cli import render_html
 from airlock.hub.context import HubContext
-from airlock.hub.fleet_reference import js_distance
-from airlock.hub.fleet_report import FleetLimits
+from airlock.hub.fleet import FleetLimits, js_distance
 
 STABLE_MS = [4.0, 5.0, 5.5, 6.0, 30.0]
 CANARY_MS = [8.0, 9.0, 120.0]

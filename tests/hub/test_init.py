@@ -23,9 +23,9 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub.bootstrap import init_hub
 from airlock.hub.context import HubContext, load_image_repo, open_hub
-from airlock.hub.signing import ONLINE_KEY_NAMES
+from airlock.hub.repos import ONLINE_KEY_NAMES
+from airlock.hub.trust import init_hub
 
 
 def copy_ceremony(ceremony: CeremonyResult, tmp_path: Path) -> Path:

@@ -31,10 +31,10 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.cli import main
 from airlock.bundles.errors import AttestationError, ConflictError, UsageError
 from airlock.ceremony.officer import OfficerKeys
-from airlock.hub import attestations
-from airlock.hub.attestations import draft_layout, layout_info, set_layout
+from airlock.hub import intake as attestations
+from airlock.hub.catalog import list_models
 from airlock.hub.context import HubContext, load_image_repo, open_hub
-from airlock.hub.releases import add_model, list_models, release_model
+from airlock.hub.intake import add_model, draft_layout, layout_info, release_model, set_layout
 
 STEPS = ("train", "evaluate", "convert")
 

@@ -35,17 +35,18 @@ from airlock.bundles.clock import FixedClock, parse_utc
 from airlock.bundles.errors import FreshnessError, SecretError, SignatureError
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.metrics import NoiseSpec, RolledBackVersion
-from airlock.hub import return_keys, site_rollbacks
+from airlock.hub import catalog as site_rollbacks
+from airlock.hub import trust as return_keys
 from airlock.hub.context import HubContext, load_site_metadata, open_hub
-from airlock.hub.fleet_tables import (
+from airlock.hub.export import export
+from airlock.hub.fleet import import_metrics
+from airlock.hub.store import (
     HubFleetAlert,
     HubMetricsCell,
     HubMetricsImport,
     HubMetricsTotal,
     HubSiteRollback,
 )
-from airlock.hub.metrics_import import import_metrics
-from airlock.hub.planner import export
 from airlock.spoke.site import HubReturnRecord
 
 

@@ -27,13 +27,11 @@ from airlock.bundles.cli import main
 from airlock.bundles.errors import ConflictError, MediaError, NotFoundError, UsageError
 from airlock.bundles.release import Compatibility, ValidationSpec
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub import mlflow_intake
+from airlock.hub import intake as mlflow_intake
+from airlock.hub.catalog import ReleaseParts, list_models, release_parts
 from airlock.hub.context import HubContext, load_image_repo
-from airlock.hub.image_repo import verify_delegations
-from airlock.hub.mlflow_intake import import_model, redact_uri
-from airlock.hub.mlflow_registry import parse_model_uri
-from airlock.hub.release_files import ReleaseParts, release_parts
-from airlock.hub.releases import list_models
+from airlock.hub.intake import import_model, parse_model_uri, redact_uri
+from airlock.hub.repos import verify_delegations
 
 # Variables by which MLflow would decide on its own that telemetry is off.
 TELEMETRY_OPT_OUTS = {
@@ -509,7 +507,7 @@ def test_mlflow_is_imported_with_telemetry_disabled() -> None:
     env = {k: v for k, v in os.environ.items() if k not in TELEMETRY_OPT_OUTS}
     code = (
         "import os, sys\n"
-        "from airlock.hub.mlflow_intake import load_mlflow\n"
+        "from airlock.hub.intake._mlflow import load_mlflow\n"
         "assert 'mlflow' not in sys.modules\n"
         "load_mlflow()\n"
         "from mlflow.telemetry import get_telemetry_client\n"

@@ -21,10 +21,11 @@ from airlock.bundles.errors import (
     MissingFileError,
     UsageError,
 )
+from airlock.hub.catalog import list_models
 from airlock.hub.context import HubContext, load_image_repo
-from airlock.hub.image_repo import ImageRepo, verify_delegations
-from airlock.hub.releases import add_model, list_models, release_model
-from airlock.hub.tenants import family_tenants
+from airlock.hub.intake import add_model, release_model
+from airlock.hub.repos import ImageRepo, verify_delegations
+from airlock.hub.sites import family_tenants
 
 
 def sha256(path: Path) -> str:

@@ -15,9 +15,9 @@ from airlock.bundles.cli import main
 from airlock.bundles.errors import MissingFileError, UsageError
 from airlock.bundles.release import Compatibility, Dependency, ValidationSpec
 from airlock.ceremony.minimal import CeremonyResult
+from airlock.hub.catalog import read_compat, read_thresholds, release_parts
 from airlock.hub.context import HubContext
-from airlock.hub.release_files import read_compat, read_thresholds, release_parts
-from airlock.hub.releases import add_model
+from airlock.hub.intake import add_model
 
 
 @pytest.fixture

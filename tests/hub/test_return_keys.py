@@ -19,11 +19,11 @@ from airlock.bundles.audit import KEY_FILE, home_checkpoint_key, read_checkpoint
 from airlock.bundles.errors import ConflictError, NotFoundError, SecretError
 from airlock.bundles.keys import unseal
 from airlock.bundles.metrics import RETURN_FIELD, ReturnPath
-from airlock.hub import return_keys
+from airlock.hub import trust as return_keys
 from airlock.hub.context import HubContext, load_director_roots, load_site_metadata, open_hub
-from airlock.hub.planner import commit_export, export, plan_export
-from airlock.hub.return_keys import AGE_IDENTITY_FILE, RECIPIENT_FILE
+from airlock.hub.export import commit_export, export, plan_export
 from airlock.hub.sites import add_site
+from airlock.hub.trust import AGE_IDENTITY_FILE, RECIPIENT_FILE
 
 SITE = "plant-7"
 

@@ -25,8 +25,8 @@ from airlock.bundles.errors import ConflictError, NotFoundError, SecretError, Us
 from airlock.bundles.metrics import RolledBackVersion
 from airlock.bundles.models import BundleKind
 from airlock.bundles.release import RolloutPlan
-from airlock.hub import site_rollbacks
-from airlock.hub.assignments import assign
+from airlock.hub import catalog as site_rollbacks
+from airlock.hub.catalog import list_revocations
 from airlock.hub.context import (
     HubContext,
     load_director_roots,
@@ -34,13 +34,12 @@ from airlock.hub.context import (
     load_site_metadata,
     open_hub,
 )
-from airlock.hub.image_repo import verify_delegations
-from airlock.hub.planner import commit_export, export, plan_export
-from airlock.hub.releases import add_model
-from airlock.hub.revoke import SiteRepoint, list_revocations, revoke
-from airlock.hub.sites import add_site, list_sites
-from airlock.hub.tables import HubExport, HubRevocation
-from airlock.hub.tenants import add_tenant
+from airlock.hub.export import assign, commit_export, export, plan_export
+from airlock.hub.intake import add_model
+from airlock.hub.repos import verify_delegations
+from airlock.hub.revocation import SiteRepoint, revoke
+from airlock.hub.sites import add_site, add_tenant, list_sites
+from airlock.hub.store import HubExport, HubRevocation
 
 REASON = "wrong answers on night-time images"
 

@@ -16,10 +16,10 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.cli import main
 from airlock.bundles.errors import UsageError
 from airlock.bundles.release import Ring, RolloutPlan
-from airlock.hub.assignments import assign
+from airlock.hub.catalog import read_plan
 from airlock.hub.context import HubContext, load_director_roots, load_site_metadata
-from airlock.hub.releases import add_model
-from airlock.hub.rollout_plans import read_plan
+from airlock.hub.export import assign
+from airlock.hub.intake import add_model
 from airlock.hub.sites import add_site, list_sites
 
 PLAN_TOML = """\

@@ -27,18 +27,19 @@ from airlock.bundles.db import make_engine
 from airlock.bundles.errors import ConflictError, NotFoundError, SecretError, TrustError, UsageError
 from airlock.bundles.models import ModelFile, ModelVersion
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub import image_repo, signing
-from airlock.hub.assignments import assign
+from airlock.hub import repos as image_repo
+from airlock.hub import repos as signing
+from airlock.hub.catalog import list_models
 from airlock.hub.context import HubContext, load_image_repo, online_signer, open_hub
-from airlock.hub.image_repo import verify_delegations
-from airlock.hub.planner import commit_export, plan_export
-from airlock.hub.releases import add_model, list_models
-from airlock.hub.sites import add_site
-from airlock.hub.status import hub_status
-from airlock.hub.tenants import (
+from airlock.hub.export import assign, commit_export, plan_export
+from airlock.hub.intake import add_model
+from airlock.hub.repos import verify_delegations
+from airlock.hub.sites import (
     DEFAULT_TENANT,
+    add_site,
     add_tenant,
     family_tenants,
+    hub_status,
     list_tenants,
     tenant_signer,
 )

@@ -37,12 +37,11 @@ from airlock.bundles.errors import (
 )
 from airlock.bundles.keys import KeyRef
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub import image_repo
+from airlock.hub import repos as image_repo
 from airlock.hub.context import HubContext, load_director_roots, load_image_repo, open_hub
-from airlock.hub.planner import commit_export, plan_export
-from airlock.hub.sites import add_site
-from airlock.hub.status import hub_status
-from airlock.hub.trust_update import update_trust
+from airlock.hub.export import commit_export, plan_export
+from airlock.hub.sites import add_site, hub_status
+from airlock.hub.trust import update_trust
 
 IMAGE, DIRECTOR = tufrepo.IMAGE, tufrepo.DIRECTOR
 ACTION = "hub.trust.update"

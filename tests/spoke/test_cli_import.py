@@ -22,10 +22,9 @@ from helpers.spokeenv import (
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import IntegrityError, MediaError, SecretError
-from airlock.hub.assignments import assign
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
-from airlock.hub.revoke import revoke
+from airlock.hub.export import assign, export
+from airlock.hub.revocation import revoke
 from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
 

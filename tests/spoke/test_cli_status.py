@@ -25,8 +25,8 @@ from airlock.bundles.clock import FixedClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.models import Envelope
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
-from airlock.hub.revoke import revoke
+from airlock.hub.export import export
+from airlock.hub.revocation import revoke
 from airlock.spoke.importing import import_bundle
 from airlock.spoke.site import DirectorAssignment, Rollout, SpokeHome
 from airlock.spoke.status import read_status

@@ -27,7 +27,7 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import FreshnessError
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
+from airlock.hub.export import export
 from airlock.spoke.site import STATE_ID, SpokeHome, SpokeState
 from airlock.spoke.status import read_status
 

@@ -30,9 +30,8 @@ from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import StaleBundleError, TrustError
 from airlock.bundles.release import CHANGE_KEY, Dependency, HealthCriteria, Ring, RolloutPlan
-from airlock.hub.assignments import assign
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export, plan_export
+from airlock.hub.export import assign, export, plan_export
 from airlock.spoke.site import RolloutPlanRecord, SpokeHome
 
 CAREFUL = RolloutPlan(

@@ -25,10 +25,9 @@ from helpers.spokeenv import (
 )
 
 from airlock.bundles.errors import StorageError
-from airlock.hub.assignments import assign
 from airlock.hub.context import HubContext
-from airlock.hub.planner import export
-from airlock.hub.releases import add_model
+from airlock.hub.export import assign, export
+from airlock.hub.intake import add_model
 from airlock.spoke.site import SpokeHome
 
 MiB = 1 << 20

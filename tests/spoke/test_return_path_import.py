@@ -31,11 +31,10 @@ from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import TrustError
 from airlock.bundles.metrics import RETURN_FIELD, ReturnPath
 from airlock.bundles.release import RolloutPlan
-from airlock.hub import return_keys
-from airlock.hub.assignments import assign
+from airlock.hub import trust as return_keys
 from airlock.hub.context import HubContext
-from airlock.hub.metrics_import import import_metrics
-from airlock.hub.planner import commit_export, export, plan_export
+from airlock.hub.export import assign, commit_export, export, plan_export
+from airlock.hub.fleet import import_metrics
 from airlock.spoke.metrics import export_metrics
 from airlock.spoke.site import HubReturnRecord, SpokeHome
 
