@@ -3,75 +3,47 @@
 ``verify``, ``prove`` and ``verify-proof`` only read; ``checkpoint`` appends
 an entry and a signed checkpoint (it needs the hub's or site's passphrase).
 ``verify-proof`` needs no home and no database: only the proof, the signed
-checkpoint and the public key. Other modules add commands to the same group
-(``query``, ``report``).
+checkpoint and the public key. ``query`` and ``report`` come from
+:mod:`._audit_query`; this module registers them on the group.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import click
-from securesystemslib.signer import Key, SecretsHandler
-from sqlmodel import SQLModel
+from securesystemslib.signer import SecretsHandler
 
 from airlock.bundles.atomic import atomic_write_bytes, atomic_write_json
 from airlock.bundles.audit._checkpoint import verify_checkpoint
 from airlock.bundles.audit._checkpoint_store import (
     CHECKPOINT_ACTION,
     KEY_PEM,
-    CheckpointKey,
     checkpoint_signer,
     home_checkpoint_key,
     home_origin,
     read_checkpoint_key,
     write_checkpoint,
 )
-from airlock.bundles.audit._log import (
-    AuditCheckpoint,
-    AuditLog,
-    AuditRecord,
-    failure_details,
-    failure_outcome,
-)
+from airlock.bundles.audit._log import AuditLog, AuditRecord, failure_details, failure_outcome
 from airlock.bundles.audit._log_verify import LogReport, verify_log
 from airlock.bundles.audit._proof import prove_entry, read_proof_file, verify_inclusion_proof
+from airlock.bundles.cli._audit_options import (
+    AUDIT_TABLES,
+    HOME_OPTION,
+    KEPT_CHECKPOINTS_OPTION,
+    TRUSTED_KEY_OPTION,
+    checkpoint_keys,
+    read_key_file,
+    read_text,
+)
+from airlock.bundles.cli._audit_query import query_command, report_command
+from airlock.bundles.cli._toolkit import emit_json, home_database, json_option
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.config import HomeConfig, load_config
-from airlock.bundles.db._engine import open_home_database
-from airlock.bundles.errors import (
-    AirlockError,
-    MediaError,
-    MissingFileError,
-    VerificationError,
-)
-from airlock.bundles.intoto._layout import read_public_key_pem
+from airlock.bundles.errors import AirlockError, VerificationError
 from airlock.bundles.keys._signers import env_or_prompt_secrets
-
-HOME_OPTION = click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    envvar="AIRLOCK_HOME",
-    help="Hub or spoke home directory.",
-)
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-AUDIT_TABLES: list[type[SQLModel]] = [AuditRecord, AuditCheckpoint]
-TRUSTED_KEY_OPTION = click.option(
-    "--key",
-    "key_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The checkpoint public key you trust (PEM or JSON); default: the home's published one.",
-)
-KEPT_CHECKPOINTS_OPTION = click.option(
-    "--checkpoint",
-    "notes",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="A signed checkpoint kept outside the home, to check the log against (repeatable).",
-)
 
 
 @click.group()
@@ -79,36 +51,11 @@ def audit() -> None:
     """Verify the tamper-evident audit log, sign checkpoints, prove entries."""
 
 
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MissingFileError(f"{what} {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MediaError(f"{what} {path} is unreadable ({exc})") from None
-
-
-def read_key_file(path: Path) -> Key:
-    """A checkpoint public key: ``audit-checkpoint-key.pem`` or ``audit-checkpoint-key.json``.
-
-    Raises:
-        MissingFileError: no such file.
-        UsageError: not a public key.
-    """
-    if Path(path).suffix == ".json":
-        try:
-            data = json.loads(_read_text(path, "key file"))
-        except ValueError:
-            raise MediaError(f"key file {path} is not JSON") from None
-        return CheckpointKey.from_dict(data).ref.public_key
-    return read_public_key_pem(Path(path))
-
-
 @audit.command("verify")
 @HOME_OPTION
 @TRUSTED_KEY_OPTION
 @KEPT_CHECKPOINTS_OPTION
-@JSON_OPTION
+@json_option()
 def verify(home: Path, key_path: Path | None, notes: tuple[Path, ...], as_json: bool) -> None:
     """Recompute the Merkle tree and check every checkpoint; name the first bad entry.
 
@@ -118,18 +65,10 @@ def verify(home: Path, key_path: Path | None, notes: tuple[Path, ...], as_json: 
     intact, 10 when it was altered (the kind and the first bad entry are printed).
     """
     config = load_config(home)
-    keys: dict[str, Key]
-    if key_path is not None:
-        keys = {"": read_key_file(key_path)}
-    else:
-        published = read_checkpoint_key(home)
-        keys = published.keys if published else {}
-    external = [_read_text(note, "checkpoint") for note in notes]
-    engine = open_home_database(config, AuditRecord, AUDIT_TABLES)
-    try:
+    keys = checkpoint_keys(home, key_path)
+    external = [read_text(note, "checkpoint") for note in notes]
+    with home_database(config, AuditRecord, AUDIT_TABLES) as engine:
         report = verify_log(engine, keys, external=external)
-    finally:
-        engine.dispose()
     if not report.ok:  # under --json the report goes out with the error, as one document
         where = f" at entry {report.first_bad_seq}" if report.first_bad_seq else ""
         raise VerificationError(
@@ -139,7 +78,7 @@ def verify(home: Path, key_path: Path | None, notes: tuple[Path, ...], as_json: 
             report=report.to_dict(),
         )
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        emit_json(report.to_dict(), sort_keys=False)
     else:
         _print_ok(report)
 
@@ -185,7 +124,7 @@ def _secrets(config: HomeConfig) -> SecretsHandler:
 
 @audit.command("checkpoint")
 @HOME_OPTION
-@JSON_OPTION
+@json_option()
 def checkpoint(home: Path, as_json: bool) -> None:
     """Sign a checkpoint of the log now (asks for the hub's or site's passphrase).
 
@@ -193,29 +132,27 @@ def checkpoint(home: Path, as_json: bool) -> None:
     or a prompt. A hub makes its checkpoint key on first use.
     """
     config = load_config(home)
-    engine = open_home_database(config, AuditRecord, AUDIT_TABLES)
     site = str(config.get("site_id", "")) if config.role == "spoke" else ""
-    log = AuditLog(engine, component=config.role, site=site)
     clock = SystemClock()
-    try:
-        home_origin(config)  # refuses homes that do not sign checkpoints, before any change
-        secrets = _secrets(config)
-        key = home_checkpoint_key(config, secrets)
-        signer = checkpoint_signer(config, key, secrets)
-        made = write_checkpoint(log, signer, key.origin, clock.now())
-    except AirlockError as exc:
-        log.record(
-            CHECKPOINT_ACTION,
-            failure_outcome(exc),
-            object=str(home),
-            details=failure_details(exc),
-            when=clock.now(),
-        )
-        raise
-    finally:
-        engine.dispose()
+    with home_database(config, AuditRecord, AUDIT_TABLES) as engine:
+        log = AuditLog(engine, component=config.role, site=site)
+        try:
+            home_origin(config)  # refuses homes that do not sign checkpoints, before any change
+            secrets = _secrets(config)
+            key = home_checkpoint_key(config, secrets)
+            signer = checkpoint_signer(config, key, secrets)
+            made = write_checkpoint(log, signer, key.origin, clock.now())
+        except AirlockError as exc:
+            log.record(
+                CHECKPOINT_ACTION,
+                failure_outcome(exc),
+                object=str(home),
+                details=failure_details(exc),
+                when=clock.now(),
+            )
+            raise
     if as_json:
-        click.echo(json.dumps(made.to_dict() | {"key": str(home / KEY_PEM)}, indent=2))
+        emit_json(made.to_dict() | {"key": str(home / KEY_PEM)}, sort_keys=False)
         return
     click.secho(f"checkpoint of {made.size} entries signed by {made.origin}", fg="green")
     click.echo(made.note, nl=False)
@@ -240,7 +177,7 @@ def checkpoint(home: Path, as_json: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the signed checkpoint [default: checkpoint-SIZE.txt next to --out].",
 )
-@JSON_OPTION
+@json_option()
 def prove(
     home: Path, seq: int, which: str, out: Path, note_out: Path | None, as_json: bool
 ) -> None:
@@ -251,11 +188,8 @@ def prove(
     """
     config = load_config(home)
     size = None if which == "latest" else _size(which)
-    engine = open_home_database(config, AuditRecord, AUDIT_TABLES)
-    try:
+    with home_database(config, AuditRecord, AUDIT_TABLES) as engine:
         proof = prove_entry(engine, seq, size)
-    finally:
-        engine.dispose()
     published = read_checkpoint_key(home)
     if published is not None:
         verify_checkpoint(proof.checkpoint, published.keys)
@@ -264,7 +198,7 @@ def prove(
     atomic_write_bytes(note_path, proof.checkpoint.encode("utf-8"))
     files = {"proof": str(out), "checkpoint": str(note_path), "key": str(home / KEY_PEM)}
     if as_json:
-        click.echo(json.dumps({"seq": seq, "tree_size": proof.tree_size} | files, indent=2))
+        emit_json({"seq": seq, "tree_size": proof.tree_size} | files, sort_keys=False)
         return
     click.secho(f"proof of entry {seq} in the checkpoint of {proof.tree_size} entries", fg="green")
     click.echo(
@@ -297,7 +231,7 @@ def _size(text: str) -> int:
     required=True,
     help="The hub's or site's audit-checkpoint-key.pem (or .json).",
 )
-@JSON_OPTION
+@json_option()
 def verify_proof(proof_path: Path, note_path: Path, key_path: Path, as_json: bool) -> None:
     """Check an inclusion proof offline: no home, no database, only the three files.
 
@@ -305,11 +239,11 @@ def verify_proof(proof_path: Path, note_path: Path, key_path: Path, as_json: boo
     signature does not verify with the key; 12 when the entry or the proof was
     altered (or does not match the checkpoint).
     """
-    proof = read_proof_file(_read_text(proof_path, "proof"))
-    note = _read_text(note_path, "checkpoint")
+    proof = read_proof_file(read_text(proof_path, "proof"))
+    note = read_text(note_path, "checkpoint")
     result = verify_inclusion_proof(proof, note, read_key_file(key_path))
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit_json(result.to_dict(), sort_keys=False)
         return
     entry = result.entry
     click.secho(
@@ -323,4 +257,5 @@ def verify_proof(proof_path: Path, note_path: Path, key_path: Path, as_json: boo
     )
 
 
-from airlock.bundles.cli import _audit_query as _query  # noqa: E402, F401
+audit.add_command(query_command)
+audit.add_command(report_command)

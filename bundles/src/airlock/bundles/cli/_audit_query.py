@@ -3,26 +3,23 @@
 Both commands only read. ``query`` streams matching entries as a table, JSON
 lines or CSV; ``report`` verifies the whole log and writes a self-contained
 HTML report for a time range or a change request (exit 10 when the log does
-not verify: the report is still written, and says so).
+not verify: the report is still written, and says so). :mod:`._audit` registers
+both on the ``audit`` group.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from securesystemslib.signer import Key
-from sqlalchemy import Engine
 
-from airlock.bundles.audit._checkpoint_store import read_checkpoint_key
 from airlock.bundles.audit._log import AuditRecord
 from airlock.bundles.audit._query import (
     FORMATS,
@@ -34,20 +31,17 @@ from airlock.bundles.audit._query import (
     write_table,
 )
 from airlock.bundles.audit._report import check_log, log_snapshot, render_report
-from airlock.bundles.cli._audit import (
+from airlock.bundles.cli._audit_options import (
     KEPT_CHECKPOINTS_OPTION,
+    LOG_HOME_OPTION,
     TRUSTED_KEY_OPTION,
-    audit,
-    read_key_file,
+    checkpoint_keys,
+    read_text,
+    time_options,
 )
+from airlock.bundles.cli._toolkit import emit_json, home_database, json_option
 from airlock.bundles.config import load_config
-from airlock.bundles.db._engine import open_home_database
-from airlock.bundles.errors import (
-    MediaError,
-    MissingFileError,
-    UsageError,
-    VerificationError,
-)
+from airlock.bundles.errors import UsageError, VerificationError
 
 TABLE_DEFAULT_LIMIT = 1000
 """Rows a table shows without ``--limit`` (a table of a million rows helps nobody)."""
@@ -67,33 +61,12 @@ FILTER_OPTIONS: list[tuple[str, str, str]] = [
 ]
 
 
-def _home_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--home",
-        type=click.Path(file_okay=False, path_type=Path),
-        required=True,
-        envvar="AIRLOCK_HOME",
-        help="Hub, spoke or ceremony home directory whose log to read.",
-    )(func)
-
-
-def _time_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option(
-        "--until",
-        metavar="WHEN",
-        help="Entries before this UTC time; a date alone includes that whole day.",
-    )(func)
-    return click.option(
-        "--since", metavar="WHEN", help="Entries at or after this UTC date or time (ISO 8601)."
-    )(func)
-
-
 def _filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for flag, name, text in reversed(FILTER_OPTIONS):
         func = click.option(
             flag, name, multiple=True, metavar="VALUE", help=text + " Repeatable; * = prefix."
         )(func)
-    return _time_options(func)
+    return time_options(func)
 
 
 def build_query(
@@ -108,12 +81,8 @@ def build_query(
     )
 
 
-def _open_log(home: Path) -> Engine:
-    return open_home_database(load_config(home), AuditRecord)
-
-
-@audit.command("query")
-@_home_option
+@click.command("query")
+@LOG_HOME_OPTION
 @_filter_options
 @click.option(
     "--format",
@@ -122,7 +91,7 @@ def _open_log(home: Path) -> Engine:
     metavar="FORMAT",
     help=f"Output: {', '.join(FORMATS)} (default table).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@json_option(help="Same as --format jsonl.")
 @click.option("--limit", type=int, help=f"At most N entries (table default {TABLE_DEFAULT_LIMIT}).")
 @click.option("--offset", type=int, default=0, show_default=True, help="Skip N entries first.")
 @click.option("--newest-first", is_flag=True, help="Newest entries first.")
@@ -158,8 +127,13 @@ def query_command(
     query = build_query(
         since, until, filters, limit=limit, offset=offset, newest_first=newest_first
     )
-    engine = _open_log(home)
-    entries = iter_entries(engine, query)
+    with home_database(load_config(home), AuditRecord) as engine:
+        _write_entries(iter_entries(engine, query), output_format, limit, out)
+
+
+def _write_entries(
+    entries: Iterator[dict[str, Any]], output_format: str, limit: int | None, out: Path | None
+) -> None:
     if output_format == "table":
         with contextlib.ExitStack() as stack:
             file = stack.enter_context(out.open("w", encoding="utf-8")) if out else None
@@ -176,9 +150,9 @@ def query_command(
     click.echo(f"{count} entries written to {out}", err=True)
 
 
-@audit.command("report")
-@_home_option
-@_time_options
+@click.command("report")
+@LOG_HOME_OPTION
+@time_options
 @click.option(
     "--change-request",
     "change_requests",
@@ -196,7 +170,7 @@ def query_command(
     required=True,
     help="The HTML file to write.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary and status as JSON.")
+@json_option(help="Print the summary and status as JSON.")
 def report_command(
     home: Path,
     since: str | None,
@@ -217,35 +191,33 @@ def report_command(
     if max_rows is not None and max_rows < 0:
         raise UsageError("--max-rows cannot be negative")
     query = build_query(since, until, {"change_request": change_requests})
-    keys = _checkpoint_keys(home, key_path)
-    external = [_read_note(note) for note in notes]
-    engine = _open_log(home)
-    query = replace(query, max_seq=log_snapshot(engine))
-    status = check_log(engine, keys, external=external)
+    keys = checkpoint_keys(home, key_path)
+    external = [read_text(note, "checkpoint") for note in notes]
     heading = title or _default_title(since, until, change_requests)
-    summary = render_report(
-        engine,
-        query,
-        status,
-        out,
-        title=heading,
-        source=str(home),
-        generated_at=dt.datetime.now(dt.UTC),
-        max_rows=max_rows,
-    )
+    with home_database(load_config(home), AuditRecord) as engine:
+        query = replace(query, max_seq=log_snapshot(engine))
+        status = check_log(engine, keys, external=external)
+        summary = render_report(
+            engine,
+            query,
+            status,
+            out,
+            title=heading,
+            source=str(home),
+            generated_at=dt.datetime.now(dt.UTC),
+            max_rows=max_rows,
+        )
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "report": str(out),
-                    "entries": summary.total,
-                    "first_time": summary.first_time,
-                    "last_time": summary.last_time,
-                    "by_outcome": dict(summary.by_outcome),
-                    "log": status.to_dict(),
-                },
-                indent=2,
-            )
+        emit_json(
+            {
+                "report": str(out),
+                "entries": summary.total,
+                "first_time": summary.first_time,
+                "last_time": summary.last_time,
+                "by_outcome": dict(summary.by_outcome),
+                "log": status.to_dict(),
+            },
+            sort_keys=False,
         )
     else:
         click.echo(f"report of {summary.total} entries written to {out}")
@@ -257,23 +229,6 @@ def report_command(
             hint="the log or its checkpoints were altered after they were written; "
             "preserve the database and compare with checkpoints kept elsewhere",
         )
-
-
-def _checkpoint_keys(home: Path, key_path: Path | None) -> dict[str, Key]:
-    """The keys checkpoints are checked with, as ``airlock audit verify`` takes them."""
-    if key_path is not None:
-        return {"": read_key_file(key_path)}
-    published = read_checkpoint_key(home)
-    return published.keys if published else {}
-
-
-def _read_note(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MissingFileError(f"checkpoint {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MediaError(f"checkpoint {path} is unreadable ({exc})") from None
 
 
 def _default_title(since: str | None, until: str | None, changes: tuple[str, ...]) -> str:

@@ -8,21 +8,26 @@ webhook that was down, and for looking at what is still pending. Guide:
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from airlock.bundles.audit._log import AuditLog, AuditRecord, failure_details, failure_outcome
+from airlock.bundles.cli._toolkit import (
+    emit_json,
+    home_database,
+    home_option,
+    json_option,
+    print_table,
+)
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.config import HomeConfig, load_config
-from airlock.bundles.db._engine import open_home_database
 from airlock.bundles.errors import MediaError
 from airlock.bundles.events._delivery import (
     DELIVER_ACTION,
@@ -33,21 +38,18 @@ from airlock.bundles.events._delivery import (
 )
 from airlock.bundles.events._outbox import OutboxEvent
 
-HOME_OPTION = click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    envvar="AIRLOCK_HOME",
-    help="Hub or spoke home directory (env AIRLOCK_HOME).",
+HOME_OPTION = home_option(
+    envvar="AIRLOCK_HOME", help="Hub or spoke home directory (env AIRLOCK_HOME)."
 )
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
-def _open(home: Path) -> tuple[HomeConfig, Engine, AuditLog]:
+@contextmanager
+def _outbox(home: Path) -> Iterator[tuple[HomeConfig, Engine, AuditLog]]:
+    """The home's configuration, its database (disposed afterwards) and its audit log."""
     config = load_config(home)
-    engine = open_home_database(config, AuditRecord, [OutboxEvent, AuditRecord])
-    site = str(config.get("site_id", "") or "") if config.role == "spoke" else ""
-    return config, engine, AuditLog(engine, component=config.role or "airlock", site=site)
+    with home_database(config, AuditRecord, [OutboxEvent, AuditRecord]) as engine:
+        site = str(config.get("site_id", "") or "") if config.role == "spoke" else ""
+        yield config, engine, AuditLog(engine, component=config.role or "airlock", site=site)
 
 
 @click.group()
@@ -62,16 +64,15 @@ def events() -> None:
 
 @events.command("deliver")
 @HOME_OPTION
-@JSON_OPTION
+@json_option()
 def deliver_command(home: Path, as_json: bool) -> None:
     """Write pending events to HOME/events/outbox.jsonl and POST them to the webhook.
 
     Exits 0 when nothing failed; 5 when the webhook refused or could not be
     reached (the events stay pending and are retried with backoff).
     """
-    config, engine, audit = _open(home)
-    now = SystemClock().now()
-    try:
+    with _outbox(home) as (config, engine, audit):
+        now = SystemClock().now()
         try:
             report = deliver(engine, home, config, now)
         except Exception as exc:
@@ -84,10 +85,8 @@ def deliver_command(home: Path, as_json: bool) -> None:
             )
             raise
         record_delivery(audit, report, now)
-    finally:
-        engine.dispose()
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        emit_json(report.to_dict(), sort_keys=False)
     else:
         target = f" and {report.webhook}" if report.webhook else ""
         click.echo(
@@ -121,19 +120,15 @@ def _status(row: OutboxEvent, webhook: bool) -> str:
     show_default=True,
     help="Show the most recent N events.",
 )
-@JSON_OPTION
+@json_option()
 def list_command(home: Path, pending: bool, limit: int, as_json: bool) -> None:
     """List outbox events, oldest first, with where each has reached."""
-    config, engine, _audit = _open(home)
-    webhook = load_settings(config).webhook is not None
-    try:
-        with Session(engine) as session:
-            query = select(OutboxEvent).order_by(col(OutboxEvent.seq).desc()).limit(limit)
-            if pending:
-                query = query.where(pending_filter(webhook))
-            rows = list(reversed(session.exec(query).all()))
-    finally:
-        engine.dispose()
+    with _outbox(home) as (config, engine, _audit), Session(engine) as session:
+        webhook = load_settings(config).webhook is not None
+        query = select(OutboxEvent).order_by(col(OutboxEvent.seq).desc()).limit(limit)
+        if pending:
+            query = query.where(pending_filter(webhook))
+        rows = list(reversed(session.exec(query).all()))
     items: list[dict[str, Any]] = [
         {
             "seq": row.seq,
@@ -152,11 +147,11 @@ def list_command(home: Path, pending: bool, limit: int, as_json: bool) -> None:
         for row in rows
     ]
     if as_json:
-        click.echo(json.dumps(items, indent=2))
+        emit_json(items, sort_keys=False)
         return
-    table = Table("seq", "time", "type", "subject", "status", "attempts", "last error")
-    for item in items:
-        table.add_row(
+    columns = ["seq", "time", "type", "subject", "status", "attempts", "last error"]
+    rows_shown = [
+        [
             str(item["seq"]),
             item["time"],
             escape(item["type"]),
@@ -164,5 +159,7 @@ def list_command(home: Path, pending: bool, limit: int, as_json: bool) -> None:
             item["status"],
             str(item["attempts"]),
             escape(item["last_error"]),
-        )
-    Console().print(table)
+        ]
+        for item in items
+    ]
+    print_table(None, columns, rows_shown)

@@ -16,10 +16,16 @@ import click
 from rich.console import Console
 
 from airlock.bundles.atomic import atomic_write_bytes
+from airlock.bundles.cli import emit_json
 from airlock.bundles.clock import SystemClock, utc_iso
 from airlock.bundles.errors import ConflictError, IntegrityError
-from airlock.ceremony.cli._main import HUB_SECRET_ENV, ceremony, secret_from_env_or_prompt
-from airlock.ceremony.cli._options import JSON, WORKSPACE, console_out, emit
+from airlock.ceremony.cli._options import (
+    HUB_SECRET_ENV,
+    JSON,
+    WORKSPACE,
+    console_out,
+    secret_from_env_or_prompt,
+)
 from airlock.ceremony.coordinator._finalize import finalize
 from airlock.ceremony.coordinator._propose import propose
 from airlock.ceremony.coordinator._transcript import (
@@ -41,7 +47,7 @@ from airlock.ceremony.documents._plan import (
 from airlock.ceremony.steps import StepLog
 
 
-@ceremony.group("plan")
+@click.group("plan")
 def plan_group() -> None:
     """Write or check the ceremony plan (officers, witnesses, roles, thresholds)."""
 
@@ -101,7 +107,7 @@ def plan_check(plan_file: Path, as_json: bool) -> None:
     plan = load_plan(plan_file)
     plan.check_valid(SystemClock().now())
     if as_json:
-        emit(plan.to_dict())
+        emit_json(plan.to_dict())
         return
     _render_plan(plan, console_out())
 
@@ -120,7 +126,7 @@ def _render_plan(plan: CeremonyPlan, console: Console) -> None:
         )
 
 
-@ceremony.command("propose")
+@click.command("propose")
 @WORKSPACE
 @click.option(
     "--offer",
@@ -157,7 +163,7 @@ def propose_command(
     click.echo("read the SHA-256 aloud; every officer checks it with `airlock ceremony sign`")
 
 
-@ceremony.command("finalize")
+@click.command("finalize")
 @WORKSPACE
 @click.option(
     "--signatures",
@@ -187,7 +193,7 @@ def finalize_command(workspace: Path, signature_files: tuple[Path, ...], out_dir
     )
 
 
-@ceremony.command("seal-transcript")
+@click.command("seal-transcript")
 @WORKSPACE
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.argument("signature_files", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -202,7 +208,7 @@ def seal_transcript_command(
     click.echo(f"transcript signed by {', '.join(signed)}; page: {directory / HTML_FILE}")
 
 
-@ceremony.command("verify-transcript")
+@click.command("verify-transcript")
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--any-tool", is_flag=True, help="Skip the check of the installed packages.")
 @JSON
@@ -211,7 +217,7 @@ def verify_transcript_command(directory: Path, any_tool: bool, as_json: bool) ->
     report = verify_transcript(directory, check_tool=not any_tool)
     if as_json:
         if report.ok:  # a failed report goes out with its error, as one document
-            emit(report.to_dict())
+            emit_json(report.to_dict())
     else:
         for check in report.checks:
             mark = "[green]ok  [/]" if check["ok"] else "[red]FAIL[/]"
@@ -227,7 +233,7 @@ def verify_transcript_command(directory: Path, any_tool: bool, as_json: bool) ->
         raise error
 
 
-@ceremony.command("render-transcript")
+@click.command("render-transcript")
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--out",
@@ -244,7 +250,7 @@ def render_transcript_command(directory: Path, out: Path) -> None:
     click.echo(f"wrote {out}; check the record with `airlock ceremony verify-transcript`")
 
 
-@ceremony.command("status")
+@click.command("status")
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--lead-days",
@@ -264,7 +270,7 @@ def status_command(directory: Path, lead_days: int, as_json: bool) -> None:
     code = schedule.exit_code(entries)
     next_by = utc_iso(min(entry.resign_by for entry in entries))
     if as_json:
-        emit(
+        emit_json(
             {
                 "lead_days": lead_days,
                 "roles": [e.to_dict() for e in entries],

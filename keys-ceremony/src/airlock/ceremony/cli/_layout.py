@@ -11,10 +11,9 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from airlock.bundles.cli import FittedTable
 from airlock.bundles.clock import SystemClock
-from airlock.ceremony.cli._main import ceremony
 from airlock.ceremony.cli._options import (
     JSON,
     KEYS,
@@ -34,7 +33,7 @@ def render_layout(summary: dict[str, Any], console: Console) -> None:
     console.print(f"  file SHA-256     {summary['sha256']}")
     console.print(f"  expires          [bold]{summary['expires']}[/]")
     console.print(f"  description      {escape(summary['readme'])}")
-    table = Table(title="steps and who may sign their links")
+    table = FittedTable(title="steps and who may sign their links")
     for column in ("step", "functionary keys", "materials", "products"):
         table.add_column(column, overflow="fold")
     for step in summary["steps"]:
@@ -63,7 +62,7 @@ def render_layout(summary: dict[str, Any], console: Console) -> None:
     console.print(f"you sign with your layout key [bold]{key['fingerprint']}[/] ({key['keyid']})")
 
 
-@ceremony.command("sign-layout")
+@click.command("sign-layout")
 @click.option(
     "--layout",
     "layout_path",

@@ -2,42 +2,41 @@
 
 Passphrases come from an environment variable or a no-echo prompt asked
 twice, never from an option (argv is visible to every user of the machine).
-Errors are raised as AirlockError and reported by the root command.
+Errors are raised as AirlockError and reported by the root command. The
+multi-officer commands live in sibling modules that never import this one;
+they are registered on the group here, in one place.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from airlock.bundles.keys import ALGORITHMS, MIN_PASSPHRASE_LENGTH, env_or_prompt_secrets
+from airlock.bundles.cli import emit_json
+from airlock.bundles.keys import ALGORITHMS
 from airlock.bundles.tuf import ROOT_EXPIRY_DAYS, TARGETS_EXPIRY_DAYS
+from airlock.ceremony.cli._coordinator import (
+    finalize_command,
+    plan_group,
+    propose_command,
+    render_transcript_command,
+    seal_transcript_command,
+    status_command,
+    verify_transcript_command,
+)
+from airlock.ceremony.cli._layout import sign_layout_command
+from airlock.ceremony.cli._officer import keygen, sign_command, sign_transcript_command
+from airlock.ceremony.cli._options import (
+    HUB_SECRET_ENV,
+    OFFICER_SECRET_ENV,
+    secret_from_env_or_prompt,
+)
 from airlock.ceremony.documents._output import check_destination
 from airlock.ceremony.documents._summary import ceremony_summary, render_summary
 from airlock.ceremony.minimal import run_minimal_ceremony
 from airlock.ceremony.roots._options import CeremonyOptions
-
-OFFICER_SECRET_ENV = "AIRLOCK_CEREMONY_PASSPHRASE"  # noqa: S105 - a variable name
-HUB_SECRET_ENV = "AIRLOCK_HUB_PASSPHRASE"  # noqa: S105 - a variable name
-
-
-def secret_from_env_or_prompt(env_var: str, label: str) -> str:
-    """The passphrase from ``env_var``, else a no-echo prompt asked twice."""
-
-    def prompt(_name: str) -> str:
-        return str(
-            click.prompt(
-                f"{label} (at least {MIN_PASSPHRASE_LENGTH} characters)",
-                hide_input=True,
-                confirmation_prompt=True,
-                err=True,
-            )
-        )
-
-    return env_or_prompt_secrets(env_var, prompt)("passphrase")
 
 
 @click.group()
@@ -134,12 +133,22 @@ def init(
     result = run_minimal_ceremony(out_dir, officer, hub, options)
     summary = ceremony_summary(result.record)
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        emit_json(summary, sort_keys=False)
     else:
         render_summary(summary, Console(highlight=False))
 
 
-# The multi-officer commands register themselves on the group above.
-from airlock.ceremony.cli import _coordinator as _coordinator  # noqa: E402
-from airlock.ceremony.cli import _layout as _layout  # noqa: E402
-from airlock.ceremony.cli import _officer as _officer  # noqa: E402
+for command in (
+    plan_group,
+    propose_command,
+    keygen,
+    sign_command,
+    finalize_command,
+    sign_transcript_command,
+    seal_transcript_command,
+    verify_transcript_command,
+    render_transcript_command,
+    status_command,
+    sign_layout_command,
+):
+    ceremony.add_command(command)

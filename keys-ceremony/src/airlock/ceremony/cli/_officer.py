@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from airlock.bundles.clock import SystemClock
-from airlock.ceremony.cli._main import ceremony
 from airlock.ceremony.cli._options import (
     JSON,
     KEYS,
@@ -29,7 +28,7 @@ from airlock.ceremony.officer._review import render_request
 from airlock.ceremony.officer._signing import sign_request
 
 
-@ceremony.command("keygen")
+@click.command("keygen")
 @PLAN
 @OFFICER
 @KEYS
@@ -83,7 +82,7 @@ def keygen(
     console.print("carry the offer file to the coordinator; keep your key directory here")
 
 
-@ceremony.command("sign")
+@click.command("sign")
 @click.option(
     "--request",
     "request_path",
@@ -132,7 +131,7 @@ def sign_command(
     click.echo(f"wrote {out}: {len(result.signatures)} signature(s); carry it to the coordinator")
 
 
-@ceremony.command("sign-transcript")
+@click.command("sign-transcript")
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
 @PLAN
 @OFFICER

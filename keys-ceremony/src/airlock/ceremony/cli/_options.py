@@ -1,4 +1,4 @@
-"""Options and secrets handling shared by the multi-officer ``airlock ceremony`` commands.
+"""Options and secrets handling shared by the ``airlock ceremony`` commands.
 
 Secrets never come from an option: the officer's passphrase from
 ``AIRLOCK_OFFICER_PASSPHRASE`` or a no-echo prompt (asked twice when a key is
@@ -7,7 +7,6 @@ made), the token PIN from ``AIRLOCK_HSM_PIN`` or a no-echo prompt.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,13 @@ from typing import Any
 import click
 from rich.console import Console
 
+from airlock.bundles.cli import emit_json, json_option
 from airlock.bundles.keys import MIN_PASSPHRASE_LENGTH, env_or_prompt_secrets
 
 OFFICER_PASSPHRASE_ENV = "AIRLOCK_OFFICER_PASSPHRASE"  # noqa: S105 - a variable name
 HSM_PIN_ENV = "AIRLOCK_HSM_PIN"
+OFFICER_SECRET_ENV = "AIRLOCK_CEREMONY_PASSPHRASE"  # noqa: S105 - a variable name
+HUB_SECRET_ENV = "AIRLOCK_HUB_PASSPHRASE"  # noqa: S105 - a variable name
 
 WORKSPACE = click.option(
     "--workspace",
@@ -44,7 +46,7 @@ KEYS = click.option(
 OUT_FILE = click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write."
 )
-JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+JSON = json_option()
 YES = click.option(
     "--yes", is_flag=True, help="Do not ask for confirmation (scripted rehearsals only)."
 )
@@ -75,12 +77,25 @@ class OfficerSecrets:
         return self.cache[kind]
 
 
-def emit(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
-
-
 def console_out() -> Console:
+    """The console human output goes to (no automatic highlighting of numbers and paths)."""
     return Console(highlight=False)
+
+
+def secret_from_env_or_prompt(env_var: str, label: str) -> str:
+    """The passphrase from ``env_var``, else a no-echo prompt asked twice."""
+
+    def prompt(_name: str) -> str:
+        return str(
+            click.prompt(
+                f"{label} (at least {MIN_PASSPHRASE_LENGTH} characters)",
+                hide_input=True,
+                confirmation_prompt=True,
+                err=True,
+            )
+        )
+
+    return env_or_prompt_secrets(env_var, prompt)("passphrase")
 
 
 def typed_hash_confirmation(
@@ -98,7 +113,7 @@ def typed_hash_confirmation(
 
     def confirm(summary: dict[str, Any]) -> bool:
         if as_json:
-            emit(summary)
+            emit_json(summary)
         else:
             render(summary, console_out())
         if yes:

@@ -5,17 +5,17 @@ Guide: docs/site-admin.md, "Attestations".
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from airlock.spoke.cli._main import HOME_OPTION, JSON_OPTION, spoke
+from airlock.bundles.cli import closing_home, emit_json
+from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION
 from airlock.spoke.site._home import SpokeHome
 
 
-@spoke.group("attestations", short_help="Export a staged version's in-toto evidence.")
+@click.group("attestations", short_help="Export a staged version's in-toto evidence.")
 def attestations() -> None:
     """In-toto attestations of staged model versions (checked at every import)."""
 
@@ -47,9 +47,10 @@ def export(home: Path, ref: str, out: Path, with_model: bool, as_json: bool) -> 
     """
     from airlock.spoke.importing._attestations import export as export_attestations
 
-    result = export_attestations(SpokeHome(home), ref, out, with_model)
+    with closing_home(SpokeHome(home)) as spoke_home:
+        result = export_attestations(spoke_home, ref, out, with_model)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit_json(result.to_dict(), sort_keys=False)
         return
     console = Console(highlight=False)
     console.print(f"[green]wrote the attestations of {result.ref} to {result.out}[/green]")

@@ -1,36 +1,29 @@
-"""``airlock spoke``: the site admin's commands (init, import, status)."""
+"""``airlock spoke``: the group, its own commands (init, import, status), and the others.
+
+The group's other commands live in sibling modules that never import this one;
+they are registered here, in one place, at the end of the module.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from airlock.bundles.cli import FittedTable, closing_home, emit_json
 from airlock.bundles.keys import env_or_prompt_secrets
+from airlock.spoke.cli._attestations import attestations
+from airlock.spoke.cli._metrics import export_metrics_command
+from airlock.spoke.cli._nodes import node
+from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION, open_home
+from airlock.spoke.cli._rollout import rollout
+from airlock.spoke.cli._serve import serve
+from airlock.spoke.cli._simulate import simulate
+from airlock.spoke.cli._trust import trust
 from airlock.spoke.site._home import PASSPHRASE_ENV, SpokeHome
-
-HOME_OPTION = click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="spoke-home",
-    show_default=True,
-    envvar="AIRLOCK_SPOKE_HOME",
-    help="Spoke home directory (env AIRLOCK_SPOKE_HOME).",
-)
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-
-
-def _prompt(secret_name: str) -> str:
-    return str(click.prompt(f"Site {secret_name}", hide_input=True, err=True))
-
-
-def _open(home: Path) -> SpokeHome:
-    return SpokeHome(home, env_or_prompt_secrets(PASSPHRASE_ENV, _prompt))
 
 
 @click.group()
@@ -86,11 +79,11 @@ def init(
     passphrase = env_or_prompt_secrets(PASSPHRASE_ENV, _new_passphrase)("passphrase")
     result = init_spoke(home, site_id, image_root, director_root, passphrase, not allow_unencrypted)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit_json(result.to_dict(), sort_keys=False)
         return
     console = Console()
     console.print(f"[green]spoke home created:[/green] {result.home}")
-    table = Table(title=f"site {site_id}: give these to the hub (site-identity.json)")
+    table = FittedTable(title=f"site {site_id}: give these to the hub (site-identity.json)")
     table.add_column("what")
     table.add_column("value", overflow="fold")
     table.add_row("age recipient", result.identity.age_recipient)
@@ -122,9 +115,10 @@ def import_(home: Path, bundle: Path, as_json: bool) -> None:
     """
     from airlock.spoke.importing._importer import import_bundle
 
-    result = import_bundle(_open(home), bundle)
+    with closing_home(open_home(home)) as spoke_home:
+        result = import_bundle(spoke_home, bundle)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit_json(result.to_dict(), sort_keys=False)
         return
     console = Console()
     console.print(
@@ -158,12 +152,13 @@ def status(home: Path, as_json: bool) -> None:
     """Show trusted root versions, last sequence, staged models and assignments."""
     from airlock.spoke.status import read_status
 
-    info = read_status(SpokeHome(home))
+    with closing_home(SpokeHome(home)) as spoke_home:
+        info = read_status(spoke_home)
     if as_json:
-        click.echo(json.dumps(info.to_dict(), indent=2))
+        emit_json(info.to_dict(), sort_keys=False)
         return
     console = Console()
-    overview = Table(title=f"spoke {info.site_id}", show_header=False)
+    overview = FittedTable(title=f"spoke {info.site_id}", show_header=False)
     overview.add_column("what")
     overview.add_column("value")
     overview.add_row("Image root version", str(info.image_root_version))
@@ -195,7 +190,7 @@ def status(home: Path, as_json: bool) -> None:
     for warning in info.cut_off.get("warnings", []):
         style = "bold red" if warning.startswith("STRONG") else "yellow"
         console.print(f"[{style}]warning:[/{style}] {warning}", highlight=False)
-    staged = Table(title="staged models")
+    staged = FittedTable(title="staged models")
     for column in ("model", "version", "files", "bytes", "sequence", "staged at", "status"):
         staged.add_column(column)
     for row in info.staged:
@@ -210,7 +205,7 @@ def status(home: Path, as_json: bool) -> None:
         )
     console.print(staged)
     if info.revoked:
-        revoked = Table(title="revoked by the hub (never run again)")
+        revoked = FittedTable(title="revoked by the hub (never run again)")
         for column in ("model", "version", "revoked at", "reason"):
             revoked.add_column(column)
         for item in info.revoked:
@@ -219,7 +214,7 @@ def status(home: Path, as_json: bool) -> None:
             )
         console.print(revoked)
     _print_gate(console, info.staged, info.runtime)
-    assigned = Table(title="assigned by the Director")
+    assigned = FittedTable(title="assigned by the Director")
     for column in ("model", "version", "files", "staged"):
         assigned.add_column(column)
     for row in info.assigned:
@@ -261,7 +256,7 @@ def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[st
     from airlock.spoke.status import gate_row
 
     declared = set(runtime["declared"])
-    site = Table(title="site runtime (validation gate)", show_header=False)
+    site = FittedTable(title="site runtime (validation gate)", show_header=False)
     site.add_column("what")
     site.add_column("value")
     for key, label, value in (
@@ -274,7 +269,7 @@ def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[st
         source = "declared in \\[runtime]" if key in declared else "detected"
         site.add_row(label, f"{escape(value)} ({source})")
     console.print(site)
-    gate = Table(title="validation gate")
+    gate = FittedTable(title="validation gate")
     for column in ("model", "version", "gate", "result", "p95 latency", "thresholds"):
         gate.add_column(column)
     gate.add_column("compatibility")
@@ -283,11 +278,5 @@ def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[st
     console.print(gate)
 
 
-# These modules' commands register themselves on the group above.
-from airlock.spoke.cli import _attestations as _attestations  # noqa: E402
-from airlock.spoke.cli import _metrics as _metrics  # noqa: E402
-from airlock.spoke.cli import _nodes as _nodes  # noqa: E402
-from airlock.spoke.cli import _rollout as _rollout  # noqa: E402
-from airlock.spoke.cli import _serve as _serve  # noqa: E402
-from airlock.spoke.cli import _simulate as _simulate  # noqa: E402
-from airlock.spoke.cli import _trust as _trust  # noqa: E402
+for command in (attestations, export_metrics_command, node, rollout, serve, simulate, trust):
+    spoke.add_command(command)

@@ -7,22 +7,21 @@ site (and needs no passphrase); the export itself is
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from airlock.bundles.cli import FittedTable, closing_home, emit_json
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.metrics import LatencySketch, MetricsCell, MetricsPayload, MetricsTotal
-from airlock.spoke.cli._main import HOME_OPTION, JSON_OPTION, _open, spoke
+from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION, open_home
 from airlock.spoke.site._home import SpokeHome
 
 
-@spoke.command("export-metrics", short_help="Export anonymised metrics for the hub.")
+@click.command("export-metrics", short_help="Export anonymised metrics for the hub.")
 @HOME_OPTION
 @click.option(
     "--out",
@@ -69,9 +68,10 @@ def export_metrics_command(
 
     now = SystemClock().now()
     if dry_run:
-        plan = plan_metrics(SpokeHome(home), now, epsilon=epsilon, k=k)
+        with closing_home(SpokeHome(home)) as spoke_home:
+            plan = plan_metrics(spoke_home, now, epsilon=epsilon, k=k)
         if as_json:
-            click.echo(json.dumps(plan.payload().to_dict(), indent=2, sort_keys=True))
+            emit_json(plan.payload().to_dict())
             return
         console = Console(highlight=False)
         _print_summary(console, "would export", plan.to_dict(), "")
@@ -92,9 +92,10 @@ def export_metrics_command(
         return
     if out is None:
         raise click.UsageError("--out DIR is required (or give --dry-run)")
-    result = export_metrics(_open(home), out, now, epsilon=epsilon, k=k)
+    with closing_home(open_home(home)) as spoke_home:
+        result = export_metrics(spoke_home, out, now, epsilon=epsilon, k=k)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit_json(result.to_dict(), sort_keys=False)
         return
     console = Console(highlight=False)
     _print_summary(console, "exported", result.to_dict(), str(result.out_dir))
@@ -105,7 +106,7 @@ def _print_summary(console: Console, verb: str, info: Mapping[str, object], path
     window = info["window"]
     assert isinstance(window, Mapping)
     noise = info["noise"]
-    table = Table(title=f"metrics {verb}: site {info['site_id']}", show_header=False)
+    table = FittedTable(title=f"metrics {verb}: site {info['site_id']}", show_header=False)
     table.add_column("what")
     table.add_column("value", overflow="fold")
     table.add_row("sequence", str(info["sequence"]))
@@ -150,10 +151,10 @@ def _clock(start: str, end: str) -> str:
 
 def _print_cells(console: Console, cells: Iterable[MetricsCell]) -> None:
     cells = list(cells)
-    table = Table(title="cells (per model version, ring and window)")
+    table = FittedTable(title="cells (per model version, ring and window)")
     for column in ("model", "ring", "window", "nodes", "requests", "errors", "p50 ms", "p95 ms"):
         table.add_column(column)
-    answers = Table(title="answers and confidence of each cell (exact counts)")
+    answers = FittedTable(title="answers and confidence of each cell (exact counts)")
     for column in ("model", "ring", "window", "predicted class = count", "confidence = count"):
         answers.add_column(column, overflow="fold")
     for cell in cells:
@@ -178,7 +179,7 @@ def _print_cells(console: Console, cells: Iterable[MetricsCell]) -> None:
 
 
 def _print_totals(console: Console, totals: Iterable[MetricsTotal]) -> None:
-    table = Table(title="totals (per model version and window, all rings)")
+    table = FittedTable(title="totals (per model version and window, all rings)")
     for column in ("model", "window", "nodes", "requests", "errors"):
         table.add_column(column)
     for total in totals:

@@ -8,20 +8,19 @@ writes. Unenrolled and removed nodes get nothing from the spoke.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from airlock.bundles.cli import FittedTable, closing_home, emit_json
 from airlock.bundles.clock import SystemClock
-from airlock.spoke.cli._main import HOME_OPTION, JSON_OPTION, _open, spoke
+from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION, open_home
 from airlock.spoke.site._home import SpokeHome
 
 
-@spoke.group("node", short_help="Enrol, list and remove inference nodes.")
+@click.group("node", short_help="Enrol, list and remove inference nodes.")
 def node() -> None:
     """The site's inference nodes: only enrolled nodes are served.
 
@@ -79,11 +78,12 @@ def enroll(
     """
     from airlock.spoke.nodes._enrolment import enroll as enroll_node
 
-    bootstrap = enroll_node(
-        _open(home), identity_file, labels, spoke_url, out, SystemClock(), tls_ca
-    )
+    with closing_home(open_home(home)) as spoke_home:
+        bootstrap = enroll_node(
+            spoke_home, identity_file, labels, spoke_url, out, SystemClock(), tls_ca
+        )
     if as_json:
-        click.echo(json.dumps({"enrolled": bootstrap.node_id, "bootstrap": str(out)}, indent=2))
+        emit_json({"enrolled": bootstrap.node_id, "bootstrap": str(out)}, sort_keys=False)
         return
     console = Console(highlight=False)
     console.print(f"[green]enrolled node[/green] {escape(bootstrap.node_id)}")
@@ -99,13 +99,12 @@ def list_(home: Path, as_json: bool) -> None:
 
     from airlock.spoke.nodes._enrolment import list_nodes
 
-    spoke_home = SpokeHome(home)
-    with Session(spoke_home.engine) as session:
+    with closing_home(SpokeHome(home)) as spoke_home, Session(spoke_home.engine) as session:
         nodes = list_nodes(session)
     if as_json:
-        click.echo(json.dumps([n.to_dict() for n in nodes], indent=2))
+        emit_json([n.to_dict() for n in nodes], sort_keys=False)
         return
-    table = Table(title=f"nodes of site {spoke_home.site_id}")
+    table = FittedTable(title=f"nodes of site {spoke_home.site_id}")
     for column in ("node", "status", "key id", "labels", "last report", "active versions"):
         table.add_column(column)
     for info in nodes:
@@ -129,8 +128,9 @@ def remove(home: Path, node_id: str, reason: str, as_json: bool) -> None:
     """Remove a node: the spoke refuses it from now on and forgets its assignment."""
     from airlock.spoke.nodes._enrolment import remove as remove_node
 
-    remove_node(SpokeHome(home), node_id, reason, SystemClock())
+    with closing_home(SpokeHome(home)) as spoke_home:
+        remove_node(spoke_home, node_id, reason, SystemClock())
     if as_json:
-        click.echo(json.dumps({"removed": node_id}, indent=2))
+        emit_json({"removed": node_id}, sort_keys=False)
         return
     Console(highlight=False).print(f"[green]removed node[/green] {escape(node_id)}")

@@ -18,11 +18,11 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from airlock.bundles.audit import default_principal
+from airlock.bundles.cli import FittedTable, closing_home, emit_json
 from airlock.bundles.clock import SystemClock
-from airlock.spoke.cli._main import HOME_OPTION, JSON_OPTION, spoke
+from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION
 from airlock.spoke.site._home import SpokeHome
 
 OPERATOR_OPTION = click.option(
@@ -55,7 +55,7 @@ def _rollout_group() -> None:
     """
 
 
-rollout: click.Group = spoke.group(
+rollout: click.Group = click.group(
     "rollout", short_help="Watch and steer rollouts: pause, resume, abort, promote."
 )(_rollout_group)
 """The ``airlock spoke rollout`` group (it registers itself on ``airlock spoke``)."""
@@ -70,12 +70,12 @@ def list_(home: Path, as_json: bool) -> None:
 
     from airlock.spoke.rollout._admin import list_rollouts
 
-    with Session(SpokeHome(home).engine) as session:
+    with closing_home(SpokeHome(home)) as spoke_home, Session(spoke_home.engine) as session:
         rows = list_rollouts(session)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit_json(rows, sort_keys=False)
         return
-    table = Table(title="rollouts")
+    table = FittedTable(title="rollouts")
     for column in ("id", "model", "version", "from", "state", "ring", "successes", "failures"):
         table.add_column(column)
     for row in rows:
@@ -111,18 +111,17 @@ def show(home: Path, rollout_id: str, as_json: bool) -> None:
     from airlock.spoke.rollout._admin import show_rollout
     from airlock.spoke.rollout._rings import stale_after_seconds
 
-    spoke_home = SpokeHome(home)
-    stale_after = stale_after_seconds(spoke_home.config)
-    with Session(spoke_home.engine) as session:
+    with closing_home(SpokeHome(home)) as spoke_home, Session(spoke_home.engine) as session:
+        stale_after = stale_after_seconds(spoke_home.config)
         info = show_rollout(session, rollout_id, SystemClock().now(), stale_after)
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        emit_json(info, sort_keys=False)
         return
     _print_show(Console(), info)
 
 
 def _print_show(console: Console, info: dict[str, Any]) -> None:
-    head = Table(title=f"rollout {info['id']}", show_header=False)
+    head = FittedTable(title=f"rollout {info['id']}", show_header=False)
     head.add_column("what")
     head.add_column("value")
     head.add_row("model", f"{info['model']}@{info['version']} (from {info['from_version'] or '-'})")
@@ -146,7 +145,7 @@ def _print_show(console: Console, info: dict[str, Any]) -> None:
     if wait and info["state"] == "ring":
         head.add_row("waiting for", escape(f"{wait['for']}: {wait['reason']}"))
     console.print(head)
-    rings = Table(title="rings")
+    rings = FittedTable(title="rings")
     for column in ("#", "ring", "nodes", "node count", "bake", "traffic", "approval", ""):
         rings.add_column(column)
     for index, ring in enumerate(info["ring_list"]):
@@ -166,7 +165,7 @@ def _print_show(console: Console, info: dict[str, Any]) -> None:
     console.print(rings)
     last = info["last_analysis"]
     if last:
-        figures = Table(
+        figures = FittedTable(
             title=f"last analysis ({last['since']} → {last['until']}): {last['outcome']}"
         )
         for column in ("cohort", "version", "requests", "errors", "error rate", "p99 ms", "nodes"):
@@ -185,7 +184,7 @@ def _print_show(console: Console, info: dict[str, Any]) -> None:
         console.print(figures)
         for line in [*last["breaches"], *last["notes"]]:
             console.print(f"  {escape(line)}")
-    history = Table(title="history")
+    history = FittedTable(title="history")
     for column in ("time", "event", "details"):
         history.add_column(column)
     for event in info["events"]:
@@ -216,9 +215,10 @@ def _brief(details: dict[str, Any]) -> str:
 def _run_action(
     home: Path, as_json: bool, verb: str, call: Callable[[SpokeHome], dict[str, Any]]
 ) -> None:
-    result = call(SpokeHome(home))
+    with closing_home(SpokeHome(home)) as spoke_home:
+        result = call(spoke_home)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        emit_json(result, sort_keys=False)
         return
     Console(highlight=False).print(
         f"[green]{verb}[/green] rollout {result['id']}: now {_state(result)} "

@@ -18,9 +18,10 @@ import click
 from securesystemslib.signer import Signer
 
 from airlock.bundles.audit import failure_details, failure_outcome
+from airlock.bundles.cli import closing_home
 from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.errors import AirlockError, MissingFileError, UsageError
-from airlock.spoke.cli._main import HOME_OPTION, _open, spoke
+from airlock.spoke.cli._options import HOME_OPTION, open_home
 from airlock.spoke.site._home import SpokeHome
 
 DEFAULT_HOST = "127.0.0.1"
@@ -125,7 +126,7 @@ def check_listen(
         )
 
 
-@spoke.command("serve", short_help="Serve the node API: TUF mirror, reports, metrics.")
+@click.command("serve", short_help="Serve the node API: TUF mirror, reports, metrics.")
 @HOME_OPTION
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
@@ -169,33 +170,37 @@ def serve(
 
     from airlock.spoke.service._app import create_app
 
-    spoke_home = _open(home)
-    clock = SystemClock()
-    details = {"host": host, "port": port, "tls": tls_cert is not None}
-    try:
-        check_listen(host, tls_cert, tls_key, insecure_http)
-        signer = spoke_home.keystore().signer(spoke_home.signing_key())
-    except Exception as exc:
+    with closing_home(open_home(home)) as spoke_home:
+        clock = SystemClock()
+        details = {"host": host, "port": port, "tls": tls_cert is not None}
+        try:
+            check_listen(host, tls_cert, tls_key, insecure_http)
+            signer = spoke_home.keystore().signer(spoke_home.signing_key())
+        except Exception as exc:
+            spoke_home.audit.record(
+                "spoke.serve.start",
+                failure_outcome(exc),
+                object="spoke-service",
+                details={**details, **failure_details(exc)},
+                when=clock.now(),
+            )
+            raise
         spoke_home.audit.record(
             "spoke.serve.start",
-            failure_outcome(exc),
+            "success",
             object="spoke-service",
-            details={**details, **failure_details(exc)},
+            details=details,
             when=clock.now(),
         )
-        raise
-    spoke_home.audit.record(
-        "spoke.serve.start", "success", object="spoke-service", details=details, when=clock.now()
-    )
-    app = create_app(spoke_home, clock, periodic=periodic_tasks(spoke_home, signer, clock))
-    scheme = "https" if tls_cert else "http"
-    click.echo(f"airlock spoke serving site {spoke_home.site_id} on {scheme}://{host}:{port}")
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
-        access_log=access_log,
-        log_level="info",
-    )
+        app = create_app(spoke_home, clock, periodic=periodic_tasks(spoke_home, signer, clock))
+        scheme = "https" if tls_cert else "http"
+        click.echo(f"airlock spoke serving site {spoke_home.site_id} on {scheme}://{host}:{port}")
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            ssl_certfile=str(tls_cert) if tls_cert else None,
+            ssl_keyfile=str(tls_key) if tls_key else None,
+            access_log=access_log,
+            log_level="info",
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -13,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from airlock.bundles.cli import closing_home, emit_json
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.errors import UsageError
-from airlock.spoke.cli._main import _open, spoke
+from airlock.spoke.cli._options import open_home
 
 if TYPE_CHECKING:
     from airlock.spoke.nodes._simulate import Simulation, SimulationSettings
@@ -34,7 +34,7 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
     return pair
 
 
-@spoke.command("simulate", short_help="Run simulated nodes against a running spoke service.")
+@click.command("simulate", short_help="Run simulated nodes against a running spoke service.")
 @click.option("--home", type=click.Path(path_type=Path), required=True, help="Spoke home.")
 @click.option("--url", "spoke_url", default="http://127.0.0.1:8750", show_default=True)
 @click.option("--nodes", type=int, default=20, show_default=True, help="How many nodes.")
@@ -94,33 +94,33 @@ def simulate(
         _run_processes(processes, duration)
         return
     part = _shard(settings, index, count)
-    spoke_home = _open(home)
-    stopping: list[int] = []
+    with closing_home(open_home(home)) as spoke_home:
+        stopping: list[int] = []
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stopping.append(signum)
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            stopping.append(signum)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    sim = Simulation(spoke_home, part, work_dir or home / "simulated-nodes", SystemClock())
-    ids = sim.enroll(spoke_home.keystore().signer(spoke_home.signing_key()))
-    click.echo(f"enrolled {len(ids)} simulated nodes ({ids[0]} … {ids[-1]}) at {spoke_url}")
-    sim.start()
-    started = time.monotonic()
-    next_status = started + status_every
-    try:
-        while not stopping and (duration <= 0 or time.monotonic() - started < duration):
-            time.sleep(0.2)
-            if not as_json and time.monotonic() >= next_status:
-                next_status += status_every
-                _print_status(sim, time.monotonic() - started)
-    finally:
-        sim.stop()
-    view = sim.fleet_view()
-    if as_json:
-        click.echo(json.dumps({"nodes": view}, indent=2, sort_keys=True))
-    else:
-        _print_status(sim, time.monotonic() - started)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        sim = Simulation(spoke_home, part, work_dir or home / "simulated-nodes", SystemClock())
+        ids = sim.enroll(spoke_home.keystore().signer(spoke_home.signing_key()))
+        click.echo(f"enrolled {len(ids)} simulated nodes ({ids[0]} … {ids[-1]}) at {spoke_url}")
+        sim.start()
+        started = time.monotonic()
+        next_status = started + status_every
+        try:
+            while not stopping and (duration <= 0 or time.monotonic() - started < duration):
+                time.sleep(0.2)
+                if not as_json and time.monotonic() >= next_status:
+                    next_status += status_every
+                    _print_status(sim, time.monotonic() - started)
+        finally:
+            sim.stop()
+        view = sim.fleet_view()
+        if as_json:
+            emit_json({"nodes": view})
+        else:
+            _print_status(sim, time.monotonic() - started)
 
 
 def _shard(settings: SimulationSettings, index: int, count: int) -> SimulationSettings:

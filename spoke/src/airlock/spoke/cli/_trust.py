@@ -5,22 +5,16 @@ Guide: docs/site-admin.md, "The time floor".
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from airlock.bundles.keys import env_or_prompt_secrets
-from airlock.spoke.cli._main import HOME_OPTION, JSON_OPTION, spoke
-from airlock.spoke.site._home import PASSPHRASE_ENV, SpokeHome
+from airlock.bundles.cli import closing_home, emit_json
+from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION, open_home
 
 
-def _prompt(secret_name: str) -> str:
-    return str(click.prompt(f"Site {secret_name}", hide_input=True, err=True))
-
-
-@spoke.group("trust", short_help="Manage the site's trust state (time floor).")
+@click.group("trust", short_help="Manage the site's trust state (time floor).")
 def trust() -> None:
     """The site's trust state: the time floor that imports are checked against."""
 
@@ -42,9 +36,10 @@ def reset_floor(home: Path, reason: str, as_json: bool) -> None:
     """
     from airlock.spoke.site._floor_reset import reset_floor as reset
 
-    result = reset(SpokeHome(home, env_or_prompt_secrets(PASSPHRASE_ENV, _prompt)), reason)
+    with closing_home(open_home(home)) as spoke_home:
+        result = reset(spoke_home, reason)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit_json(result.to_dict(), sort_keys=False)
         return
     Console(highlight=False).print(
         f"[green]time floor lowered[/green] from {result.old_floor} to {result.new_floor} "

@@ -92,6 +92,16 @@ class SpokeHome:
         """The audit log, stamped with this site's id."""
         return AuditLog(self.engine, component=ROLE, site=self.site_id)
 
+    def close(self) -> None:
+        """Releases the database connections, if the engine was ever opened.
+
+        The home stays usable: the next use of :attr:`engine` opens a new one.
+        """
+        self.__dict__.pop("audit", None)
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.dispose()
+
     def signing_key(self) -> KeyRef:
         """The site's Ed25519 signing key reference (public data)."""
         data: dict[str, Any] = json.loads((self.path / SIGNING_KEYREF_FILE).read_text())
