@@ -14,6 +14,7 @@ import click
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from rich.console import Console
 
+from airlock.bundles.cli import closing_home, emit_json, print_table
 from airlock.bundles.errors import ConflictError
 from airlock.bundles.keys import (
     OFFLINE_KDF_ITERATIONS,
@@ -34,7 +35,7 @@ from airlock.hub.changes._desk import (
     move_change,
     reject_change,
 )
-from airlock.hub.cli._main import HOME_OPTION, JSON_OPTION, _emit_json, _open, _table, hub
+from airlock.hub.cli._options import HOME_OPTION, JSON_OPTION, open_home
 
 APPROVER_PASSPHRASE_ENV = "AIRLOCK_APPROVER_PASSPHRASE"  # noqa: S105 - a variable name
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -44,7 +45,7 @@ def _approver_prompt(secret_name: str) -> str:
     return str(click.prompt(f"Approver key {secret_name}", hide_input=True, err=True))
 
 
-@hub.group("change")
+@click.group("change")
 def change() -> None:
     """Change requests: rollouts are assigned only under an approved one.
 
@@ -78,7 +79,7 @@ def _print_change(change: ChangeRequest) -> None:
         ["source", change.source + (f" ({change.sys_id})" if change.sys_id else "")],
         ["created / updated", f"{change.created} / {change.updated}"],
     ]
-    _table(f"change request {change.number}", ["field", "value"], rows)
+    print_table(f"change request {change.number}", ["field", "value"], rows)
 
 
 @change.command("create")
@@ -117,20 +118,21 @@ def change_create(
     as_json: bool,
 ) -> None:
     """Create a change request (state New)."""
-    created = create_change(
-        _open(home),
-        type=change_type,
-        short_description=short_description,
-        justification=justification,
-        requested_by=requested_by,
-        assignment_group=assignment_group,
-        approvers=approvers,
-        planned_start=start,
-        planned_end=end,
-        covers=covers,
-    )
+    with closing_home(open_home(home)) as ctx:
+        created = create_change(
+            ctx,
+            type=change_type,
+            short_description=short_description,
+            justification=justification,
+            requested_by=requested_by,
+            assignment_group=assignment_group,
+            approvers=approvers,
+            planned_start=start,
+            planned_end=end,
+            covers=covers,
+        )
     if as_json:
-        _emit_json(created.to_dict())
+        emit_json(created.to_dict())
         return
     Console().print(f"[green]created change request {created.number}[/green] (state new)")
 
@@ -141,9 +143,10 @@ def change_create(
 @JSON_OPTION
 def change_show(home: Path, number: str, as_json: bool) -> None:
     """Show change request NUMBER."""
-    found = get_change(_open(home), number)
+    with closing_home(open_home(home)) as ctx:
+        found = get_change(ctx, number)
     if as_json:
-        _emit_json(found.to_dict())
+        emit_json(found.to_dict())
     else:
         _print_change(found)
 
@@ -154,9 +157,10 @@ def change_show(home: Path, number: str, as_json: bool) -> None:
 @JSON_OPTION
 def change_list(home: Path, state: str | None, as_json: bool) -> None:
     """List change requests."""
-    found = [c for c in list_change_requests(_open(home)) if state in (None, c.state)]
+    with closing_home(open_home(home)) as ctx:
+        found = [c for c in list_change_requests(ctx) if state in (None, c.state)]
     if as_json:
-        _emit_json([c.to_dict() for c in found])
+        emit_json([c.to_dict() for c in found])
         return
     rows = [
         [
@@ -170,7 +174,7 @@ def change_list(home: Path, state: str | None, as_json: bool) -> None:
         ]
         for c in found
     ]
-    _table(
+    print_table(
         "change requests",
         ["number", "type", "state", "approval", "window", "covers", "description"],
         rows,
@@ -195,9 +199,10 @@ def change_approve(home: Path, number: str, approver: str, key: Path, as_json: b
     may not approve their own change. The change moves to scheduled.
     """
     secrets = env_or_prompt_secrets(APPROVER_PASSPHRASE_ENV, _approver_prompt)
-    approved = approve_change(_open(home), number, approver, key, secrets)
+    with closing_home(open_home(home)) as ctx:
+        approved = approve_change(ctx, number, approver, key, secrets)
     if as_json:
-        _emit_json(approved.to_dict())
+        emit_json(approved.to_dict())
         return
     Console().print(
         f"[green]{approved.number} approved by {approved.approved_by}[/green] "
@@ -213,9 +218,10 @@ def change_approve(home: Path, number: str, approver: str, key: Path, as_json: b
 @JSON_OPTION
 def change_reject(home: Path, number: str, approver: str, reason: str, as_json: bool) -> None:
     """Reject NUMBER (in authorize); it goes back to new."""
-    rejected = reject_change(_open(home), number, approver, reason)
+    with closing_home(open_home(home)) as ctx:
+        rejected = reject_change(ctx, number, approver, reason)
     if as_json:
-        _emit_json(rejected.to_dict())
+        emit_json(rejected.to_dict())
         return
     Console().print(f"[yellow]{rejected.number} rejected by {approver}[/yellow]: {reason}")
 
@@ -232,9 +238,10 @@ def change_move(home: Path, number: str, to: str, as_json: bool) -> None:
     canceled from any state before closed. Nothing goes past authorize
     without an approval, and nothing moves back.
     """
-    moved = move_change(_open(home), number, to)
+    with closing_home(open_home(home)) as ctx:
+        moved = move_change(ctx, number, to)
     if as_json:
-        _emit_json(moved.to_dict())
+        emit_json(moved.to_dict())
         return
     Console().print(f"[green]{moved.number} is now {moved.state}[/green]")
 
@@ -249,9 +256,10 @@ def change_import(home: Path, path: Path, as_json: bool) -> None:
     Approved records are signed by the hub on ServiceNow's behalf
     (approval source `servicenow`); see docs/integrator.md.
     """
-    result = import_servicenow(_open(home), path)
+    with closing_home(open_home(home)) as ctx:
+        result = import_servicenow(ctx, path)
     if as_json:
-        _emit_json(result.to_dict())
+        emit_json(result.to_dict())
         return
     Console().print(
         f"[green]imported {path}[/green]: {len(result.created)} new, "
@@ -281,7 +289,7 @@ def change_keygen(out: Path, as_json: bool) -> None:
     )
     public_path.write_bytes(public_pem)
     if as_json:
-        _emit_json(
+        emit_json(
             {"key": str(out), "public_key": str(public_path), "keyid": signer.public_key.keyid}
         )
         return
@@ -308,9 +316,10 @@ def approver() -> None:
 @JSON_OPTION
 def approver_add(home: Path, name: str, key: Path, as_json: bool) -> None:
     """Register approver NAME with their public key."""
-    info = add_change_approver(_open(home), name, key)
+    with closing_home(open_home(home)) as ctx:
+        info = add_change_approver(ctx, name, key)
     if as_json:
-        _emit_json(info.to_dict())
+        emit_json(info.to_dict())
         return
     Console().print(f"[green]approver {info.name} registered[/green] (key {info.keyid})")
 
@@ -320,11 +329,12 @@ def approver_add(home: Path, name: str, key: Path, as_json: bool) -> None:
 @JSON_OPTION
 def approver_list(home: Path, as_json: bool) -> None:
     """List registered approvers."""
-    found = list_change_approvers(_open(home))
+    with closing_home(open_home(home)) as ctx:
+        found = list_change_approvers(ctx)
     if as_json:
-        _emit_json([a.to_dict() for a in found])
+        emit_json([a.to_dict() for a in found])
         return
-    _table(
+    print_table(
         "change approvers",
         ["name", "key id", "added", "added by"],
         [[a.name, a.keyid, a.added, a.added_by] for a in found],

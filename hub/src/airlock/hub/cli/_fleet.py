@@ -23,10 +23,11 @@ from sqlmodel import Session
 
 from airlock.bundles.atomic import atomic_writer
 from airlock.bundles.audit import parse_time
+from airlock.bundles.cli import emit_json, print_table
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import SecretError, UsageError
 from airlock.bundles.metrics import CONFIDENCE_BUCKETS, confidence_bucket
-from airlock.hub.cli._main import HOME_OPTION, JSON_OPTION, _emit_json, _table, hub
+from airlock.hub.cli._options import HOME_OPTION, JSON_OPTION
 from airlock.hub.context._context import HubContext, open_hub
 from airlock.hub.fleet._report import QUANTILES, FleetReport, fleet_report
 
@@ -38,7 +39,7 @@ def _no_secret(name: str) -> str:
     )
 
 
-@hub.group("report")
+@click.group("report")
 def report() -> None:
     """Reports over what sites sent back (read-only, no passphrase)."""
 
@@ -85,7 +86,7 @@ def fleet(
     if html_out is not None:
         render_html(result, html_out, source=str(home))
     if as_json:
-        _emit_json(result.to_dict() | ({"html": str(html_out)} if html_out else {}))
+        emit_json(result.to_dict() | ({"html": str(html_out)} if html_out else {}))
         return
     _print(result)
     if html_out is not None:
@@ -145,7 +146,7 @@ def _print(result: FleetReport) -> None:
     if rows:
         columns = ["version", "status", "sites", "requests", "error rate"]
         columns += ["/".join(QUANTILES) + " ms", "drift", "open alerts"]
-        _table("model versions", columns, rows)
+        print_table("model versions", columns, rows)
     groups = [
         [
             v.ref,
@@ -161,7 +162,7 @@ def _print(result: FleetReport) -> None:
     ]
     if groups:
         columns = ["version", "site", "ring", "nodes", "requests", "error rate"]
-        _table("by site and ring", [*columns, "/".join(QUANTILES) + " ms"], groups)
+        print_table("by site and ring", [*columns, "/".join(QUANTILES) + " ms"], groups)
     sites = [
         [
             s.site_id,
@@ -172,7 +173,9 @@ def _print(result: FleetReport) -> None:
         ]
         for s in result.sites
     ]
-    _table("sites", ["site", "last import", "window end", "missing", "witnessed log size"], sites)
+    print_table(
+        "sites", ["site", "last import", "window end", "missing", "witnessed log size"], sites
+    )
 
 
 PALETTE = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83", "#9a6700")

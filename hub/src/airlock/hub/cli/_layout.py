@@ -11,15 +11,16 @@ from typing import Any
 import click
 from rich.console import Console
 
+from airlock.bundles.cli import closing_home, emit_json, print_table
 from airlock.bundles.errors import UsageError
 from airlock.bundles.intoto import PIPELINE_STEPS
-from airlock.hub.cli._main import HOME_OPTION, JSON_OPTION, _emit_json, _open, _table, hub
+from airlock.hub.cli._options import HOME_OPTION, JSON_OPTION, open_home
 from airlock.hub.intake._attestations import draft_layout, layout_info, set_layout
 
 DEFAULT_EXPIRES_DAYS = 90
 
 
-@hub.group("layout", short_help="Draft, set and show the in-toto supply-chain layout.")
+@click.group("layout", short_help="Draft, set and show the in-toto supply-chain layout.")
 def layout() -> None:
     """The in-toto supply-chain layout that attested model versions are checked against.
 
@@ -72,10 +73,10 @@ def _show(summary: dict[str, Any]) -> None:
                 "\n".join(item["products"]),
             ]
         )
-    _table("steps", ["step", "functionaries", "materials", "products"], rows)
+    print_table("steps", ["step", "functionaries", "materials", "products"], rows)
     signatures = [[s["fingerprint"], s["holder"] or "-", s["keyid"]] for s in summary["signatures"]]
     if signatures:
-        _table("signatures", ["key", "holder", "key id"], signatures)
+        print_table("signatures", ["key", "holder", "key id"], signatures)
     else:
         console.print("not signed yet")
 
@@ -113,9 +114,10 @@ def draft(
     passphrase). Carry the file to the security officers; a threshold of them
     signs it with `airlock ceremony sign-layout`; then `airlock hub layout set`.
     """
-    info = draft_layout(_open(home), _functionaries(functionaries), expires_days, out)
+    with closing_home(open_home(home)) as ctx:
+        info = draft_layout(ctx, _functionaries(functionaries), expires_days, out)
     if as_json:
-        _emit_json({"out": str(out), **info.to_dict()})
+        emit_json({"out": str(out), **info.to_dict()})
         return
     _show(info.summary)
     Console().print(f"[green]unsigned layout written to {out}[/green]; have the officers sign it")
@@ -132,9 +134,10 @@ def set_(home: Path, path: Path, as_json: bool) -> None:
     it, and it may not expire after the officers' layout role. Versions
     released with --links from now on carry it.
     """
-    info = set_layout(_open(home), path)
+    with closing_home(open_home(home)) as ctx:
+        info = set_layout(ctx, path)
     if as_json:
-        _emit_json(info.to_dict())
+        emit_json(info.to_dict())
         return
     _show(info.summary)
     if info.changed:
@@ -148,13 +151,14 @@ def set_(home: Path, path: Path, as_json: bool) -> None:
 @JSON_OPTION
 def show(home: Path, as_json: bool) -> None:
     """Show the current layout: steps, functionaries, rules, signatures, expiry."""
-    info = layout_info(_open(home))
+    with closing_home(open_home(home)) as ctx:
+        info = layout_info(ctx)
     if info is None:
         raise UsageError(
             "no in-toto layout is set at this hub",
             hint="`airlock hub layout draft`, the officers sign, `airlock hub layout set FILE`",
         )
     if as_json:
-        _emit_json(info.to_dict())
+        emit_json(info.to_dict())
         return
     _show(info.summary)

@@ -17,11 +17,12 @@ from typing import Any
 import click
 from rich.console import Console
 
-from airlock.hub.cli._main import HOME_OPTION, JSON_OPTION, _emit_json, _open, _table, hub
+from airlock.bundles.cli import closing_home, emit_json, print_table
+from airlock.hub.cli._options import HOME_OPTION, JSON_OPTION, open_home
 from airlock.hub.fleet._metrics_import import MetricsImportResult, import_metrics
 
 
-@hub.command("import-metrics")
+@click.command("import-metrics")
 @HOME_OPTION
 @click.argument("bundle", type=click.Path(path_type=Path))
 @JSON_OPTION
@@ -37,13 +38,10 @@ def import_metrics_(home: Path, bundle: Path, as_json: bool) -> None:
     failure; a rewritten site log exits with code 22 and emits the
     `audit.log-inconsistent` event.
     """
-    hub_ = _open(home)
-    try:
-        result = import_metrics(hub_, bundle)
-    finally:
-        hub_.close()
+    with closing_home(open_home(home)) as ctx:
+        result = import_metrics(ctx, bundle)
     if as_json:
-        _emit_json(result.to_dict())
+        emit_json(result.to_dict())
         return
     _show(result)
 
@@ -83,7 +81,7 @@ def _show(result: MetricsImportResult) -> None:
             ]
             for v in result.versions
         ]
-        _table("figures imported", ["model version", "rings", "requests", "errors"], rows)
+        print_table("figures imported", ["model version", "rings", "requests", "errors"], rows)
     for alert in result.alerts:
         console.print(f"[red]alert opened:[/red] {_alert_line(alert)}")
     if not result.alerts:

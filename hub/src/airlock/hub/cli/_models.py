@@ -12,23 +12,125 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from airlock.bundles.cli import closing_home, emit_json, print_table
 from airlock.bundles.errors import NotFoundError
+from airlock.bundles.release import ReleaseInfo
 from airlock.hub.catalog import _release_view as release_view
 from airlock.hub.catalog import _revocation_view as revocation_view
 from airlock.hub.catalog._catalog import list_models
 from airlock.hub.catalog._release_files import release_parts
-from airlock.hub.cli._main import (
+from airlock.hub.cli._options import (
     HOME_OPTION,
     JSON_OPTION,
     RELEASE_FILE_OPTIONS,
-    _emit_json,
-    _files_table,
-    _open,
-    _table,
-    model,
+    files_table,
+    open_home,
 )
 from airlock.hub.intake._mlflow import TRACKING_URI_ENV, import_model
-from airlock.hub.sites._tenants import family_tenants
+from airlock.hub.intake._releases import release_model
+from airlock.hub.sites._tenants import (
+    family_tenants,
+)
+
+
+@click.group("model")
+def model() -> None:
+    """Release and list model versions."""
+
+
+@model.command("add")
+@HOME_OPTION
+@click.argument("name")
+@click.argument("version")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--tenant",
+    help="The tenant family NAME belongs to (a new family: default `default`; "
+    "an existing family: must be its tenant).",
+)
+@click.option(
+    "--links",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The training pipeline's in-toto links (<step>.<keyid8>.link): attach them, "
+    "the current layout and the hub's package link (needs `airlock hub layout set`).",
+)
+@RELEASE_FILE_OPTIONS[0]
+@RELEASE_FILE_OPTIONS[1]
+@RELEASE_FILE_OPTIONS[2]
+@JSON_OPTION
+def model_add(
+    home: Path,
+    name: str,
+    version: str,
+    path: Path,
+    tenant: str | None,
+    links: Path | None,
+    validation_set: Path | None,
+    thresholds: Path | None,
+    compat: Path | None,
+    as_json: bool,
+) -> None:
+    """Release NAME VERSION from PATH (an .onnx file or a flat directory with external data).
+
+    The ONNX graph is checked, every file is stored by SHA-256 and signed as
+    an Image target of family NAME, in the role of the family's tenant.
+    Versions are immutable; a family's tenant never changes. A validation set
+    with its thresholds, and a compatibility record, are signed with the version.
+    """
+    parts = release_parts(validation_set, thresholds, compat)
+    record = ReleaseInfo(validation=parts.validation, compatibility=parts.compatibility)
+    with closing_home(open_home(home)) as hub_:
+        release = release_model(
+            hub_, name, version, path, record, parts.extras, tenant=tenant, links=links
+        )
+        owner = family_tenants(hub_).get(name)
+        if as_json:
+            emit_json({"created": release.created, "tenant": owner, **release.model.to_dict()})
+            return
+        console = Console()
+        if not release.created:
+            console.print(
+                f"{release.model.ref} is already released with identical files: nothing changed"
+            )
+            return
+        console.print(f"[green]released {release.model.ref}[/green] (tenant {owner})")
+        files_table(release.model)
+
+
+@model.command("list")
+@HOME_OPTION
+@JSON_OPTION
+def model_list(home: Path, as_json: bool) -> None:
+    """List released model versions with their family's tenant."""
+    with closing_home(open_home(home)) as hub_:
+        models, owners = list_models(hub_), family_tenants(hub_)
+        flags = revocation_view.version_flags(hub_.engine)
+        if as_json:
+            emit_json(
+                [
+                    {
+                        "tenant": owners.get(m.name),
+                        **m.to_dict(),
+                        **revocation_view.fields(flags, m.name, m.version),
+                    }
+                    for m in models
+                ]
+            )
+            return
+        rows = [
+            [
+                m.name,
+                m.version,
+                owners.get(m.name, "-"),
+                str(len(m.files)),
+                str(sum(f.length for f in m.files)),
+                release_view.summary(m.release),
+                revocation_view.label(flags, m.name, m.version),
+            ]
+            for m in models
+        ]
+        columns = ["name", "version", "tenant", "files", "bytes", "release", "status"]
+        print_table("models", columns, rows)
 
 
 @model.command("import")
@@ -79,41 +181,43 @@ def model_import(
     bytes or another record under the same name and version are refused.
     """
     parts = release_parts(validation_set, thresholds, compat)
-    hub_ = _open(home)
-    console = Console(stderr=True)
-    with console.status(f"importing {uri} from MLflow…"):
-        result = import_model(
-            hub_,
-            uri,
-            tracking_uri=tracking_uri,
-            name=name,
-            version=version,
-            parts=parts,
-            tenant=tenant,
-            links=links,
-        )
-    released = result.release
-    owner = family_tenants(hub_).get(released.model.name)
-    if as_json:
-        _emit_json(
-            {
-                "created": released.created,
-                "tenant": owner,
-                "mlflow": result.to_dict(),
-                **released.model.to_dict(),
-            }
-        )
-        return
-    resolved = result.resolved
-    origin = f"{resolved.ref} → version {resolved.version}"
-    if not released.created:
+    with closing_home(open_home(home)) as hub_:
+        console = Console(stderr=True)
+        with console.status(f"importing {uri} from MLflow…"):
+            result = import_model(
+                hub_,
+                uri,
+                tracking_uri=tracking_uri,
+                name=name,
+                version=version,
+                parts=parts,
+                tenant=tenant,
+                links=links,
+            )
+        released = result.release
+        owner = family_tenants(hub_).get(released.model.name)
+        if as_json:
+            emit_json(
+                {
+                    "created": released.created,
+                    "tenant": owner,
+                    "mlflow": result.to_dict(),
+                    **released.model.to_dict(),
+                }
+            )
+            return
+        resolved = result.resolved
+        origin = f"{resolved.ref} → version {resolved.version}"
+        if not released.created:
+            Console().print(
+                f"{released.model.ref} ({origin}) is already released with identical files: "
+                "nothing changed"
+            )
+            return
         Console().print(
-            f"{released.model.ref} ({origin}) is already released with identical files: "
-            "nothing changed"
+            f"[green]released {released.model.ref}[/green] from {origin} (tenant {owner})"
         )
-        return
-    Console().print(f"[green]released {released.model.ref}[/green] from {origin} (tenant {owner})")
-    _files_table(released.model)
+        files_table(released.model)
 
 
 @model.command("show")
@@ -123,35 +227,35 @@ def model_import(
 @JSON_OPTION
 def model_show(home: Path, name: str, version: str, as_json: bool) -> None:
     """Show NAME VERSION: its files and its signed release record (lineage, validation, compat)."""
-    hub_ = _open(home)
-    found = [m for m in list_models(hub_) if (m.name, m.version) == (name, version)]
-    if not found:
-        raise NotFoundError(
-            f"model version {name}@{version} is not released",
-            hint="see `airlock hub model list`",
-        )
-    shown = found[0]
-    owner = family_tenants(hub_).get(name)
-    flags = revocation_view.version_flags(hub_.engine)
-    if as_json:
-        _emit_json(
-            {"tenant": owner, **shown.to_dict(), **revocation_view.fields(flags, name, version)}
-        )
-        return
-    console = Console()
-    console.print(f"{shown.ref} (tenant {owner})")
-    flagged = revocation_view.fields(flags, name, version)
-    if flagged["revoked"]:
-        revoked = flagged["revoked"]
-        console.print(
-            f"[red]REVOKED[/red] at {revoked['revoked_at']} by {revoked['principal']}: "
-            f"{revoked['reason']}"
-        )
-    for site in flagged["rolled_back_at"]:
-        console.print(
-            f"[yellow]rolled back[/yellow] at {site['site_id']} ({site['rolled_back_at']})"
-        )
-    _files_table(shown)
-    rows = release_view.rows(shown.release)
-    if rows:
-        _table("release record", ["field", "value"], rows)
+    with closing_home(open_home(home)) as hub_:
+        found = [m for m in list_models(hub_) if (m.name, m.version) == (name, version)]
+        if not found:
+            raise NotFoundError(
+                f"model version {name}@{version} is not released",
+                hint="see `airlock hub model list`",
+            )
+        shown = found[0]
+        owner = family_tenants(hub_).get(name)
+        flags = revocation_view.version_flags(hub_.engine)
+        if as_json:
+            emit_json(
+                {"tenant": owner, **shown.to_dict(), **revocation_view.fields(flags, name, version)}
+            )
+            return
+        console = Console()
+        console.print(f"{shown.ref} (tenant {owner})")
+        flagged = revocation_view.fields(flags, name, version)
+        if flagged["revoked"]:
+            revoked = flagged["revoked"]
+            console.print(
+                f"[red]REVOKED[/red] at {revoked['revoked_at']} by {revoked['principal']}: "
+                f"{revoked['reason']}"
+            )
+        for site in flagged["rolled_back_at"]:
+            console.print(
+                f"[yellow]rolled back[/yellow] at {site['site_id']} ({site['rolled_back_at']})"
+            )
+        files_table(shown)
+        rows = release_view.rows(shown.release)
+        if rows:
+            print_table("release record", ["field", "value"], rows)
