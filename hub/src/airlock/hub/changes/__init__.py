@@ -4,7 +4,6 @@ change desk functions (create, approve, move, …) that gate rollouts.
 Modules here are private (``_name.py``); other components import the names below.
 """
 
-from airlock.hub.changes._changes import ChangeRequest
 from airlock.hub.changes._desk import (
     add_change_approver,
     approve_change,
@@ -16,6 +15,7 @@ from airlock.hub.changes._desk import (
     move_change,
     reject_change,
 )
+from airlock.hub.changes._records import ChangeRequest
 
 __all__ = [
     "ChangeRequest",

@@ -26,9 +26,10 @@ from airlock.bundles.audit import default_principal
 from airlock.bundles.config import HomeConfig
 from airlock.bundles.errors import UsageError
 from airlock.bundles.keys import load_encrypted_key
+from airlock.hub.changes import _approvals as approvals
 from airlock.hub.changes import _changes as changes
 from airlock.hub.changes import _servicenow as changes_servicenow
-from airlock.hub.changes._changes import ApproverInfo, ChangeRequest, CoveredPlan
+from airlock.hub.changes._records import ApproverInfo, ChangeRequest, CoveredPlan
 from airlock.hub.changes._servicenow import ImportResult
 from airlock.hub.context._context import HubContext, online_signer
 from airlock.hub.context._operation import operation
@@ -118,7 +119,9 @@ def add_change_approver(ctx: HubContext, name: str, key: Key | Path) -> Approver
     with operation(ctx, "hub.change.approver.add", name) as op:
         op.details = {"approver": name}
         public = key if isinstance(key, Key) else read_public_key(Path(key))
-        info = changes.add_approver(op.session, ctx.clock.now(), name, public, default_principal())
+        info = approvals.add_approver(
+            op.session, ctx.clock.now(), name, public, default_principal()
+        )
         op.details = info.to_dict()
         return info
 
@@ -148,9 +151,9 @@ def approve_change(
         if isinstance(key, Signer):
             signer = key
         else:
-            registered = changes.approver_key(op.session, approver)
+            registered = approvals.approver_key(op.session, approver)
             signer = load_encrypted_key(Path(key), registered, secrets)
-        change = changes.approve(op.session, ctx.clock.now(), number, approver, signer)
+        change = approvals.approve(op.session, ctx.clock.now(), number, approver, signer)
         op.details |= _approval_details(change)
         return change
 
@@ -163,7 +166,7 @@ def reject_change(ctx: HubContext, number: str, approver: str, reason: str) -> C
     """
     with operation(ctx, "hub.change.reject", number, change_request=number) as op:
         op.details = {"change_request": number, "approver": approver, "reason": reason}
-        change = changes.reject(op.session, ctx.clock.now(), number, approver, reason)
+        change = approvals.reject(op.session, ctx.clock.now(), number, approver, reason)
         op.details |= {"state": change.state, "approval": change.approval}
         return change
 

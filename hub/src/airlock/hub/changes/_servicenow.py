@@ -64,8 +64,10 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.release import CHANGE_TYPES, ChangeAuthorization
+from airlock.hub.changes import _approvals as approvals
 from airlock.hub.changes import _changes as changes
-from airlock.hub.changes._changes import CoveredPlan
+from airlock.hub.changes import _records as change_records
+from airlock.hub.changes._records import CoveredPlan
 from airlock.hub.store._tables import HubChangeRequest
 
 STATE_CODES = {
@@ -170,7 +172,7 @@ def parse_record(index: int, record: Any) -> ServiceNowChange:
 
 
 def _parse(record: Mapping[str, Any], number: str) -> ServiceNowChange:
-    if not changes.NUMBER_RE.match(number):
+    if not change_records.NUMBER_RE.match(number):
         raise UsageError(f"number {number!r} is not a change number (e.g. CHG0030001)")
     change_type = _text(record, "type").lower()
     if change_type not in CHANGE_TYPES:
@@ -181,14 +183,16 @@ def _parse(record: Mapping[str, Any], number: str) -> ServiceNowChange:
         raise UsageError(f"state {raw_state!r} is not a change_request state")
     approval = _text(record, "approval").lower() or "not requested"
     approval = APPROVAL_ALIASES.get(approval, approval)
-    if approval not in changes.APPROVALS:
-        raise UsageError(f"approval {approval!r} is not one of {', '.join(changes.APPROVALS)}")
+    if approval not in change_records.APPROVALS:
+        raise UsageError(
+            f"approval {approval!r} is not one of {', '.join(change_records.APPROVALS)}"
+        )
     requested_by = _text(record, "requested_by")
     if not requested_by:
         raise UsageError("it has no requested_by")
     start, end = _date(record, "start_date"), _date(record, "end_date")
     if start or end or approval == "approved":
-        changes.check_window(number, start, end)
+        change_records.check_window(number, start, end)
     approved_by = _text(record, "approved_by") or DEFAULT_APPROVER
     if approval == "approved" and approved_by.casefold() == requested_by.casefold():
         raise UsageError(
@@ -206,12 +210,14 @@ def _parse(record: Mapping[str, Any], number: str) -> ServiceNowChange:
         approval=approval,
         approved_by=approved_by if approval == "approved" else "",
         approved_at=approved_at if approval == "approved" else "",
-        requested_by=changes.check_text("requester", requested_by, required=True),
-        assignment_group=changes.check_text("assignment group", _text(record, "assignment_group")),
-        short_description=changes.check_text(
+        requested_by=change_records.check_text("requester", requested_by, required=True),
+        assignment_group=change_records.check_text(
+            "assignment group", _text(record, "assignment_group")
+        ),
+        short_description=change_records.check_text(
             "short description", _text(record, "short_description"), required=True
         ),
-        justification=changes.check_text("justification", _text(record, "justification")),
+        justification=change_records.check_text("justification", _text(record, "justification")),
         planned_start=start,
         planned_end=end,
         covers=tuple(sorted({CoveredPlan.parse(c) for c in _covers(record)})),
@@ -277,12 +283,12 @@ def import_changes(
                 f"change {change.number} was made at this hub, not imported from ServiceNow",
                 hint="nothing was imported; remove or renumber that record in the export",
             )
-        if changes.is_local_number(change.number):
+        if change_records.is_local_number(change.number):
             raise ConflictError(
-                f"change {change.number} has this hub's own prefix {changes.NUMBER_PREFIX}, "
+                f"change {change.number} has this hub's own prefix {change_records.NUMBER_PREFIX}, "
                 "which is kept for change requests made at this hub",
                 hint="nothing was imported; ServiceNow numbers must not start with "
-                f"{changes.NUMBER_PREFIX} (fix the export or the ServiceNow number prefix)",
+                f"{change_records.NUMBER_PREFIX} (fix the export or the ServiceNow number prefix)",
             )
         fields = _row_fields(change, signer)
         if row is None:
@@ -342,7 +348,7 @@ def _row_fields(change: ServiceNowChange, signer: Signer) -> dict[str, Any]:
             approval_keyid="",
             approval_signature="",
         )
-        signed = changes.sign_authorization(auth, signer)
+        signed = approvals.sign_authorization(auth, signer)
         fields |= {
             "approval_keyid": signed.approval_keyid,
             "approval_signature": signed.approval_signature,

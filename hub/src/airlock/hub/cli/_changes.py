@@ -23,7 +23,6 @@ from airlock.bundles.keys import (
     write_encrypted_key,
 )
 from airlock.bundles.release import CHANGE_STATES, CHANGE_TYPES
-from airlock.hub.changes._changes import ChangeRequest
 from airlock.hub.changes._desk import (
     add_change_approver,
     approve_change,
@@ -35,6 +34,7 @@ from airlock.hub.changes._desk import (
     move_change,
     reject_change,
 )
+from airlock.hub.changes._records import ChangeRequest
 from airlock.hub.cli._options import HOME_OPTION, JSON_OPTION, open_home
 
 APPROVER_PASSPHRASE_ENV = "AIRLOCK_APPROVER_PASSPHRASE"  # noqa: S105 - a variable name

@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from airlock.bundles import events as events
 from airlock.bundles.clock import utc_iso
 from airlock.hub.catalog import _catalog as catalog
-from airlock.hub.changes import _changes as changes
+from airlock.hub.changes import _records as change_records
 from airlock.hub.context._context import HubContext
 from airlock.hub.fleet._report import FleetLimits, VersionReport, judge
 from airlock.hub.store._fleet_tables import HubFleetAlert
@@ -129,7 +129,9 @@ def _open(
         }
     else:
         data["error_rate"] = value
-    event = events.emit(session, f"fleet.{kind}", changes.hub_source(), figures.ref, data, now)
+    event = events.emit(
+        session, f"fleet.{kind}", change_records.hub_source(), figures.ref, data, now
+    )
     row = HubFleetAlert(
         model=figures.model,
         version=figures.version,

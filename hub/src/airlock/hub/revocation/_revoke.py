@@ -55,6 +55,7 @@ from airlock.hub.catalog import _catalog as catalog
 from airlock.hub.catalog import _site_rollbacks as site_rollbacks
 from airlock.hub.catalog._revocation_view import check_not_revoked, revocation_entries
 from airlock.hub.changes import _changes as changes
+from airlock.hub.changes import _records as change_records
 from airlock.hub.context._context import (
     HubContext,
     director_signers,
@@ -254,7 +255,9 @@ def _revoke(
         change_request=change,
     )
     op.details = result.to_dict()
-    events.emit(session, "model.revoked", changes.hub_source(), result.ref, result.to_dict(), now)
+    events.emit(
+        session, "model.revoked", change_records.hub_source(), result.ref, result.to_dict(), now
+    )
     return result
 
 
@@ -275,7 +278,7 @@ def _change_request(
     """
     if change is not None:
         row = changes.get_row(session, change)
-        if row.state in changes.FINAL_STATES:
+        if row.state in change_records.FINAL_STATES:
             raise UsageError(
                 f"change {change} is {row.state}; a revocation needs an open change request",
                 hint="leave out --change: an emergency change request is recorded for it",
@@ -284,7 +287,7 @@ def _change_request(
     affected = session.exec(
         select(HubAssignment).where(HubAssignment.name == name, HubAssignment.version == version)
     )
-    covers = [changes.CoveredPlan(a.site_id, name, version) for a in affected]
+    covers = [change_records.CoveredPlan(a.site_id, name, version) for a in affected]
     summary = f"Emergency revocation of {name}@{version}: {reason}"
     return changes.record_emergency_change(session, summary, principal, now, covers)
 
