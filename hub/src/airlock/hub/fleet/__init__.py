@@ -5,6 +5,7 @@ Modules here are private (``_name.py``); other components import the names below
 """
 
 from airlock.hub.fleet._alerts import ALERT_ACTION, evaluate_alerts
+from airlock.hub.fleet._limits import FleetLimits
 from airlock.hub.fleet._metrics_import import import_metrics
 from airlock.hub.fleet._reference import (
     EXPECTED_LABELS,
@@ -12,7 +13,7 @@ from airlock.hub.fleet._reference import (
     js_distance,
     reference_distribution,
 )
-from airlock.hub.fleet._report import FleetLimits, FleetReport, fleet_report
+from airlock.hub.fleet._report import FleetReport, fleet_report
 
 __all__ = [
     "ALERT_ACTION",

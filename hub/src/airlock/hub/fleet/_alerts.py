@@ -31,7 +31,8 @@ from airlock.bundles.clock import utc_iso
 from airlock.hub.catalog import _catalog as catalog
 from airlock.hub.changes import _records as change_records
 from airlock.hub.context._context import HubContext
-from airlock.hub.fleet._report import FleetLimits, VersionReport, judge
+from airlock.hub.fleet._limits import FleetLimits
+from airlock.hub.fleet._report import VersionReport, judge
 from airlock.hub.store._fleet_tables import HubFleetAlert
 
 ALERT_ACTION = "hub.fleet.alert"

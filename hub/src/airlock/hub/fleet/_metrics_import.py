@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,10 +47,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from airlock.bundles import audit as cosignature
-from airlock.bundles import audit as merkle
 from airlock.bundles import events as event_delivery
 from airlock.bundles import events as events
-from airlock.bundles.audit import Checkpoint, read_checkpoint, verify_checkpoint
+from airlock.bundles.audit import Checkpoint
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import (
@@ -60,23 +59,23 @@ from airlock.bundles.errors import (
     MediaError,
     WrongSiteError,
 )
-from airlock.bundles.metrics import ConsistencyProof, MetricsPayload, open_metrics_bundle
+from airlock.bundles.metrics import MetricsPayload, open_metrics_bundle
 from airlock.bundles.models import Envelope
 from airlock.hub.catalog import _site_rollbacks as site_rollbacks
 from airlock.hub.context._context import HubContext
 from airlock.hub.context._operation import Operation, operation
 from airlock.hub.fleet import _alerts as fleet_alerts
+from airlock.hub.fleet._consistency import (
+    check_consistency,
+    site_checkpoint,
+    witnessed_checkpoint,
+)
 from airlock.hub.store._fleet_tables import HubMetricsCell, HubMetricsImport, HubMetricsTotal
 from airlock.hub.store._tables import HubSite
 from airlock.hub.trust import _return_keys as return_keys
 
 IMPORT_ACTION = "hub.metrics.import"
 log = logging.getLogger(__name__)
-
-
-def site_origin(site_id: str) -> str:
-    """The checkpoint origin (and note key name) of a site's audit log."""
-    return f"airlock/spoke/{site_id}"
 
 
 @dataclass(frozen=True)
@@ -166,13 +165,13 @@ def _import(
     key = _site_keys(session)(site_id)
     previous = return_keys.newest_import(session, site_id)
     missing = _check_sequence(site_id, payload.sequence, previous)  # 2
-    checkpoint = _site_checkpoint(site_id, payload.checkpoint, key)  # 3
+    checkpoint = site_checkpoint(site_id, payload.checkpoint, key)  # 3
     inconsistency.update(
         site=site_id,
         sequence=payload.sequence,
         bundle_id=envelope.bundle_id,
         received={"size": checkpoint.size, "root": checkpoint.root.hex()},
-        witnessed=_witnessed(previous),
+        witnessed=witnessed_checkpoint(previous),
     )
     consistency = check_consistency(site_id, previous, checkpoint, payload.consistency)
     seen = return_keys.witness(ctx)  # 4
@@ -240,93 +239,6 @@ def _check_sequence(site_id: str, sequence: int, previous: HubMetricsImport | No
             hint="this is a replay or an old medium; take the site's newest export",
         )
     return list(range(newest + 1, sequence))
-
-
-def _site_checkpoint(site_id: str, note: str, key: Key) -> Checkpoint:
-    """Step 3, first half: the checkpoint is the site's own, and signed by its key."""
-    if not note:
-        raise MediaError(
-            "the metrics bundle carries no audit checkpoint",
-            hint="export the metrics again with a current Airlock at the site",
-        )
-    origin = site_origin(site_id)
-    claimed = read_checkpoint(note).origin
-    if claimed != origin:
-        raise WrongSiteError(
-            f"the audit checkpoint in site {site_id}'s metrics bundle is of {claimed[:80]!r}, "
-            f"not of {origin!r}",
-            hint="do not import bundles that were assembled from another site's parts",
-        )
-    return verify_checkpoint(note, {origin: key})
-
-
-def _witnessed(previous: HubMetricsImport | None) -> dict[str, Any] | None:
-    if previous is None:
-        return None
-    return {
-        "sequence": previous.sequence,
-        "size": previous.checkpoint_size,
-        "root": previous.checkpoint_root,
-    }
-
-
-def check_consistency(
-    site_id: str,
-    previous: HubMetricsImport | None,
-    checkpoint: Checkpoint,
-    proofs: Sequence[ConsistencyProof],
-) -> str:
-    """Step 3, second half: ``checkpoint`` extends the one the hub witnessed last.
-
-    Returns:
-        ``first`` (nothing witnessed yet: trust on first use) or ``proof from N``.
-
-    Raises:
-        LogConsistencyError: the log shrank, no proof from the witnessed size
-            was sent, or the proof does not verify.
-    """
-    if previous is None:
-        return "first"
-    old_size, old_root = previous.checkpoint_size, previous.checkpoint_root
-    witnessed = f"checkpoint {old_size} (root {old_root[:16]}…)"
-    received = f"checkpoint {checkpoint.size} (root {checkpoint.root.hex()[:16]}…)"
-    evidence = (
-        "investigate the site: its audit log no longer matches what this hub witnessed; "
-        "keep this bundle and the site's database as evidence, and import nothing more "
-        "from the site until it is explained"
-    )
-    if checkpoint.size < old_size:
-        raise LogConsistencyError(
-            f"site {site_id}'s audit log was truncated: it sent {received}, shorter than "
-            f"{witnessed} that this hub witnessed",
-            hint=evidence,
-        )
-    proof = next(
-        (p for p in proofs if (p.old_size, p.new_size) == (old_size, checkpoint.size)), None
-    )
-    if proof is None and checkpoint.size != old_size:
-        raise LogConsistencyError(
-            f"the site sent no proof from the checkpoint this hub acknowledged (size {old_size}) "
-            f"to its {received}",
-            hint="the site must prove its log extends what the hub witnessed: import the hub's "
-            "latest bundle at the site and export the metrics again; if that fails too, "
-            + evidence,
-        )
-    try:
-        merkle.verify_consistency(
-            old_size,
-            checkpoint.size,
-            bytes.fromhex(old_root),
-            checkpoint.root,
-            list(proof.hashes) if proof else [],
-        )
-    except merkle.ProofError as exc:
-        raise LogConsistencyError(
-            f"site {site_id}'s audit log was rewritten after {witnessed} that this hub "
-            f"witnessed: {received} does not extend it ({exc})",
-            hint=evidence,
-        ) from None
-    return f"proof from {old_size}"
 
 
 def _store(
