@@ -318,7 +318,10 @@ def main() -> None:
     OUT.mkdir()
     key_ceremony()
 
-    step("2. Hub init (release engineer)", "The hub takes the public roots and its online keys.")
+    step(
+        "2. Hub init (release engineer)",
+        "The hub takes the public roots and its online keys.",
+    )
     run("hub", "init", "--home", "hub", "--from", "ceremony")
 
     step(

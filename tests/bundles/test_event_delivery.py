@@ -47,7 +47,8 @@ from airlock.bundles.events import (
     source_of,
 )
 from airlock.bundles.schema import create_home_database
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import export
 from airlock.spoke.cli import periodic_tasks
 from airlock.spoke.site import SpokeHome
 
@@ -473,7 +474,7 @@ def test_cli_delivers_lists_pending_and_refuses_bad_settings(
 
 
 def test_a_hub_operation_delivers_its_events_and_never_fails_because_of_them(
-    hub: Hub, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub: HubContext, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRLOCK_EVENTS_WEBHOOK_URL", f"http://127.0.0.1:{receiver.port}/hub")
     source = source_of("hub", hub.audit.host)
@@ -481,7 +482,7 @@ def test_a_hub_operation_delivers_its_events_and_never_fails_because_of_them(
     with session_scope(hub.engine) as session:  # an event an earlier delivery missed
         missed = emit(session, "change.approved", source, "CHG0000042", {"n": 1}, T0)
 
-    first = hub.export("plant-7", tmp_path / "bundle-1")  # the webhook refuses: export stands
+    first = export(hub, "plant-7", tmp_path / "bundle-1")  # the webhook refuses: export stands
 
     assert (tmp_path / "bundle-1" / "envelope.json").is_file()
     assert [r.event for r in receiver.requests] == [missed], "in order: the rest wait"
@@ -494,7 +495,7 @@ def test_a_hub_operation_delivers_its_events_and_never_fails_because_of_them(
 
     receiver.fail_sources = set()
     hub.clock.advance(dt.timedelta(minutes=1))  # type: ignore[attr-defined]
-    second = hub.export("plant-7", tmp_path / "bundle-2")
+    second = export(hub, "plant-7", tmp_path / "bundle-2")
 
     delivered = receiver.accepted()
     all_events = [row.body for row in rows(hub.engine)]

@@ -17,7 +17,7 @@ from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import FreshnessError, SecretError, UsageError
 from airlock.ceremony.officer import AUDIT_DB, SIGN_LAYOUT_ACTION, sign_layout
-from airlock.hub.hub import Hub
+from airlock.hub.context import load_image_repo, open_hub
 
 
 def keys_copy(attested: Attested, officer: str, tmp_path: Path) -> Path:  # noqa: F811
@@ -76,9 +76,9 @@ def test_two_officers_sign_the_same_content(
 
 
 def _image_root(attested: Attested) -> Any:  # noqa: F811
-    hub = Hub.open(attested.hub_template, lambda _n: "")
+    hub = open_hub(attested.hub_template, lambda _n: "")
     try:
-        return hub.image_repo().root.signed
+        return load_image_repo(hub).root.signed
     finally:
         hub.close()
 

@@ -41,7 +41,8 @@ from helpers.spokeenv import (
 
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import AttestationError, UsageError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.intake import add_model
 from airlock.spoke.importing import read_policy
 from airlock.spoke.site import SpokeHome
 
@@ -49,13 +50,13 @@ STRIPPED = "holds a signed in-toto layout"
 
 
 @pytest.fixture
-def hub_v1(attested: Attested, hub: Hub, tmp_path: Path) -> Hub:  # noqa: F811
+def hub_v1(attested: Attested, hub: HubContext, tmp_path: Path) -> HubContext:  # noqa: F811
     """The hub with the genuine pipeline's ``classifier@1`` released (layout and links)."""
     onnx = make_onnx_model(tmp_path / "out-1" / ONNX_NAME, seed=1)
     links = record_pipeline(
         tmp_path / "pipe-1", onnx, step_signers(attested.pipeline), tmp_path / "l-1"
     )
-    hub.add_model(MODEL, "1", onnx, links=links)
+    add_model(hub, MODEL, "1", onnx, links=links)
     return hub
 
 
@@ -65,12 +66,12 @@ def swapped_model(tmp_path: Path) -> Path:
 
 
 def test_stripped_version_after_an_attested_one_is_refused_with_exit_19(
-    hub_v1: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
+    hub_v1: HubContext, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
     assert accept_import(spoke, ship(hub_v1, tmp_path, {MODEL: "1"}, "b1"), clock).attested == [
         "classifier@1"
     ]
-    hub_v1.add_model(MODEL, "2", swapped_model(tmp_path))  # signed with the online keys alone
+    add_model(hub_v1, MODEL, "2", swapped_model(tmp_path))  # signed with the online keys alone
     proc = cli_refuse_import(
         spoke, ship(hub_v1, tmp_path, {MODEL: "2"}, "b2"), AttestationError, STRIPPED
     )
@@ -80,9 +81,9 @@ def test_stripped_version_after_an_attested_one_is_refused_with_exit_19(
 
 
 def test_a_layout_in_the_same_bundle_covers_every_family(
-    hub_v1: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
+    hub_v1: HubContext, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
-    hub_v1.add_model("detector", "1", swapped_model(tmp_path))
+    add_model(hub_v1, "detector", "1", swapped_model(tmp_path))
     bundle = ship(hub_v1, tmp_path, {MODEL: "1", "detector": "1"}, "b1")
     error = refuse_import(spoke, bundle, AttestationError, STRIPPED, clock)
     assert error.message.startswith("detector@1 carries no in-toto attestations")
@@ -90,11 +91,11 @@ def test_a_layout_in_the_same_bundle_covers_every_family(
 
 
 def test_the_unsafe_exception_admits_the_family_and_status_shows_it(
-    hub_v1: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
+    hub_v1: HubContext, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
     accept_import(spoke, ship(hub_v1, tmp_path, {MODEL: "1"}, "b1"), clock)
-    hub_v1.add_model(MODEL, "2", swapped_model(tmp_path))
-    hub_v1.add_model("detector", "1", swapped_model(tmp_path))
+    add_model(hub_v1, MODEL, "2", swapped_model(tmp_path))
+    add_model(hub_v1, "detector", "1", swapped_model(tmp_path))
     bundle = ship(hub_v1, tmp_path, {MODEL: "2", "detector": "1"}, "b2")
     clock.advance(dt.timedelta(minutes=1))
     exempt = with_policy(spoke, '\n[policy]\nunsafe_allow_unattested = ["classifier"]\n')

@@ -53,15 +53,16 @@ from airlock.bundles import intoto as layouts
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import AttestationError, UsageError
-from airlock.hub import attestations
-from airlock.hub.hub import Hub
+from airlock.hub import intake as attestations
+from airlock.hub.context import HubContext
+from airlock.hub.intake import add_model, set_layout
 from airlock.spoke.site import SpokeHome
 
 IN_TOTO_VERIFY = Path(sys.executable).parent / "in-toto-verify"
 
 
 def release_unchecked(
-    hub: Hub, version: str, onnx: Path, layout: Path, links_dir: Path, tmp_path: Path
+    hub: HubContext, version: str, onnx: Path, layout: Path, links_dir: Path, tmp_path: Path
 ) -> None:
     """What only a compromised or buggy hub releases: attestations attached unchecked.
 
@@ -83,7 +84,7 @@ def release_unchecked(
     )
     extras = {layouts.LAYOUT_TARGET: (layout, "layout")}
     extras |= {p.name: (p, "link") for p in sorted(links_dir.glob("*.link"))}
-    hub.add_model(MODEL, version, onnx, extras=extras)
+    add_model(hub, MODEL, version, onnx, extras=extras)
 
 
 # --- the happy path ------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def release_unchecked(
 
 def test_attested_version_is_staged_and_the_stock_tool_accepts_the_export(
     attested: Attested,  # noqa: F811
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     clock: FixedClock,
     tmp_path: Path,
@@ -100,7 +101,7 @@ def test_attested_version_is_staged_and_the_stock_tool_accepts_the_export(
     links = record_pipeline(
         tmp_path / "pipe", onnx, step_signers(attested.pipeline), tmp_path / "links"
     )
-    model = hub.add_model(MODEL, "1", onnx, links=links)
+    model = add_model(hub, MODEL, "1", onnx, links=links)
     kinds = {f.filename: f.kind for f in model.files}
     package_ref = attestations.package_key_ref(hub)
     assert package_ref is not None
@@ -150,7 +151,7 @@ def _alice_layout_keyid(attested: Attested) -> list[str]:  # noqa: F811
 
 def test_export_with_model_files_verifies_as_is(
     attested: Attested,  # noqa: F811
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     clock: FixedClock,
     tmp_path: Path,
@@ -159,7 +160,7 @@ def test_export_with_model_files_verifies_as_is(
     links = record_pipeline(
         tmp_path / "pipe", source.parent, step_signers(attested.pipeline), tmp_path / "links"
     )
-    hub.add_model(MODEL, "2", source.parent, links=links)
+    add_model(hub, MODEL, "2", source.parent, links=links)
     accept_import(spoke, ship(hub, tmp_path, {MODEL: "2"}), clock)
 
     out = tmp_path / "evidence"
@@ -182,7 +183,7 @@ def test_export_with_model_files_verifies_as_is(
 
 def test_missing_link_is_refused(
     attested: Attested,  # noqa: F811
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     clock: FixedClock,
     tmp_path: Path,
@@ -204,7 +205,7 @@ def test_missing_link_is_refused(
 
 def test_missing_link_is_refused_by_the_command_with_exit_19(
     attested: Attested,  # noqa: F811
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     tmp_path: Path,
 ) -> None:
@@ -223,7 +224,7 @@ def test_missing_link_is_refused_by_the_command_with_exit_19(
 @pytest.mark.parametrize("renamed", [False, True], ids=["own-name", "renamed-to-functionary"])
 def test_link_signed_by_another_key_is_refused(
     attested: Attested,  # noqa: F811
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     clock: FixedClock,
     tmp_path: Path,
@@ -245,7 +246,7 @@ def test_link_signed_by_another_key_is_refused(
 
 def test_shipped_bytes_other_than_the_converted_ones_are_refused(
     attested: Attested,  # noqa: F811
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     clock: FixedClock,
     tmp_path: Path,
@@ -264,7 +265,7 @@ def test_shipped_bytes_other_than_the_converted_ones_are_refused(
 
 def test_expired_layout_is_refused(
     attested: Attested,  # noqa: F811
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     clock: FixedClock,
     tmp_path: Path,
@@ -280,7 +281,7 @@ def test_expired_layout_is_refused(
     draft = tmp_path / "short.layout.json"
     draft.write_bytes(layouts.layout_bytes(short))
     signed = attested.officer_sign("alice", draft, tmp_path / "short.alice.json")
-    hub.set_layout(signed)
+    set_layout(hub, signed)
     onnx = make_onnx_model(tmp_path / "out" / ONNX_NAME)
     links = record_pipeline(
         tmp_path / "pipe", onnx, step_signers(attested.pipeline), tmp_path / "links"
@@ -292,7 +293,7 @@ def test_expired_layout_is_refused(
 @pytest.mark.parametrize("signature", ["none", "pipeline-key"])
 def test_layout_without_a_threshold_of_anchored_signatures_is_refused(
     attested: Attested,  # noqa: F811
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     clock: FixedClock,
     tmp_path: Path,
@@ -322,14 +323,14 @@ def test_layout_without_a_threshold_of_anchored_signatures_is_refused(
 
 def test_a_site_requiring_attestations_refuses_a_version_without_them(
     attested: Attested,  # noqa: F811
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     clock: FixedClock,
     tmp_path: Path,
 ) -> None:
     strict = with_policy(spoke, "\n[policy]\nrequire_attestations = true\n")
     onnx = make_onnx_model(tmp_path / "out" / ONNX_NAME)
-    hub.add_model(MODEL, "1", onnx)
+    add_model(hub, MODEL, "1", onnx)
     refuse_import(
         strict, ship(hub, tmp_path, {MODEL: "1"}), AttestationError, "requires them", clock
     )
@@ -337,7 +338,7 @@ def test_a_site_requiring_attestations_refuses_a_version_without_them(
     links = record_pipeline(
         tmp_path / "pipe", onnx, step_signers(attested.pipeline), tmp_path / "links"
     )
-    hub.add_model(MODEL, "2", onnx, links=links)
+    add_model(hub, MODEL, "2", onnx, links=links)
     clock.advance(dt.timedelta(minutes=1))
     result = accept_import(strict, ship(hub, tmp_path, {MODEL: "2"}, "bundle-2"), clock)
     assert result.attested == ["classifier@2"]
@@ -345,18 +346,18 @@ def test_a_site_requiring_attestations_refuses_a_version_without_them(
 
 
 def test_by_default_a_site_accepts_versions_without_attestations(
-    hub: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
+    hub: HubContext, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
-    hub.add_model(MODEL, "1", make_onnx_model(tmp_path / "out" / ONNX_NAME))
+    add_model(hub, MODEL, "1", make_onnx_model(tmp_path / "out" / ONNX_NAME))
     result = accept_import(spoke, ship(hub, tmp_path, {MODEL: "1"}), clock)
     assert result.staged == ["classifier@1"] and result.attested == []
 
 
 def test_a_misspelt_attestation_policy_fails_closed(
-    hub: Hub, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
+    hub: HubContext, spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
     strict = with_policy(spoke, '\n[policy]\nrequire_attestations = "ture"\n')
-    hub.add_model(MODEL, "1", make_onnx_model(tmp_path / "out" / ONNX_NAME))
+    add_model(hub, MODEL, "1", make_onnx_model(tmp_path / "out" / ONNX_NAME))
     refuse_import(
         strict, ship(hub, tmp_path, {MODEL: "1"}), UsageError, "must be true or false", clock
     )

@@ -22,7 +22,8 @@ from sqlalchemy import text
 from airlock.bundles.audit import KEY_FILE, KEY_PEM, AuditLog, get_checkpoint
 from airlock.bundles.cli import main
 from airlock.bundles.intoto import public_key_pem
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import export
 from airlock.spoke.site import SpokeHome
 
 
@@ -30,8 +31,8 @@ def airlock(*args: str, **env: str) -> Result:
     return CliRunner().invoke(main, list(args), env={"AIRLOCK_PRINCIPAL": "auditor", **env})
 
 
-def test_every_export_writes_a_checkpoint_that_covers_it(hub: Hub, media: Path) -> None:
-    hub.export(SITE_ID, media / "bundle-1")
+def test_every_export_writes_a_checkpoint_that_covers_it(hub: HubContext, media: Path) -> None:
+    export(hub, SITE_ID, media / "bundle-1")
     entries = AuditLog(hub.engine, "hub").entries()
     export_entry = next(e for e in entries if e.action == "hub.export")
     assert [e.action for e in entries[-2:]] == ["hub.export", "audit.checkpoint"]
@@ -43,7 +44,7 @@ def test_every_export_writes_a_checkpoint_that_covers_it(hub: Hub, media: Path) 
     assert published["uri"] == "airlock-file:online-keys/audit-checkpoint.pem"
     assert "PRIVATE" not in (hub.home.root / KEY_PEM).read_text()
 
-    hub.export(SITE_ID, media / "bundle-2")
+    export(hub, SITE_ID, media / "bundle-2")
     result = airlock("audit", "verify", "--home", str(hub.home.root), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -52,9 +53,9 @@ def test_every_export_writes_a_checkpoint_that_covers_it(hub: Hub, media: Path) 
 
 
 def test_a_proof_made_at_the_hub_verifies_with_only_three_files(
-    hub: Hub, media: Path, tmp_path: Path
+    hub: HubContext, media: Path, tmp_path: Path
 ) -> None:
-    envelope = hub.export(SITE_ID, media / "bundle-1")
+    envelope = export(hub, SITE_ID, media / "bundle-1")
     seq = next(e.seq for e in AuditLog(hub.engine, "hub").entries() if e.action == "hub.export")
     made = airlock(
         "audit", "prove", "--home", str(hub.home.root), str(seq),
@@ -105,9 +106,9 @@ def test_a_proof_made_at_the_hub_verifies_with_only_three_files(
     assert check({"format": "something else"}, note).exit_code == 5
 
 
-def test_on_demand_checkpoints_and_a_tampered_hub_log(hub: Hub, media: Path) -> None:
+def test_on_demand_checkpoints_and_a_tampered_hub_log(hub: HubContext, media: Path) -> None:
     home = str(hub.home.root)
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     made = airlock(
         "audit", "checkpoint", "--home", home, "--json", AIRLOCK_HUB_PASSPHRASE=HUB_PASSPHRASE
     )
@@ -146,7 +147,7 @@ def test_a_spoke_signs_checkpoints_with_its_site_key(spoke: SpokeHome, passphras
     assert airlock("audit", "verify", "--home", home).exit_code == 0
 
 
-def test_a_wrong_hub_passphrase_makes_no_checkpoint_key(hub: Hub) -> None:
+def test_a_wrong_hub_passphrase_makes_no_checkpoint_key(hub: HubContext) -> None:
     home = hub.home.root
     result = airlock(
         "audit", "checkpoint", "--home", str(home), AIRLOCK_HUB_PASSPHRASE="not the hub's"

@@ -32,7 +32,10 @@ from airlock.bundles.keys import KeyStore
 from airlock.ceremony.documents import load_history
 from airlock.ceremony.officer import OfficerKeys, read_offer
 from airlock.ceremony.roots import next_root, sign_new_root
-from airlock.hub.hub import Hub
+from airlock.hub.export import assign, export, plan_export
+from airlock.hub.intake import add_model
+from airlock.hub.sites import add_site_from_file
+from airlock.hub.trust import init_hub, update_trust
 from airlock.spoke.site import IDENTITY_FILE, SpokeHome, init_spoke
 from airlock.spoke.status import read_status
 
@@ -50,13 +53,13 @@ def test_officers_rotate_and_revoke_and_the_site_follows(tmp_path: Path) -> None
         SITE_PASSPHRASE,
         clock=hub_clock,
     )
-    hub = Hub.init(tmp_path / "hub", first.out(), hub_secrets, clock=hub_clock)
+    hub = init_hub(tmp_path / "hub", first.out(), hub_secrets, clock=hub_clock)
     spoke = SpokeHome(spoke_home, site_secrets)
     try:
-        hub.add_site_from_file(spoke_home / IDENTITY_FILE)
-        hub.add_model("classifier", "1", make_onnx_model(tmp_path / "m" / "classifier.onnx"))
-        hub.assign(SITE_ID, "classifier", "1")
-        hub.export(SITE_ID, tmp_path / "bundle-1")
+        add_site_from_file(hub, spoke_home / IDENTITY_FILE)
+        add_model(hub, "classifier", "1", make_onnx_model(tmp_path / "m" / "classifier.onnx"))
+        assign(hub, SITE_ID, "classifier", "1")
+        export(hub, SITE_ID, tmp_path / "bundle-1")
         spoke_clock = FixedClock(hub_clock.now() + dt.timedelta(minutes=5))
         accept_import(spoke, tmp_path / "bundle-1", spoke_clock)
         assert read_status(spoke).to_dict()["trusted_roots"] == {"image": 1, "director": 1}
@@ -78,8 +81,8 @@ def test_officers_rotate_and_revoke_and_the_site_follows(tmp_path: Path) -> None
             new_keys={"carol": ["director-root"]},
         )
         hub_clock.advance(clock.now() - hub_clock.now() + dt.timedelta(minutes=1))
-        hub.update_trust(third.out())
-        hub.export(SITE_ID, tmp_path / "bundle-2")
+        update_trust(hub, third.out())
+        export(hub, SITE_ID, tmp_path / "bundle-2")
         spoke_clock.advance(hub_clock.now() - spoke_clock.now() + dt.timedelta(minutes=5))
         accept_import(spoke, tmp_path / "bundle-2", spoke_clock)
         assert read_status(spoke).to_dict()["trusted_roots"] == {"image": 3, "director": 3}
@@ -91,7 +94,7 @@ def test_officers_rotate_and_revoke_and_the_site_follows(tmp_path: Path) -> None
         current = load_history(third.out()).image.current
         assert revoked not in current.signed.keys
         forged = sign_new_root(current, next_root(current.signed), [signer])
-        plan = hub.plan_export(SITE_ID)
+        plan = plan_export(hub, SITE_ID)
         forge_bundle(
             hub,
             plan,

@@ -29,7 +29,16 @@ from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.errors import UsageError
 from airlock.bundles.events import OutboxEvent
 from airlock.bundles.release import CHANGE_KEY, ChangeAuthorization, RolloutPlan
-from airlock.hub.hub import Hub
+from airlock.hub.changes import (
+    add_change_approver,
+    approve_change,
+    create_change,
+    get_change,
+    move_change,
+)
+from airlock.hub.context import HubContext, load_director_roots, load_site_metadata
+from airlock.hub.export import assign, export
+from airlock.hub.sites import list_sites
 from airlock.spoke.site import RolloutPlanRecord
 
 PLAN = RolloutPlan()
@@ -46,54 +55,57 @@ def clock(fleet: Fleet) -> FixedClock:
 
 
 @pytest.fixture
-def hub(fleet: Fleet, tmp_path: Path, clock: FixedClock, alice: CryptoSigner) -> Iterator[Hub]:
+def hub(
+    fleet: Fleet, tmp_path: Path, clock: FixedClock, alice: CryptoSigner
+) -> Iterator[HubContext]:
     opened = fleet.new_hub(tmp_path / "hub", clock)
-    opened.change_requests.add_approver("alice", alice.public_key)
+    add_change_approver(opened, "alice", alice.public_key)
     yield opened
     opened.close()
 
 
-def open_change(hub: Hub, covers: str = f"{SITE_ID}:iris@2", hours: int = 8) -> str:
+def open_change(hub: HubContext, covers: str = f"{SITE_ID}:iris@2", hours: int = 8) -> str:
     """A change request in authorize, its window from an hour ago to ``hours`` from now."""
     now = hub.clock.now()
-    number = hub.change_requests.create(
+    number = create_change(
+        hub,
         short_description="Roll iris back to 2 at plant-7",
         requested_by="carol",
         planned_start=utc_iso(now - dt.timedelta(hours=1)),
         planned_end=utc_iso(now + dt.timedelta(hours=hours)),
         covers=[covers],
     ).number
-    hub.change_requests.move(number, "authorize")
+    move_change(hub, number, "authorize")
     return number
 
 
-def ready_change(hub: Hub, alice: CryptoSigner, **kwargs: object) -> str:
+def ready_change(hub: HubContext, alice: CryptoSigner, **kwargs: object) -> str:
     number = open_change(hub, **kwargs)  # type: ignore[arg-type]
-    hub.change_requests.approve(number, "alice", alice)
-    hub.change_requests.move(number, "implement")
+    approve_change(hub, number, "alice", alice)
+    move_change(hub, number, "implement")
     return number
 
 
-def outbox_size(hub: Hub) -> int:
+def outbox_size(hub: HubContext) -> int:
     with Session(hub.engine) as session:
         return len(list(session.exec(select(OutboxEvent))))
 
 
-def _not_approved(hub: Hub, alice: CryptoSigner, clock: FixedClock) -> str:
+def _not_approved(hub: HubContext, alice: CryptoSigner, clock: FixedClock) -> str:
     return open_change(hub)
 
 
-def _scheduled(hub: Hub, alice: CryptoSigner, clock: FixedClock) -> str:
+def _scheduled(hub: HubContext, alice: CryptoSigner, clock: FixedClock) -> str:
     number = open_change(hub)
-    hub.change_requests.approve(number, "alice", alice)
+    approve_change(hub, number, "alice", alice)
     return number
 
 
-def _other_plan(hub: Hub, alice: CryptoSigner, clock: FixedClock) -> str:
+def _other_plan(hub: HubContext, alice: CryptoSigner, clock: FixedClock) -> str:
     return ready_change(hub, alice, covers=f"{SITE_ID}:iris@1")
 
 
-def _window_over(hub: Hub, alice: CryptoSigner, clock: FixedClock) -> str:
+def _window_over(hub: HubContext, alice: CryptoSigner, clock: FixedClock) -> str:
     number = ready_change(hub, alice, hours=2)
     clock.advance(dt.timedelta(hours=2))
     return number
@@ -109,15 +121,15 @@ def _window_over(hub: Hub, alice: CryptoSigner, clock: FixedClock) -> str:
     ],
 )
 def test_an_assignment_outside_its_change_is_refused(
-    hub: Hub, alice: CryptoSigner, clock: FixedClock, make: object, match: str
+    hub: HubContext, alice: CryptoSigner, clock: FixedClock, make: object, match: str
 ) -> None:
     number = make(hub, alice, clock)  # type: ignore[operator]
     before, events = tree_digest(hub.home.root), outbox_size(hub)
     with pytest.raises(UsageError, match=match):
-        hub.assign(SITE_ID, "iris", "2", PLAN, change=number)
+        assign(hub, SITE_ID, "iris", "2", PLAN, change=number)
     assert tree_digest(hub.home.root) == before
     assert outbox_size(hub) == events
-    assert hub.sites()[0].assignments["iris"] == "3"
+    assert list_sites(hub)[0].assignments["iris"] == "3"
     entry = AuditLog(hub.engine, "hub").entries()[-1]
     assert (entry.action, entry.outcome, entry.change_request) == (
         "hub.assign",
@@ -127,27 +139,27 @@ def test_an_assignment_outside_its_change_is_refused(
 
 
 def test_a_hub_that_requires_changes_refuses_an_assignment_without_one(
-    hub: Hub, monkeypatch: pytest.MonkeyPatch
+    hub: HubContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRLOCK_CHANGE_REQUIRED", "true")
     with pytest.raises(UsageError, match="only under a change request"):
-        hub.assign(SITE_ID, "iris", "2", PLAN)
+        assign(hub, SITE_ID, "iris", "2", PLAN)
     monkeypatch.setenv("AIRLOCK_CHANGE_REQUIRED", "false")
-    assert hub.assign(SITE_ID, "iris", "2", PLAN) is True
+    assert assign(hub, SITE_ID, "iris", "2", PLAN) is True
 
 
 def test_the_approved_change_travels_signed_to_the_site(
-    hub: Hub, alice: CryptoSigner, fleet: Fleet, tmp_path: Path
+    hub: HubContext, alice: CryptoSigner, fleet: Fleet, tmp_path: Path
 ) -> None:
     number = ready_change(hub, alice)
-    assert hub.assign(SITE_ID, "iris", "2", PLAN, change=number) is True
-    assert hub.assign(SITE_ID, "iris", "2", PLAN, change=number) is False  # nothing new
+    assert assign(hub, SITE_ID, "iris", "2", PLAN, change=number) is True
+    assert assign(hub, SITE_ID, "iris", "2", PLAN, change=number) is False  # nothing new
     entry = AuditLog(hub.engine, "hub").entries()[-1]
     assert (entry.outcome, entry.change_request) == ("unchanged", number)
 
-    site_md = hub.site_metadata(SITE_ID)
+    site_md = load_site_metadata(hub, SITE_ID)
     targets = site_md.targets
-    hub.director_roots().root.signed.verify_delegate(
+    load_director_roots(hub).root.signed.verify_delegate(
         Targets.type, targets.signed_bytes, targets.signatures
     )
     signed = site_md.signed_change("iris", "2")
@@ -159,12 +171,12 @@ def test_the_approved_change_travels_signed_to_the_site(
     ]
     assert len(primary) == 1 and primary[0]["rollout"] == PLAN.to_dict()
     auth = ChangeAuthorization.from_dict(signed)
-    assert auth == hub.change_requests.get(number).authorization()
+    assert auth == get_change(hub, number).authorization()
     assert (auth.number, auth.approved_by, auth.type) == (number, "alice", "normal")
     auth.verify_approval(alice.public_key)
 
     bundle = tmp_path / "media" / "bundle"
-    hub.export(SITE_ID, bundle)
+    export(hub, SITE_ID, bundle)
     spoke = fleet.new_spoke(tmp_path / "spoke")
     try:
         accept_import(spoke, bundle, FixedClock(hub.clock.now() + dt.timedelta(minutes=5)))
@@ -177,18 +189,18 @@ def test_the_approved_change_travels_signed_to_the_site(
         spoke.engine.dispose()
 
 
-def test_reassigning_under_a_new_change_resigns(hub: Hub, alice: CryptoSigner) -> None:
+def test_reassigning_under_a_new_change_resigns(hub: HubContext, alice: CryptoSigner) -> None:
     first = ready_change(hub, alice)
-    hub.assign(SITE_ID, "iris", "2", PLAN, change=first)
+    assign(hub, SITE_ID, "iris", "2", PLAN, change=first)
     second = ready_change(hub, alice)
-    assert hub.assign(SITE_ID, "iris", "2", PLAN, change=second) is True
-    assert hub.site_metadata(SITE_ID).signed_change("iris", "2")["number"] == second  # type: ignore[index]
-    assert hub.assign(SITE_ID, "iris", "3", PLAN) is True
-    assert hub.site_metadata(SITE_ID).signed_change("iris", "3") is None
+    assert assign(hub, SITE_ID, "iris", "2", PLAN, change=second) is True
+    assert load_site_metadata(hub, SITE_ID).signed_change("iris", "2")["number"] == second  # type: ignore[index]
+    assert assign(hub, SITE_ID, "iris", "3", PLAN) is True
+    assert load_site_metadata(hub, SITE_ID).signed_change("iris", "3") is None
 
 
 def test_the_cli_assigns_under_a_change(
-    hub: Hub, alice: CryptoSigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub: HubContext, alice: CryptoSigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRLOCK_HUB_PASSPHRASE", HUB_PASSPHRASE)
     pending = open_change(hub)
@@ -198,8 +210,8 @@ def test_the_cli_assigns_under_a_change(
     args += ["--home", str(hub.home.root), "--change", pending]
     refused = CliRunner().invoke(main, args)
     assert refused.exit_code == 3 and f"change {pending} is not approved" in refused.output
-    hub.change_requests.approve(pending, "alice", alice)
-    hub.change_requests.move(pending, "implement")
+    approve_change(hub, pending, "alice", alice)
+    move_change(hub, pending, "implement")
     done = CliRunner().invoke(main, args)
     assert done.exit_code == 0, done.output
-    assert hub.site_metadata(SITE_ID).signed_change("iris", "2")["number"] == pending  # type: ignore[index]
+    assert load_site_metadata(hub, SITE_ID).signed_change("iris", "2")["number"] == pending  # type: ignore[index]

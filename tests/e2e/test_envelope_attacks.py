@@ -21,8 +21,9 @@ from securesystemslib.signer import CryptoSigner, Signer
 
 from airlock.bundles.bundle import ENVELOPE_FILE
 from airlock.bundles.errors import MediaError, SignatureError, WrongSiteError
-from airlock.hub import signing
-from airlock.hub.hub import Hub
+from airlock.hub import repos as signing
+from airlock.hub.context import HubContext, online_signer
+from airlock.hub.export import export, plan_export
 from airlock.spoke.site import SpokeHome
 
 
@@ -57,13 +58,13 @@ def _flip_hex_digit(sig: str) -> str:
     ],
 )
 def test_an_envelope_edited_without_the_envelope_key_is_refused(
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     secrets: RecordingSecrets,
     media: Path,
     edit: Callable[[dict[str, Any]], None],
 ) -> None:
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     edit_envelope(media / "bundle", edit)
     error = refuse_import(spoke, media / "bundle", SignatureError, "not signed by a trusted")
     assert "(0 of 1)" in error.message
@@ -71,9 +72,9 @@ def test_an_envelope_edited_without_the_envelope_key_is_refused(
 
 
 def test_another_sites_bundle_relabelled_for_this_site_is_refused(
-    hub: Hub, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+    hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
 ) -> None:
-    hub.export(OTHER_SITE_ID, media / "bundle")
+    export(hub, OTHER_SITE_ID, media / "bundle")
     edit_envelope(media / "bundle", _set_signed("site_id", SITE_ID))
     refuse_import(spoke, media / "bundle", SignatureError, "not signed by a trusted")
     assert secrets.asked == []
@@ -84,27 +85,27 @@ def test_another_sites_bundle_relabelled_for_this_site_is_refused(
     [
         pytest.param(lambda hub: CryptoSigner.generate_ed25519(), id="attacker-key"),
         pytest.param(
-            lambda hub: hub.online_signer(signing.DIRECTOR_TARGETS), id="hub-key-of-another-role"
+            lambda hub: online_signer(hub, signing.DIRECTOR_TARGETS), id="hub-key-of-another-role"
         ),
     ],
 )
 def test_a_bundle_signed_with_another_key_is_refused(
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     secrets: RecordingSecrets,
     media: Path,
-    signer: Callable[[Hub], Signer],
+    signer: Callable[[HubContext], Signer],
 ) -> None:
     """The attacker re-signs a well-formed bundle; only the anchored envelope key counts."""
-    forge_bundle(hub, hub.plan_export(SITE_ID), media / "forged", signers=[signer(hub)])
+    forge_bundle(hub, plan_export(hub, SITE_ID), media / "forged", signers=[signer(hub)])
     refuse_import(spoke, media / "forged", SignatureError, r"\(0 of 1\)")
     assert secrets.asked == []
 
 
 def test_a_bundle_exported_for_another_site_is_refused(
-    hub: Hub, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+    hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
 ) -> None:
-    hub.export(OTHER_SITE_ID, media / "bundle-for-plant-9")
+    export(hub, OTHER_SITE_ID, media / "bundle-for-plant-9")
     error = refuse_import(spoke, media / "bundle-for-plant-9", WrongSiteError, "for site 'plant-9'")
     assert SITE_ID in error.message and "exported for this site" in error.hint
     assert secrets.asked == []
@@ -120,27 +121,27 @@ def test_a_bundle_exported_for_another_site_is_refused(
     ],
 )
 def test_a_malformed_envelope_is_refused_as_bad_media(
-    hub: Hub, spoke: SpokeHome, secrets: RecordingSecrets, media: Path, content: bytes
+    hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path, content: bytes
 ) -> None:
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     (media / "bundle" / ENVELOPE_FILE).write_bytes(content)
     refuse_import(spoke, media / "bundle", MediaError, "not a valid Airlock envelope")
     assert secrets.asked == []
 
 
 def test_an_envelope_with_a_number_json_cannot_canonicalise_is_refused_as_bad_media(
-    hub: Hub, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+    hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
 ) -> None:
     """A float in the signed part (canonical JSON has none) must not crash the import."""
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     edit_envelope(media / "bundle", _set_signed("sequence", 2.5))
     refuse_import(spoke, media / "bundle", MediaError, "not a valid Airlock envelope")
     assert secrets.asked == []
 
 
 def test_a_bundle_without_an_envelope_is_refused_as_bad_media(
-    hub: Hub, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     (media / "bundle" / ENVELOPE_FILE).unlink()
     refuse_import(spoke, media / "bundle", MediaError, "no envelope.json")

@@ -27,7 +27,8 @@ from helpers.spokeenv import (
 
 from airlock.bundles.bundle import ENVELOPE_FILE, MAX_ENVELOPE_BYTES
 from airlock.bundles.errors import MediaError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import export
 from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 
 HUGE = 3 << 29
@@ -66,10 +67,10 @@ NOT_A_FILE = {
 
 @pytest.mark.parametrize("case", list(NOT_A_FILE))
 def test_an_envelope_that_is_not_a_regular_file_is_refused(
-    hub: Hub, spoke: SpokeHome, media: Path, case: str
+    hub: HubContext, spoke: SpokeHome, media: Path, case: str
 ) -> None:
     make, message = NOT_A_FILE[case]
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     _replace_envelope(media / "bundle", make)
     error = refuse_import(spoke, media / "bundle", MediaError, message)
     assert "plain files" in error.hint
@@ -116,10 +117,10 @@ def _measured_import(home: SpokeHome, bundle: Path) -> tuple[int, int, str]:
 
 
 def test_a_fifo_envelope_is_refused_without_blocking_the_import(
-    hub: Hub, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
     """Nothing writes to the pipe: opening it for reading the ordinary way would block forever."""
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     _replace_envelope(media / "bundle", _fifo)
     before = take_snapshot(spoke)
     code, stderr = _run_import(spoke, media / "bundle", timeout=60)
@@ -129,10 +130,10 @@ def test_a_fifo_envelope_is_refused_without_blocking_the_import(
 
 
 def test_a_huge_sparse_envelope_is_refused_before_it_is_read(
-    hub: Hub, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
     """1.5 GiB of zeros: refused by its size, with the process's memory staying small."""
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     os.truncate(media / "bundle" / ENVELOPE_FILE, HUGE)
     baseline, _, _ = _measured_import(spoke, media / "bundle-that-is-not-there")  # exit 5 too
     before = take_snapshot(spoke)
@@ -145,15 +146,17 @@ def test_a_huge_sparse_envelope_is_refused_before_it_is_read(
 
 
 def test_an_envelope_one_byte_over_the_limit_is_refused_through_the_cli(
-    hub: Hub, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     with (media / "bundle" / ENVELOPE_FILE).open("ab") as handle:
         handle.write(b" " * (MAX_ENVELOPE_BYTES + 1 - handle.tell()))
     cli_refuse_import(spoke, media / "bundle", MediaError, "more than an envelope may have")
 
 
-def test_a_bundle_path_that_is_a_file_is_refused(hub: Hub, spoke: SpokeHome, media: Path) -> None:
+def test_a_bundle_path_that_is_a_file_is_refused(
+    hub: HubContext, spoke: SpokeHome, media: Path
+) -> None:
     (media / "not-a-bundle").write_bytes(b"x")
     refuse_import(
         spoke, media / "not-a-bundle", MediaError, "no envelope.json: not an Airlock bundle"

@@ -24,8 +24,9 @@ from helpers.spokeenv import SITE_ID, assert_error_output, refuse_import
 
 from airlock.bundles.bundle import ENVELOPE_FILE
 from airlock.bundles.errors import IntegrityError, MediaError, UsageError
-from airlock.hub.hub import Hub
-from airlock.hub.metrics_import import import_metrics
+from airlock.hub.context import HubContext
+from airlock.hub.export import export, plan_export
+from airlock.hub.fleet import import_metrics
 from airlock.spoke.site import SpokeHome
 
 # --- the wrong direction ------------------------------------------------------------------------
@@ -41,9 +42,9 @@ def test_a_metrics_bundle_given_to_the_spoke_names_the_direction(
 
 
 def test_a_hub_bundle_given_to_import_metrics_names_the_direction(
-    fleet_hub: Hub, tmp_path: Path
+    fleet_hub: HubContext, tmp_path: Path
 ) -> None:
-    fleet_hub.export(SITE_ID, tmp_path / "bundle", full=True)
+    export(fleet_hub, SITE_ID, tmp_path / "bundle", full=True)
     before = row_counts(fleet_hub)
     with pytest.raises(UsageError, match="this is a full bundle") as caught:
         import_metrics(fleet_hub, tmp_path / "bundle")
@@ -52,8 +53,8 @@ def test_a_hub_bundle_given_to_import_metrics_names_the_direction(
     assert assert_refused(fleet_hub, before)["error"] == "UsageError"
 
 
-def test_the_cli_names_the_direction_at_the_hub(fleet_hub: Hub, tmp_path: Path) -> None:
-    fleet_hub.export(SITE_ID, tmp_path / "bundle", full=True)
+def test_the_cli_names_the_direction_at_the_hub(fleet_hub: HubContext, tmp_path: Path) -> None:
+    export(fleet_hub, SITE_ID, tmp_path / "bundle", full=True)
     home = str(fleet_hub.home.root)
     proc = run_hub_airlock("hub", "import-metrics", "--home", home, str(tmp_path / "bundle"))
     assert proc.returncode == UsageError.exit_code
@@ -73,10 +74,10 @@ def _shorter(data: bytes) -> bytes:
 
 @pytest.mark.parametrize("change", [_longer, _shorter], ids=["longer", "shorter"])
 def test_metadata_of_another_length_than_signed_is_an_integrity_error(
-    hub: Hub, spoke: SpokeHome, media: Path, change: Callable[[bytes], bytes]
+    hub: HubContext, spoke: SpokeHome, media: Path, change: Callable[[bytes], bytes]
 ) -> None:
     """The Director snapshot, whose length the timestamp signs, one byte off either way."""
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     metadata = [
         (name, change(data) if name.endswith(".snapshot.json") and "/director/" in name else data)
         for name, data in plan.metadata
@@ -129,7 +130,7 @@ MAKERS: dict[str, tuple[Callable[[Path], None], str]] = {
 
 @pytest.mark.parametrize("case", list(MAKERS))
 def test_a_metrics_envelope_that_is_not_a_small_regular_file_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path, case: str
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path, case: str
 ) -> None:
     make, message = MAKERS[case]
     bundle = metrics_site.bundle(tmp_path / "m1")
@@ -143,7 +144,7 @@ def test_a_metrics_envelope_that_is_not_a_small_regular_file_is_refused(
 
 
 def test_the_cli_refuses_a_symlinked_metrics_envelope_with_exit_5(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     bundle = metrics_site.bundle(tmp_path / "m1")
     _symlink(bundle)

@@ -31,7 +31,8 @@ from airlock.bundles.bundle import (
 )
 from airlock.bundles.errors import MediaError, TrustError
 from airlock.bundles.models import Envelope
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import export, plan_export
 from airlock.spoke.site import SpokeHome
 
 Edit = Callable[[dict[str, Any]], None]
@@ -80,10 +81,10 @@ SIGNED_BY_THE_ENVELOPE_KEY: dict[str, tuple[Edit, str]] = {
 
 @pytest.mark.parametrize("case", list(SIGNED_BY_THE_ENVELOPE_KEY))
 def test_an_envelope_the_real_key_signed_outside_the_schema_is_refused(
-    hub: Hub, spoke: SpokeHome, secrets: RecordingSecrets, media: Path, case: str
+    hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path, case: str
 ) -> None:
     edit, message = SIGNED_BY_THE_ENVELOPE_KEY[case]
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     resign_signed(media / "bundle", [envelope_signer(hub)], edit)
     error = refuse(spoke, media / "bundle", MediaError, _escaped(message))
     assert "export it again" in error.hint or "not an Airlock bundle" in error.hint
@@ -96,20 +97,22 @@ def _escaped(text: str) -> str:
 
 @pytest.mark.parametrize("sequence", [2**63 - 1, 2**64])
 def test_a_huge_sequence_signed_by_the_real_key_is_refused_cleanly_through_the_cli(
-    hub: Hub, spoke: SpokeHome, media: Path, sequence: int
+    hub: HubContext, spoke: SpokeHome, media: Path, sequence: int
 ) -> None:
     """The 2**63 − 1 envelope used to import (and freeze the site); 2**64 crashed the import."""
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     resign_signed(media / "bundle", [envelope_signer(hub)], _set("sequence", sequence))
     proc = cli_refuse_import(spoke, media / "bundle", MediaError, f"sequence {sequence}")
     assert "OverflowError" not in proc.stderr
-    hub.export(SITE_ID, media / "next", full=True)  # not frozen: the next bundle imports
+    export(hub, SITE_ID, media / "next", full=True)  # not frozen: the next bundle imports
     accept_import(spoke, media / "next")
 
 
-def test_the_largest_allowed_sequence_is_accepted(hub: Hub, spoke: SpokeHome, media: Path) -> None:
+def test_the_largest_allowed_sequence_is_accepted(
+    hub: HubContext, spoke: SpokeHome, media: Path
+) -> None:
     """A hub whose counter reached 2^53-1 (envelope and Director timestamp alike) is honoured."""
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     largest = 2**53 - 1
     metadata = resign_bundle_claims(hub, plan.metadata, sequence=largest)
     forge_bundle(hub, plan, media / "bundle", metadata=metadata, sequence=largest)
@@ -119,8 +122,8 @@ def test_the_largest_allowed_sequence_is_accepted(hub: Hub, spoke: SpokeHome, me
 # --- the document around the signed part --------------------------------------------------------
 
 
-def _document(tmp_path: Path, hub: Hub, edit: Callable[[dict[str, Any]], None]) -> bytes:
-    hub.export(SITE_ID, tmp_path / "bundle")
+def _document(tmp_path: Path, hub: HubContext, edit: Callable[[dict[str, Any]], None]) -> bytes:
+    export(hub, SITE_ID, tmp_path / "bundle")
     doc = json.loads((tmp_path / "bundle" / ENVELOPE_FILE).read_bytes())
     edit(doc)
     return json.dumps(doc).encode()
@@ -140,7 +143,7 @@ def _document(tmp_path: Path, hub: Hub, edit: Callable[[dict[str, Any]], None]) 
     ],
 )
 def test_an_envelope_document_with_unknown_parts_is_refused(
-    hub: Hub, tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str
+    hub: HubContext, tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str
 ) -> None:
     data = _document(tmp_path, hub, edit)
     with pytest.raises(MediaError, match=_escaped(message)) as caught:
@@ -148,7 +151,7 @@ def test_an_envelope_document_with_unknown_parts_is_refused(
     assert caught.value.hint
 
 
-def test_duplicate_keys_and_nan_are_refused(hub: Hub, tmp_path: Path) -> None:
+def test_duplicate_keys_and_nan_are_refused(hub: HubContext, tmp_path: Path) -> None:
     data = _document(tmp_path, hub, lambda d: d.pop("roots", None))  # its roots have "signed" too
     duplicated = data.replace(b'"signed": {', b'"signed": {"sequence": 1, ', 1)
     with pytest.raises(MediaError, match="duplicate key 'sequence'"):
@@ -157,15 +160,15 @@ def test_duplicate_keys_and_nan_are_refused(hub: Hub, tmp_path: Path) -> None:
         parse_signed_envelope(data.replace(b'"signed": {', b'"signed": {"x": NaN, ', 1))
 
 
-def test_roots_are_returned_untouched_to_the_caller(hub: Hub, tmp_path: Path) -> None:
+def test_roots_are_returned_untouched_to_the_caller(hub: HubContext, tmp_path: Path) -> None:
     roots = {"director": [{"signed": {"version": 2}, "signatures": []}]}
     data = _document(tmp_path, hub, lambda d: d.update(roots=roots))
     assert parse_envelope_document(data).roots == roots
     assert unverified_envelope(data).site_id == SITE_ID
 
 
-def test_the_writer_and_the_strict_reader_agree(hub: Hub, media: Path) -> None:
-    envelope = hub.export(SITE_ID, media / "bundle")
+def test_the_writer_and_the_strict_reader_agree(hub: HubContext, media: Path) -> None:
+    envelope = export(hub, SITE_ID, media / "bundle")
     signed, _ = parse_signed_envelope((media / "bundle" / ENVELOPE_FILE).read_bytes())
     assert Envelope.from_dict(signed) == envelope
 
@@ -175,10 +178,10 @@ def test_the_writer_and_the_strict_reader_agree(hub: Hub, media: Path) -> None:
 
 @pytest.mark.parametrize("repository", ["image", "director"])
 def test_a_payload_without_the_first_root_is_refused(
-    hub: Hub, spoke: SpokeHome, media: Path, repository: str
+    hub: HubContext, spoke: SpokeHome, media: Path, repository: str
 ) -> None:
     """Signed by the real envelope key; the site (trusting root 1) would not miss it otherwise."""
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     first = f"metadata/{repository}/1.root.json"
     assert first in dict(plan.metadata)
     metadata = [(name, data) for name, data in plan.metadata if name != first]

@@ -56,8 +56,9 @@ from airlock.bundles.clock import FixedClock, SystemClock
 from airlock.bundles.errors import EXIT_CODES
 from airlock.bundles.release import Compatibility
 from airlock.ceremony import documents as schedule
-from airlock.hub.hub import Hub
-from airlock.hub.metrics_import import import_metrics
+from airlock.hub.context import HubContext
+from airlock.hub.export import export, plan_export
+from airlock.hub.fleet import import_metrics
 from airlock.spoke.gate import max_supported_opset
 from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 
@@ -76,7 +77,7 @@ class Situation:
     """
 
     world: World
-    hub: Hub
+    hub: HubContext
     spoke: SpokeHome
     media: Path
     tmp: Path
@@ -86,7 +87,7 @@ class Situation:
     def bundle(self, name: str = "bundle") -> Path:
         """A genuine bundle for the test site."""
         out = self.media / name
-        self.hub.export(SITE_ID, out)
+        export(self.hub, SITE_ID, out)
         return out
 
     def import_args(self, bundle: Path) -> list[str]:
@@ -138,7 +139,7 @@ def _flipped_byte(s: Situation) -> list[str]:
 
 
 def _symlink(s: Situation) -> list[str]:
-    plan = s.hub.plan_export(SITE_ID)
+    plan = plan_export(s.hub, SITE_ID)
     evil = link(f"blobs/sha256/{plan.blobs[0].sha256}", "/etc/shadow", tarfile.SYMTYPE)
     out = s.media / "symlink"
     forge_raw_bundle(s.hub, plan, out, [*metadata_entries(plan), evil, *blob_entries(plan)])
@@ -152,12 +153,12 @@ def _expired(s: Situation) -> list[str]:
 
 def _other_site(s: Situation) -> list[str]:
     out = s.media / "other-site"
-    s.hub.export(OTHER_SITE_ID, out)
+    export(s.hub, OTHER_SITE_ID, out)
     return s.import_args(out)
 
 
 def _other_recipient(s: Situation) -> list[str]:
-    plan = s.hub.plan_export(SITE_ID)
+    plan = plan_export(s.hub, SITE_ID)
     out = s.media / "other-recipient"
     forge_bundle(s.hub, plan, out, recipients=[s.world.other_site.identity.age_recipient])
     return s.import_args(out)
@@ -207,7 +208,7 @@ def _snapshot_without_targets(s: Situation) -> list[str]:
     def drop_targets(snapshot: Snapshot) -> None:
         del snapshot.meta["targets.json"]
 
-    plan = s.hub.plan_export(SITE_ID)
+    plan = plan_export(s.hub, SITE_ID)
     metadata = resign_director_snapshot(s.hub, plan.metadata, drop_targets)
     forge_bundle(s.hub, plan, s.media / "bundle", metadata=metadata)
     return s.import_args(s.media / "bundle")
@@ -307,7 +308,7 @@ def _run(args: list[str], passphrase: str | None, extra: dict[str, str] | None =
 @pytest.fixture
 def situation(
     world: World,
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     media: Path,
     tmp_path: Path,

@@ -26,7 +26,11 @@ from sqlmodel import Session, select
 
 from airlock.bundles.clock import FixedClock, SystemClock
 from airlock.bundles.release import HealthCriteria, Ring, RolloutPlan
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import assign as assign_version
+from airlock.hub.export import export
+from airlock.hub.export import unassign as unassign_version
+from airlock.hub.revocation import revoke
 from airlock.spoke.agent.inference import FaultSpec
 from airlock.spoke.cli import periodic_tasks
 from airlock.spoke.nodes import Simulation, SimulationSettings, versions_in_use, wait_until
@@ -53,7 +57,7 @@ QUICK = RolloutPlan(
 
 @dataclass
 class Site:
-    hub: Hub
+    hub: HubContext
     hub_clock: FixedClock
     spoke: SpokeHome
     sim: Simulation
@@ -62,11 +66,11 @@ class Site:
     def ship(self, name: str, *assign: str, unassign: tuple[str, ...] = ()) -> None:
         for ref in assign:
             model, version = ref.split("@")
-            self.hub.assign(SITE_ID, model, version, QUICK)
+            assign_version(self.hub, SITE_ID, model, version, QUICK)
         for family in unassign:
-            self.hub.unassign(SITE_ID, family)
+            unassign_version(self.hub, SITE_ID, family)
         self.hub_clock.advance(dt.timedelta(seconds=30))
-        self.hub.export(SITE_ID, self.media / name)
+        export(self.hub, SITE_ID, self.media / name)
         accept_import(self.spoke, self.media / name, FixedClock(self.hub_clock.now()))
 
     def rollout(self, version: str) -> Rollout:
@@ -164,9 +168,9 @@ def test_rings_rollback_promotion_and_revocation_on_a_simulated_fleet(site: Site
     assert site.fleet_on("3"), site.sim.fleet_view()
 
     # the hub revokes iris@3; the small revocation bundle moves every node off it at once
-    site.hub.revoke("iris", "3", "drift found in the field")
+    revoke(site.hub, "iris", "3", "drift found in the field")
     site.hub_clock.advance(dt.timedelta(seconds=30))
-    envelope = site.hub.export(SITE_ID, site.media / "revocation")
+    envelope = export(site.hub, SITE_ID, site.media / "revocation")
     assert envelope.kind == "revocation"
     accept_import(site.spoke, site.media / "revocation", FixedClock(site.hub_clock.now()))
     assert site.fleet_on("1", timeout=30), site.sim.fleet_view()

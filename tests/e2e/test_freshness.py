@@ -19,27 +19,28 @@ from helpers.spokeenv import (
 
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import FreshnessError, StaleBundleError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import assign, export, plan_export
 from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
 
 TRANSIT_BUDGET = dt.timedelta(days=30)
 
 
-def two_bundles(hub: Hub, hub_clock: FixedClock, media: Path) -> tuple[Path, Path]:
+def two_bundles(hub: HubContext, hub_clock: FixedClock, media: Path) -> tuple[Path, Path]:
     """Bundles 1 and 2 of plant-7, ten minutes apart; bundle 2 assigns classifier@2.
 
     Bundle 2 is exported ``full`` so that it can be imported without bundle 1 (a gap).
     """
-    hub.export(SITE_ID, media / "bundle-1")
-    hub.assign(SITE_ID, "classifier", "2")
+    export(hub, SITE_ID, media / "bundle-1")
+    assign(hub, SITE_ID, "classifier", "2")
     hub_clock.advance(dt.timedelta(minutes=10))
-    hub.export(SITE_ID, media / "bundle-2", full=True)
+    export(hub, SITE_ID, media / "bundle-2", full=True)
     return media / "bundle-1", media / "bundle-2"
 
 
 def test_a_replayed_older_bundle_changes_nothing_and_says_so(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
 ) -> None:
     first, second = two_bundles(hub, hub_clock, media)
     accept_import(spoke, second)
@@ -59,10 +60,10 @@ def test_a_replayed_older_bundle_changes_nothing_and_says_so(
 
 
 def test_a_bundle_older_than_the_transit_budget_is_expired(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
 ) -> None:
     hub_clock.advance(-(TRANSIT_BUDGET + dt.timedelta(days=1)))
-    envelope = hub.export(SITE_ID, media / "old")
+    envelope = export(hub, SITE_ID, media / "old")
     assert envelope.expires < SPOKE_TIME
     error = refuse_import(spoke, media / "old", FreshnessError, "the bundle expired at")
     assert "new export" in error.hint
@@ -70,11 +71,11 @@ def test_a_bundle_older_than_the_transit_budget_is_expired(
 
 
 def test_expired_metadata_inside_a_fresh_envelope_is_refused_by_tuf(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path
 ) -> None:
     """The envelope's dates are only a first check: the TUF timestamps expire on their own."""
     hub_clock.advance(-(TRANSIT_BUDGET + dt.timedelta(days=1)))
-    stale_metadata = hub.plan_export(SITE_ID)
+    stale_metadata = plan_export(hub, SITE_ID)
     forge_bundle(
         hub,
         stale_metadata,
@@ -86,7 +87,7 @@ def test_expired_metadata_inside_a_fresh_envelope_is_refused_by_tuf(
 
 
 def test_a_clock_set_back_before_the_time_floor_is_refused(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
 ) -> None:
     first, second = two_bundles(hub, hub_clock, media)
     accept_import(spoke, first, spoke_clock(SPOKE_TIME))
@@ -104,25 +105,25 @@ def test_a_clock_set_back_before_the_time_floor_is_refused(
 
 
 def test_the_floor_starts_at_init_and_one_second_before_it_is_refused(
-    hub: Hub, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     assert read_status(spoke).time_floor == SPOKE_INIT_TIME.isoformat()
     one_second_early = spoke_clock(SPOKE_INIT_TIME - dt.timedelta(seconds=1))
     refuse_import(spoke, media / "bundle-1", FreshnessError, "earlier than the", one_second_early)
 
 
 def test_a_bundle_from_the_future_is_refused(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path
 ) -> None:
     """A bundle created well after the site's clock means the clock is behind: refuse."""
     hub_clock.advance(dt.timedelta(hours=2))
-    hub.export(SITE_ID, media / "ahead")
+    export(hub, SITE_ID, media / "ahead")
     refuse_import(spoke, media / "ahead", FreshnessError, "after the local clock")
 
 
 def test_an_import_with_a_fast_clock_does_not_lock_the_site_out(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path
 ) -> None:
     """The floor advances to the bundle's signed creation time, never to the local clock."""
     first, second = two_bundles(hub, hub_clock, media)

@@ -24,7 +24,7 @@ from sqlmodel import Session
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import GateError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
 from airlock.spoke.site import SpokeHome, StagedModel
 
 UNSUPPORTED_IR = 14
@@ -46,7 +46,7 @@ def last_details(home: SpokeHome) -> dict[str, object]:
 
 
 def test_an_unloadable_model_without_a_validation_set_is_refused(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, tmp_path: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path, tmp_path: Path
 ) -> None:
     model = with_ir_version(make_opset_model(tmp_path / "m" / "ir14.onnx", 17), UNSUPPORTED_IR)
     release(hub, "future", "1", model)  # nothing signed: no validation set, no compatibility
@@ -71,7 +71,7 @@ def test_an_unloadable_model_without_a_validation_set_is_refused(
 
 
 def test_the_command_refuses_it_with_exit_18(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, tmp_path: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path, tmp_path: Path
 ) -> None:
     model = with_ir_version(make_opset_model(tmp_path / "m" / "ir14.onnx", 17), UNSUPPORTED_IR)
     release(hub, "future", "1", model)
@@ -86,7 +86,7 @@ def test_the_command_refuses_it_with_exit_18(
 
 @pytest.mark.parametrize("external_data", [False, True], ids=["one-file", "external-data"])
 def test_a_loadable_model_without_a_validation_set_passes_with_its_load_figures(
-    hub: Hub,
+    hub: HubContext,
     hub_clock: FixedClock,
     spoke: SpokeHome,
     media: Path,

@@ -42,48 +42,49 @@ from airlock.bundles.errors import (
     UnsafeArchiveError,
     WrongSiteError,
 )
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import export, plan_export
 from airlock.spoke.site import SpokeHome
 
 
-def _edited_envelope(world: World, hub: Hub, out: Path) -> None:
-    hub.export(SITE_ID, out)
+def _edited_envelope(world: World, hub: HubContext, out: Path) -> None:
+    export(hub, SITE_ID, out)
     edit_envelope(out, lambda doc: doc["signed"].update(sequence=99))
 
 
-def _flipped_byte(world: World, hub: Hub, out: Path) -> None:
-    hub.export(SITE_ID, out)
+def _flipped_byte(world: World, hub: HubContext, out: Path) -> None:
+    export(hub, SITE_ID, out)
     flip_byte(out / "payload.age", os.path.getsize(out / "payload.age") // 2)
 
 
-def _truncated(world: World, hub: Hub, out: Path) -> None:
-    hub.export(SITE_ID, out)
+def _truncated(world: World, hub: HubContext, out: Path) -> None:
+    export(hub, SITE_ID, out)
     os.truncate(out / "payload.age", 1000)
 
 
-def _other_site(world: World, hub: Hub, out: Path) -> None:
-    hub.export(OTHER_SITE_ID, out)
+def _other_site(world: World, hub: HubContext, out: Path) -> None:
+    export(hub, OTHER_SITE_ID, out)
 
 
-def _expired(world: World, hub: Hub, out: Path) -> None:
+def _expired(world: World, hub: HubContext, out: Path) -> None:
     clock = hub.clock
     assert isinstance(clock, FixedClock)
     clock.advance(dt.timedelta(days=-31))
-    hub.export(SITE_ID, out)
+    export(hub, SITE_ID, out)
 
 
-def _symlink(world: World, hub: Hub, out: Path) -> None:
-    plan = hub.plan_export(SITE_ID)
+def _symlink(world: World, hub: HubContext, out: Path) -> None:
+    plan = plan_export(hub, SITE_ID)
     evil = link(f"blobs/sha256/{plan.blobs[0].sha256}", "/etc/shadow", tarfile.SYMTYPE)
     forge_raw_bundle(hub, plan, out, [*metadata_entries(plan), evil, *blob_entries(plan)])
 
 
-def _other_recipient(world: World, hub: Hub, out: Path) -> None:
-    plan = hub.plan_export(SITE_ID)
+def _other_recipient(world: World, hub: HubContext, out: Path) -> None:
+    plan = plan_export(hub, SITE_ID)
     forge_bundle(hub, plan, out, recipients=[world.other_site.identity.age_recipient])
 
 
-CASES: dict[str, tuple[Callable[[World, Hub, Path], None], type[AirlockError], str]] = {
+CASES: dict[str, tuple[Callable[[World, HubContext, Path], None], type[AirlockError], str]] = {
     "edited-envelope": (_edited_envelope, SignatureError, "not signed by a trusted key"),
     "flipped-byte": (_flipped_byte, IntegrityError, "does not match the SHA-256"),
     "truncated": (_truncated, IntegrityError, "has 1000 bytes, the signed envelope says"),
@@ -96,7 +97,7 @@ CASES: dict[str, tuple[Callable[[World, Hub, Path], None], type[AirlockError], s
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_cli_refuses_with_the_documented_exit_code_and_a_hint(
-    world: World, hub: Hub, spoke: SpokeHome, media: Path, case: str
+    world: World, hub: HubContext, spoke: SpokeHome, media: Path, case: str
 ) -> None:
     make, expected, message = CASES[case]
     make(world, hub, media / case)
@@ -105,9 +106,9 @@ def test_the_cli_refuses_with_the_documented_exit_code_and_a_hint(
 
 
 def test_the_cli_says_a_replayed_bundle_changed_nothing(
-    hub: Hub, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     assert accept_import(spoke, media / "bundle-1").sequence == 1
 
     proc = cli_refuse_import(spoke, media / "bundle-1", StaleBundleError, "nothing changed")

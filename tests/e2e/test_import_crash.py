@@ -30,7 +30,9 @@ from helpers.spokeenv import (
 )
 
 from airlock.bundles.audit import AuditLog, verify_engine
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import assign, export
+from airlock.hub.intake import add_model
 from airlock.spoke.importing import CLEANUP_ACTION
 from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 
@@ -74,12 +76,12 @@ def kill_once_plaintext_is_written(
 
 
 def test_scratch_left_by_kill_9_is_private_and_removed_by_the_next_import(
-    hub: Hub, spoke: SpokeHome, media: Path, tmp_path: Path
+    hub: HubContext, spoke: SpokeHome, media: Path, tmp_path: Path
 ) -> None:
     model = make_onnx_model(tmp_path / "big" / "model.onnx", external_data=True, width=16 << 20)
-    hub.add_model("big", "1", model.parent)
-    hub.assign(SITE_ID, "big", "1")
-    hub.export(SITE_ID, media / "bundle")
+    add_model(hub, "big", "1", model.parent)
+    assign(hub, SITE_ID, "big", "1")
+    export(hub, SITE_ID, media / "bundle")
     tmp = spoke.tmp_dir
 
     earlier: set[str] = set()

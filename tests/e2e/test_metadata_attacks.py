@@ -25,17 +25,18 @@ from tuf.api.metadata import Targets
 
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import IntegrityError, WrongSiteError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import plan_export
 from airlock.spoke.site import SpokeHome
 
 CLASSIFIER = "classifier/1/classifier.onnx"
 
 
 def test_director_metadata_of_another_site_in_this_sites_bundle_is_refused(
-    hub: Hub, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
     """Envelope, recipient and Image metadata for plant-7; Director metadata of plant-9."""
-    mine, theirs = hub.plan_export(SITE_ID), hub.plan_export(OTHER_SITE_ID)
+    mine, theirs = plan_export(hub, SITE_ID), plan_export(hub, OTHER_SITE_ID)
     swapped = image_part(mine.metadata) + director_part(theirs.metadata)
     forge_bundle(hub, mine, media / "bundle", metadata=swapped)
     error = refuse_import(spoke, media / "bundle", WrongSiteError, "Director metadata is for site")
@@ -70,9 +71,9 @@ def _target_for(site_id: str) -> Callable[[Targets], None]:
     ],
 )
 def test_director_targets_signed_for_another_site_are_refused(
-    hub: Hub, spoke: SpokeHome, media: Path, edit: Callable[[Targets], None], match: str
+    hub: HubContext, spoke: SpokeHome, media: Path, edit: Callable[[Targets], None], match: str
 ) -> None:
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     forge_bundle(hub, plan, media / "bundle", metadata=resign_director(hub, plan.metadata, edit))
     refuse_import(spoke, media / "bundle", WrongSiteError, match)
 
@@ -98,9 +99,9 @@ def _set_version(targets: Targets) -> None:
     ],
 )
 def test_a_director_target_that_disagrees_with_the_image_target_is_refused(
-    hub: Hub, spoke: SpokeHome, media: Path, edit: Callable[[Targets], None], match: str
+    hub: HubContext, spoke: SpokeHome, media: Path, edit: Callable[[Targets], None], match: str
 ) -> None:
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     forge_bundle(hub, plan, media / "bundle", metadata=resign_director(hub, plan.metadata, edit))
     error = refuse_import(spoke, media / "bundle", IntegrityError, match)
     assert CLASSIFIER in error.message

@@ -36,11 +36,13 @@ from airlock.bundles.errors import (
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.metrics import PAYLOAD_FILE
 from airlock.bundles.models import Envelope
-from airlock.hub.hub import Hub
-from airlock.hub.metrics_import import import_metrics
+from airlock.hub.context import HubContext
+from airlock.hub.fleet import import_metrics
 
 
-def refused(hub: Hub, bundle: Path, error: type[AirlockError], match: str) -> dict[str, object]:
+def refused(
+    hub: HubContext, bundle: Path, error: type[AirlockError], match: str
+) -> dict[str, object]:
     """Imports ``bundle`` expecting ``error``; checks nothing was stored; the audit details."""
     before = row_counts(hub)
     with pytest.raises(error, match=match) as caught:
@@ -58,7 +60,7 @@ def edit_envelope(bundle: Path, **changes: object) -> None:
     (bundle / ENVELOPE_FILE).write_text(json.dumps(doc))
 
 
-def inconsistent_events(hub: Hub) -> list[dict[str, object]]:
+def inconsistent_events(hub: HubContext) -> list[dict[str, object]]:
     with Session(hub.engine) as session:
         query = select(OutboxEvent).where(OutboxEvent.type == EVENT_TYPES["audit.log-inconsistent"])
         return [row.body for row in session.exec(query)]
@@ -68,7 +70,7 @@ def inconsistent_events(hub: Hub) -> list[dict[str, object]]:
 
 
 def test_a_tampered_payload_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     bundle = metrics_site.bundle(tmp_path / "m1")
     data = bytearray((bundle / PAYLOAD_FILE).read_bytes())
@@ -79,7 +81,7 @@ def test_a_tampered_payload_is_refused(
 
 @pytest.mark.parametrize("kind", ["symlink", "fifo"])
 def test_a_payload_that_is_not_a_regular_file_is_refused_without_reading_it(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path, kind: str
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path, kind: str
 ) -> None:
     """A link to the genuine payload, or a FIFO that would block, is refused by its type."""
     bundle = metrics_site.bundle(tmp_path / "m1")
@@ -93,7 +95,7 @@ def test_a_payload_that_is_not_a_regular_file_is_refused_without_reading_it(
 
 
 def test_a_tampered_envelope_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     bundle = metrics_site.bundle(tmp_path / "m1")
     edit_envelope(bundle, sequence=7)
@@ -101,7 +103,7 @@ def test_a_tampered_envelope_is_refused(
 
 
 def test_an_envelope_relabelled_to_another_registered_site_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     bundle = metrics_site.bundle(tmp_path / "m1")
     edit_envelope(bundle, site_id=OTHER_SITE_ID, source=f"site:{OTHER_SITE_ID}")
@@ -109,7 +111,7 @@ def test_an_envelope_relabelled_to_another_registered_site_is_refused(
 
 
 def test_another_site_cannot_send_this_sites_checkpoint(
-    fleet_hub: Hub, metrics_site: MetricsSite, world: World, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, world: World, tmp_path: Path
 ) -> None:
     """plant-9, with its own real key, wraps plant-7's checkpoint in its own bundle."""
     payload = metrics_site.payload(site_id=OTHER_SITE_ID)
@@ -119,7 +121,7 @@ def test_another_site_cannot_send_this_sites_checkpoint(
 
 
 def test_a_site_the_hub_does_not_know_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     stranger: SiteKeys = make_site("plant-99")
     payload = metrics_site.payload(site_id="plant-99")
@@ -129,7 +131,7 @@ def test_a_site_the_hub_does_not_know_is_refused(
 
 
 def test_a_bundle_encrypted_to_another_hub_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     other_hub = str(pyrage.x25519.Identity.generate().to_public())
     bundle = metrics_site.write(tmp_path / "m1", metrics_site.payload(), recipient=other_hub)
@@ -137,7 +139,7 @@ def test_a_bundle_encrypted_to_another_hub_is_refused(
 
 
 def test_an_extra_file_in_the_bundle_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     bundle = metrics_site.bundle(tmp_path / "m1")
     (bundle / "notes.txt").write_text("node-a7 10.0.0.7")
@@ -145,7 +147,7 @@ def test_an_extra_file_in_the_bundle_is_refused(
 
 
 def test_a_payload_for_another_envelope_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     """A correctly signed envelope over a payload naming another sequence (mixed exports)."""
     payload = metrics_site.payload()
@@ -160,7 +162,7 @@ def test_a_payload_for_another_envelope_is_refused(
 
 @pytest.mark.parametrize("k", [5, 1], ids=["a cell below k", "k below 2"])
 def test_figures_that_break_k_anonymity_are_never_stored(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path, k: int
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path, k: int
 ) -> None:
     """A faulty (or dishonest) site sends a cell of 3 nodes: the hub will not hold it."""
     payload = metrics_site.payload(k=k)
@@ -173,7 +175,7 @@ def test_figures_that_break_k_anonymity_are_never_stored(
 
 
 def test_a_log_rewritten_after_the_witnessed_checkpoint_is_detected(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     first = import_metrics(fleet_hub, metrics_site.bundle(tmp_path / "m1"))
     witnessed = first.checkpoint_size
@@ -196,7 +198,7 @@ def test_a_log_rewritten_after_the_witnessed_checkpoint_is_detected(
 
 
 def test_a_truncated_log_is_detected(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     first = import_metrics(fleet_hub, metrics_site.bundle(tmp_path / "m1"))
     metrics_site.rewrite_log(keep=first.checkpoint_size - 8)
@@ -207,7 +209,7 @@ def test_a_truncated_log_is_detected(
 
 
 def test_a_bundle_without_a_proof_from_the_witnessed_checkpoint_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     first = import_metrics(fleet_hub, metrics_site.bundle(tmp_path / "m1"))
     payload = metrics_site.payload()
@@ -228,7 +230,7 @@ def test_a_bundle_without_a_proof_from_the_witnessed_checkpoint_is_refused(
 
 
 def test_the_cli_imports_and_reports_a_gap(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     home = str(fleet_hub.home.root)
     first = run_hub_airlock("hub", "import-metrics", "--home", home, "--json",
@@ -248,7 +250,7 @@ def test_the_cli_imports_and_reports_a_gap(
 
 
 def test_the_cli_refuses_a_replay_and_a_tampered_bundle(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     home = str(fleet_hub.home.root)
     bundle = metrics_site.bundle(tmp_path / "m1")
@@ -271,7 +273,7 @@ def test_the_cli_refuses_a_replay_and_a_tampered_bundle(
 
 
 def test_the_cli_reports_a_rewritten_site_log(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     home = str(fleet_hub.home.root)
     first = run_hub_airlock(

@@ -31,8 +31,8 @@ from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.metrics import PAYLOAD_FILE, LatencySketch
-from airlock.hub import return_keys
-from airlock.hub.hub import Hub
+from airlock.hub import trust as return_keys
+from airlock.hub.context import HubContext, open_hub
 from airlock.spoke.site import (
     EnrolledNode,
     MetricsExportRecord,
@@ -101,7 +101,7 @@ def test_figures_reach_the_fleet_report_and_drift_requests_retraining(
     assert exported["sequence"] == 1
 
     # what crossed the gap: decrypt as the hub does, and look for every identifier
-    hub = Hub.open(hub_home, hub_secrets, clock=FixedClock(now))
+    hub = open_hub(hub_home, hub_secrets, clock=FixedClock(now))
     try:
         plaintext = _decrypt(hub, bundle)
     finally:
@@ -128,7 +128,7 @@ def test_figures_reach_the_fleet_report_and_drift_requests_retraining(
     html = (tmp_path / "fleet.html").read_text()
     assert "<svg" in html and "iris" in html and not any(n in html for n in NODES)
 
-    hub = Hub.open(hub_home, hub_secrets, clock=FixedClock(now))
+    hub = open_hub(hub_home, hub_secrets, clock=FixedClock(now))
     try:
         with Session(hub.engine) as session:
             retrain = session.exec(
@@ -201,7 +201,7 @@ def test_the_hub_witnesses_the_site_log_across_a_round_trip(
     assert status["hub_acknowledged"] == {"sequence": 1, "log_size": first["checkpoint"]["size"]}
 
 
-def _decrypt(hub: Hub, bundle: Path) -> bytes:
+def _decrypt(hub: HubContext, bundle: Path) -> bytes:
     identity = return_keys.hub_identity(hub)
     data: bytes = pyrage.decrypt((bundle / PAYLOAD_FILE).read_bytes(), [identity])
     return data

@@ -46,7 +46,9 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.models import BundleKind
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import commit_export, export, plan_export
+from airlock.hub.trust import update_trust
 from airlock.spoke.site import SpokeHome, reset_floor
 from airlock.spoke.status import read_status
 
@@ -69,9 +71,9 @@ FAST = SPOKE_TIME + dt.timedelta(days=25)
     ],
 )
 def test_the_envelope_key_alone_cannot_restate_a_genuine_payload(
-    hub: Hub, spoke: SpokeHome, media: Path, change: dict[str, Any], field: str
+    hub: HubContext, spoke: SpokeHome, media: Path, change: dict[str, Any], field: str
 ) -> None:
-    hub.export(SITE_ID, media / "genuine")
+    export(hub, SITE_ID, media / "genuine")
     shutil.copytree(media / "genuine", media / "relabelled")
     resign_envelope(media / "relabelled", [envelope_signer(hub)], **change)
 
@@ -83,15 +85,15 @@ def test_the_envelope_key_alone_cannot_restate_a_genuine_payload(
     assert accept_import(spoke, media / "genuine").sequence == 1  # the genuine bundle still does
 
 
-def _poison(hub: Hub, media: Path) -> Path:
+def _poison(hub: HubContext, media: Path) -> Path:
     """What a thief of both online keys makes from the hub's own next plan.
 
     The hub ships the same plan as bundle 2; the thief's copy claims sequence
     2^53-1 and a creation time 25 days ahead, in the envelope and in the
     re-signed Director timestamp alike.
     """
-    plan = hub.plan_export(SITE_ID)
-    hub.commit_export(plan, media / "bundle-2")
+    plan = plan_export(hub, SITE_ID)
+    commit_export(hub, plan, media / "bundle-2")
     expires = FAST + dt.timedelta(days=30)
     metadata = resign_bundle_claims(
         hub, plan.metadata, sequence=HUGE, created=utc_iso(FAST), expires=utc_iso(expires)
@@ -103,13 +105,13 @@ def _poison(hub: Hub, media: Path) -> Path:
 
 def test_an_offline_root_rotation_unfreezes_a_site_the_online_keys_froze(
     world: World,
-    hub: Hub,
+    hub: HubContext,
     hub_clock: FixedClock,
     spoke: SpokeHome,
     media: Path,
     tmp_path: Path,
 ) -> None:
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     accept_import(spoke, media / "bundle-1")
     poison = _poison(hub, media)
     accept_import(spoke, poison, spoke_clock(FAST))  # caught while the site clock ran ahead
@@ -117,7 +119,7 @@ def test_an_offline_root_rotation_unfreezes_a_site_the_online_keys_froze(
 
     # frozen: the clock is right again, every genuine bundle is refused
     hub_clock.advance(dt.timedelta(minutes=5))
-    hub.export(SITE_ID, media / "bundle-3")
+    export(hub, SITE_ID, media / "bundle-3")
     refuse_import(spoke, media / "bundle-3", FreshnessError, "earlier than the newest verified")
     refuse_import(spoke, media / "bundle-3", StaleBundleError, "not newer", spoke_clock(FAST))
     with pytest.raises(UsageError, match="nothing to lower"):  # the floor is a signed time
@@ -126,9 +128,9 @@ def test_an_offline_root_rotation_unfreezes_a_site_the_online_keys_froze(
     # the officers rotate the Director root; the hub adopts it and exports
     rotation = RotationCeremony.copy_of(world.ceremony.out_dir, tmp_path / "rotation")
     rotate_roots(rotation, tufrepo.DIRECTOR, 1)
-    hub.update_trust(rotation.directory)
+    update_trust(hub, rotation.directory)
     hub_clock.advance(dt.timedelta(minutes=5))
-    envelope = hub.export(SITE_ID, media / "rotation")
+    envelope = export(hub, SITE_ID, media / "rotation")
     assert envelope.sequence == 4
 
     result = accept_import(spoke, media / "rotation", spoke_clock(LATER))
@@ -146,17 +148,17 @@ def test_an_offline_root_rotation_unfreezes_a_site_the_online_keys_froze(
     # a replay no longer advances the root: the normal checks refuse it
     refuse_import(spoke, media / "rotation", StaleBundleError, "not newer", spoke_clock(LATER))
     hub_clock.advance(dt.timedelta(minutes=5))
-    hub.export(SITE_ID, media / "bundle-5")
+    export(hub, SITE_ID, media / "bundle-5")
     assert accept_import(spoke, media / "bundle-5", spoke_clock(LATER)).sequence == 5
     assert read_status(spoke).director_root_version == 2
 
 
 def test_a_rotation_added_to_an_old_bundles_envelope_on_the_medium_is_refused(
-    world: World, hub: Hub, spoke: SpokeHome, media: Path, tmp_path: Path
+    world: World, hub: HubContext, spoke: SpokeHome, media: Path, tmp_path: Path
 ) -> None:
     """``roots`` is unsigned: a genuine rotation pasted into a replayed bundle must not
     exempt it from the sequence check; its payload does not reach the new root."""
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     accept_import(spoke, media / "bundle-1")
     rotation = RotationCeremony.copy_of(world.ceremony.out_dir, tmp_path / "rotation")
     v2 = rotate_roots(rotation, tufrepo.DIRECTOR, 1).to_dict()

@@ -33,14 +33,15 @@ from helpers.bundlecraft import (
 from helpers.spokeenv import SITE_ID, RecordingSecrets, World, accept_import, refuse_import
 
 from airlock.bundles.errors import DecryptionError, IntegrityError, UnsafeArchiveError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import assign, commit_export, export, plan_export
 from airlock.spoke.site import SpokeHome
 
 
 def test_one_flipped_payload_byte_is_refused_before_decryption(
-    hub: Hub, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+    hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
 ) -> None:
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     flip_byte(media / "bundle" / "payload.age", os.path.getsize(media / "bundle/payload.age") // 2)
     error = refuse_import(spoke, media / "bundle", IntegrityError, "does not match the SHA-256")
     assert "payload.age" in error.message and "copy the bundle" in error.hint
@@ -48,9 +49,9 @@ def test_one_flipped_payload_byte_is_refused_before_decryption(
 
 
 def test_a_truncated_payload_is_refused_by_its_size_before_decryption(
-    hub: Hub, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+    hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
 ) -> None:
-    hub.export(SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle")
     payload = media / "bundle" / "payload.age"
     signed_size = payload.stat().st_size
     os.truncate(payload, signed_size - 4096)
@@ -60,7 +61,7 @@ def test_a_truncated_payload_is_refused_by_its_size_before_decryption(
 
 
 def test_a_payload_swapped_while_the_identity_is_unlocked_is_never_decrypted(
-    hub: Hub, spoke: SpokeHome, media: Path, monkeypatch: pytest.MonkeyPatch
+    hub: HubContext, spoke: SpokeHome, media: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The attacker renames another payload over the checked one during the ~0.5 s unlock.
 
@@ -68,9 +69,9 @@ def test_a_payload_swapped_while_the_identity_is_unlocked_is_never_decrypted(
     had it been decrypted it would have been parsed and, refused, blamed on the
     hub. The import must decrypt the bytes it verified and stage their content.
     """
-    hub.export(SITE_ID, media / "bundle")
-    hub.assign(SITE_ID, "classifier", "2")
-    hub.export(SITE_ID, media / "later")
+    export(hub, SITE_ID, media / "bundle")
+    assign(hub, SITE_ID, "classifier", "2")
+    export(hub, SITE_ID, media / "later")
     unlock = spoke.age_identity
 
     def unlock_while_the_attacker_swaps() -> object:
@@ -117,7 +118,7 @@ def damage_age_header(payload: Path) -> None:
     ],
 )
 def test_damaged_ciphertext_under_a_valid_envelope_fails_authenticated_decryption(
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     secrets: RecordingSecrets,
     media: Path,
@@ -130,8 +131,8 @@ def test_damaged_ciphertext_under_a_valid_envelope_fails_authenticated_decryptio
     age chunks, after the whole metadata section: the metadata has been verified and
     blobs are being written when decryption fails, and all of it must go again.
     """
-    plan = hub.plan_export(SITE_ID)
-    hub.commit_export(plan, media / "bundle")
+    plan = plan_export(hub, SITE_ID)
+    commit_export(hub, plan, media / "bundle")
     payload = media / "bundle" / "payload.age"
     assert len(tar_bytes(metadata_entries(plan))) < AGE_CHUNK < payload.stat().st_size // 6
     damage(payload)
@@ -141,9 +142,9 @@ def test_damaged_ciphertext_under_a_valid_envelope_fails_authenticated_decryptio
 
 
 def test_a_payload_encrypted_to_another_recipient_is_refused(
-    world: World, hub: Hub, spoke: SpokeHome, media: Path
+    world: World, hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     forge_bundle(hub, plan, media / "bundle", recipients=[world.other_site.identity.age_recipient])
     error = refuse_import(spoke, media / "bundle", DecryptionError, "not encrypted to this site")
     assert "identity" in error.hint
@@ -173,9 +174,9 @@ RULES = {
 
 @pytest.mark.parametrize("case", sorted(UNSAFE_ENTRIES))
 def test_links_and_escaping_paths_in_a_signed_payload_are_refused(
-    hub: Hub, spoke: SpokeHome, media: Path, tmp_path: Path, case: str
+    hub: HubContext, spoke: SpokeHome, media: Path, tmp_path: Path, case: str
 ) -> None:
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     outside = tmp_path / "outside" / "written-by-the-bundle"
     evil = UNSAFE_ENTRIES[case](plan, outside)
     entries = [*metadata_entries(plan), evil, *blob_entries(plan)]
@@ -186,9 +187,9 @@ def test_links_and_escaping_paths_in_a_signed_payload_are_refused(
 
 
 def test_a_file_the_signed_metadata_does_not_list_is_refused(
-    hub: Hub, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     extra = b"a file no signed target names"
     first, *rest = blob_entries(plan)
     entries = [*metadata_entries(plan), first, regular(f"blobs/sha256/{sha256_hex(extra)}", extra)]
@@ -199,9 +200,9 @@ def test_a_file_the_signed_metadata_does_not_list_is_refused(
 
 
 def test_metadata_outside_the_two_repositories_is_refused(
-    hub: Hub, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     extra = regular("metadata/evil/1.root.json", b"{}")
     entries = [*metadata_entries(plan), extra, *blob_entries(plan)]
     forge_raw_bundle(hub, plan, media / "bundle", entries)

@@ -25,9 +25,12 @@ from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import IntegrityError, StaleBundleError, TrustError
 from airlock.bundles.models import BundleKind
 from airlock.bundles.release import RolloutPlan
-from airlock.hub import director_repo, tufmeta
-from airlock.hub.hub import Hub
-from airlock.hub.tufmeta import StagedWrites
+from airlock.hub import repos as director_repo
+from airlock.hub import repos as tufmeta
+from airlock.hub.context import HubContext, director_signers, load_site_metadata
+from airlock.hub.export import export, plan_export
+from airlock.hub.repos import StagedWrites
+from airlock.hub.revocation import revoke
 from airlock.spoke.importing import UNLISTED_REASON, plan_sha256
 from airlock.spoke.site import (
     DirectorAssignment,
@@ -44,7 +47,7 @@ HINT = "import the earlier bundle first, or ask the hub for `airlock hub export 
 
 
 @pytest.fixture
-def hub(fleet: Fleet, tmp_path: Path) -> Iterator[Hub]:
+def hub(fleet: Fleet, tmp_path: Path) -> Iterator[HubContext]:
     opened = fleet.new_hub(tmp_path / "hub")
     yield opened
     opened.close()
@@ -73,14 +76,14 @@ def _rows(home: SpokeHome, table: type) -> list:  # type: ignore[type-arg]
 
 
 def test_a_revocation_bundle_moves_the_site_back_and_records_the_reason(
-    hub: Hub, spoke: SpokeHome, later: FixedClock, tmp_path: Path
+    hub: HubContext, spoke: SpokeHome, later: FixedClock, tmp_path: Path
 ) -> None:
-    revocation = hub.revoke("iris", "3", REASON)
+    revocation = revoke(hub, "iris", "3", REASON)
     assert [(s.site_id, s.previous, s.now) for s in revocation.sites] == [(SITE_ID, "3", "2")]
 
-    full_plan = hub.plan_export(SITE_ID, full=True)  # for comparison only: never recorded
+    full_plan = plan_export(hub, SITE_ID, full=True)  # for comparison only: never recorded
     forge_bundle(hub, full_plan, tmp_path / "full-for-comparison")
-    envelope = hub.export(SITE_ID, tmp_path / "media" / "revocation")
+    envelope = export(hub, SITE_ID, tmp_path / "media" / "revocation")
     bundle = tmp_path / "media" / "revocation"
     omitted = OMITTED
     assert (envelope.kind, envelope.omitted) == (BundleKind.REVOCATION, omitted)
@@ -118,11 +121,11 @@ def test_a_revocation_bundle_moves_the_site_back_and_records_the_reason(
 
 
 def test_a_delta_bundle_is_refused_by_a_site_without_the_omitted_version(
-    hub: Hub, world: World, later: FixedClock, tmp_path: Path
+    hub: HubContext, world: World, later: FixedClock, tmp_path: Path
 ) -> None:
     """A site that lost the earlier bundles cannot use a delta; `--full` is its way back."""
-    hub.revoke("iris", "3", REASON)
-    hub.export(SITE_ID, tmp_path / "revocation")
+    revoke(hub, "iris", "3", REASON)
+    export(hub, SITE_ID, tmp_path / "revocation")
     fresh = world.new_spoke(tmp_path / "fresh-spoke")  # plant-7, nothing imported
     try:
         error = refuse_import(fresh, tmp_path / "revocation", IntegrityError, "iris@2", later)
@@ -130,7 +133,7 @@ def test_a_delta_bundle_is_refused_by_a_site_without_the_omitted_version(
         assert error.hint == HINT
         assert _rows(fresh, RolloutPlanRecord) == [] and _rows(fresh, RevokedVersion) == []
 
-        envelope = hub.export(SITE_ID, tmp_path / "full", full=True)
+        envelope = export(hub, SITE_ID, tmp_path / "full", full=True)
         assert (envelope.kind, envelope.omitted) == (BundleKind.FULL, ())
         result = accept_import(fresh, tmp_path / "full", later)
         assert (result.staged, result.revoked) == (list(OMITTED), [])  # iris@3 was never here
@@ -140,14 +143,14 @@ def test_a_delta_bundle_is_refused_by_a_site_without_the_omitted_version(
         fresh.engine.dispose()
 
 
-def _director_signs(hub: Hub, change: Callable[[Targets], None]) -> None:
+def _director_signs(hub: HubContext, change: Callable[[Targets], None]) -> None:
     """Changes the site's stored Director targets and re-signs them with the real online keys.
 
     Stands for a hub whose Director signed something odd; the next export ships it.
     """
-    site_md = hub.site_metadata(SITE_ID)
+    site_md = load_site_metadata(hub, SITE_ID)
     change(site_md.targets.signed)
-    signers = hub.director_signers()
+    signers = director_signers(hub)
     expires = site_md.targets.signed.expires
     tufmeta.bump(site_md.targets, expires, [signers.targets])
     director_repo.refresh(site_md, expires, signers)
@@ -157,12 +160,12 @@ def _director_signs(hub: Hub, change: Callable[[Targets], None]) -> None:
 
 
 def test_a_version_the_image_drops_without_a_listed_reason_is_still_revoked(
-    hub: Hub, spoke: SpokeHome, later: FixedClock, tmp_path: Path
+    hub: HubContext, spoke: SpokeHome, later: FixedClock, tmp_path: Path
 ) -> None:
     """Fail closed: the Director does not list it, but the Image no longer signs it."""
-    hub.revoke("iris", "3", REASON)
+    revoke(hub, "iris", "3", REASON)
     _director_signs(hub, lambda t: t.unrecognized_fields.pop(tufrepo.REVOCATIONS_FIELD))
-    hub.export(SITE_ID, tmp_path / "unlisted")
+    export(hub, SITE_ID, tmp_path / "unlisted")
 
     result = accept_import(spoke, tmp_path / "unlisted", later)
     assert [(r["version"], r["reason"]) for r in result.revoked] == [("3", UNLISTED_REASON)]
@@ -175,7 +178,7 @@ def test_a_version_the_image_drops_without_a_listed_reason_is_still_revoked(
 
 
 def test_a_malformed_signed_plan_refuses_the_bundle(
-    hub: Hub, spoke: SpokeHome, later: FixedClock, tmp_path: Path
+    hub: HubContext, spoke: SpokeHome, later: FixedClock, tmp_path: Path
 ) -> None:
     def bad_plan(targets: Targets) -> None:
         (custom,) = [
@@ -186,6 +189,6 @@ def test_a_malformed_signed_plan_refuses_the_bundle(
         custom["rollout"] = {"rings": [{"name": "canary", "nodes": "0.1"}]}  # no last ring
 
     _director_signs(hub, bad_plan)
-    hub.export(SITE_ID, tmp_path / "bad-plan")
+    export(hub, SITE_ID, tmp_path / "bad-plan")
     error = refuse_import(spoke, tmp_path / "bad-plan", TrustError, "rollout plan", later)
     assert "iris@3" in error.message and "must cover every node" in error.message

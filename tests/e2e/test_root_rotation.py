@@ -21,7 +21,8 @@ from tuf.api.metadata import Metadata, Root
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import SignatureError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import commit_export, export, plan_export
 from airlock.spoke.site import SpokeHome, TrustedMetadataFile
 from airlock.spoke.status import read_status
 
@@ -38,7 +39,7 @@ from airlock.spoke.status import read_status
 )
 def test_a_root_signed_below_threshold_is_refused(
     world: World,
-    hub: Hub,
+    hub: HubContext,
     spoke: SpokeHome,
     media: Path,
     repository: str,
@@ -51,7 +52,7 @@ def test_a_root_signed_below_threshold_is_refused(
         root = rotated_root(world.ceremony, repository, signed_by, revoke=signed_by, add=new_keys)
     else:
         root = rotated_root(world.ceremony, repository, signed_by)
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     metadata = with_next_root(plan.metadata, repository, root)
     forge_bundle(hub, plan, media / "bundle", metadata=metadata)
     error = refuse_import(spoke, media / "bundle", SignatureError, "not signed by a threshold")
@@ -59,7 +60,7 @@ def test_a_root_signed_below_threshold_is_refused(
 
 
 def test_a_valid_root_rotation_is_trusted_from_then_on(
-    world: World, hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+    world: World, hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path
 ) -> None:
     """v2 drops image-root-1 for a new key, signed by 2 old keys and 2 of its own."""
     new_root_key = CryptoSigner.generate_ed25519()
@@ -71,11 +72,11 @@ def test_a_valid_root_rotation_is_trusted_from_then_on(
         add=[new_root_key.public_key],
         extra_signers=[new_root_key],
     )
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     rotation = dataclasses.replace(
         plan, metadata=with_next_root(plan.metadata, tufrepo.IMAGE, root)
     )
-    hub.commit_export(rotation, media / "rotation")  # recorded: the next export is sequence 2
+    commit_export(hub, rotation, media / "rotation")  # recorded: the next export is sequence 2
 
     accept_import(spoke, media / "rotation")
 
@@ -88,7 +89,7 @@ def test_a_valid_root_rotation_is_trusted_from_then_on(
 
     # The next ordinary export carries only root v1: the spoke keeps trusting v2.
     hub_clock.advance(dt.timedelta(minutes=10))
-    hub.export(SITE_ID, media / "next")
+    export(hub, SITE_ID, media / "next")
     later = spoke_clock(SPOKE_TIME + dt.timedelta(hours=1))
     assert accept_import(spoke, media / "next", later).sequence == 2
     assert read_status(spoke).image_root_version == 2

@@ -17,7 +17,8 @@ from helpers.spokeenv import (
 
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.clock import FixedClock
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext, load_site_metadata
+from airlock.hub.export import assign, export
 from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
 
@@ -28,9 +29,9 @@ def staged_digests(home: SpokeHome) -> dict[str, str]:
 
 
 def test_round_trip_stages_the_model_files_byte_for_byte(
-    world: World, hub: Hub, spoke: SpokeHome, media: Path
+    world: World, hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    envelope = hub.export(SITE_ID, media / "bundle-1")
+    envelope = export(hub, SITE_ID, media / "bundle-1")
     result = accept_import(spoke, media / "bundle-1")
 
     assert (result.bundle_id, result.sequence) == (envelope.bundle_id, 1)
@@ -51,7 +52,10 @@ def test_round_trip_stages_the_model_files_byte_for_byte(
     assert status["trusted_roots"] == {"image": 1, "director": 1}
     assert (status["last_sequence"], status["last_bundle_id"]) == (1, envelope.bundle_id)
     assert status["time_floor"] == envelope.created.isoformat()  # a signed time, not the clock
-    assert status["director_targets_version"] == hub.site_metadata(SITE_ID).targets.signed.version
+    assert (
+        status["director_targets_version"]
+        == load_site_metadata(hub, SITE_ID).targets.signed.version
+    )
     sizes = {ref: sum(f.stat().st_size for f in s.files()) for ref, s in world.sources.items()}
     assert [
         (m["model"], m["version"], m["files"], m["bytes"]) for m in status["staged_models"]
@@ -78,13 +82,13 @@ def test_round_trip_stages_the_model_files_byte_for_byte(
 
 
 def test_the_next_bundle_moves_the_assignment_and_keeps_what_is_staged(
-    world: World, hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+    world: World, hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path
 ) -> None:
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     accept_import(spoke, media / "bundle-1")
-    hub.assign(SITE_ID, "classifier", "2")
+    assign(hub, SITE_ID, "classifier", "2")
     hub_clock.advance(dt.timedelta(minutes=10))
-    second = hub.export(SITE_ID, media / "bundle-2")
+    second = export(hub, SITE_ID, media / "bundle-2")
 
     result = accept_import(
         spoke, media / "bundle-2", spoke_clock(SPOKE_TIME + dt.timedelta(hours=1))

@@ -26,9 +26,12 @@ from airlock.bundles.bundle import BlobSource
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import AirlockError, IntegrityError, SignatureError, TrustError
 from airlock.bundles.models import ModelFile, ModelVersion
-from airlock.hub import image_repo
-from airlock.hub.hub import Hub
-from airlock.hub.image_repo import verify_delegations
+from airlock.hub import repos as image_repo
+from airlock.hub.context import HubContext, load_image_repo, open_hub
+from airlock.hub.export import assign, export, plan_export
+from airlock.hub.intake import add_model
+from airlock.hub.repos import verify_delegations
+from airlock.hub.sites import add_tenant, tenant_signer
 from airlock.spoke.site import SpokeHome
 
 SEGMENTER = "segmenter/1/segmenter.onnx"
@@ -38,28 +41,32 @@ SEGMENTER = "segmenter/1/segmenter.onnx"
 class Tenanted:
     """The copied hub with two tenants, one family each, both assigned to the site."""
 
-    hub: Hub
+    hub: HubContext
     evil_model: Path
 
     def signer(self, tenant: str) -> Signer:
         with Session(self.hub.engine) as session:
-            return self.hub.tenant_signer(session, tenant)
+            return tenant_signer(self.hub, session, tenant)
 
 
 @pytest.fixture
-def tenanted(hub: Hub, tmp_path: Path) -> Tenanted:
-    hub.add_tenant("acme")
-    hub.add_tenant("globex")
+def tenanted(hub: HubContext, tmp_path: Path) -> Tenanted:
+    add_tenant(hub, "acme")
+    add_tenant(hub, "globex")
     src = tmp_path / "src"
-    hub.add_model(
-        "segmenter", "1", make_onnx_model(src / "s1" / "segmenter.onnx", seed=11), tenant="acme"
+    add_model(
+        hub,
+        "segmenter",
+        "1",
+        make_onnx_model(src / "s1" / "segmenter.onnx", seed=11),
+        tenant="acme",
     )
-    hub.add_model(
-        "counter", "1", make_onnx_model(src / "c1" / "counter.onnx", seed=12), tenant="globex"
+    add_model(
+        hub, "counter", "1", make_onnx_model(src / "c1" / "counter.onnx", seed=12), tenant="globex"
     )
-    hub.assign(SITE_ID, "segmenter", "1")
-    hub.assign(SITE_ID, "counter", "1")
-    verify_delegations(hub.image_repo())
+    assign(hub, SITE_ID, "segmenter", "1")
+    assign(hub, SITE_ID, "counter", "1")
+    verify_delegations(load_image_repo(hub))
     evil = make_onnx_model(src / "evil" / "segmenter.onnx", seed=13)
     return Tenanted(hub, evil)
 
@@ -67,7 +74,7 @@ def tenanted(hub: Hub, tmp_path: Path) -> Tenanted:
 def test_models_of_two_tenants_are_accepted(
     tenanted: Tenanted, spoke: SpokeHome, media: Path
 ) -> None:
-    tenanted.hub.export(SITE_ID, media / "bundle")
+    export(tenanted.hub, SITE_ID, media / "bundle")
     result = accept_import(spoke, media / "bundle")
     assert sorted(result.staged) == ["classifier@1", "counter@1", "detector@1", "segmenter@1"]
 
@@ -76,7 +83,7 @@ def test_a_tenant_role_signed_by_another_tenants_key_is_refused(
     tenanted: Tenanted, spoke: SpokeHome, media: Path
 ) -> None:
     """globex's key signs acme's role (same content): the delegation names acme's key only."""
-    plan = tenanted.hub.plan_export(SITE_ID)
+    plan = plan_export(tenanted.hub, SITE_ID)
     forged = resign_image_role(
         tenanted.hub, plan.metadata, tufrepo.tenant_role("acme"), [tenanted.signer("globex")]
     )
@@ -130,7 +137,7 @@ def test_another_tenants_role_cannot_sign_a_model_of_this_tenants_family(
         )
         targets.targets[director.path] = director
 
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     forged = resign_image_role(
         hub, plan.metadata, tufrepo.tenant_role("globex"), [tenanted.signer("globex")], smuggle
     )
@@ -148,19 +155,19 @@ def test_another_tenants_role_cannot_sign_a_model_of_this_tenants_family(
 
 
 def test_a_tenant_held_key_signs_its_role_and_the_site_accepts_it(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, tmp_path: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path, tmp_path: Path
 ) -> None:
     """initech keeps its key outside the hub home, under its own passphrase."""
     held = make_tenant_key(tmp_path / "initech-operator")
-    hub.add_tenant("initech", held.uri, held.public_key)
+    add_tenant(hub, "initech", held.uri, held.public_key)
     secrets = TenantSecrets(initech=TENANT_PASSPHRASE)
-    operated = Hub.open(hub.home.root, secrets, clock=hub_clock)
+    operated = open_hub(hub.home.root, secrets, clock=hub_clock)
     try:
         model = make_onnx_model(tmp_path / "src" / "forecaster.onnx", seed=21)
-        operated.add_model("forecaster", "1", model, tenant="initech")
-        operated.assign(SITE_ID, "forecaster", "1")
-        operated.export(SITE_ID, media / "bundle")
-        role = operated.image_repo().tenants["initech"]
+        add_model(operated, "forecaster", "1", model, tenant="initech")
+        assign(operated, SITE_ID, "forecaster", "1")
+        export(operated, SITE_ID, media / "bundle")
+        role = load_image_repo(operated).tenants["initech"]
     finally:
         operated.close()
     assert "tenant:initech:passphrase" in secrets.asked
@@ -172,22 +179,22 @@ def test_a_tenant_held_key_signs_its_role_and_the_site_accepts_it(
 
 
 def test_a_tenant_held_role_forged_with_the_hubs_key_is_refused(
-    hub: Hub, spoke: SpokeHome, media: Path, tmp_path: Path
+    hub: HubContext, spoke: SpokeHome, media: Path, tmp_path: Path
 ) -> None:
     """Even the hub's own tenant key (default's) cannot stand in for a tenant-held key."""
     held = make_tenant_key(tmp_path / "initech-operator")
-    hub.add_tenant("initech", held.uri, held.public_key)
+    add_tenant(hub, "initech", held.uri, held.public_key)
     secrets = TenantSecrets(initech=TENANT_PASSPHRASE)
-    operated = Hub.open(hub.home.root, secrets, clock=hub.clock)
+    operated = open_hub(hub.home.root, secrets, clock=hub.clock)
     try:
         model = make_onnx_model(tmp_path / "src" / "forecaster.onnx", seed=21)
-        operated.add_model("forecaster", "1", model, tenant="initech")
-        operated.assign(SITE_ID, "forecaster", "1")
+        add_model(operated, "forecaster", "1", model, tenant="initech")
+        assign(operated, SITE_ID, "forecaster", "1")
     finally:
         operated.close()
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     with Session(hub.engine) as session:
-        default_signer = hub.tenant_signer(session, "default")
+        default_signer = tenant_signer(hub, session, "default")
     forged = resign_image_role(hub, plan.metadata, tufrepo.tenant_role("initech"), [default_signer])
     forge_bundle(hub, plan, media / "bundle", metadata=forged)
     refuse_import(spoke, media / "bundle", SignatureError, "tenant-initech")

@@ -29,7 +29,9 @@ from tuf.api.metadata import Metadata, Root, Targets
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import SignatureError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import export, plan_export
+from airlock.hub.trust import update_trust
 from airlock.spoke.site import SpokeHome, TrustedMetadataFile
 from airlock.spoke.status import read_status
 
@@ -58,9 +60,13 @@ def trusted_roots(spoke: SpokeHome) -> dict[str, int]:
 
 
 def test_a_spoke_walks_two_rotations_adopted_in_one_update(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, rotation: RotationCeremony
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    rotation: RotationCeremony,
 ) -> None:
-    hub.export(SITE_ID, media / "before")
+    export(hub, SITE_ID, media / "before")
     accept_import(spoke, media / "before")
     assert trusted_roots(spoke) == {"image": 1, "director": 1}
 
@@ -68,7 +74,7 @@ def test_a_spoke_walks_two_rotations_adopted_in_one_update(
         rotate_roots(rotation, repository, 1)
         rotate_roots(rotation, repository, 2)
     rotation.add_targets(["image-targets-2"], expires=SPOKE_TIME + dt.timedelta(days=200))
-    update = hub.update_trust(rotation.directory)
+    update = update_trust(hub, rotation.directory)
     assert [(r.role, r.old_version, r.new_version) for r in update.roles] == [
         ("image root", 1, 3),
         ("image targets", 1, 2),
@@ -76,7 +82,7 @@ def test_a_spoke_walks_two_rotations_adopted_in_one_update(
     ]
 
     hub_clock.advance(dt.timedelta(minutes=10))
-    hub.export(SITE_ID, media / "rotated")
+    export(hub, SITE_ID, media / "rotated")
     result = accept_import(spoke, media / "rotated", spoke_clock(LATER))
 
     assert result.sequence == 2
@@ -97,19 +103,19 @@ def test_a_spoke_walks_two_rotations_adopted_in_one_update(
 
     # v3 is the site's anchor from now on: the next bundle verifies from it
     hub_clock.advance(dt.timedelta(minutes=10))
-    hub.export(SITE_ID, media / "after")
+    export(hub, SITE_ID, media / "after")
     assert accept_import(spoke, media / "after", spoke_clock(LATER)).sequence == 3
     assert trusted_roots(spoke) == {"image": 3, "director": 3}
 
 
 def test_a_chain_that_breaks_after_the_adopted_rotation_is_refused(
-    hub: Hub, spoke: SpokeHome, media: Path, rotation: RotationCeremony
+    hub: HubContext, spoke: SpokeHome, media: Path, rotation: RotationCeremony
 ) -> None:
     """The hub adopted v2; a v3 signed by a threshold of its own keys but not v2's is refused."""
-    hub.export(SITE_ID, media / "before")
+    export(hub, SITE_ID, media / "before")
     accept_import(spoke, media / "before")
     rotate_roots(rotation, IMAGE, 1)
-    hub.update_trust(rotation.directory)
+    update_trust(hub, rotation.directory)
 
     rotation.new_key("image-root-x")
     rotation.new_key("image-root-y")
@@ -120,7 +126,7 @@ def test_a_chain_that_breaks_after_the_adopted_rotation_is_refused(
         add=["image-root-x", "image-root-y"],
         write=False,
     )
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
     metadata = with_next_root(plan.metadata, IMAGE, tufrepo.to_bytes(broken))
     assert [n for n, _ in metadata if n.startswith("metadata/image/") and "root" in n] == [
         "metadata/image/1.root.json",
@@ -142,7 +148,11 @@ def test_a_chain_that_breaks_after_the_adopted_rotation_is_refused(
 
 
 def test_revoked_keys_sign_nothing_a_site_accepts(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, rotation: RotationCeremony
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    rotation: RotationCeremony,
 ) -> None:
     """Rotation v2 drops image-root-1 from root and image-targets-1 from targets.
 
@@ -157,8 +167,8 @@ def test_revoked_keys_sign_nothing_a_site_accepts(
         targets_revoke=["image-targets-1"],
     )
     rotation.add_targets(["image-targets-2"])
-    hub.update_trust(rotation.directory)
-    hub.export(SITE_ID, media / "rotation")
+    update_trust(hub, rotation.directory)
+    export(hub, SITE_ID, media / "rotation")
     accept_import(spoke, media / "rotation")
     root = Metadata[Root].from_bytes(trusted(spoke, IMAGE, "root.json")).signed
     assert root.version == 2
@@ -167,7 +177,7 @@ def test_revoked_keys_sign_nothing_a_site_accepts(
     assert rotation.key("image-root-1").keyid not in root.roles[Root.type].keyids
 
     hub_clock.advance(dt.timedelta(minutes=10))
-    plan = hub.plan_export(SITE_ID)
+    plan = plan_export(hub, SITE_ID)
 
     # Image targets v3 signed only by the revoked targets key
     stolen_targets = resign_image_targets(hub, plan.metadata, rotation.signers(["image-targets-1"]))

@@ -37,7 +37,7 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import GateError
 from airlock.bundles.release import Compatibility, Dependency
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
 from airlock.spoke.gate import max_supported_opset
 from airlock.spoke.site import SpokeHome, StagedModel
 
@@ -85,7 +85,11 @@ def last_details(home: SpokeHome) -> dict[str, object]:
 
 
 def test_a_passing_classifier_is_staged_with_its_figures(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     iris = models["iris"]
     release(hub, "iris", "1", iris.path, iris.sets["good"], classification(), site_compatibility())
@@ -122,7 +126,11 @@ def test_a_passing_classifier_is_staged_with_its_figures(
 
 
 def test_an_argmax_classifier_with_a_dynamic_batch_passes(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     scores = models["scores"]
     release(hub, "scores", "1", scores.path, scores.sets["good"], classification("1"))
@@ -134,7 +142,11 @@ def test_an_argmax_classifier_with_a_dynamic_batch_passes(
 
 
 def test_a_regression_model_with_external_data_passes(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     adder = models["adder"]
     release(hub, "adder", "1", adder.path, adder.sets["exact"], regression(), site_compatibility())
@@ -149,7 +161,11 @@ def test_a_regression_model_with_external_data_passes(
 
 
 def test_versions_already_staged_are_not_gated_again(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     """A stricter site declaration later does not retract what passed (nor re-run it)."""
     iris = models["iris"]
@@ -171,7 +187,11 @@ def test_versions_already_staged_are_not_gated_again(
 
 
 def test_accuracy_below_the_signed_floor_is_refused(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     iris = models["iris"]
     release(hub, "iris", "2", iris.path, iris.sets["shuffled"], classification("0.90"))
@@ -197,7 +217,11 @@ def test_accuracy_below_the_signed_floor_is_refused(
 
 
 def test_regression_error_above_the_signed_maximum_is_refused(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     adder = models["adder"]
     release(hub, "adder", "2", adder.path, adder.sets["off"], regression("0.1"))
@@ -217,7 +241,11 @@ def test_regression_error_above_the_signed_maximum_is_refused(
 
 
 def test_latency_above_the_signed_maximum_is_refused(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     iris = models["iris"]
     spec = classification(max_p95_latency_ms="0.000001", latency_runs=7)
@@ -266,7 +294,7 @@ COMPATIBILITY_CASES = {
 
 @pytest.mark.parametrize("check", sorted(COMPATIBILITY_CASES))
 def test_an_incompatible_runtime_is_refused(
-    hub: Hub,
+    hub: HubContext,
     hub_clock: FixedClock,
     spoke: SpokeHome,
     media: Path,
@@ -297,7 +325,7 @@ def test_an_incompatible_runtime_is_refused(
 
 
 def test_a_graph_newer_than_the_runtime_is_refused_by_its_own_opset(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, tmp_path: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path, tmp_path: Path
 ) -> None:
     """The hub signed no opset: the gate reads the graph's opset_import itself."""
     newest = max_supported_opset()
@@ -323,7 +351,7 @@ def test_a_graph_newer_than_the_runtime_is_refused_by_its_own_opset(
 
 
 def test_a_model_onnxruntime_cannot_load_is_refused(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, tmp_path: Path
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path, tmp_path: Path
 ) -> None:
     """Validation signed, compatibility not: the session itself refuses the opset."""
     newest = max_supported_opset()
@@ -346,7 +374,7 @@ def test_a_model_onnxruntime_cannot_load_is_refused(
 
 
 def test_the_sites_declared_runtime_overrides_detection(
-    hub: Hub,
+    hub: HubContext,
     hub_clock: FixedClock,
     spoke: SpokeHome,
     media: Path,
@@ -388,13 +416,17 @@ def test_the_sites_declared_runtime_overrides_detection(
 # --- dependencies ------------------------------------------------------------------------------
 
 
-def _depends_on_perception(hub: Hub, model: Path) -> None:
+def _depends_on_perception(hub: HubContext, model: Path) -> None:
     compat = Compatibility(depends=(Dependency("perception", "1.5"),))
     release(hub, "planning", "2.1", model, compatibility=compat)
 
 
 def test_a_missing_dependency_is_refused(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     _depends_on_perception(hub, models["iris"].path)
     bundle = ship(hub, hub_clock, media / "bundle-1", assign=("planning@2.1",))
@@ -416,7 +448,11 @@ def test_a_missing_dependency_is_refused(
 
 
 def test_a_dependency_staged_earlier_satisfies_it(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     release(hub, "perception", "1.5", models["scores"].path)
     _depends_on_perception(hub, models["iris"].path)
@@ -434,7 +470,11 @@ def test_a_dependency_staged_earlier_satisfies_it(
 
 
 def test_a_dependency_staged_earlier_but_too_old_is_refused(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     release(hub, "perception", "1.4", models["scores"].path)
     _depends_on_perception(hub, models["iris"].path)
@@ -452,7 +492,11 @@ def test_a_dependency_staged_earlier_but_too_old_is_refused(
 
 
 def test_a_dependency_in_the_same_bundle_satisfies_it_by_version_order(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, models: dict[str, GateModel]
+    hub: HubContext,
+    hub_clock: FixedClock,
+    spoke: SpokeHome,
+    media: Path,
+    models: dict[str, GateModel],
 ) -> None:
     """1.10 is newer than 1.5: versions compare as numbers, not strings."""
     release(hub, "perception", "1.10", models["scores"].path)

@@ -32,7 +32,11 @@ from securesystemslib.signer import CryptoSigner
 
 from airlock.bundles.clock import FixedClock
 from airlock.ceremony.officer import sign_layout
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext, open_hub
+from airlock.hub.export import assign, export
+from airlock.hub.intake import draft_layout, set_layout
+from airlock.hub.sites import add_site_from_file
+from airlock.hub.trust import init_hub
 from airlock.spoke.site import IDENTITY_FILE, SpokeHome, init_spoke
 from helpers.ceremonyflow import Flow, run_ceremony, secrets_for
 from helpers.hubenv import CEREMONY_TIME, hub_secrets
@@ -59,7 +63,7 @@ def step_signers(key: CryptoSigner, **others: CryptoSigner) -> dict[str, CryptoS
     return {step: others.get(step, key) for step in STEPS}
 
 
-def ship(hub: Hub, tmp_path: Path, versions: dict[str, str], bundle: str = "bundle") -> Path:
+def ship(hub: HubContext, tmp_path: Path, versions: dict[str, str], bundle: str = "bundle") -> Path:
     """Assigns each ``family: version`` to the site and exports the site's bundle.
 
     Args:
@@ -69,8 +73,8 @@ def ship(hub: Hub, tmp_path: Path, versions: dict[str, str], bundle: str = "bund
         bundle: The bundle's file name under ``tmp_path``.
     """
     for family, version in versions.items():
-        hub.assign(SITE_ID, family, version)
-    hub.export(SITE_ID, tmp_path / bundle)
+        assign(hub, SITE_ID, family, version)
+    export(hub, SITE_ID, tmp_path / bundle)
     return tmp_path / bundle
 
 
@@ -145,10 +149,10 @@ class Attested:
         """The spoke's clock: after every bundle the hub makes, before the real now."""
         return self.hub_time + dt.timedelta(minutes=5)
 
-    def new_hub(self, dest: Path, clock: FixedClock | None = None) -> Hub:
+    def new_hub(self, dest: Path, clock: FixedClock | None = None) -> HubContext:
         """A copy of the template hub (layout set, site registered)."""
         shutil.copytree(self.hub_template, dest, symlinks=True)
-        return Hub.open(dest, hub_secrets, clock=clock or FixedClock(self.hub_time))
+        return open_hub(dest, hub_secrets, clock=clock or FixedClock(self.hub_time))
 
     def new_spoke(self, dest: Path, secrets: Callable[[str], str] = site_secrets) -> SpokeHome:
         """A copy of the template spoke (nothing imported)."""
@@ -185,11 +189,12 @@ def build_attested(base: Path) -> Attested:
     )
     pipeline = CryptoSigner.generate_ed25519()
     pipeline_pem = write_public_pem(pipeline, base / "pipeline.pub.pem")
-    hub = Hub.init(base / "hub-template", flow.out(), hub_secrets, clock=FixedClock(hub_time))
+    hub = init_hub(base / "hub-template", flow.out(), hub_secrets, clock=FixedClock(hub_time))
     try:
-        hub.add_site_from_file(spoke_home / IDENTITY_FILE)
+        add_site_from_file(hub, spoke_home / IDENTITY_FILE)
         unsigned = base / "layout.json"
-        hub.draft_layout(
+        draft_layout(
+            hub,
             {step: [pipeline_pem] for step in STEPS},
             LAYOUT_DAYS,
             unsigned,
@@ -199,7 +204,7 @@ def build_attested(base: Path) -> Attested:
             base / "layout.alice.json", hub_time,
         )  # fmt: skip
         attested.officer_sign("alice", unsigned, attested.layout_signed)
-        hub.set_layout(attested.layout_signed)
+        set_layout(hub, attested.layout_signed)
     finally:
         hub.close()
     return attested
@@ -217,7 +222,7 @@ def attested(tmp_path_factory: pytest.TempPathFactory) -> Attested:
 
 
 @pytest.fixture(name="hub")
-def attested_hub(attested: Attested, tmp_path: Path) -> Iterator[Hub]:
+def attested_hub(attested: Attested, tmp_path: Path) -> Iterator[HubContext]:
     """A copy of the hub with the officers' layout set."""
     opened = attested.new_hub(tmp_path / "hub")
     yield opened

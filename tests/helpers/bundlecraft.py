@@ -4,7 +4,7 @@ An attacker on the medium can edit files but holds no hub key. Tests also
 need bundles that only a compromised or buggy hub could make (a validly
 signed envelope around a malicious archive, Director metadata re-signed with
 the hub's online keys); those are built here from the hub's own plan and
-signers, with :func:`airlock.hub.export.write_bundle` or, for archives the
+signers, with :func:`airlock.hub.export._bundle.write_bundle` or, for archives the
 writer refuses to make, with ``tarfile`` + ``pyrage`` + ``sign_envelope``.
 """
 
@@ -30,22 +30,22 @@ from airlock.bundles.canonical import canonical_bytes, pretty_bytes
 from airlock.bundles.models import Envelope, PayloadPart
 from airlock.ceremony.minimal import CeremonyResult
 from airlock.ceremony.roots import next_root, sign_new_root
-from airlock.hub import signing
+from airlock.hub import repos as signing
+from airlock.hub.context import HubContext, online_signer
 from airlock.hub.export import ExportPlan, MetadataList, director_roots, write_bundle
-from airlock.hub.hub import Hub
-from airlock.hub.tufmeta import meta_file
+from airlock.hub.repos import meta_file
 from helpers.hubenv import OFFICER_PASSPHRASE
 
 Entry = tuple[tarfile.TarInfo, bytes | None]
 """One archive entry: its header and, for regular files, its data."""
 
 
-def envelope_signer(hub: Hub) -> Signer:
+def envelope_signer(hub: HubContext) -> Signer:
     """The hub's real envelope key."""
-    return hub.online_signer(signing.ENVELOPE)
+    return online_signer(hub, signing.ENVELOPE)
 
 
-def forge_bundle(hub: Hub, plan: ExportPlan, out: Path, **overrides: Any) -> Envelope:
+def forge_bundle(hub: HubContext, plan: ExportPlan, out: Path, **overrides: Any) -> Envelope:
     """Writes ``plan`` as a bundle with ``write_bundle`` (no hub state changes).
 
     Every field defaults to the plan's (the bundle id too, so the envelope
@@ -111,7 +111,7 @@ def tar_bytes(entries: Iterable[Entry]) -> bytes:
 
 
 def forge_raw_bundle(
-    hub: Hub,
+    hub: HubContext,
     plan: ExportPlan,
     out: Path,
     entries: Sequence[Entry],
@@ -222,7 +222,7 @@ def _entry_name(metadata: MetadataList, pattern: str) -> str:
 
 
 def resign_director(
-    hub: Hub, metadata: MetadataList, edit: Callable[[Targets], None]
+    hub: HubContext, metadata: MetadataList, edit: Callable[[Targets], None]
 ) -> MetadataList:
     """Edits the Director targets of a plan and re-signs targets, snapshot and timestamp.
 
@@ -235,20 +235,20 @@ def resign_director(
     timestamp_name = "metadata/director/timestamp.json"
     targets = Metadata[Targets].from_bytes(entries[targets_name])
     edit(targets.signed)
-    tufrepo.sign_with(targets, [hub.online_signer(signing.DIRECTOR_TARGETS)])
+    tufrepo.sign_with(targets, [online_signer(hub, signing.DIRECTOR_TARGETS)])
     snapshot = Metadata[Snapshot].from_bytes(entries[snapshot_name])
     snapshot.signed.meta["targets.json"] = meta_file(targets)
-    tufrepo.sign_with(snapshot, [hub.online_signer(signing.DIRECTOR_SNAPSHOT)])
+    tufrepo.sign_with(snapshot, [online_signer(hub, signing.DIRECTOR_SNAPSHOT)])
     timestamp = Metadata[Timestamp].from_bytes(entries[timestamp_name])
     timestamp.signed.snapshot_meta = meta_file(snapshot)
-    tufrepo.sign_with(timestamp, [hub.online_signer(signing.DIRECTOR_TIMESTAMP)])
+    tufrepo.sign_with(timestamp, [online_signer(hub, signing.DIRECTOR_TIMESTAMP)])
     entries[targets_name] = tufrepo.to_bytes(targets)
     entries[snapshot_name] = tufrepo.to_bytes(snapshot)
     entries[timestamp_name] = tufrepo.to_bytes(timestamp)
     return list(entries.items())
 
 
-def resign_bundle_claims(hub: Hub, metadata: MetadataList, **claims: Any) -> MetadataList:
+def resign_bundle_claims(hub: HubContext, metadata: MetadataList, **claims: Any) -> MetadataList:
     """Changes the Director timestamp's ``x-airlock-bundle`` claims and re-signs it.
 
     Signed with the hub's real ``director-timestamp`` key: what a thief of the
@@ -260,13 +260,13 @@ def resign_bundle_claims(hub: Hub, metadata: MetadataList, **claims: Any) -> Met
     timestamp = Metadata[Timestamp].from_bytes(entries[name])
     fields = timestamp.signed.unrecognized_fields
     fields[tufrepo.BUNDLE_FIELD] = {**fields[tufrepo.BUNDLE_FIELD], **claims}
-    tufrepo.sign_with(timestamp, [hub.online_signer(signing.DIRECTOR_TIMESTAMP)])
+    tufrepo.sign_with(timestamp, [online_signer(hub, signing.DIRECTOR_TIMESTAMP)])
     entries[name] = tufrepo.to_bytes(timestamp)
     return list(entries.items())
 
 
 def resign_director_snapshot(
-    hub: Hub, metadata: MetadataList, edit: Callable[[Snapshot], None]
+    hub: HubContext, metadata: MetadataList, edit: Callable[[Snapshot], None]
 ) -> MetadataList:
     """Edits the Director snapshot of a plan and re-signs it and the timestamp.
 
@@ -278,17 +278,17 @@ def resign_director_snapshot(
     timestamp_name = "metadata/director/timestamp.json"
     snapshot = Metadata[Snapshot].from_bytes(entries[snapshot_name])
     edit(snapshot.signed)
-    tufrepo.sign_with(snapshot, [hub.online_signer(signing.DIRECTOR_SNAPSHOT)])
+    tufrepo.sign_with(snapshot, [online_signer(hub, signing.DIRECTOR_SNAPSHOT)])
     timestamp = Metadata[Timestamp].from_bytes(entries[timestamp_name])
     timestamp.signed.snapshot_meta = meta_file(snapshot)
-    tufrepo.sign_with(timestamp, [hub.online_signer(signing.DIRECTOR_TIMESTAMP)])
+    tufrepo.sign_with(timestamp, [online_signer(hub, signing.DIRECTOR_TIMESTAMP)])
     entries[snapshot_name] = tufrepo.to_bytes(snapshot)
     entries[timestamp_name] = tufrepo.to_bytes(timestamp)
     return list(entries.items())
 
 
 def resign_image_role(
-    hub: Hub,
+    hub: HubContext,
     metadata: MetadataList,
     role: str,
     signers: Sequence[Signer],
@@ -311,10 +311,10 @@ def resign_image_role(
     tufrepo.sign_with(md, list(signers))
     snapshot = Metadata[Snapshot].from_bytes(entries[snapshot_name])
     snapshot.signed.meta[f"{role}.json"] = meta_file(md)
-    tufrepo.sign_with(snapshot, [hub.online_signer(signing.IMAGE_SNAPSHOT)])
+    tufrepo.sign_with(snapshot, [online_signer(hub, signing.IMAGE_SNAPSHOT)])
     timestamp = Metadata[Timestamp].from_bytes(entries[timestamp_name])
     timestamp.signed.snapshot_meta = meta_file(snapshot)
-    tufrepo.sign_with(timestamp, [hub.online_signer(signing.IMAGE_TIMESTAMP)])
+    tufrepo.sign_with(timestamp, [online_signer(hub, signing.IMAGE_TIMESTAMP)])
     entries[role_name] = tufrepo.to_bytes(md)
     entries[snapshot_name] = tufrepo.to_bytes(snapshot)
     entries[timestamp_name] = tufrepo.to_bytes(timestamp)

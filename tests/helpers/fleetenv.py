@@ -21,7 +21,7 @@ from pathlib import Path
 from securesystemslib.signer import Signer
 
 from airlock.bundles.clock import FixedClock
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext, open_hub
 from airlock.spoke.site import SpokeHome
 from helpers.gatemodels import (
     GateModel,
@@ -49,10 +49,10 @@ class Fleet:
     iris: GateModel
     hub_time: dt.datetime
 
-    def new_hub(self, dest: Path, clock: FixedClock | None = None) -> Hub:
+    def new_hub(self, dest: Path, clock: FixedClock | None = None) -> HubContext:
         """A copy of the template hub at ``dest``."""
         shutil.copytree(self.hub_template, dest, symlinks=True)
-        return Hub.open(dest, hub_secrets, clock=clock or FixedClock(self.hub_time))
+        return open_hub(dest, hub_secrets, clock=clock or FixedClock(self.hub_time))
 
     def new_spoke(self, dest: Path) -> SpokeHome:
         """A copy of the template spoke at ``dest`` (iris@1..3 staged)."""

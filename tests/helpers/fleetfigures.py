@@ -15,10 +15,9 @@ from sqlmodel import Session
 
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.metrics import LatencySketch
-from airlock.hub.fleet_reference import reference_distribution
-from airlock.hub.fleet_report import FleetReport, fleet_report
-from airlock.hub.fleet_tables import HubMetricsCell, HubMetricsImport, HubMetricsTotal
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.fleet import FleetReport, fleet_report, reference_distribution
+from airlock.hub.store import HubMetricsCell, HubMetricsImport, HubMetricsTotal
 
 WINDOW = dt.timedelta(hours=1)
 
@@ -50,7 +49,7 @@ def cell(
 
 
 def add_import(
-    hub: Hub,
+    hub: HubContext,
     site_id: str,
     sequence: int,
     end: dt.datetime,
@@ -108,14 +107,14 @@ def add_import(
     session.flush()
 
 
-def report_of(hub: Hub, **options: Any) -> FleetReport:
+def report_of(hub: HubContext, **options: Any) -> FleetReport:
     with Session(hub.engine) as session:
         result = fleet_report(session, hub, now=hub.clock.now(), **options)
         session.commit()
     return result
 
 
-def reference_of(hub: Hub, model: str, version: str) -> dict[str, int]:
+def reference_of(hub: HubContext, model: str, version: str) -> dict[str, int]:
     with Session(hub.engine) as session:
         ref = reference_distribution(session, hub, model, version)
         assert ref is not None

@@ -27,7 +27,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.release import Compatibility, ReleaseInfo, ValidationSpec
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import assign as assign_version
+from airlock.hub.export import export
+from airlock.hub.export import unassign as unassign_version
+from airlock.hub.intake import release_model
 from helpers.onnx_models import make_onnx_model
 from helpers.spokeenv import SITE_ID
 
@@ -155,7 +159,7 @@ def site_compatibility(**changes: object) -> Compatibility:
 
 
 def release(
-    hub: Hub,
+    hub: HubContext,
     name: str,
     version: str,
     model: Path,
@@ -165,7 +169,8 @@ def release(
 ) -> None:
     """Releases ``name@version`` at the hub with a signed validation spec and/or compatibility."""
     extras = {VALIDATION_FILE: (validation, "validation")} if validation else None
-    hub.release_model(
+    release_model(
+        hub,
         name,
         version,
         model,
@@ -189,7 +194,7 @@ def regression(max_error: str = "0.001", **changes: object) -> ValidationSpec:
 
 
 def ship(
-    hub: Hub,
+    hub: HubContext,
     clock: FixedClock,
     out_dir: Path,
     assign: tuple[str, ...] = (),
@@ -198,9 +203,9 @@ def ship(
     """Assigns ``name@version`` refs, unassigns families, exports; returns the bundle."""
     for ref in assign:
         name, version = ref.split("@")
-        hub.assign(SITE_ID, name, version)
+        assign_version(hub, SITE_ID, name, version)
     for name in unassign:
-        hub.unassign(SITE_ID, name)
+        unassign_version(hub, SITE_ID, name)
     clock.advance(dt.timedelta(seconds=30))
-    hub.export(SITE_ID, out_dir)
+    export(hub, SITE_ID, out_dir)
     return out_dir

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from airlock.bundles.clock import Clock, FixedClock, SystemClock
 from airlock.ceremony.minimal import CeremonyResult, run_minimal_ceremony
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.trust import init_hub
 
 OFFICER_PASSPHRASE = "officers' test passphrase"
 HUB_PASSPHRASE = "hub test passphrase"
@@ -31,9 +32,9 @@ def make_ceremony(out_dir: Path, when: dt.datetime = CEREMONY_TIME) -> CeremonyR
     return run_minimal_ceremony(out_dir, OFFICER_PASSPHRASE, HUB_PASSPHRASE, clock=FixedClock(when))
 
 
-def make_hub(home: Path, ceremony_dir: Path, clock: Clock | None = None) -> Hub:
+def make_hub(home: Path, ceremony_dir: Path, clock: Clock | None = None) -> HubContext:
     """Initialises a hub home from a ceremony, with a fixed clock at :data:`HUB_TIME`."""
-    return Hub.init(home, ceremony_dir, hub_secrets, clock=clock or FixedClock(HUB_TIME))
+    return init_hub(home, ceremony_dir, hub_secrets, clock=clock or FixedClock(HUB_TIME))
 
 
 def tree_digest(root: Path) -> dict[str, str]:

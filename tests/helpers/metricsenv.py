@@ -38,9 +38,8 @@ from airlock.bundles.metrics import (
     ReturnPath,
     write_metrics_bundle,
 )
-from airlock.hub.fleet_tables import HubMetricsCell, HubMetricsImport, HubMetricsTotal
-from airlock.hub.home import PASSPHRASE_ENV
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext, load_site_metadata
+from airlock.hub.store import PASSPHRASE_ENV, HubMetricsCell, HubMetricsImport, HubMetricsTotal
 from airlock.spoke.site import SpokeHome
 from helpers.fleetenv import site_signer
 from helpers.hubenv import HUB_PASSPHRASE
@@ -50,9 +49,9 @@ IMPORT_ACTION = "hub.metrics.import"
 METRICS_TABLES = (HubMetricsImport, HubMetricsCell, HubMetricsTotal)
 
 
-def return_path_of(hub: Hub, site_id: str) -> ReturnPath:
+def return_path_of(hub: HubContext, site_id: str) -> ReturnPath:
     """The ``x-airlock-return`` field of the site's stored (signed) Director targets."""
-    fields = hub.site_metadata(site_id).targets.signed.unrecognized_fields
+    fields = load_site_metadata(hub, site_id).targets.signed.unrecognized_fields
     return ReturnPath.from_dict(fields[RETURN_FIELD])
 
 
@@ -94,7 +93,7 @@ class MetricsSite:
     window_end: str = ""
 
     @classmethod
-    def of(cls, spoke: SpokeHome, hub: Hub, start: dt.datetime) -> MetricsSite:
+    def of(cls, spoke: SpokeHome, hub: HubContext, start: dt.datetime) -> MetricsSite:
         """A site that encrypts to the recipient the hub signed into its Director targets."""
         return cls(spoke, return_path_of(hub, spoke.site_id).hub_recipient, FixedClock(start))
 
@@ -192,7 +191,7 @@ class MetricsSite:
             session.commit()
 
 
-def row_counts(hub: Hub) -> dict[str, int]:
+def row_counts(hub: HubContext) -> dict[str, int]:
     """Rows of every hub_metrics_* table."""
     with Session(hub.engine) as session:
         return {
@@ -201,7 +200,9 @@ def row_counts(hub: Hub) -> dict[str, int]:
         }
 
 
-def assert_refused(hub: Hub, before: dict[str, int], outcome: str = "refused") -> dict[str, Any]:
+def assert_refused(
+    hub: HubContext, before: dict[str, int], outcome: str = "refused"
+) -> dict[str, Any]:
     """Nothing stored, and the import's own failure entry is the newest; returns its details."""
     assert row_counts(hub) == before
     last = AuditLog(hub.engine, "hub").entries()[-1]

@@ -33,10 +33,10 @@ from airlock.bundles import tuf as tufrepo
 from airlock.bundles.tuf import load_roots
 from airlock.ceremony.documents import CeremonyRecord, load_ceremony
 from airlock.ceremony.roots import next_root, sign_all, sign_new_root
-from airlock.hub import signing
+from airlock.hub import repos as signing
+from airlock.hub.context import HubContext, online_signer
 from airlock.hub.export import MetadataList
-from airlock.hub.hub import Hub
-from airlock.hub.tufmeta import meta_file
+from airlock.hub.repos import meta_file
 from helpers.hubenv import OFFICER_PASSPHRASE
 
 TARGETS_FILE = re.compile(r"^([1-9][0-9]*)\.targets\.json$")
@@ -215,7 +215,7 @@ def _known_root_keys(ceremony: RotationCeremony, repository: str) -> list[str]:
 
 
 def resign_image_targets(
-    hub: Hub, metadata: MetadataList, signers: Sequence[Signer]
+    hub: HubContext, metadata: MetadataList, signers: Sequence[Signer]
 ) -> MetadataList:
     """Replaces a bundle's Image targets by its next version signed by ``signers``.
 
@@ -231,10 +231,10 @@ def resign_image_targets(
     tufrepo.sign_with(targets, list(signers))
     snapshot = Metadata[Snapshot].from_bytes(entries[snapshot_name])
     snapshot.signed.meta["targets.json"] = meta_file(targets)
-    tufrepo.sign_with(snapshot, [hub.online_signer(signing.IMAGE_SNAPSHOT)])
+    tufrepo.sign_with(snapshot, [online_signer(hub, signing.IMAGE_SNAPSHOT)])
     timestamp = Metadata[Timestamp].from_bytes(entries[timestamp_name])
     timestamp.signed.snapshot_meta = meta_file(snapshot)
-    tufrepo.sign_with(timestamp, [hub.online_signer(signing.IMAGE_TIMESTAMP)])
+    tufrepo.sign_with(timestamp, [online_signer(hub, signing.IMAGE_TIMESTAMP)])
     new_name = f"metadata/image/{tufrepo.metadata_filename(Targets.type, targets.signed.version)}"
     replaced = {
         snapshot_name: tufrepo.to_bytes(snapshot),

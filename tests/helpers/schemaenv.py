@@ -25,7 +25,7 @@ from sqlalchemy import Engine, Integer, MetaData, func, inspect, select
 
 from airlock.bundles.cli import main
 from airlock.bundles.schema import history_dir, home_metadata
-from airlock.hub.tables import HUB_TABLES
+from airlock.hub.store._tables import HUB_TABLES
 from airlock.spoke.site._tables import SPOKE_TABLES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "old_release"

@@ -57,7 +57,10 @@ from airlock.bundles.errors import (
     WrongSiteError,
 )
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext, open_hub
+from airlock.hub.export import assign
+from airlock.hub.intake import add_model
+from airlock.hub.sites import add_site, add_site_from_file
 from airlock.spoke.importing import ImportResult, import_bundle
 from airlock.spoke.site import (
     IDENTITY_FILE,
@@ -178,10 +181,10 @@ class World:
     other_site: SiteKeys
     sources: dict[str, ModelSource]
 
-    def new_hub(self, dest: Path, clock: FixedClock) -> Hub:
+    def new_hub(self, dest: Path, clock: FixedClock) -> HubContext:
         """A copy of the template hub at ``dest``, opened with ``clock``."""
         shutil.copytree(self.hub_template, dest, symlinks=True)
-        return Hub.open(dest, hub_secrets, clock=clock)
+        return open_hub(dest, hub_secrets, clock=clock)
 
     def new_spoke(
         self, dest: Path, secrets: Callable[[str], str] | None = site_secrets
@@ -229,13 +232,13 @@ def build_world(base: Path) -> World:
     other_site = make_site(OTHER_SITE_ID)
     hub = make_hub(base / "hub-template", ceremony.out_dir, FixedClock(HUB_TIME))
     try:
-        hub.add_site_from_file(spoke_home / IDENTITY_FILE)
-        hub.add_site(other_site.identity)
+        add_site_from_file(hub, spoke_home / IDENTITY_FILE)
+        add_site(hub, other_site.identity)
         for source in sources.values():
-            hub.add_model(source.name, source.version, source.path)
-        hub.assign(SITE_ID, "classifier", "1")
-        hub.assign(SITE_ID, "detector", "1")
-        hub.assign(OTHER_SITE_ID, "classifier", "1")
+            add_model(hub, source.name, source.version, source.path)
+        assign(hub, SITE_ID, "classifier", "1")
+        assign(hub, SITE_ID, "detector", "1")
+        assign(hub, OTHER_SITE_ID, "classifier", "1")
     finally:
         hub.close()
     return World(ceremony, base / "hub-template", spoke_home, other_site, sources)

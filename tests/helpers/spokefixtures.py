@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from airlock.bundles.clock import FixedClock
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
 from airlock.spoke.site import SpokeHome
 from helpers.fleetenv import Fleet, build_fleet
 from helpers.hubenv import HUB_TIME
@@ -41,7 +41,7 @@ def hub_clock() -> FixedClock:
 
 
 @pytest.fixture
-def hub(world: World, tmp_path: Path, hub_clock: FixedClock) -> Iterator[Hub]:
+def hub(world: World, tmp_path: Path, hub_clock: FixedClock) -> Iterator[HubContext]:
     """A copy of the template hub."""
     opened = world.new_hub(tmp_path / "hub", hub_clock)
     yield opened
@@ -90,7 +90,7 @@ def fleet_spoke(fleet: Fleet, tmp_path: Path) -> Iterator[SpokeHome]:
 
 
 @pytest.fixture
-def fleet_hub(fleet: Fleet, tmp_path: Path) -> Iterator[Hub]:
+def fleet_hub(fleet: Fleet, tmp_path: Path) -> Iterator[HubContext]:
     """A copy of the hub that made the fleet spoke: iris@1..3 released with a validation set,
     exported to plant-7 (so its return-path keys exist)."""
     opened = fleet.new_hub(tmp_path / "hub")
@@ -99,6 +99,6 @@ def fleet_hub(fleet: Fleet, tmp_path: Path) -> Iterator[Hub]:
 
 
 @pytest.fixture
-def metrics_site(fleet_spoke: SpokeHome, fleet_hub: Hub, fleet: Fleet) -> MetricsSite:
+def metrics_site(fleet_spoke: SpokeHome, fleet_hub: HubContext, fleet: Fleet) -> MetricsSite:
     """The site's side of the return path: its real audit log and key, the hub's recipient."""
     return MetricsSite.of(fleet_spoke, fleet_hub, fleet.hub_time)

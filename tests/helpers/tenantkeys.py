@@ -2,7 +2,7 @@
 
 A tenant-held key is an ``airlock-file:`` key with its own passphrase, kept
 where the tenant's operator keeps it (here: a directory of the test's own).
-The hub asks for its secret under :func:`airlock.hub.signing.tenant_secret_name`;
+The hub asks for its secret under :func:`airlock.hub.repos._signing.tenant_secret_name`;
 :class:`TenantSecrets` answers those from the tenants' passphrases (and
 everything else with the hub passphrase), recording every question.
 """
@@ -16,7 +16,7 @@ from securesystemslib.signer import Key
 
 from airlock.bundles.errors import SecretError
 from airlock.bundles.keys import ONLINE_KDF_ITERATIONS, generate_signer, write_encrypted_key
-from airlock.hub.signing import parse_tenant_secret
+from airlock.hub.repos import parse_tenant_secret
 from helpers.hubenv import HUB_PASSPHRASE
 
 TENANT_PASSPHRASE = "the tenant's own passphrase"

@@ -12,7 +12,7 @@ from helpers.onnx_models import make_onnx_model
 
 from airlock.bundles.clock import FixedClock
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def hub(tmp_path: Path, ceremony: CeremonyResult, clock: FixedClock) -> Iterator[Hub]:
+def hub(tmp_path: Path, ceremony: CeremonyResult, clock: FixedClock) -> Iterator[HubContext]:
     """A freshly initialised hub home under the test's tmp_path."""
     created = make_hub(tmp_path / "hub-home", ceremony.out_dir, clock)
     yield created

@@ -26,8 +26,22 @@ from airlock.bundles.errors import (
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.keys import write_encrypted_key
 from airlock.bundles.release import ChangeAuthorization
-from airlock.hub.changes import ChangeRequest
-from airlock.hub.hub import Hub
+from airlock.hub.changes import (
+    ChangeRequest,
+    add_change_approver,
+    approve_change,
+    create_change,
+    get_change,
+    list_change_approvers,
+    list_change_requests,
+    move_change,
+    reject_change,
+)
+from airlock.hub.context import HubContext
+from airlock.hub.export import assign, export
+from airlock.hub.intake import add_model
+from airlock.hub.revocation import revoke
+from airlock.hub.sites import add_site
 
 PASSPHRASE = "approver test passphrase"
 
@@ -48,7 +62,7 @@ def window(clock: FixedClock, hours: int = 24) -> tuple[str, str]:
     )
 
 
-def new_change(hub: Hub, clock: FixedClock, **fields: object) -> ChangeRequest:
+def new_change(hub: HubContext, clock: FixedClock, **fields: object) -> ChangeRequest:
     start, end = window(clock)
     args: dict[str, object] = {
         "short_description": "Roll out detector@2 to plant-7",
@@ -57,16 +71,16 @@ def new_change(hub: Hub, clock: FixedClock, **fields: object) -> ChangeRequest:
         "planned_end": end,
         "covers": ["plant-7:detector@2"],
     }
-    return hub.change_requests.create(**(args | fields))  # type: ignore[arg-type]
+    return create_change(hub, **(args | fields))  # type: ignore[arg-type]
 
 
-def events_of(hub: Hub) -> list[dict[str, object]]:
+def events_of(hub: HubContext) -> list[dict[str, object]]:
     with Session(hub.engine) as session:
         rows = session.exec(select(OutboxEvent).order_by(col(OutboxEvent.seq)))
         return [dict(r.body) for r in rows]
 
 
-def last_entry(hub: Hub) -> AuditRecord:
+def last_entry(hub: HubContext) -> AuditRecord:
     return AuditLog(hub.engine, "hub").entries()[-1]
 
 
@@ -80,14 +94,14 @@ def assert_cloudevent(event: dict[str, object], name: str, subject: str) -> None
 
 
 @pytest.fixture
-def desk(hub: Hub, alice: CryptoSigner, bob: CryptoSigner) -> Hub:
-    hub.change_requests.add_approver("alice", alice.public_key)
-    hub.change_requests.add_approver("bob", bob.public_key)
+def desk(hub: HubContext, alice: CryptoSigner, bob: CryptoSigner) -> HubContext:
+    add_change_approver(hub, "alice", alice.public_key)
+    add_change_approver(hub, "bob", bob.public_key)
     return hub
 
 
 def test_a_change_goes_from_new_to_closed_with_a_signed_approval(
-    desk: Hub, clock: FixedClock, alice: CryptoSigner
+    desk: HubContext, clock: FixedClock, alice: CryptoSigner
 ) -> None:
     created = new_change(desk, clock, approvers=["alice"])
     assert (created.number, created.state, created.approval) == (
@@ -97,8 +111,8 @@ def test_a_change_goes_from_new_to_closed_with_a_signed_approval(
     )
     assert last_entry(desk).change_request == "ACHG0000001"
 
-    assert desk.change_requests.move("ACHG0000001", "authorize").approval == "requested"
-    approved = desk.change_requests.approve("ACHG0000001", "alice", alice)
+    assert move_change(desk, "ACHG0000001", "authorize").approval == "requested"
+    approved = approve_change(desk, "ACHG0000001", "alice", alice)
     assert (approved.state, approved.approval, approved.approved_by) == (
         "scheduled",
         "approved",
@@ -113,7 +127,7 @@ def test_a_change_goes_from_new_to_closed_with_a_signed_approval(
         "ACHG0000001",
     )
     for state in ("implement", "review", "closed"):
-        assert desk.change_requests.move("ACHG0000001", state).state == state
+        assert move_change(desk, "ACHG0000001", state).state == state
 
     names = ["change.created", "change.state", "change.approved"] + ["change.state"] * 3
     emitted = events_of(desk)
@@ -122,7 +136,7 @@ def test_a_change_goes_from_new_to_closed_with_a_signed_approval(
         assert_cloudevent(event, name, "ACHG0000001")
     assert len({e["id"] for e in emitted}) == len(emitted)
     assert emitted[-1]["data"]["state"] == "closed"  # type: ignore[index]
-    assert desk.change_requests.list_changes()[0].state == "closed"
+    assert list_change_requests(desk)[0].state == "closed"
 
 
 @pytest.mark.parametrize(
@@ -137,18 +151,23 @@ def test_a_change_goes_from_new_to_closed_with_a_signed_approval(
     ],
 )
 def test_illegal_moves_are_refused_audited_and_change_nothing(
-    desk: Hub, clock: FixedClock, alice: CryptoSigner, steps: tuple[str, ...], to: str, match: str
+    desk: HubContext,
+    clock: FixedClock,
+    alice: CryptoSigner,
+    steps: tuple[str, ...],
+    to: str,
+    match: str,
 ) -> None:
     number = new_change(desk, clock).number
     for step in steps:
         if step == "approve":
-            desk.change_requests.approve(number, "alice", alice)
+            approve_change(desk, number, "alice", alice)
         else:
-            desk.change_requests.move(number, step)
-    before, events_before = desk.change_requests.get(number), len(events_of(desk))
+            move_change(desk, number, step)
+    before, events_before = get_change(desk, number), len(events_of(desk))
     with pytest.raises(UsageError, match=match):
-        desk.change_requests.move(number, to)
-    assert desk.change_requests.get(number) == before
+        move_change(desk, number, to)
+    assert get_change(desk, number) == before
     assert len(events_of(desk)) == events_before
     entry = last_entry(desk)
     assert (entry.action, entry.outcome, entry.change_request) == (
@@ -158,56 +177,56 @@ def test_illegal_moves_are_refused_audited_and_change_nothing(
     )
 
 
-def test_any_open_change_can_be_canceled(desk: Hub, clock: FixedClock) -> None:
+def test_any_open_change_can_be_canceled(desk: HubContext, clock: FixedClock) -> None:
     number = new_change(desk, clock).number
-    desk.change_requests.move(number, "assess")
-    assert desk.change_requests.move(number, "canceled").state == "canceled"
+    move_change(desk, number, "assess")
+    assert move_change(desk, number, "canceled").state == "canceled"
 
 
 def test_the_requester_may_not_approve_their_own_change(
-    desk: Hub, clock: FixedClock, alice: CryptoSigner
+    desk: HubContext, clock: FixedClock, alice: CryptoSigner
 ) -> None:
     number = new_change(desk, clock, requested_by="Alice").number
-    desk.change_requests.move(number, "authorize")
-    before = desk.change_requests.get(number)
+    move_change(desk, number, "authorize")
+    before = get_change(desk, number)
     with pytest.raises(UsageError, match=r"requested change .* may not approve it"):
-        desk.change_requests.approve(number, "alice", alice)
+        approve_change(desk, number, "alice", alice)
     with pytest.raises(UsageError, match="may not reject it"):
-        desk.change_requests.reject(number, "alice", "no")
-    assert desk.change_requests.get(number) == before
+        reject_change(desk, number, "alice", "no")
+    assert get_change(desk, number) == before
     entry = last_entry(desk)
     assert (entry.outcome, entry.change_request) == ("refused", number)
 
 
 def test_an_approval_signed_with_another_key_is_refused(
-    desk: Hub, clock: FixedClock, bob: CryptoSigner
+    desk: HubContext, clock: FixedClock, bob: CryptoSigner
 ) -> None:
     number = new_change(desk, clock).number
-    desk.change_requests.move(number, "authorize")
+    move_change(desk, number, "authorize")
     with pytest.raises(SignatureError, match="not signed with alice's registered key"):
-        desk.change_requests.approve(number, "alice", bob)
-    assert desk.change_requests.get(number).approval == "requested"
+        approve_change(desk, number, "alice", bob)
+    assert get_change(desk, number).approval == "requested"
     assert (last_entry(desk).outcome, last_entry(desk).change_request) == ("refused", number)
 
 
 def test_unregistered_and_unlisted_approvers_are_refused(
-    desk: Hub, clock: FixedClock, alice: CryptoSigner, bob: CryptoSigner
+    desk: HubContext, clock: FixedClock, alice: CryptoSigner, bob: CryptoSigner
 ) -> None:
     number = new_change(desk, clock, approvers=["alice"]).number
-    desk.change_requests.move(number, "authorize")
+    move_change(desk, number, "authorize")
     with pytest.raises(NotFoundError, match="'mallory' is not a registered change approver"):
-        desk.change_requests.approve(number, "mallory", alice)
+        approve_change(desk, number, "mallory", alice)
     with pytest.raises(UsageError, match="bob is not an approver of change"):
-        desk.change_requests.approve(number, "bob", bob)
-    assert desk.change_requests.get(number).approval == "requested"
+        approve_change(desk, number, "bob", bob)
+    assert get_change(desk, number).approval == "requested"
 
 
 def test_a_tampered_authorisation_fails_verification(
-    desk: Hub, clock: FixedClock, alice: CryptoSigner, bob: CryptoSigner
+    desk: HubContext, clock: FixedClock, alice: CryptoSigner, bob: CryptoSigner
 ) -> None:
     number = new_change(desk, clock).number
-    desk.change_requests.move(number, "authorize")
-    auth = desk.change_requests.approve(number, "alice", alice).authorization()
+    move_change(desk, number, "authorize")
+    auth = approve_change(desk, number, "alice", alice).authorization()
     auth.verify_approval(alice.public_key)
     longer = utc_iso(auth.end + dt.timedelta(days=7))
     tampered = ChangeAuthorization.from_dict(auth.to_dict() | {"window_end": longer})
@@ -218,58 +237,58 @@ def test_a_tampered_authorisation_fails_verification(
 
 
 def test_approve_only_in_authorize_and_only_once(
-    desk: Hub, clock: FixedClock, alice: CryptoSigner, bob: CryptoSigner
+    desk: HubContext, clock: FixedClock, alice: CryptoSigner, bob: CryptoSigner
 ) -> None:
     number = new_change(desk, clock).number
     with pytest.raises(UsageError, match="only a change in authorize"):
-        desk.change_requests.approve(number, "alice", alice)
-    desk.change_requests.move(number, "authorize")
-    desk.change_requests.approve(number, "alice", alice)
+        approve_change(desk, number, "alice", alice)
+    move_change(desk, number, "authorize")
+    approve_change(desk, number, "alice", alice)
     with pytest.raises(UsageError, match="only a change in authorize"):
-        desk.change_requests.approve(number, "bob", bob)
+        approve_change(desk, number, "bob", bob)
 
 
 def test_a_rejected_change_goes_back_to_new(
-    desk: Hub, clock: FixedClock, alice: CryptoSigner
+    desk: HubContext, clock: FixedClock, alice: CryptoSigner
 ) -> None:
     number = new_change(desk, clock).number
-    desk.change_requests.move(number, "authorize")
-    rejected = desk.change_requests.reject(number, "bob", "no backout plan")
+    move_change(desk, number, "authorize")
+    rejected = reject_change(desk, number, "bob", "no backout plan")
     assert (rejected.state, rejected.approval, rejected.approved_by) == ("new", "rejected", "bob")
     assert rejected.rejection_reason == "no backout plan"
     assert_cloudevent(events_of(desk)[-1], "change.rejected", number)
     with pytest.raises(UsageError, match="not approved"):
-        desk.change_requests.move(number, "implement")
-    assert desk.change_requests.move(number, "authorize").approval == "requested"
-    assert desk.change_requests.approve(number, "alice", alice).approval == "approved"
+        move_change(desk, number, "implement")
+    assert move_change(desk, number, "authorize").approval == "requested"
+    assert approve_change(desk, number, "alice", alice).approval == "approved"
 
 
 def test_approving_with_an_encrypted_key_file(
-    desk: Hub, clock: FixedClock, alice: CryptoSigner, tmp_path: Path
+    desk: HubContext, clock: FixedClock, alice: CryptoSigner, tmp_path: Path
 ) -> None:
     key_file = tmp_path / "alice.pem"
     write_encrypted_key(key_file, alice, PASSPHRASE, iterations=1000)
     number = new_change(desk, clock).number
-    desk.change_requests.move(number, "authorize")
+    move_change(desk, number, "authorize")
     with pytest.raises(SecretError, match="wrong passphrase"):
-        desk.change_requests.approve(number, "alice", key_file, lambda _n: "not it at all")
+        approve_change(desk, number, "alice", key_file, lambda _n: "not it at all")
     assert last_entry(desk).change_request == number
-    approved = desk.change_requests.approve(number, "alice", key_file, lambda _n: PASSPHRASE)
+    approved = approve_change(desk, number, "alice", key_file, lambda _n: PASSPHRASE)
     approved.authorization().verify_approval(alice.public_key)
 
 
-def test_approver_keys_must_be_ed25519_and_unique(desk: Hub, alice: CryptoSigner) -> None:
+def test_approver_keys_must_be_ed25519_and_unique(desk: HubContext, alice: CryptoSigner) -> None:
     with pytest.raises(UsageError, match="must be Ed25519"):
-        desk.change_requests.add_approver("erin", CryptoSigner.generate_ecdsa().public_key)
+        add_change_approver(desk, "erin", CryptoSigner.generate_ecdsa().public_key)
     with pytest.raises(ConflictError, match="already registered for approver 'alice'"):
-        desk.change_requests.add_approver("alice2", alice.public_key)
+        add_change_approver(desk, "alice2", alice.public_key)
     with pytest.raises(ConflictError, match="'alice' is already registered"):
-        desk.change_requests.add_approver("alice", CryptoSigner.generate_ed25519().public_key)
-    assert [a.name for a in desk.change_requests.approvers()] == ["alice", "bob"]
+        add_change_approver(desk, "alice", CryptoSigner.generate_ed25519().public_key)
+    assert [a.name for a in list_change_approvers(desk)] == ["alice", "bob"]
     assert last_entry(desk).action == "hub.change.approver.add"
 
 
-def test_create_refuses_bad_input(hub: Hub, clock: FixedClock) -> None:
+def test_create_refuses_bad_input(hub: HubContext, clock: FixedClock) -> None:
     start, end = window(clock)
     with pytest.raises(UsageError, match="not a rollout plan reference"):
         new_change(hub, clock, covers=["plant-7/detector@2"])
@@ -279,18 +298,18 @@ def test_create_refuses_bad_input(hub: Hub, clock: FixedClock) -> None:
         new_change(hub, clock, planned_start="2026-11-23 14:00")
     with pytest.raises(UsageError, match="change type"):
         new_change(hub, clock, type="urgent")
-    assert hub.change_requests.list_changes() == []
+    assert list_change_requests(hub) == []
     assert events_of(hub) == []
 
 
 def test_revoke_records_an_emergency_change_after_the_fact(
-    desk: Hub, clock: FixedClock, site: SiteKeys, onnx_file: Path, alice: CryptoSigner
+    desk: HubContext, clock: FixedClock, site: SiteKeys, onnx_file: Path, alice: CryptoSigner
 ) -> None:
-    desk.add_site(site.identity)
-    desk.add_model("detector", "1", onnx_file)
-    desk.assign("plant-7", "detector", "1")
-    result = desk.revoke("detector", "1", "leaks memory")
-    emergency = desk.change_requests.get(result.change_request)
+    add_site(desk, site.identity)
+    add_model(desk, "detector", "1", onnx_file)
+    assign(desk, "plant-7", "detector", "1")
+    result = revoke(desk, "detector", "1", "leaks memory")
+    emergency = get_change(desk, result.change_request)
     assert (emergency.type, emergency.state, emergency.approval) == (
         "emergency",
         "review",
@@ -311,32 +330,32 @@ def test_revoke_records_an_emergency_change_after_the_fact(
     assert kinds[-2:] == [EVENT_TYPES["change.created"], EVENT_TYPES["model.revoked"]]
     assert_cloudevent(events_of(desk)[-1], "model.revoked", "detector@1")
 
-    retro = desk.change_requests.approve(emergency.number, "alice", alice)
+    retro = approve_change(desk, emergency.number, "alice", alice)
     assert (retro.state, retro.approval) == ("review", "approved")
-    assert desk.change_requests.move(emergency.number, "closed").state == "closed"
+    assert move_change(desk, emergency.number, "closed").state == "closed"
 
 
 def test_revoke_under_a_given_change_and_not_a_closed_one(
-    desk: Hub, clock: FixedClock, onnx_file: Path, tmp_path: Path
+    desk: HubContext, clock: FixedClock, onnx_file: Path, tmp_path: Path
 ) -> None:
-    desk.add_model("detector", "1", onnx_file)
-    desk.add_model("detector", "2", onnx_file.parent / "classifier.onnx")
+    add_model(desk, "detector", "1", onnx_file)
+    add_model(desk, "detector", "2", onnx_file.parent / "classifier.onnx")
     number = new_change(desk, clock).number
-    assert desk.revoke("detector", "1", "bad", change=number).change_request == number
-    desk.change_requests.move(number, "canceled")
+    assert revoke(desk, "detector", "1", "bad", change=number).change_request == number
+    move_change(desk, number, "canceled")
     with pytest.raises(UsageError, match="is canceled"):
-        desk.revoke("detector", "2", "bad", change=number)
+        revoke(desk, "detector", "2", "bad", change=number)
     assert (last_entry(desk).outcome, last_entry(desk).change_request) == ("refused", number)
-    assert [c.number for c in desk.change_requests.list_changes()] == [number]
+    assert [c.number for c in list_change_requests(desk)] == [number]
 
 
 def test_export_emits_bundle_exported(
-    hub: Hub, site: SiteKeys, onnx_file: Path, tmp_path: Path
+    hub: HubContext, site: SiteKeys, onnx_file: Path, tmp_path: Path
 ) -> None:
-    hub.add_site(site.identity)
-    hub.add_model("detector", "1", onnx_file)
-    hub.assign("plant-7", "detector", "1")
-    envelope = hub.export("plant-7", tmp_path / "bundle")
+    add_site(hub, site.identity)
+    add_model(hub, "detector", "1", onnx_file)
+    assign(hub, "plant-7", "detector", "1")
+    envelope = export(hub, "plant-7", tmp_path / "bundle")
     event = events_of(hub)[-1]
     assert_cloudevent(event, "bundle.exported", envelope.bundle_id)
     assert event["data"] == {
@@ -351,7 +370,7 @@ def test_export_emits_bundle_exported(
 
 
 def test_the_cli_creates_approves_and_lists(
-    hub: Hub,
+    hub: HubContext,
     clock: FixedClock,
     alice: CryptoSigner,
     tmp_path: Path,
@@ -401,14 +420,14 @@ def test_the_cli_creates_approves_and_lists(
 
 
 def test_keygen_writes_a_key_pair_that_approves(
-    desk: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FixedClock
+    desk: HubContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FixedClock
 ) -> None:
     monkeypatch.setenv("AIRLOCK_APPROVER_PASSPHRASE", PASSPHRASE)
     out = tmp_path / "dave.pem"
     result = CliRunner().invoke(main, ["hub", "change", "keygen", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
-    desk.change_requests.add_approver("dave", tmp_path / "dave.pub.pem")
+    add_change_approver(desk, "dave", tmp_path / "dave.pub.pem")
     number = new_change(desk, clock).number
-    desk.change_requests.move(number, "authorize")
-    approved = desk.change_requests.approve(number, "dave", out, lambda _n: PASSPHRASE)
+    move_change(desk, number, "authorize")
+    approved = approve_change(desk, number, "dave", out, lambda _n: PASSPHRASE)
     assert approved.approval_keyid == json.loads(result.output)["keyid"]

@@ -17,8 +17,14 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.cli import main
 from airlock.bundles.errors import ConflictError, MediaError, SignatureError, UsageError
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
-from airlock.hub import signing
-from airlock.hub.hub import Hub
+from airlock.hub import repos as signing
+from airlock.hub.changes import (
+    create_change,
+    get_change,
+    import_servicenow,
+    list_change_requests,
+)
+from airlock.hub.context import HubContext, online_signer
 
 EXPORT: dict[str, Any] = {
     "result": [
@@ -66,17 +72,17 @@ def write(tmp_path: Path, data: Any, name: str = "export.json") -> Path:
     return path
 
 
-def outbox(hub: Hub) -> list[str]:
+def outbox(hub: HubContext) -> list[str]:
     with Session(hub.engine) as session:
         return [e.type for e in session.exec(select(OutboxEvent))]
 
 
 def test_an_export_is_imported_and_its_approval_signed_for_servicenow(
-    hub: Hub, tmp_path: Path
+    hub: HubContext, tmp_path: Path
 ) -> None:
-    result = hub.change_requests.import_servicenow(write(tmp_path, EXPORT))
+    result = import_servicenow(hub, write(tmp_path, EXPORT))
     assert result.created == ("CHG0030001", "CHG0030002")
-    first, second = hub.change_requests.list_changes()
+    first, second = list_change_requests(hub)
     assert (first.state, first.approval, first.approved_by) == (
         "implement",
         "approved",
@@ -93,7 +99,7 @@ def test_an_export_is_imported_and_its_approval_signed_for_servicenow(
         "servicenow",
         "2026-11-22T09:12:00Z",
     )
-    director_key = hub.online_signer(signing.DIRECTOR_TARGETS).public_key
+    director_key = online_signer(hub, signing.DIRECTOR_TARGETS).public_key
     first.authorization().verify_approval(director_key)
     assert (second.type, second.state, second.approval) == ("standard", "assess", "not requested")
     assert outbox(hub) == [EVENT_TYPES["change.created"]] * 2
@@ -101,16 +107,16 @@ def test_an_export_is_imported_and_its_approval_signed_for_servicenow(
     assert (entry.action, entry.outcome) == ("hub.change.import", "success")
 
 
-def test_importing_again_updates_only_what_changed(hub: Hub, tmp_path: Path) -> None:
-    hub.change_requests.import_servicenow(write(tmp_path, EXPORT))
-    again = hub.change_requests.import_servicenow(write(tmp_path, EXPORT))
+def test_importing_again_updates_only_what_changed(hub: HubContext, tmp_path: Path) -> None:
+    import_servicenow(hub, write(tmp_path, EXPORT))
+    again = import_servicenow(hub, write(tmp_path, EXPORT))
     assert (again.created, again.updated) == ((), ())
     assert AuditLog(hub.engine, "hub").entries()[-1].outcome == "unchanged"
     moved = copy.deepcopy(EXPORT)
     moved["result"][0]["state"] = "0"
-    result = hub.change_requests.import_servicenow(write(tmp_path, moved, "moved.json"))
+    result = import_servicenow(hub, write(tmp_path, moved, "moved.json"))
     assert (result.updated, result.unchanged) == (("CHG0030001",), ("CHG0030002",))
-    assert hub.change_requests.get("CHG0030001").state == "review"
+    assert get_change(hub, "CHG0030001").state == "review"
     assert outbox(hub)[-1] == EVENT_TYPES["change.state"]
     assert AuditLog(hub.engine, "hub").entries()[-1].change_request == "CHG0030001"
 
@@ -136,35 +142,36 @@ def _broken(index: int, **fields: Any) -> dict[str, Any]:
     ],
 )
 def test_a_malformed_export_imports_nothing(
-    hub: Hub, tmp_path: Path, data: dict[str, Any], error: type[Exception], match: str
+    hub: HubContext, tmp_path: Path, data: dict[str, Any], error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        hub.change_requests.import_servicenow(write(tmp_path, data))
-    assert hub.change_requests.list_changes() == []
+        import_servicenow(hub, write(tmp_path, data))
+    assert list_change_requests(hub) == []
     assert outbox(hub) == []
     entry = AuditLog(hub.engine, "hub").entries()[-1]
     outcome = "refused" if error is UsageError else "failure"  # a file that is no export
     assert (entry.action, entry.outcome) == ("hub.change.import", outcome)
 
 
-def test_not_json_and_a_local_number_are_refused(hub: Hub, tmp_path: Path) -> None:
+def test_not_json_and_a_local_number_are_refused(hub: HubContext, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("<xml/>")
     with pytest.raises(MediaError, match="is not JSON"):
-        hub.change_requests.import_servicenow(bad)
-    local = hub.change_requests.create(
+        import_servicenow(hub, bad)
+    local = create_change(
+        hub,
         short_description="local",
         planned_start="2026-11-23T14:00:00Z",
         planned_end="2026-11-23T18:00:00Z",
     )
     clash = _broken(1, number=local.number)
     with pytest.raises(ConflictError, match=f"{local.number} was made at this hub"):
-        hub.change_requests.import_servicenow(write(tmp_path, clash))
-    assert [c.number for c in hub.change_requests.list_changes()] == [local.number]
+        import_servicenow(hub, write(tmp_path, clash))
+    assert [c.number for c in list_change_requests(hub)] == [local.number]
 
 
 def test_the_cli_imports_with_json_output(
-    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub: HubContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRLOCK_HUB_PASSPHRASE", HUB_PASSPHRASE)
     path = write(tmp_path, EXPORT)
@@ -179,41 +186,44 @@ def test_the_cli_imports_with_json_output(
     assert "record 1 (CHG0030001)" in failed.output
 
 
-def test_approval_by_an_unknown_key_is_not_the_hub_key(hub: Hub, tmp_path: Path) -> None:
-    hub.change_requests.import_servicenow(write(tmp_path, EXPORT))
-    auth = hub.change_requests.get("CHG0030001").authorization()
+def test_approval_by_an_unknown_key_is_not_the_hub_key(hub: HubContext, tmp_path: Path) -> None:
+    import_servicenow(hub, write(tmp_path, EXPORT))
+    auth = get_change(hub, "CHG0030001").authorization()
     with pytest.raises(SignatureError):
         auth.verify_approval(CryptoSigner.generate_ed25519().public_key)
 
 
-def test_local_and_servicenow_numbers_never_collide(hub: Hub, tmp_path: Path) -> None:
+def test_local_and_servicenow_numbers_never_collide(hub: HubContext, tmp_path: Path) -> None:
     first, second = copy.deepcopy(EXPORT["result"][0]), copy.deepcopy(EXPORT["result"][1])
-    hub.change_requests.import_servicenow(write(tmp_path, {"result": [first]}, "first.json"))
-    local = hub.change_requests.create(
+    import_servicenow(hub, write(tmp_path, {"result": [first]}, "first.json"))
+    local = create_change(
+        hub,
         short_description="local",
         planned_start="2026-11-23T14:00:00Z",
         planned_end="2026-11-23T18:00:00Z",
     )
     assert local.number == "ACHG0000001"  # its own space: not the next ServiceNow number
-    result = hub.change_requests.import_servicenow(write(tmp_path, {"result": [second]}))
+    result = import_servicenow(hub, write(tmp_path, {"result": [second]}))
     assert result.created == ("CHG0030002",)
-    again = hub.change_requests.create(
+    again = create_change(
+        hub,
         short_description="local 2",
         planned_start="2026-11-23T14:00:00Z",
         planned_end="2026-11-23T18:00:00Z",
     )
     assert again.number == "ACHG0000002"  # imports never move local numbering
-    numbers = {c.number: c for c in hub.change_requests.list_changes()}
+    numbers = {c.number: c for c in list_change_requests(hub)}
     assert sorted(numbers) == ["ACHG0000001", "ACHG0000002", "CHG0030001", "CHG0030002"]
     assert numbers["CHG0030002"].short_description == "Model refresh"
 
 
-def test_a_servicenow_number_in_the_local_space_is_refused(hub: Hub, tmp_path: Path) -> None:
+def test_a_servicenow_number_in_the_local_space_is_refused(hub: HubContext, tmp_path: Path) -> None:
     clash = _broken(1, number="ACHG0000001")
     with pytest.raises(ConflictError, match="own prefix ACHG"):
-        hub.change_requests.import_servicenow(write(tmp_path, clash))
-    assert hub.change_requests.list_changes() == []
-    local = hub.change_requests.create(
+        import_servicenow(hub, write(tmp_path, clash))
+    assert list_change_requests(hub) == []
+    local = create_change(
+        hub,
         short_description="local",
         planned_start="2026-11-23T14:00:00Z",
         planned_end="2026-11-23T18:00:00Z",

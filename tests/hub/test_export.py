@@ -23,27 +23,36 @@ from airlock.bundles.errors import ConflictError, IntegrityError, NotFoundError,
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion
 from airlock.bundles.tuf import initial_trusted, verify_repositories
 from airlock.hub import export as hub_export
-from airlock.hub.hub import Hub
-from airlock.hub.image_repo import verify_delegations
-from airlock.hub.signing import ENVELOPE
+from airlock.hub.catalog import list_models
+from airlock.hub.context import (
+    HubContext,
+    load_director_roots,
+    load_image_repo,
+    load_site_metadata,
+    online_signer,
+)
+from airlock.hub.export import assign, commit_export, export, plan_export
+from airlock.hub.intake import add_model
+from airlock.hub.repos import ENVELOPE, verify_delegations
+from airlock.hub.sites import add_site, list_sites
 
 
 @pytest.fixture
-def ready(hub: Hub, site: SiteKeys, onnx_dir: Path, onnx_file: Path) -> Hub:
-    hub.add_site(site.identity)
-    hub.add_model("detector", "1", onnx_dir)
-    hub.add_model("classifier", "1", onnx_file)
-    hub.assign("plant-7", "detector", "1")
-    hub.assign("plant-7", "classifier", "1")
+def ready(hub: HubContext, site: SiteKeys, onnx_dir: Path, onnx_file: Path) -> HubContext:
+    add_site(hub, site.identity)
+    add_model(hub, "detector", "1", onnx_dir)
+    add_model(hub, "classifier", "1", onnx_file)
+    assign(hub, "plant-7", "detector", "1")
+    assign(hub, "plant-7", "classifier", "1")
     return hub
 
 
-def models(hub: Hub) -> dict[str, ModelVersion]:
-    return {m.name: m for m in hub.models()}
+def models(hub: HubContext) -> dict[str, ModelVersion]:
+    return {m.name: m for m in list_models(hub)}
 
 
-def verify_with_director_root(hub: Hub, bundle: Path) -> Envelope:
-    keys, threshold = tufrepo.envelope_keys(hub.director_roots().root.signed)
+def verify_with_director_root(hub: HubContext, bundle: Path) -> Envelope:
+    keys, threshold = tufrepo.envelope_keys(load_director_roots(hub).root.signed)
     return verify_envelope((bundle / "envelope.json").read_bytes(), keys, threshold)
 
 
@@ -73,11 +82,11 @@ def extract(bundle: Path, site: SiteKeys, tmp_path: Path) -> Path:
 
 
 def test_export_writes_a_signed_encrypted_bundle(
-    ready: Hub, site: SiteKeys, tmp_path: Path
+    ready: HubContext, site: SiteKeys, tmp_path: Path
 ) -> None:
     out = tmp_path / "media" / "bundle-1"
     out.parent.mkdir()
-    envelope = ready.export("plant-7", out)
+    envelope = export(ready, "plant-7", out)
 
     assert sorted(p.name for p in out.iterdir()) == ["envelope.json", "payload.age"]
     verified = verify_with_director_root(ready, out)
@@ -92,7 +101,7 @@ def test_export_writes_a_signed_encrypted_bundle(
     assert part.sha256 == hashlib.sha256(payload).hexdigest()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
-    image, director = ready.image_repo(), ready.site_metadata("plant-7")
+    image, director = load_image_repo(ready), load_site_metadata(ready, "plant-7")
     assert image.snapshot is not None and image.timestamp is not None
     iv, dv = image.snapshot.signed.version, director.snapshot.signed.version
     meta = [
@@ -120,10 +129,10 @@ def test_export_writes_a_signed_encrypted_bundle(
 
 
 def test_exported_metadata_verifies_with_the_tuf_client(
-    ready: Hub, site: SiteKeys, tmp_path: Path, ceremony
+    ready: HubContext, site: SiteKeys, tmp_path: Path, ceremony
 ) -> None:
     """The spoke's verification core accepts it: roots, delegations, agreement, site id."""
-    ready.export("plant-7", tmp_path / "bundle")
+    export(ready, "plant-7", tmp_path / "bundle")
     dest = extract(tmp_path / "bundle", site, tmp_path)
     metadata = {
         str(p.relative_to(dest)): p.read_bytes() for p in (dest / "metadata").rglob("*.json")
@@ -144,19 +153,22 @@ def test_exported_metadata_verifies_with_the_tuf_client(
 
 
 def test_each_export_increments_the_sequence_and_timestamp_versions(
-    ready: Hub, clock: FixedClock, tmp_path: Path
+    ready: HubContext, clock: FixedClock, tmp_path: Path
 ) -> None:
-    first = ready.export("plant-7", tmp_path / "b1")
-    image_ts = ready.image_repo().timestamp
-    director_ts = ready.site_metadata("plant-7").timestamp
+    first = export(ready, "plant-7", tmp_path / "b1")
+    image_ts = load_image_repo(ready).timestamp
+    director_ts = load_site_metadata(ready, "plant-7").timestamp
     clock.advance(dt.timedelta(hours=1))
-    second = ready.export("plant-7", tmp_path / "b2")
+    second = export(ready, "plant-7", tmp_path / "b2")
     assert (first.sequence, second.sequence) == (1, 2)
     assert second.bundle_id != first.bundle_id
-    assert image_ts is not None and ready.image_repo().timestamp is not None
-    assert ready.image_repo().timestamp.signed.version == image_ts.signed.version + 1
-    assert ready.site_metadata("plant-7").timestamp.signed.version == director_ts.signed.version + 1
-    assert [s.sequence for s in ready.sites()] == [2]
+    assert image_ts is not None and load_image_repo(ready).timestamp is not None
+    assert load_image_repo(ready).timestamp.signed.version == image_ts.signed.version + 1
+    assert (
+        load_site_metadata(ready, "plant-7").timestamp.signed.version
+        == director_ts.signed.version + 1
+    )
+    assert [s.sequence for s in list_sites(ready)] == [2]
     audit = AuditLog(ready.engine, "hub").entries()
     exports = [json.loads(e.details) for e in audit if e.action == "hub.export"]
     assert [(d["sequence"], d["bundle_id"]) for d in exports] == [
@@ -166,12 +178,12 @@ def test_each_export_increments_the_sequence_and_timestamp_versions(
 
 
 def test_export_without_encryption_writes_a_plain_tar(
-    hub: Hub, site: SiteKeys, onnx_file: Path, tmp_path: Path
+    hub: HubContext, site: SiteKeys, onnx_file: Path, tmp_path: Path
 ) -> None:
-    hub.add_site(site.identity, encrypt=False)
-    hub.add_model("classifier", "1", onnx_file)
-    hub.assign("plant-7", "classifier", "1")
-    envelope = hub.export("plant-7", tmp_path / "plain")
+    add_site(hub, site.identity, encrypt=False)
+    add_model(hub, "classifier", "1", onnx_file)
+    assign(hub, "plant-7", "classifier", "1")
+    envelope = export(hub, "plant-7", tmp_path / "plain")
     assert envelope.encrypted is False
     assert [p.name for p in envelope.parts] == ["payload.tar"]
     listing = subprocess.run(
@@ -181,24 +193,24 @@ def test_export_without_encryption_writes_a_plain_tar(
 
 
 def test_export_with_no_assignment_carries_metadata_only(
-    hub: Hub, site: SiteKeys, tmp_path: Path
+    hub: HubContext, site: SiteKeys, tmp_path: Path
 ) -> None:
-    hub.add_site(site.identity)
-    hub.export("plant-7", tmp_path / "empty")
+    add_site(hub, site.identity)
+    export(hub, "plant-7", tmp_path / "empty")
     listing = decrypt_listing(tmp_path / "empty", site, tmp_path)
     assert all(name.startswith("metadata/") for name in listing)
 
 
-def test_export_refuses_an_existing_directory(ready: Hub, tmp_path: Path) -> None:
+def test_export_refuses_an_existing_directory(ready: HubContext, tmp_path: Path) -> None:
     out = tmp_path / "busy"
     out.mkdir()
     (out / "something").write_text("x")
     before = tree_digest(ready.home.root)
     with pytest.raises(ConflictError, match="not an empty directory"):
-        ready.export("plant-7", out)
+        export(ready, "plant-7", out)
     assert tree_digest(ready.home.root) == before
     assert [p.name for p in out.iterdir()] == ["something"]
-    assert [s.sequence for s in ready.sites()] == [0]
+    assert [s.sequence for s in list_sites(ready)] == [0]
 
 
 @pytest.mark.parametrize(
@@ -209,12 +221,12 @@ def test_export_refuses_an_existing_directory(ready: Hub, tmp_path: Path) -> Non
     ],
 )
 def test_export_refuses_when_offline_roles_expire_before_the_bundle(
-    ready: Hub, clock: FixedClock, tmp_path: Path, days_later: int, named: list[str]
+    ready: HubContext, clock: FixedClock, tmp_path: Path, days_later: int, named: list[str]
 ) -> None:
     clock.advance(dt.timedelta(days=days_later))
     before = tree_digest(ready.home.root)
     with pytest.raises(UsageError) as caught:
-        ready.export("plant-7", tmp_path / "late")
+        export(ready, "plant-7", tmp_path / "late")
     message = caught.value.message
     for role in named:
         assert role in message
@@ -223,7 +235,7 @@ def test_export_refuses_when_offline_roles_expire_before_the_bundle(
     assert not (tmp_path / "late").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".late")]
     assert tree_digest(ready.home.root) == before
-    assert [s.sequence for s in ready.sites()] == [0]
+    assert [s.sequence for s in list_sites(ready)] == [0]
     last = AuditLog(ready.engine, "hub").entries()[-1]
     assert (last.action, last.outcome) == ("hub.export", "refused")
     assert "Image targets" in json.loads(last.details)["message"]
@@ -231,44 +243,44 @@ def test_export_refuses_when_offline_roles_expire_before_the_bundle(
 
 
 def test_online_roles_expiring_before_the_bundle_are_resigned(
-    ready: Hub, clock: FixedClock, tmp_path: Path
+    ready: HubContext, clock: FixedClock, tmp_path: Path
 ) -> None:
     clock.advance(dt.timedelta(days=80))  # models, tenants, director targets: 90-day roles
-    plan = ready.plan_export("plant-7")
+    plan = plan_export(ready, "plant-7")
     assert set(plan.resigned) == {"models", "tenant-default", "director targets of plant-7"}
-    envelope = ready.commit_export(plan, tmp_path / "b")
-    repo = ready.image_repo()
-    for md in [repo.models, *repo.tenants.values(), ready.site_metadata("plant-7").targets]:
+    envelope = commit_export(ready, plan, tmp_path / "b")
+    repo = load_image_repo(ready)
+    for md in [repo.models, *repo.tenants.values(), load_site_metadata(ready, "plant-7").targets]:
         assert tufrepo.signed_expires(md.signed) > envelope.expires
     verify_delegations(repo)
 
 
 def test_an_already_expired_bundle_can_be_made_with_a_past_clock(
-    ready: Hub, clock: FixedClock, tmp_path: Path
+    ready: HubContext, clock: FixedClock, tmp_path: Path
 ) -> None:
     clock.advance(dt.timedelta(days=-40))
-    envelope = ready.export("plant-7", tmp_path / "old")
+    envelope = export(ready, "plant-7", tmp_path / "old")
     assert envelope.expires < HUB_TIME
     assert verify_with_director_root(ready, tmp_path / "old").expires == envelope.expires
 
 
 def test_a_modified_plan_is_written_with_a_valid_envelope(
-    ready: Hub, site: SiteKeys, tmp_path: Path
+    ready: HubContext, site: SiteKeys, tmp_path: Path
 ) -> None:
     """The attack-test path: real signatures around a metadata list that lost a file."""
-    plan = ready.plan_export("plant-7")
+    plan = plan_export(ready, "plant-7")
     dropped = "metadata/director/1.root.json"
     bad = dataclasses.replace(plan, metadata=[m for m in plan.metadata if m[0] != dropped])
-    envelope = ready.commit_export(bad, tmp_path / "attack")
+    envelope = commit_export(ready, bad, tmp_path / "attack")
     assert verify_with_director_root(ready, tmp_path / "attack").sequence == envelope.sequence
     assert dropped not in decrypt_listing(tmp_path / "attack", site, tmp_path)
     with pytest.raises(ConflictError, match="changed since"):
-        ready.commit_export(plan, tmp_path / "stale")
+        commit_export(ready, plan, tmp_path / "stale")
     assert not (tmp_path / "stale").exists()
 
 
-def test_write_bundle_needs_no_database(ready: Hub, site: SiteKeys, tmp_path: Path) -> None:
-    plan = ready.plan_export("plant-7")
+def test_write_bundle_needs_no_database(ready: HubContext, site: SiteKeys, tmp_path: Path) -> None:
+    plan = plan_export(ready, "plant-7")
     envelope = hub_export.write_bundle(
         tmp_path / "raw",
         site_id="plant-7",
@@ -278,40 +290,40 @@ def test_write_bundle_needs_no_database(ready: Hub, site: SiteKeys, tmp_path: Pa
         metadata=plan.metadata,
         blobs=plan.blobs,
         recipients=plan.recipients,
-        signers=[ready.online_signer(ENVELOPE)],
+        signers=[online_signer(ready, ENVELOPE)],
     )
     assert verify_with_director_root(ready, tmp_path / "raw").sequence == 99 == envelope.sequence
-    assert [s.sequence for s in ready.sites()] == [0]
+    assert [s.sequence for s in list_sites(ready)] == [0]
     root = Metadata[Root].from_bytes(dict(plan.metadata)["metadata/director/1.root.json"])
     assert tufrepo.envelope_keys(root.signed)[0].keys() == {
-        ready.online_signer(ENVELOPE).public_key.keyid
+        online_signer(ready, ENVELOPE).public_key.keyid
     }
 
 
-def test_export_of_an_unknown_site_is_refused(hub: Hub, tmp_path: Path) -> None:
+def test_export_of_an_unknown_site_is_refused(hub: HubContext, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not registered"):
-        hub.export("plant-404", tmp_path / "x")
+        export(hub, "plant-404", tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
-def test_export_into_an_existing_empty_directory(ready: Hub, tmp_path: Path) -> None:
+def test_export_into_an_existing_empty_directory(ready: HubContext, tmp_path: Path) -> None:
     out = tmp_path / "mounted-medium"
     out.mkdir()
-    ready.export("plant-7", out)
+    export(ready, "plant-7", out)
     assert sorted(p.name for p in out.iterdir()) == ["envelope.json", "payload.age"]
 
 
-def test_a_damaged_blob_store_stops_the_export(ready: Hub, tmp_path: Path) -> None:
+def test_a_damaged_blob_store_stops_the_export(ready: HubContext, tmp_path: Path) -> None:
     blob = ready.blobs.path(models(ready)["classifier"].files[0].sha256)
     blob.write_bytes(blob.read_bytes() + b"extra")
     before = tree_digest(ready.home.root)
     with pytest.raises(IntegrityError, match="the release recorded"):
-        ready.export("plant-7", tmp_path / "b")
+        export(ready, "plant-7", tmp_path / "b")
     blob.unlink()
     with pytest.raises(NotFoundError, match="missing"):
-        ready.export("plant-7", tmp_path / "b")
+        export(ready, "plant-7", tmp_path / "b")
     assert not (tmp_path / "b").exists()
-    assert [s.sequence for s in ready.sites()] == [0]
+    assert [s.sequence for s in list_sites(ready)] == [0]
     del before[str(blob.relative_to(ready.home.root))]
     assert tree_digest(ready.home.root) == before
     outcomes = [e.outcome for e in AuditLog(ready.engine, "hub").entries()[-2:]]

@@ -16,22 +16,23 @@ from airlock.bundles.audit import AuditRecord
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.release import Lineage, ReleaseInfo
-from airlock.hub.fleet_alerts import ALERT_ACTION, evaluate_alerts
-from airlock.hub.fleet_tables import HubFleetAlert
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.fleet import ALERT_ACTION, evaluate_alerts
+from airlock.hub.intake import release_model
+from airlock.hub.store import HubFleetAlert
 
 RETRAIN = EVENT_TYPES["fleet.drift"]
 ERROR_RATE = EVENT_TYPES["fleet.error-rate"]
 
 
-def evaluate(hub: Hub, refs: set[tuple[str, str]], now: dt.datetime) -> list[dict[str, Any]]:
+def evaluate(hub: HubContext, refs: set[tuple[str, str]], now: dt.datetime) -> list[dict[str, Any]]:
     with Session(hub.engine) as session:
         opened = evaluate_alerts(session, hub, refs, now)
         session.commit()
     return opened
 
 
-def state(hub: Hub) -> tuple[list[HubFleetAlert], list[OutboxEvent], list[AuditRecord]]:
+def state(hub: HubContext) -> tuple[list[HubFleetAlert], list[OutboxEvent], list[AuditRecord]]:
     """Alerts, fleet events and alert audit entries, oldest first."""
     with Session(hub.engine) as session:
         alerts = list(session.exec(select(HubFleetAlert).order_by(HubFleetAlert.id)))  # type: ignore[arg-type]
@@ -51,7 +52,7 @@ def state(hub: Hub) -> tuple[list[HubFleetAlert], list[OutboxEvent], list[AuditR
 
 
 def test_drift_opens_once_emits_a_retraining_request_and_closes(
-    fleet: Fleet, fleet_hub: Hub
+    fleet: Fleet, fleet_hub: HubContext
 ) -> None:
     lineage = Lineage(
         source="models:/iris/4",
@@ -60,7 +61,8 @@ def test_drift_opens_once_emits_a_retraining_request_and_closes(
         run_id="run-42",
         tags={"airlock.pipeline": "iris-train", "mlflow.experimentId": "7"},
     )
-    fleet_hub.release_model(
+    release_model(
+        fleet_hub,
         "iris",
         "4",
         fleet.iris.path,
@@ -125,7 +127,7 @@ def test_drift_opens_once_emits_a_retraining_request_and_closes(
     assert [json.loads(r.details)["state"] for r in audit] == ["opened", "closed"]
 
 
-def test_error_rate_alert(fleet_hub: Hub) -> None:
+def test_error_rate_alert(fleet_hub: HubContext) -> None:
     now = fleet_hub.clock.now()
     reference = reference_of(fleet_hub, "iris", "3")
     figures = cell(
@@ -143,7 +145,7 @@ def test_error_rate_alert(fleet_hub: Hub) -> None:
     assert evaluate(fleet_hub, {("iris", "3")}, now) == []
 
 
-def test_insufficient_or_old_figures_raise_nothing(fleet_hub: Hub) -> None:
+def test_insufficient_or_old_figures_raise_nothing(fleet_hub: HubContext) -> None:
     now = fleet_hub.clock.now()
     bad = {"requests": 150, "errors": 150, "predictions": {"0": 150}}
     add_import(fleet_hub, "plant-7", 1, now, [cell("iris", "2", "stable", **bad)])  # type: ignore[arg-type]

@@ -14,14 +14,14 @@ from sqlmodel import Session
 
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.metrics import CONFIDENCE_BUCKETS, value_bucket
-from airlock.hub.fleet_reference import (
+from airlock.hub.context import HubContext
+from airlock.hub.fleet import (
     EXPECTED_LABELS,
     VALIDATION_SET,
     js_distance,
     reference_distribution,
 )
-from airlock.hub.fleet_tables import HubReferenceDistribution
-from airlock.hub.hub import Hub
+from airlock.hub.store import HubReferenceDistribution
 
 CONFIDENCE_KEYS = {f"{i / CONFIDENCE_BUCKETS:.1f}" for i in range(CONFIDENCE_BUCKETS)}
 
@@ -33,7 +33,9 @@ def labels_of(path: Path) -> dict[str, int]:
     return {str(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def test_reference_runs_the_model_on_its_validation_set(fleet: Fleet, fleet_hub: Hub) -> None:
+def test_reference_runs_the_model_on_its_validation_set(
+    fleet: Fleet, fleet_hub: HubContext
+) -> None:
     with Session(fleet_hub.engine, expire_on_commit=False) as session:
         ref = reference_distribution(session, fleet_hub, "iris", "2")
         session.commit()
@@ -48,7 +50,7 @@ def test_reference_runs_the_model_on_its_validation_set(fleet: Fleet, fleet_hub:
     assert sum(ref.confidence.values()) == rows
 
 
-def test_reference_is_cached(fleet_hub: Hub) -> None:
+def test_reference_is_cached(fleet_hub: HubContext) -> None:
     clock = fleet_hub.clock
     assert isinstance(clock, FixedClock)
     with Session(fleet_hub.engine, expire_on_commit=False) as session:
@@ -67,7 +69,7 @@ def test_reference_is_cached(fleet_hub: Hub) -> None:
         assert session.get(HubReferenceDistribution, ("iris", "1")) is not None
 
 
-def test_model_with_external_data_and_regression(fleet_hub: Hub, tmp_path: Path) -> None:
+def test_model_with_external_data_and_regression(fleet_hub: HubContext, tmp_path: Path) -> None:
     adder = make_adder(tmp_path / "adder")
     release(fleet_hub, "adder", "1", adder.path, adder.sets["exact"], regression())
     with Session(fleet_hub.engine, expire_on_commit=False) as session:
@@ -84,7 +86,7 @@ def test_model_with_external_data_and_regression(fleet_hub: Hub, tmp_path: Path)
 
 
 def test_model_that_cannot_run_falls_back_to_expected_labels(
-    fleet: Fleet, fleet_hub: Hub, tmp_path: Path
+    fleet: Fleet, fleet_hub: HubContext, tmp_path: Path
 ) -> None:
     narrow = tmp_path / "narrow.npz"
     np.savez(narrow, inputs=np.ones((12, 3), np.float32), expected=np.array([0, 1, 1] * 4))
@@ -97,7 +99,7 @@ def test_model_that_cannot_run_falls_back_to_expected_labels(
     assert ref.confidence == {}
 
 
-def test_no_validation_set_no_reference(fleet: Fleet, fleet_hub: Hub) -> None:
+def test_no_validation_set_no_reference(fleet: Fleet, fleet_hub: HubContext) -> None:
     release(fleet_hub, "iris", "8", fleet.iris.path)
     with Session(fleet_hub.engine, expire_on_commit=False) as session:
         assert reference_distribution(session, fleet_hub, "iris", "8") is None

@@ -21,17 +21,16 @@ from helpers.spokeenv import run_airlock
 
 from airlock.bundles.errors import UsageError
 from airlock.bundles.metrics import LatencySketch
-from airlock.hub.cli_fleet import render_html
-from airlock.hub.fleet_reference import js_distance
-from airlock.hub.fleet_report import FleetLimits
-from airlock.hub.hub import Hub
+from airlock.hub.cli import render_html
+from airlock.hub.context import HubContext
+from airlock.hub.fleet import FleetLimits, js_distance
 
 STABLE_MS = [4.0, 5.0, 5.5, 6.0, 30.0]
 CANARY_MS = [8.0, 9.0, 120.0]
 OTHER_MS = [3.0, 3.5, 4.0, 4.5]
 
 
-def seed_two_sites(hub: Hub) -> dict[str, int]:
+def seed_two_sites(hub: HubContext) -> dict[str, int]:
     """iris@3 at plant-7 (stable + canary, two windows) and plant-9 (stable); iris@2 at plant-9."""
     now = hub.clock.now()
     reference = reference_of(hub, "iris", "3")
@@ -94,7 +93,7 @@ def seed_two_sites(hub: Hub) -> dict[str, int]:
     return reference
 
 
-def test_figures_across_sites_and_rings(fleet_hub: Hub) -> None:
+def test_figures_across_sites_and_rings(fleet_hub: HubContext) -> None:
     reference = seed_two_sites(fleet_hub)
     result = report_of(fleet_hub)
     assert [v.ref for v in result.versions] == ["iris@2", "iris@3"]
@@ -134,7 +133,7 @@ def test_figures_across_sites_and_rings(fleet_hub: Hub) -> None:
     json.dumps(result.to_dict())
 
 
-def test_status_from_limits(fleet: Fleet, fleet_hub: Hub) -> None:
+def test_status_from_limits(fleet: Fleet, fleet_hub: HubContext) -> None:
     now = fleet_hub.clock.now()
     reference = reference_of(fleet_hub, "iris", "1")
     release(fleet_hub, "plain", "1", fleet.iris.path)  # no validation set: no reference
@@ -165,7 +164,7 @@ def test_status_from_limits(fleet: Fleet, fleet_hub: Hub) -> None:
     assert later.versions == []
 
 
-def test_limits_from_config(fleet_hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_limits_from_config(fleet_hub: HubContext, monkeypatch: pytest.MonkeyPatch) -> None:
     assert FleetLimits.from_config(fleet_hub.config) == FleetLimits(0.2, 0.05, 200, 7)
     monkeypatch.setenv("AIRLOCK_FLEET_DRIFT_LIMIT", "0.3")
     monkeypatch.setenv("AIRLOCK_FLEET_MIN_REQUESTS", "50")
@@ -175,7 +174,7 @@ def test_limits_from_config(fleet_hub: Hub, monkeypatch: pytest.MonkeyPatch) -> 
         FleetLimits.from_config(fleet_hub.config)
 
 
-def test_html_report(fleet_hub: Hub, tmp_path: Path) -> None:
+def test_html_report(fleet_hub: HubContext, tmp_path: Path) -> None:
     seed_two_sites(fleet_hub)
     out = tmp_path / "fleet.html"
     render_html(report_of(fleet_hub), out, source="<hub & home>")
@@ -188,7 +187,7 @@ def test_html_report(fleet_hub: Hub, tmp_path: Path) -> None:
     assert html.escape("plant-7") in page
 
 
-def test_cli_report(fleet_hub: Hub, tmp_path: Path) -> None:
+def test_cli_report(fleet_hub: HubContext, tmp_path: Path) -> None:
     seed_two_sites(fleet_hub)
     home = str(fleet_hub.home.root)
     # No passphrase in the environment: the report needs none.

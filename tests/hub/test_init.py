@@ -23,8 +23,9 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub.hub import Hub
-from airlock.hub.signing import ONLINE_KEY_NAMES
+from airlock.hub.context import HubContext, load_image_repo, open_hub
+from airlock.hub.repos import ONLINE_KEY_NAMES
+from airlock.hub.trust import init_hub
 
 
 def copy_ceremony(ceremony: CeremonyResult, tmp_path: Path) -> Path:
@@ -34,7 +35,7 @@ def copy_ceremony(ceremony: CeremonyResult, tmp_path: Path) -> Path:
 
 
 def test_init_lays_out_the_home_and_signs_the_models_role(
-    hub: Hub, ceremony: CeremonyResult
+    hub: HubContext, ceremony: CeremonyResult
 ) -> None:
     root = hub.home.root
     assert (root / "airlock.toml").is_file() and (root / "hub.db").is_file()
@@ -51,7 +52,7 @@ def test_init_lays_out_the_home_and_signs_the_models_role(
         ceremony.director_root.read_bytes()
     )
 
-    repo = hub.image_repo()
+    repo = load_image_repo(hub)
     models = repo.models
     assert models.signed.version == 1
     assert models.signed.targets == {}
@@ -74,10 +75,12 @@ def test_init_lays_out_the_home_and_signs_the_models_role(
     assert verify_engine(hub.engine).ok
 
 
-def test_init_refuses_an_existing_home_and_audits_it(hub: Hub, ceremony: CeremonyResult) -> None:
+def test_init_refuses_an_existing_home_and_audits_it(
+    hub: HubContext, ceremony: CeremonyResult
+) -> None:
     before = tree_digest(hub.home.root)
     with pytest.raises(ConflictError, match="already exists"):
-        Hub.init(hub.home.root, ceremony.out_dir, hub_secrets, clock=FixedClock(HUB_TIME))
+        init_hub(hub.home.root, ceremony.out_dir, hub_secrets, clock=FixedClock(HUB_TIME))
     assert tree_digest(hub.home.root) == before
     entries = AuditLog(hub.engine, "hub").entries()
     assert [(e.action, e.outcome) for e in entries] == [
@@ -92,14 +95,14 @@ def test_init_refuses_a_non_empty_directory(tmp_path: Path, ceremony: CeremonyRe
     home.mkdir()
     (home / "notes.txt").write_text("keep me")
     with pytest.raises(ConflictError):
-        Hub.init(home, ceremony.out_dir, hub_secrets)
+        init_hub(home, ceremony.out_dir, hub_secrets)
     assert [p.name for p in home.iterdir()] == ["notes.txt"]
 
 
 def test_init_accepts_an_empty_directory(tmp_path: Path, ceremony: CeremonyResult) -> None:
     home = tmp_path / "empty"
     home.mkdir()
-    Hub.init(home, ceremony.out_dir, hub_secrets).close()
+    init_hub(home, ceremony.out_dir, hub_secrets).close()
     assert (home / "airlock.toml").is_file()
 
 
@@ -115,7 +118,7 @@ def test_init_refuses_a_tampered_root(tmp_path: Path, ceremony: CeremonyResult) 
     doc["signed"]["expires"] = "2099-01-01T00:00:00Z"  # extend the root's life
     root_file.write_text(json.dumps(doc))
     with pytest.raises(SignatureError, match="root version 1"):
-        Hub.init(tmp_path / "home", copy, hub_secrets)
+        init_hub(tmp_path / "home", copy, hub_secrets)
     _assert_nothing_created(tmp_path)
 
 
@@ -128,7 +131,7 @@ def test_init_refuses_image_targets_below_threshold(
     md.signatures.clear()
     targets_file.write_bytes(tufrepo.to_bytes(md))
     with pytest.raises(SignatureError, match="Image targets"):
-        Hub.init(tmp_path / "home", copy, hub_secrets)
+        init_hub(tmp_path / "home", copy, hub_secrets)
     _assert_nothing_created(tmp_path)
 
 
@@ -145,7 +148,7 @@ def test_init_refuses_online_keys_that_the_roots_do_not_name(
     )
     record_file.write_text(json.dumps(record))
     with pytest.raises(TrustError, match="online key"):
-        Hub.init(tmp_path / "home", copy, hub_secrets)
+        init_hub(tmp_path / "home", copy, hub_secrets)
     _assert_nothing_created(tmp_path)
 
 
@@ -154,23 +157,23 @@ def test_init_refuses_a_swapped_key_file(tmp_path: Path, ceremony: CeremonyResul
     keys = copy / "online-keys"
     shutil.copy(keys / "image-timestamp.pem", keys / "image-snapshot.pem")
     with pytest.raises(UsageError, match="does not match"):
-        Hub.init(tmp_path / "home", copy, hub_secrets)
+        init_hub(tmp_path / "home", copy, hub_secrets)
     _assert_nothing_created(tmp_path)
 
 
 def test_init_refuses_a_wrong_passphrase(tmp_path: Path, ceremony: CeremonyResult) -> None:
     with pytest.raises(SecretError):
-        Hub.init(tmp_path / "home", ceremony.out_dir, lambda _name: "not the hub passphrase")
+        init_hub(tmp_path / "home", ceremony.out_dir, lambda _name: "not the hub passphrase")
     _assert_nothing_created(tmp_path)
 
 
 def test_init_refuses_a_directory_that_is_no_ceremony(tmp_path: Path) -> None:
     (tmp_path / "empty-ceremony").mkdir()
     with pytest.raises(NotFoundError, match=r"ceremony\.json"):
-        Hub.init(tmp_path / "home", tmp_path / "empty-ceremony", hub_secrets)
+        init_hub(tmp_path / "home", tmp_path / "empty-ceremony", hub_secrets)
     _assert_nothing_created(tmp_path)
 
 
 def test_open_needs_an_initialised_home(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="not an initialised hub home"):
-        Hub.open(tmp_path / "nowhere", hub_secrets)
+        open_hub(tmp_path / "nowhere", hub_secrets)

@@ -31,21 +31,23 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.cli import main
 from airlock.bundles.errors import AttestationError, ConflictError, UsageError
 from airlock.ceremony.officer import OfficerKeys
-from airlock.hub import attestations
-from airlock.hub.hub import Hub
+from airlock.hub import intake as attestations
+from airlock.hub.catalog import list_models
+from airlock.hub.context import HubContext, load_image_repo, open_hub
+from airlock.hub.intake import add_model, draft_layout, layout_info, release_model, set_layout
 
 STEPS = ("train", "evaluate", "convert")
 
 
 @pytest.fixture
-def layout_hub(attested: Attested, tmp_path: Path) -> Iterator[Hub]:  # noqa: F811
+def layout_hub(attested: Attested, tmp_path: Path) -> Iterator[HubContext]:  # noqa: F811
     """A copy of the hub with the officers' layout set."""
     opened = attested.new_hub(tmp_path / "hub")
     yield opened
     opened.close()
 
 
-def last_audit(hub: Hub) -> tuple[str, str, dict[str, object]]:
+def last_audit(hub: HubContext) -> tuple[str, str, dict[str, object]]:
     entry = AuditLog(hub.engine, "hub").entries()[-1]
     return entry.action, entry.outcome, json.loads(entry.details)
 
@@ -59,17 +61,17 @@ def pipeline(attested: Attested, **others: CryptoSigner) -> dict[str, CryptoSign
 
 def test_the_template_layout_is_current_and_signed_by_alice(
     attested: Attested,  # noqa: F811
-    layout_hub: Hub,
+    layout_hub: HubContext,
 ) -> None:
-    info = layout_hub.layout_info()
+    info = layout_info(layout_hub)
     assert info is not None
-    keys, threshold, _expires = tufrepo.layout_keys(layout_hub.image_repo().root.signed)
+    keys, threshold, _expires = tufrepo.layout_keys(load_image_repo(layout_hub).root.signed)
     assert threshold == 1 and len(keys) == 2
     assert len(info.signed_by) == 1 and info.signed_by[0] in keys
     steps = [s["name"] for s in info.summary["steps"]]
     assert steps == ["train", "evaluate", "convert", "package"]
     assert info.summary["inspections"][0]["materials"][-1] == "DISALLOW *"
-    again = layout_hub.set_layout(attested.layout_signed)
+    again = set_layout(layout_hub, attested.layout_signed)
     assert again.changed is False
     assert last_audit(layout_hub)[:2] == ("hub.layout.set", "unchanged")
 
@@ -77,7 +79,7 @@ def test_the_template_layout_is_current_and_signed_by_alice(
 @pytest.mark.parametrize("signature", ["none", "pipeline-key"])
 def test_set_refuses_a_layout_without_a_threshold_of_anchored_signatures(
     attested: Attested,  # noqa: F811
-    layout_hub: Hub,
+    layout_hub: HubContext,
     tmp_path: Path,
     signature: str,
 ) -> None:
@@ -88,7 +90,7 @@ def test_set_refuses_a_layout_without_a_threshold_of_anchored_signatures(
         layout.write_bytes(layouts.layout_bytes(md))
     before = tree_digest(layout_hub.home.root)
     with pytest.raises(AttestationError, match="signed by 0 of the officers' anchored layout"):
-        layout_hub.set_layout(layout)
+        set_layout(layout_hub, layout)
     assert tree_digest(layout_hub.home.root) == before
     action, outcome, details = last_audit(layout_hub)
     assert (action, outcome, details["error"]) == ("hub.layout.set", "refused", "AttestationError")
@@ -96,7 +98,7 @@ def test_set_refuses_a_layout_without_a_threshold_of_anchored_signatures(
 
 def test_set_refuses_a_layout_outliving_the_layout_role_or_expired(
     attested: Attested,  # noqa: F811
-    layout_hub: Hub,
+    layout_hub: HubContext,
     tmp_path: Path,
 ) -> None:
     ref = attestations.package_key_ref(layout_hub)
@@ -113,9 +115,9 @@ def test_set_refuses_a_layout_outliving_the_layout_role_or_expired(
         path = tmp_path / f"{name}.json"
         path.write_bytes(layouts.layout_bytes(md))
         with pytest.raises(AttestationError, match=match):
-            layout_hub.set_layout(path)
+            set_layout(layout_hub, path)
     with pytest.raises(UsageError, match="would outlive the officers' layout role"):
-        layout_hub.draft_layout({s: [attested.pipeline_pem] for s in STEPS}, 400, tmp_path / "x")
+        draft_layout(layout_hub, {s: [attested.pipeline_pem] for s in STEPS}, 400, tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
@@ -128,29 +130,32 @@ def _alice_layout_signer(attested: Attested) -> Signer:  # noqa: F811
 
 def test_draft_refuses_a_step_without_functionary_and_an_existing_file(
     attested: Attested,  # noqa: F811
-    layout_hub: Hub,
+    layout_hub: HubContext,
     tmp_path: Path,
 ) -> None:
     with pytest.raises(UsageError, match="step 'convert' has no functionary key"):
-        layout_hub.draft_layout(
+        draft_layout(
+            layout_hub,
             {"train": [attested.pipeline_pem], "evaluate": [attested.pipeline_pem]},
             30,
             tmp_path / "draft.json",
         )
     with pytest.raises(ConflictError, match="already exists"):
-        layout_hub.draft_layout(
-            {s: [attested.pipeline_pem] for s in STEPS}, 30, attested.layout_unsigned
+        draft_layout(
+            layout_hub, {s: [attested.pipeline_pem] for s in STEPS}, 30, attested.layout_unsigned
         )
 
 
 # --- model add --links ----------------------------------------------------------------------
 
 
-def test_links_without_a_layout_are_refused(hub: Hub, onnx_file: Path, tmp_path: Path) -> None:
+def test_links_without_a_layout_are_refused(
+    hub: HubContext, onnx_file: Path, tmp_path: Path
+) -> None:
     (tmp_path / "links").mkdir()
     with pytest.raises(UsageError, match="no in-toto layout is set at the hub"):
-        hub.add_model("classifier", "1", onnx_file, links=tmp_path / "links")
-    assert hub.models() == []
+        add_model(hub, "classifier", "1", onnx_file, links=tmp_path / "links")
+    assert list_models(hub) == []
     action, outcome, _details = last_audit(hub)
     assert (action, outcome) == ("hub.model.add", "refused")
 
@@ -158,7 +163,7 @@ def test_links_without_a_layout_are_refused(hub: Hub, onnx_file: Path, tmp_path:
 @pytest.mark.parametrize("defect", ["missing-link", "wrong-functionary", "other-bytes"])
 def test_links_that_would_not_verify_at_a_site_are_refused(
     attested: Attested,  # noqa: F811
-    layout_hub: Hub,
+    layout_hub: HubContext,
     tmp_path: Path,
     defect: str,
 ) -> None:
@@ -178,8 +183,8 @@ def test_links_that_would_not_verify_at_a_site_are_refused(
     }[defect]
     before = tree_digest(layout_hub.home.root)
     with pytest.raises(AttestationError, match=match):
-        layout_hub.add_model(MODEL, "1", shipped, links=links)
-    assert layout_hub.models() == []
+        add_model(layout_hub, MODEL, "1", shipped, links=links)
+    assert list_models(layout_hub) == []
     assert tree_digest(layout_hub.home.root) == before
     assert sorted(p.name for p in layout_hub.home.tmp_dir.iterdir()) == []
     assert last_audit(layout_hub)[:2] == ("hub.model.add", "refused")
@@ -187,13 +192,13 @@ def test_links_that_would_not_verify_at_a_site_are_refused(
 
 def test_re_releasing_with_the_same_links_changes_nothing(
     attested: Attested,  # noqa: F811
-    layout_hub: Hub,
+    layout_hub: HubContext,
     tmp_path: Path,
 ) -> None:
     onnx = make_onnx_model(tmp_path / "out" / ONNX_NAME)
     links = record_pipeline(tmp_path / "pipe", onnx, pipeline(attested), tmp_path / "links")
-    first = layout_hub.release_model(MODEL, "1", onnx, links=links)
-    again = layout_hub.release_model(MODEL, "1", onnx, links=links)
+    first = release_model(layout_hub, MODEL, "1", onnx, links=links)
+    again = release_model(layout_hub, MODEL, "1", onnx, links=links)
     assert first.created and not again.created
     assert set(first.model.files) == set(again.model.files)
 
@@ -264,9 +269,9 @@ def test_links_verify_from_a_relative_hub_home(
         "hub", "model", "add", "--home", "hub", "--links", "links", MODEL, "1", f"out/{ONNX_NAME}"
     )
     assert result.exit_code == 0, result.output
-    hub = Hub.open(tmp_path / "hub", lambda _name: HUB_PASSPHRASE)
+    hub = open_hub(tmp_path / "hub", lambda _name: HUB_PASSPHRASE)
     try:
-        (released,) = hub.models()
+        (released,) = list_models(hub)
     finally:
         hub.close()
     kinds = sorted(f.kind for f in released.files)

@@ -36,26 +36,28 @@ from airlock.bundles.clock import FixedClock, parse_utc
 from airlock.bundles.errors import FreshnessError, SecretError, SignatureError
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
 from airlock.bundles.metrics import NoiseSpec, RolledBackVersion
-from airlock.hub import return_keys, site_rollbacks
-from airlock.hub.fleet_tables import (
+from airlock.hub import catalog as site_rollbacks
+from airlock.hub import trust as return_keys
+from airlock.hub.context import HubContext, load_site_metadata, open_hub
+from airlock.hub.export import export
+from airlock.hub.fleet import import_metrics
+from airlock.hub.store import (
     HubFleetAlert,
     HubMetricsCell,
     HubMetricsImport,
     HubMetricsTotal,
     HubSiteRollback,
 )
-from airlock.hub.hub import Hub
-from airlock.hub.metrics_import import import_metrics
 
 
-def events_of(hub: Hub, name: str) -> list[dict[str, object]]:
+def events_of(hub: HubContext, name: str) -> list[dict[str, object]]:
     with Session(hub.engine) as session:
         rows = session.exec(select(OutboxEvent).where(OutboxEvent.type == EVENT_TYPES[name]))
         return [row.body for row in rows]
 
 
 def test_a_good_import_is_stored_and_cosigned(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     payload = metrics_site.payload()
     bundle = metrics_site.write(tmp_path / "m1", payload)
@@ -129,7 +131,7 @@ def test_a_good_import_is_stored_and_cosigned(
 
 
 def test_the_next_import_is_checked_against_the_witnessed_checkpoint(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     first = import_metrics(fleet_hub, metrics_site.bundle(tmp_path / "m1"))
     second = import_metrics(fleet_hub, metrics_site.bundle(tmp_path / "m2"))
@@ -139,15 +141,15 @@ def test_the_next_import_is_checked_against_the_witnessed_checkpoint(
 
 
 def test_the_next_export_acknowledges_the_import(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     assert return_path_of(fleet_hub, SITE_ID).acknowledged_sequence == 0
     result = import_metrics(fleet_hub, metrics_site.bundle(tmp_path / "m1"))
-    version = fleet_hub.site_metadata(SITE_ID).targets.signed.version
-    fleet_hub.export(SITE_ID, tmp_path / "hub-bundle")
+    version = load_site_metadata(fleet_hub, SITE_ID).targets.signed.version
+    export(fleet_hub, SITE_ID, tmp_path / "hub-bundle")
 
     shipped = return_path_of(fleet_hub, SITE_ID)
-    assert fleet_hub.site_metadata(SITE_ID).targets.signed.version == version + 1
+    assert load_site_metadata(fleet_hub, SITE_ID).targets.signed.version == version + 1
     assert shipped.acknowledged_sequence == 1
     witness = Key.from_dict(shipped.witness_key["keyid"], dict(shipped.witness_key))
     verify_cosignature(shipped.acknowledged_note, shipped.witness_name, witness)
@@ -170,7 +172,7 @@ def test_the_next_export_acknowledges_the_import(
 
 
 def test_a_gap_is_accepted_and_reported(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     first = import_metrics(fleet_hub, metrics_site.bundle(tmp_path / "m1"))
     metrics_site.bundle(tmp_path / "m2")  # lost on the way
@@ -187,7 +189,7 @@ def test_a_gap_is_accepted_and_reported(
 
 
 def test_the_same_bundle_twice_is_a_replay(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     bundle = metrics_site.bundle(tmp_path / "m1")
     import_metrics(fleet_hub, bundle)
@@ -199,7 +201,7 @@ def test_the_same_bundle_twice_is_a_replay(
 
 
 def test_an_older_sequence_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     older = metrics_site.bundle(tmp_path / "m1")
     import_metrics(fleet_hub, metrics_site.bundle(tmp_path / "m2"))
@@ -210,7 +212,7 @@ def test_an_older_sequence_is_refused(
 
 
 def test_an_expired_bundle_is_refused(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     payload = metrics_site.payload()
     expires = parse_utc(payload.created) + dt.timedelta(days=1)
@@ -223,10 +225,10 @@ def test_an_expired_bundle_is_refused(
 
 
 def test_a_wrong_passphrase_stores_nothing(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     bundle = metrics_site.bundle(tmp_path / "m1")
-    wrong = Hub.open(fleet_hub.home.root, lambda _name: "not the hub passphrase")
+    wrong = open_hub(fleet_hub.home.root, lambda _name: "not the hub passphrase")
     before = row_counts(fleet_hub)
     try:
         with pytest.raises(SecretError):
@@ -238,7 +240,10 @@ def test_a_wrong_passphrase_stores_nothing(
 
 
 def test_the_fleet_limits_are_judged_in_the_import(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fleet_hub: HubContext,
+    metrics_site: MetricsSite,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Alerts the figures open are part of the import (result, audit entry, events)."""
     monkeypatch.setenv("AIRLOCK_FLEET_ERROR_RATE_LIMIT", "0.001")  # 6 errors in 2,000 is beyond
@@ -263,7 +268,7 @@ def test_the_fleet_limits_are_judged_in_the_import(
 
 
 def test_the_sites_rolled_back_versions_are_kept_and_replaced_by_its_next_report(
-    fleet_hub: Hub, metrics_site: MetricsSite, tmp_path: Path
+    fleet_hub: HubContext, metrics_site: MetricsSite, tmp_path: Path
 ) -> None:
     reported = (RolledBackVersion("iris", "2", "2026-03-01T10:00:00Z"),)
     first = metrics_site.payload(rolled_back=reported)

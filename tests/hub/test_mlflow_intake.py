@@ -27,12 +27,11 @@ from airlock.bundles.cli import main
 from airlock.bundles.errors import ConflictError, MediaError, NotFoundError, UsageError
 from airlock.bundles.release import Compatibility, ValidationSpec
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub import mlflow_intake
-from airlock.hub.hub import Hub
-from airlock.hub.image_repo import verify_delegations
-from airlock.hub.mlflow_intake import import_model, redact_uri
-from airlock.hub.mlflow_registry import parse_model_uri
-from airlock.hub.release_files import ReleaseParts, release_parts
+from airlock.hub import intake as mlflow_intake
+from airlock.hub.catalog import ReleaseParts, list_models, release_parts
+from airlock.hub.context import HubContext, load_image_repo
+from airlock.hub.intake import import_model, parse_model_uri, redact_uri
+from airlock.hub.repos import verify_delegations
 
 # Variables by which MLflow would decide on its own that telemetry is off.
 TELEMETRY_OPT_OUTS = {
@@ -47,15 +46,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     return make_registry(tmp_path_factory.mktemp("mlflow"))
 
 
-def signed_custom(hub: Hub, target: str, tenant: str = "default") -> dict[str, Any]:
+def signed_custom(hub: HubContext, target: str, tenant: str = "default") -> dict[str, Any]:
     """``custom.airlock`` of an Image target, read back from the hub's repository files."""
-    repo = hub.image_repo()
+    repo = load_image_repo(hub)
     verify_delegations(repo)
     custom: dict[str, Any] = repo.tenants[tenant].signed.targets[target].custom["airlock"]
     return custom
 
 
-def audit_entries(hub: Hub) -> list[tuple[str, str, str, dict[str, Any]]]:
+def audit_entries(hub: HubContext) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(action, outcome, object, details) of every entry after `hub.init`."""
     return [
         (e.action, e.outcome, e.object, json.loads(e.details))
@@ -63,7 +62,7 @@ def audit_entries(hub: Hub) -> list[tuple[str, str, str, dict[str, Any]]]:
     ]
 
 
-def test_an_alias_is_resolved_once_to_a_fixed_version(hub: Hub, registry: Registry) -> None:
+def test_an_alias_is_resolved_once_to_a_fixed_version(hub: HubContext, registry: Registry) -> None:
     registry.set_alias(IRIS, "moving", "1")
     result = import_model(hub, "models:/iris@moving", tracking_uri=registry.tracking_uri)
     assert result.release.created
@@ -78,7 +77,7 @@ def test_an_alias_is_resolved_once_to_a_fixed_version(hub: Hub, registry: Regist
     assert lineage.source == "models:/iris/1"
 
     registry.set_alias(IRIS, "moving", "2")  # the alias moves on in MLflow …
-    [model] = hub.models()  # … the hub's release still names the version it resolved to
+    [model] = list_models(hub)  # … the hub's release still names the version it resolved to
     assert model.ref == "iris@1" and model.release == result.release.model.release
     signed = signed_custom(hub, "iris/1/model.onnx")["release"]["lineage"]
     assert signed["registered_version"] == "1"
@@ -93,7 +92,7 @@ def test_an_alias_is_resolved_once_to_a_fixed_version(hub: Hub, registry: Regist
     assert list(hub.home.tmp_dir.iterdir()) == []
 
 
-def test_version_uri_form(hub: Hub, registry: Registry) -> None:
+def test_version_uri_form(hub: HubContext, registry: Registry) -> None:
     result = import_model(hub, "models:/iris/1", tracking_uri=registry.tracking_uri)
     model = result.release.model
     assert model.ref == "iris@1"
@@ -107,7 +106,7 @@ def test_version_uri_form(hub: Hub, registry: Registry) -> None:
     }
 
 
-def test_lineage_is_signed_in_the_image_target(hub: Hub, registry: Registry) -> None:
+def test_lineage_is_signed_in_the_image_target(hub: HubContext, registry: Registry) -> None:
     import_model(hub, f"models:/{IRIS}@{CHAMPION}", tracking_uri=registry.tracking_uri)
     version = registry.client().get_model_version(IRIS, "2")
     logged = registry.versions["iris/2"]
@@ -138,7 +137,7 @@ def test_lineage_is_signed_in_the_image_target(hub: Hub, registry: Registry) -> 
 
 
 def test_an_mlflow_digest_that_is_not_sha256_is_kept_under_its_own_name(
-    hub: Hub, registry: Registry
+    hub: HubContext, registry: Registry
 ) -> None:
     model = import_model(hub, "models:/iris/1", tracking_uri=registry.tracking_uri).release.model
     lineage = model.release.lineage
@@ -148,7 +147,7 @@ def test_an_mlflow_digest_that_is_not_sha256_is_kept_under_its_own_name(
     assert digest == registry.versions["iris/1"]["mlflow_digest"] and len(digest) < 64
 
 
-def test_external_data_files_are_copied_whole(hub: Hub, registry: Registry) -> None:
+def test_external_data_files_are_copied_whole(hub: HubContext, registry: Registry) -> None:
     model = import_model(
         hub, f"models:/{EXTERNAL}/1", tracking_uri=registry.tracking_uri
     ).release.model
@@ -167,7 +166,7 @@ def test_external_data_files_are_copied_whole(hub: Hub, registry: Registry) -> N
     assert signed_custom(hub, f"{EXTERNAL}/1/{data.filename}")["primary"] is False
 
 
-def test_reimport_through_another_alias_is_unchanged(hub: Hub, registry: Registry) -> None:
+def test_reimport_through_another_alias_is_unchanged(hub: HubContext, registry: Registry) -> None:
     import_model(hub, f"models:/iris@{CHAMPION}", tracking_uri=registry.tracking_uri)
     before = tree_digest(hub.home.root)
     registry.set_alias(IRIS, "also-two", "2")
@@ -186,7 +185,7 @@ def test_reimport_through_another_alias_is_unchanged(hub: Hub, registry: Registr
     assert [d["intake"]["alias"] for *_, d in entries] == [CHAMPION, None, "also-two"]
 
 
-def test_registry_bookkeeping_is_not_lineage(hub: Hub, registry: Registry) -> None:
+def test_registry_bookkeeping_is_not_lineage(hub: HubContext, registry: Registry) -> None:
     """Registering the same LoggedModel again elsewhere does not make the release differ."""
     first = import_model(hub, f"models:/{EXTERNAL}/1", tracking_uri=registry.tracking_uri)
     lineage = first.release.model.release.lineage
@@ -201,7 +200,7 @@ def test_registry_bookkeeping_is_not_lineage(hub: Hub, registry: Registry) -> No
 
 
 def test_other_bytes_or_another_record_under_a_released_version_are_refused(
-    hub: Hub, registry: Registry, tmp_path: Path
+    hub: HubContext, registry: Registry, tmp_path: Path
 ) -> None:
     import_model(hub, "models:/iris/1", tracking_uri=registry.tracking_uri, version="7")
     before = tree_digest(hub.home.root)
@@ -217,7 +216,7 @@ def test_other_bytes_or_another_record_under_a_released_version_are_refused(
             parts=other_record,
         )
     assert tree_digest(hub.home.root) == before
-    assert [m.ref for m in hub.models()] == ["iris@7"]
+    assert [m.ref for m in list_models(hub)] == ["iris@7"]
     assert [(a, o) for a, o, _, _ in audit_entries(hub)] == [
         ("hub.model.import", "success"),
         ("hub.model.import", "refused"),
@@ -227,7 +226,7 @@ def test_other_bytes_or_another_record_under_a_released_version_are_refused(
 
 
 def test_validation_set_thresholds_and_compat_are_signed(
-    hub: Hub, registry: Registry, tmp_path: Path
+    hub: HubContext, registry: Registry, tmp_path: Path
 ) -> None:
     thresholds = tmp_path / "thresholds.toml"
     thresholds.write_text('min_accuracy = "0.9"\nmax_p95_latency_ms = 25\n')
@@ -256,7 +255,7 @@ def test_validation_set_thresholds_and_compat_are_signed(
     assert hub.blobs.path(file.sha256).read_bytes() == registry.validation_set.read_bytes()
 
 
-def test_an_explicit_compat_opset_wins(hub: Hub, registry: Registry) -> None:
+def test_an_explicit_compat_opset_wins(hub: HubContext, registry: Registry) -> None:
     parts = ReleaseParts(compatibility=Compatibility(opset=15))
     model = import_model(
         hub, "models:/iris/1", tracking_uri=registry.tracking_uri, parts=parts
@@ -273,21 +272,21 @@ def test_an_explicit_compat_opset_wins(hub: Hub, registry: Registry) -> None:
     ],
 )
 def test_unknown_model_alias_or_version(
-    hub: Hub, registry: Registry, uri: str, message: str
+    hub: HubContext, registry: Registry, uri: str, message: str
 ) -> None:
     before = tree_digest(hub.home.root)
     with pytest.raises(NotFoundError, match=message) as raised:
         import_model(hub, uri, tracking_uri=registry.tracking_uri)
     assert raised.value.hint
     assert tree_digest(hub.home.root) == before
-    assert hub.models() == []
+    assert list_models(hub) == []
     assert list(hub.home.tmp_dir.iterdir()) == []
     [(action, outcome, obj, details)] = audit_entries(hub)
     assert (action, outcome, obj) == ("hub.model.import", "refused", uri)
     assert details["error"] == "NotFoundError"
 
 
-def test_alias_not_found_hint_lists_the_aliases(hub: Hub, registry: Registry) -> None:
+def test_alias_not_found_hint_lists_the_aliases(hub: HubContext, registry: Registry) -> None:
     with pytest.raises(NotFoundError) as raised:
         import_model(hub, "models:/iris@nope", tracking_uri=registry.tracking_uri)
     assert "@champion" in raised.value.hint and "@challenger" in raised.value.hint
@@ -307,7 +306,9 @@ def test_uri_forms() -> None:
     assert parse_model_uri("models:/iris/03").version == "3"
 
 
-def test_a_registered_name_airlock_cannot_use_needs_name(hub: Hub, registry: Registry) -> None:
+def test_a_registered_name_airlock_cannot_use_needs_name(
+    hub: HubContext, registry: Registry
+) -> None:
     client = registry.client()
     run_id = client.get_model_version(IRIS, "1").run_id
     # registered from the artifacts' location (the MLflow 2 way), not from a LoggedModel
@@ -327,7 +328,7 @@ def test_a_registered_name_airlock_cannot_use_needs_name(hub: Hub, registry: Reg
     assert lineage.params["C"] == "1.0"
 
 
-def test_tracking_uri_order(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tracking_uri_order(hub: HubContext, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("AIRLOCK_MLFLOW_TRACKING_URI", raising=False)
     default = mlflow_intake.tracking_uri_for(hub)
@@ -342,7 +343,9 @@ def test_tracking_uri_order(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
     assert mlflow_intake.tracking_uri_for(hub, "http://explicit:5000") == "http://explicit:5000"
 
 
-def test_a_missing_default_store_is_not_created(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_default_store_is_not_created(
+    hub: HubContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("AIRLOCK_MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(NotFoundError, match="no MLflow database") as raised:
@@ -351,7 +354,7 @@ def test_a_missing_default_store_is_not_created(hub: Hub, monkeypatch: pytest.Mo
     assert not (hub.home.root / "mlflow").exists()
 
 
-def test_an_unreachable_server_is_reported_quickly(hub: Hub) -> None:
+def test_an_unreachable_server_is_reported_quickly(hub: HubContext) -> None:
     started = time.monotonic()
     with pytest.raises(MediaError, match=r"MLflow at http://127\.0\.0\.1:9 failed") as raised:
         import_model(hub, "models:/iris@champion", tracking_uri="http://127.0.0.1:9")
@@ -504,7 +507,7 @@ def test_mlflow_is_imported_with_telemetry_disabled() -> None:
     env = {k: v for k, v in os.environ.items() if k not in TELEMETRY_OPT_OUTS}
     code = (
         "import os, sys\n"
-        "from airlock.hub.mlflow_intake import load_mlflow\n"
+        "from airlock.hub.intake._mlflow import load_mlflow\n"
         "assert 'mlflow' not in sys.modules\n"
         "load_mlflow()\n"
         "from mlflow.telemetry import get_telemetry_client\n"

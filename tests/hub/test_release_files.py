@@ -15,8 +15,9 @@ from airlock.bundles.cli import main
 from airlock.bundles.errors import MissingFileError, UsageError
 from airlock.bundles.release import Compatibility, Dependency, ValidationSpec
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub.hub import Hub
-from airlock.hub.release_files import read_compat, read_thresholds, release_parts
+from airlock.hub.catalog import read_compat, read_thresholds, release_parts
+from airlock.hub.context import HubContext
+from airlock.hub.intake import add_model
 
 
 @pytest.fixture
@@ -130,12 +131,12 @@ def test_bad_validation_sets(tmp_path: Path, validation_set: Path) -> None:
 
 
 def test_thresholds_name_the_shipped_file(
-    hub: Hub, onnx_file: Path, validation_set: Path, tmp_path: Path
+    hub: HubContext, onnx_file: Path, validation_set: Path, tmp_path: Path
 ) -> None:
     thresholds = write(tmp_path / "t.toml", 'file = "iris-check.npz"\nmin_accuracy = 0.9\n')
     parts = release_parts(validation_set, thresholds, None)
     assert parts.extras == {"iris-check.npz": (validation_set, "validation")}
-    model = hub.add_model("classifier", "1", onnx_file, None, parts.extras)
+    model = add_model(hub, "classifier", "1", onnx_file, None, parts.extras)
     assert [f.filename for f in model.files_of_kind("validation")] == ["iris-check.npz"]
 
 

@@ -19,17 +19,19 @@ from airlock.bundles.audit import KEY_FILE, home_checkpoint_key, read_checkpoint
 from airlock.bundles.errors import ConflictError, NotFoundError, SecretError
 from airlock.bundles.keys import unseal
 from airlock.bundles.metrics import RETURN_FIELD, ReturnPath
-from airlock.hub import return_keys
-from airlock.hub.hub import Hub
-from airlock.hub.return_keys import AGE_IDENTITY_FILE, RECIPIENT_FILE
+from airlock.hub import trust as return_keys
+from airlock.hub.context import HubContext, load_director_roots, load_site_metadata, open_hub
+from airlock.hub.export import commit_export, export, plan_export
+from airlock.hub.sites import add_site
+from airlock.hub.trust import AGE_IDENTITY_FILE, RECIPIENT_FILE
 
 SITE = "plant-7"
 
 
 @pytest.fixture
-def with_site(hub: Hub, site: SiteKeys) -> Hub:
+def with_site(hub: HubContext, site: SiteKeys) -> HubContext:
     """The fresh hub with plant-7 registered (no export yet: no return-path keys)."""
-    hub.add_site(site.identity)
+    add_site(hub, site.identity)
     return hub
 
 
@@ -47,11 +49,11 @@ def shipped_return_path(bundle: Path, site: SiteKeys) -> ReturnPath:
 
 
 def test_the_first_export_makes_the_keys_and_tells_the_site(
-    with_site: Hub, site: SiteKeys, tmp_path: Path
+    with_site: HubContext, site: SiteKeys, tmp_path: Path
 ) -> None:
     home = with_site.home.root
     assert not (home / AGE_IDENTITY_FILE).exists() and read_checkpoint_key(home) is None
-    with_site.export(SITE, tmp_path / "b1")
+    export(with_site, SITE, tmp_path / "b1")
 
     shipped = shipped_return_path(tmp_path / "b1", site)
     recipient = (home / RECIPIENT_FILE).read_text().strip()
@@ -69,8 +71,8 @@ def test_the_first_export_makes_the_keys_and_tells_the_site(
     assert witness.keyid == checkpoint_key.ref.keyid
     assert (shipped.acknowledged_sequence, shipped.acknowledged_note) == (0, "")
 
-    director = with_site.director_roots().root.signed
-    targets = with_site.site_metadata(SITE).targets
+    director = load_director_roots(with_site).root.signed
+    targets = load_site_metadata(with_site, SITE).targets
     director.verify_delegate(Targets.type, targets.signed_bytes, targets.signatures)
 
     # a message to the site encrypted to the shipped recipient opens with the sealed identity
@@ -79,48 +81,48 @@ def test_the_first_export_makes_the_keys_and_tells_the_site(
 
 
 def test_later_exports_keep_the_keys_and_do_not_resign_for_nothing(
-    with_site: Hub, site: SiteKeys, tmp_path: Path
+    with_site: HubContext, site: SiteKeys, tmp_path: Path
 ) -> None:
-    with_site.export(SITE, tmp_path / "b1")
+    export(with_site, SITE, tmp_path / "b1")
     home = with_site.home.root
     keys = {p: (home / p).read_bytes() for p in (AGE_IDENTITY_FILE, RECIPIENT_FILE, KEY_FILE)}
-    version = with_site.site_metadata(SITE).targets.signed.version
-    with_site.export(SITE, tmp_path / "b2")
+    version = load_site_metadata(with_site, SITE).targets.signed.version
+    export(with_site, SITE, tmp_path / "b2")
     assert {p: (home / p).read_bytes() for p in keys} == keys
-    assert with_site.site_metadata(SITE).targets.signed.version == version
+    assert load_site_metadata(with_site, SITE).targets.signed.version == version
     assert shipped_return_path(tmp_path / "b2", site) == shipped_return_path(tmp_path / "b1", site)
 
 
 def test_a_lost_recipient_file_is_written_again_from_the_sealed_identity(
-    with_site: Hub, tmp_path: Path
+    with_site: HubContext, tmp_path: Path
 ) -> None:
-    with_site.export(SITE, tmp_path / "b1")
+    export(with_site, SITE, tmp_path / "b1")
     path = with_site.home.root / RECIPIENT_FILE
     recipient = path.read_text()
     path.unlink()
-    with_site.export(SITE, tmp_path / "b2")
+    export(with_site, SITE, tmp_path / "b2")
     assert path.read_text() == recipient
 
 
-def test_a_refused_export_makes_no_key(with_site: Hub, tmp_path: Path) -> None:
+def test_a_refused_export_makes_no_key(with_site: HubContext, tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "x").write_text("x")
     before = tree_digest(with_site.home.root)
     with pytest.raises(ConflictError):
-        with_site.export(SITE, busy)
+        export(with_site, SITE, busy)
     assert tree_digest(with_site.home.root) == before
     assert not (with_site.home.root / AGE_IDENTITY_FILE).exists()
     with Session(with_site.engine) as session, pytest.raises(NotFoundError, match="no return"):
         return_keys.return_path(with_site, session, SITE)
 
 
-def test_a_wrong_passphrase_makes_no_key(with_site: Hub, tmp_path: Path) -> None:
+def test_a_wrong_passphrase_makes_no_key(with_site: HubContext, tmp_path: Path) -> None:
     home = with_site.home.root
-    wrong = Hub.open(home, lambda _name: "not the hub passphrase")
+    wrong = open_hub(home, lambda _name: "not the hub passphrase")
     try:
         with pytest.raises(SecretError):
-            wrong.export(SITE, tmp_path / "b1")
+            export(wrong, SITE, tmp_path / "b1")
     finally:
         wrong.close()
     assert not (home / AGE_IDENTITY_FILE).exists() and not (home / RECIPIENT_FILE).exists()
@@ -128,16 +130,16 @@ def test_a_wrong_passphrase_makes_no_key(with_site: Hub, tmp_path: Path) -> None
 
 
 def test_keys_made_by_another_command_since_the_plan_refuse_the_commit(
-    with_site: Hub, tmp_path: Path
+    with_site: HubContext, tmp_path: Path
 ) -> None:
-    plan = with_site.plan_export(SITE)
+    plan = plan_export(with_site, SITE)
     staged = {p.relative_to(with_site.home.root).as_posix() for p in plan.writes.paths}
     assert {AGE_IDENTITY_FILE, RECIPIENT_FILE, KEY_FILE} <= staged
     # `airlock audit checkpoint` makes the hub's checkpoint (witness) key meanwhile
     made = home_checkpoint_key(with_site.config, with_site.signers.secrets)
     with pytest.raises(ConflictError, match="return-path keys were made") as caught:
-        with_site.commit_export(plan, tmp_path / "b1")
+        commit_export(with_site, plan, tmp_path / "b1")
     assert "plan the export again" in caught.value.hint
     assert not (tmp_path / "b1").exists() and not (with_site.home.root / AGE_IDENTITY_FILE).exists()
-    with_site.export(SITE, tmp_path / "b1")
+    export(with_site, SITE, tmp_path / "b1")
     assert return_path_of(with_site, SITE).witness_key["keyid"] == made.ref.keyid

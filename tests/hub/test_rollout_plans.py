@@ -16,8 +16,11 @@ from airlock.bundles.audit import AuditLog
 from airlock.bundles.cli import main
 from airlock.bundles.errors import UsageError
 from airlock.bundles.release import Ring, RolloutPlan
-from airlock.hub.hub import Hub
-from airlock.hub.rollout_plans import read_plan
+from airlock.hub.catalog import read_plan
+from airlock.hub.context import HubContext, load_director_roots, load_site_metadata
+from airlock.hub.export import assign
+from airlock.hub.intake import add_model
+from airlock.hub.sites import add_site, list_sites
 
 PLAN_TOML = """\
 interval_seconds = 30
@@ -45,9 +48,9 @@ nodes = "1"
 
 
 @pytest.fixture
-def ready(hub: Hub, site: SiteKeys, tmp_path: Path) -> Hub:
-    hub.add_site(site.identity)
-    hub.add_model("detector", "1", make_onnx_model(tmp_path / "v1" / "det.onnx"))
+def ready(hub: HubContext, site: SiteKeys, tmp_path: Path) -> HubContext:
+    add_site(hub, site.identity)
+    add_model(hub, "detector", "1", make_onnx_model(tmp_path / "v1" / "det.onnx"))
     return hub
 
 
@@ -57,14 +60,18 @@ def _plan_file(tmp_path: Path, text: str, name: str = "plan.toml") -> Path:
     return path
 
 
-def _signed_plan(hub: Hub, path: str) -> object:
-    return hub.site_metadata("plant-7").targets.signed.targets[path].custom["airlock"]["rollout"]
+def _signed_plan(hub: HubContext, path: str) -> object:
+    return (
+        load_site_metadata(hub, "plant-7").targets.signed.targets[path].custom["airlock"]["rollout"]
+    )
 
 
-def test_a_plan_file_is_signed_into_the_primary_director_target(ready: Hub, tmp_path: Path) -> None:
-    assert ready.assign("plant-7", "detector", "1", plan_file=_plan_file(tmp_path, PLAN_TOML))
-    targets = ready.site_metadata("plant-7").targets
-    ready.director_roots().root.signed.verify_delegate(
+def test_a_plan_file_is_signed_into_the_primary_director_target(
+    ready: HubContext, tmp_path: Path
+) -> None:
+    assert assign(ready, "plant-7", "detector", "1", plan_file=_plan_file(tmp_path, PLAN_TOML))
+    targets = load_site_metadata(ready, "plant-7").targets
+    load_director_roots(ready).root.signed.verify_delegate(
         Targets.type, targets.signed_bytes, targets.signatures
     )
     plan = read_plan(tmp_path / "plan.toml")
@@ -81,21 +88,21 @@ def test_a_plan_file_is_signed_into_the_primary_director_target(ready: Hub, tmp_
     assert details["plan"] == plan.to_dict() and details["plan_file"].endswith("plan.toml")
 
 
-def test_without_a_plan_the_default_plan_is_signed(ready: Hub) -> None:
-    ready.assign("plant-7", "detector", "1")
+def test_without_a_plan_the_default_plan_is_signed(ready: HubContext) -> None:
+    assign(ready, "plant-7", "detector", "1")
     assert _signed_plan(ready, "detector/1/det.onnx") == RolloutPlan().to_dict()
 
 
-def test_the_same_version_with_another_plan_is_signed_again(ready: Hub) -> None:
-    ready.assign("plant-7", "detector", "1")
-    version = ready.site_metadata("plant-7").targets.signed.version
+def test_the_same_version_with_another_plan_is_signed_again(ready: HubContext) -> None:
+    assign(ready, "plant-7", "detector", "1")
+    version = load_site_metadata(ready, "plant-7").targets.signed.version
     slow = RolloutPlan(rings=(Ring("first", 1, bake_seconds=3600), Ring("all", "1")))
-    assert ready.assign("plant-7", "detector", "1", slow) is True
-    assert ready.site_metadata("plant-7").targets.signed.version == version + 1
+    assert assign(ready, "plant-7", "detector", "1", slow) is True
+    assert load_site_metadata(ready, "plant-7").targets.signed.version == version + 1
     assert _signed_plan(ready, "detector/1/det.onnx") == slow.to_dict()
-    assert ready.assign("plant-7", "detector", "1", slow) is False
+    assert assign(ready, "plant-7", "detector", "1", slow) is False
     assert AuditLog(ready.engine, "hub").entries()[-1].outcome == "unchanged"
-    assert ready.assign("plant-7", "detector", "1") is True  # back to the default plan
+    assert assign(ready, "plant-7", "detector", "1") is True  # back to the default plan
 
 
 @pytest.mark.parametrize(
@@ -112,27 +119,27 @@ def test_the_same_version_with_another_plan_is_signed_again(ready: Hub) -> None:
     ],
 )
 def test_a_bad_plan_file_is_refused_naming_the_file_and_nothing_is_assigned(
-    ready: Hub, tmp_path: Path, text: str, match: str
+    ready: HubContext, tmp_path: Path, text: str, match: str
 ) -> None:
     path = _plan_file(tmp_path, text, "bad-plan.toml")
     before = tree_digest(ready.home.root)
     with pytest.raises(UsageError, match=match) as caught:
-        ready.assign("plant-7", "detector", "1", plan_file=path)
+        assign(ready, "plant-7", "detector", "1", plan_file=path)
     assert str(path) in caught.value.message and caught.value.hint
     assert tree_digest(ready.home.root) == before
-    assert ready.sites()[0].assignments == {}
+    assert list_sites(ready)[0].assignments == {}
     last = AuditLog(ready.engine, "hub").entries()[-1]
     assert (last.action, last.outcome) == ("hub.assign", "refused")
 
 
-def test_a_missing_plan_file_is_refused(ready: Hub, tmp_path: Path) -> None:
+def test_a_missing_plan_file_is_refused(ready: HubContext, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"cannot read the rollout plan .*nope\.toml"):
-        ready.assign("plant-7", "detector", "1", plan_file=tmp_path / "nope.toml")
-    assert ready.sites()[0].assignments == {}
+        assign(ready, "plant-7", "detector", "1", plan_file=tmp_path / "nope.toml")
+    assert list_sites(ready)[0].assignments == {}
 
 
 def test_the_cli_signs_the_plan_file(
-    ready: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ready: HubContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRLOCK_HUB_PASSPHRASE", HUB_PASSPHRASE)
     monkeypatch.setenv("AIRLOCK_HUB_HOME", str(ready.home.root))

@@ -27,34 +27,46 @@ from airlock.bundles.db import make_engine
 from airlock.bundles.errors import ConflictError, NotFoundError, SecretError, TrustError, UsageError
 from airlock.bundles.models import ModelFile, ModelVersion
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub import image_repo, signing
-from airlock.hub.hub import Hub
-from airlock.hub.image_repo import verify_delegations
-from airlock.hub.tenants import DEFAULT_TENANT
+from airlock.hub import repos as image_repo
+from airlock.hub import repos as signing
+from airlock.hub.catalog import list_models
+from airlock.hub.context import HubContext, load_image_repo, online_signer, open_hub
+from airlock.hub.export import assign, commit_export, plan_export
+from airlock.hub.intake import add_model
+from airlock.hub.repos import verify_delegations
+from airlock.hub.sites import (
+    DEFAULT_TENANT,
+    add_site,
+    add_tenant,
+    family_tenants,
+    hub_status,
+    list_tenants,
+    tenant_signer,
+)
 
 
-def _signer(hub: Hub, tenant: str) -> Signer:
+def _signer(hub: HubContext, tenant: str) -> Signer:
     with Session(hub.engine) as session:
-        return hub.tenant_signer(session, tenant)
+        return tenant_signer(hub, session, tenant)
 
 
-def _audit(hub: Hub) -> list[tuple[str, str, str | None]]:
+def _audit(hub: HubContext) -> list[tuple[str, str, str | None]]:
     return [(e.action, e.outcome, e.object) for e in AuditLog(hub.engine, "hub").entries()[1:]]
 
 
 def test_tenant_add_makes_a_hub_held_key_and_list_shows_the_families(
-    hub: Hub, onnx_file: Path, tmp_path: Path
+    hub: HubContext, onnx_file: Path, tmp_path: Path
 ) -> None:
-    acme = hub.add_tenant("acme")
+    acme = add_tenant(hub, "acme")
     assert (acme.name, acme.held_by, acme.role) == ("acme", "hub", "tenant-acme")
     assert acme.key_uri == "airlock-file:tenant-keys/acme.pem"
     key_file = hub.home.root / "tenant-keys" / "acme.pem"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert b"ENCRYPTED PRIVATE KEY" in key_file.read_bytes()
-    assert hub.image_repo().tenants == {}  # the role appears with the tenant's first family
+    assert load_image_repo(hub).tenants == {}  # the role appears with the tenant's first family
 
     held = make_tenant_key(tmp_path / "globex-operator")
-    globex = hub.add_tenant("globex", held.uri, held.public_key)
+    globex = add_tenant(hub, "globex", held.uri, held.public_key)
     assert (globex.held_by, globex.keyid, globex.key_uri) == (
         "tenant",
         held.public_key.keyid,
@@ -62,9 +74,9 @@ def test_tenant_add_makes_a_hub_held_key_and_list_shows_the_families(
     )
     assert not (hub.home.root / "tenant-keys" / "globex.pem").exists()
 
-    hub.add_model("classifier", "1", onnx_file, tenant="acme")
-    hub.add_model("detector", "1", onnx_file)  # no tenant: `default`, created on first use
-    listed = {t.name: t for t in hub.tenants()}
+    add_model(hub, "classifier", "1", onnx_file, tenant="acme")
+    add_model(hub, "detector", "1", onnx_file)  # no tenant: `default`, created on first use
+    listed = {t.name: t for t in list_tenants(hub)}
     assert list(listed) == ["acme", "default", "globex"]
     assert listed["acme"].families == ("classifier",)
     assert listed["default"].families == ("detector",)
@@ -81,17 +93,17 @@ def test_tenant_add_makes_a_hub_held_key_and_list_shows_the_families(
 
 
 def test_two_tenants_sign_their_families_in_their_own_roles(
-    hub: Hub, onnx_file: Path, onnx_dir: Path, tmp_path: Path
+    hub: HubContext, onnx_file: Path, onnx_dir: Path, tmp_path: Path
 ) -> None:
-    hub.add_tenant("acme")
-    hub.add_tenant("globex")
-    hub.add_model("classifier", "1", onnx_file, tenant="acme")
-    hub.add_model("segmenter", "1", onnx_file, tenant="acme")
-    hub.add_model("detector", "1", onnx_dir, tenant="globex")
+    add_tenant(hub, "acme")
+    add_tenant(hub, "globex")
+    add_model(hub, "classifier", "1", onnx_file, tenant="acme")
+    add_model(hub, "segmenter", "1", onnx_file, tenant="acme")
+    add_model(hub, "detector", "1", onnx_dir, tenant="globex")
     c2 = make_onnx_model(tmp_path / "c2" / "classifier.onnx", seed=2)
-    hub.add_model("classifier", "2", c2)  # no tenant: the family's own
+    add_model(hub, "classifier", "2", c2)  # no tenant: the family's own
 
-    repo = hub.image_repo()
+    repo = load_image_repo(hub)
     verify_delegations(repo)  # root → targets → models → tenant-acme, tenant-globex
     delegations = repo.models.signed.delegations
     assert delegations is not None and delegations.roles is not None
@@ -109,12 +121,12 @@ def test_two_tenants_sign_their_families_in_their_own_roles(
     assert {p.split("/")[0] for p in repo.tenants["globex"].signed.targets} == {"detector"}
     assert repo.snapshot is not None
     assert {"tenant-acme.json", "tenant-globex.json"} <= set(repo.snapshot.signed.meta)
-    assert hub.family_tenants() == {
+    assert family_tenants(hub) == {
         "classifier": "acme",
         "segmenter": "acme",
         "detector": "globex",
     }
-    status = hub.status()
+    status = hub_status(hub)
     assert {"image tenant-acme", "image tenant-globex"} <= set(status["roles"])
     assert {(m["name"], m["tenant"]) for m in status["models"]} == {
         ("classifier", "acme"),
@@ -125,68 +137,68 @@ def test_two_tenants_sign_their_families_in_their_own_roles(
 
 
 def test_releasing_into_a_family_of_another_tenant_is_refused(
-    hub: Hub, onnx_file: Path, tmp_path: Path
+    hub: HubContext, onnx_file: Path, tmp_path: Path
 ) -> None:
-    hub.add_tenant("acme")
-    hub.add_tenant("globex")
-    hub.add_model("classifier", "1", onnx_file, tenant="acme")
+    add_tenant(hub, "acme")
+    add_tenant(hub, "globex")
+    add_model(hub, "classifier", "1", onnx_file, tenant="acme")
     before = tree_digest(hub.home.root)
     c2 = make_onnx_model(tmp_path / "c2" / "classifier.onnx", seed=2)
     with pytest.raises(ConflictError, match="belongs to tenant 'acme', not 'globex'") as caught:
-        hub.add_model("classifier", "2", c2, tenant="globex")
+        add_model(hub, "classifier", "2", c2, tenant="globex")
     assert "--tenant acme" in caught.value.hint
     with pytest.raises(ConflictError, match="belongs to tenant 'acme'"):
-        hub.add_model("classifier", "1", onnx_file, tenant="globex")  # even a re-release
+        add_model(hub, "classifier", "1", onnx_file, tenant="globex")  # even a re-release
     with pytest.raises(ConflictError, match="belongs to tenant 'acme'"):
-        hub.add_model("classifier", "2", c2, tenant=DEFAULT_TENANT)
+        add_model(hub, "classifier", "2", c2, tenant=DEFAULT_TENANT)
     assert tree_digest(hub.home.root) == before
-    assert [m.ref for m in hub.models()] == ["classifier@1"]
-    assert hub.family_tenants() == {"classifier": "acme"}
+    assert [m.ref for m in list_models(hub)] == ["classifier@1"]
+    assert family_tenants(hub) == {"classifier": "acme"}
     assert [o for _, o, _ in _audit(hub)][-3:] == ["refused"] * 3
     assert list(hub.home.tmp_dir.iterdir()) == []
 
 
 def test_a_new_family_of_an_unknown_tenant_or_a_bad_name_is_refused(
-    hub: Hub, onnx_file: Path
+    hub: HubContext, onnx_file: Path
 ) -> None:
     before = tree_digest(hub.home.root)
     with pytest.raises(NotFoundError, match="tenant 'acme' does not exist") as caught:
-        hub.add_model("classifier", "1", onnx_file, tenant="acme")
+        add_model(hub, "classifier", "1", onnx_file, tenant="acme")
     assert "airlock hub tenant add acme" in caught.value.hint
     with pytest.raises(UsageError, match="invalid tenant name"):
-        hub.add_model("classifier", "1", onnx_file, tenant="../acme")
+        add_model(hub, "classifier", "1", onnx_file, tenant="../acme")
     with pytest.raises(UsageError, match="invalid tenant name"):
-        hub.add_tenant("a/b")
+        add_tenant(hub, "a/b")
     assert tree_digest(hub.home.root) == before
-    assert hub.models() == [] and hub.tenants() == []
+    assert list_models(hub) == [] and list_tenants(hub) == []
 
 
-def test_tenant_add_refusals(hub: Hub, tmp_path: Path) -> None:
-    hub.add_tenant("acme")
+def test_tenant_add_refusals(hub: HubContext, tmp_path: Path) -> None:
+    add_tenant(hub, "acme")
     held = make_tenant_key(tmp_path / "operator")
-    hub.add_tenant("globex", held.uri, held.public_key)
+    add_tenant(hub, "globex", held.uri, held.public_key)
     before = tree_digest(hub.home.root)
     with pytest.raises(ConflictError, match="tenant 'acme' already exists"):
-        hub.add_tenant("acme")
+        add_tenant(hub, "acme")
     with pytest.raises(ConflictError, match="already the key of tenant 'globex'"):
-        hub.add_tenant("initech", held.uri, held.public_key)
+        add_tenant(hub, "initech", held.uri, held.public_key)
     relabelled = Key.from_dict("a-new-label", held.public_key.to_dict())
     with pytest.raises(ConflictError, match="already the key of tenant 'globex'"):
-        hub.add_tenant("initech", held.uri, relabelled)  # same key material, other key id
+        add_tenant(hub, "initech", held.uri, relabelled)  # same key material, other key id
     acme_key = _signer(hub, "acme").public_key
     with pytest.raises(ConflictError, match="already the key of tenant 'acme'"):
-        hub.add_tenant("initech", held.uri, acme_key)
-    models_key = hub.online_signer(signing.IMAGE_MODELS).public_key
+        add_tenant(hub, "initech", held.uri, acme_key)
+    models_key = online_signer(hub, signing.IMAGE_MODELS).public_key
     with pytest.raises(ConflictError, match="the hub's or the ceremony's keys"):
-        hub.add_tenant("initech", held.uri, models_key)
+        add_tenant(hub, "initech", held.uri, models_key)
     with pytest.raises(UsageError, match="needs its public key"):
-        hub.add_tenant("initech", held.uri)
+        add_tenant(hub, "initech", held.uri)
     with pytest.raises(UsageError, match="without a key URI"):
-        hub.add_tenant("initech", None, held.public_key)
+        add_tenant(hub, "initech", None, held.public_key)
     with pytest.raises(UsageError, match="no signer handles"):
-        hub.add_tenant("initech", "nope:key", make_tenant_key(tmp_path / "o2").public_key)
+        add_tenant(hub, "initech", "nope:key", make_tenant_key(tmp_path / "o2").public_key)
     assert tree_digest(hub.home.root) == before
-    assert [t.name for t in hub.tenants()] == ["acme", "globex"]
+    assert [t.name for t in list_tenants(hub)] == ["acme", "globex"]
     assert [o for a, o, _ in _audit(hub) if a == "hub.tenant.add"] == [
         "success",
         "success",
@@ -195,22 +207,22 @@ def test_tenant_add_refusals(hub: Hub, tmp_path: Path) -> None:
 
 
 def test_a_tenant_held_key_is_opened_with_the_tenants_own_secret(
-    hub: Hub, onnx_file: Path, tmp_path: Path
+    hub: HubContext, onnx_file: Path, tmp_path: Path
 ) -> None:
     held = make_tenant_key(tmp_path / "initech-operator")
-    hub.add_tenant("initech", held.uri, held.public_key)
+    add_tenant(hub, "initech", held.uri, held.public_key)
     before = tree_digest(hub.home.root)
 
     # The test hub answers every question with the hub passphrase: it cannot sign for initech.
     with pytest.raises(SecretError, match="cannot open the key of tenant 'initech'"):
-        hub.add_model("forecaster", "1", onnx_file, tenant="initech")
-    assert tree_digest(hub.home.root) == before and hub.models() == []
+        add_model(hub, "forecaster", "1", onnx_file, tenant="initech")
+    assert tree_digest(hub.home.root) == before and list_models(hub) == []
 
     secrets = TenantSecrets(initech=TENANT_PASSPHRASE)
-    operated = Hub.open(hub.home.root, secrets, clock=hub.clock)
+    operated = open_hub(hub.home.root, secrets, clock=hub.clock)
     try:
-        operated.add_model("forecaster", "1", onnx_file, tenant="initech")
-        repo = operated.image_repo()
+        add_model(operated, "forecaster", "1", onnx_file, tenant="initech")
+        repo = load_image_repo(operated)
     finally:
         operated.close()
     assert "tenant:initech:passphrase" in secrets.asked
@@ -222,25 +234,25 @@ def test_a_tenant_held_key_is_opened_with_the_tenants_own_secret(
 
 
 def test_an_export_re_signs_an_expiring_tenant_held_role_with_the_tenants_secret(
-    hub: Hub, clock: FixedClock, site: SiteKeys, onnx_file: Path, tmp_path: Path
+    hub: HubContext, clock: FixedClock, site: SiteKeys, onnx_file: Path, tmp_path: Path
 ) -> None:
     held = make_tenant_key(tmp_path / "initech-operator")
-    hub.add_tenant("initech", held.uri, held.public_key)
-    hub.add_site(site.identity)
+    add_tenant(hub, "initech", held.uri, held.public_key)
+    add_site(hub, site.identity)
     secrets = TenantSecrets(initech=TENANT_PASSPHRASE)
-    operated = Hub.open(hub.home.root, secrets, clock=clock)
+    operated = open_hub(hub.home.root, secrets, clock=clock)
     try:
-        operated.add_model("forecaster", "1", onnx_file, tenant="initech")
-        operated.assign("plant-7", "forecaster", "1")
+        add_model(operated, "forecaster", "1", onnx_file, tenant="initech")
+        assign(operated, "plant-7", "forecaster", "1")
         clock.advance(dt.timedelta(days=80))  # tenant roles are 90-day online roles
         with pytest.raises(SecretError, match="tenant 'initech'"):
-            hub.plan_export("plant-7")  # knows only the hub passphrase
+            plan_export(hub, "plant-7")  # knows only the hub passphrase
         secrets.asked.clear()
-        plan = operated.plan_export("plant-7")
+        plan = plan_export(operated, "plant-7")
         assert "tenant-initech" in plan.resigned
         assert secrets.asked == []  # the key was opened once, for the release
-        envelope = operated.commit_export(plan, tmp_path / "bundle")
-        repo = operated.image_repo()
+        envelope = commit_export(operated, plan, tmp_path / "bundle")
+        repo = load_image_repo(operated)
     finally:
         operated.close()
     verify_delegations(repo)
@@ -248,19 +260,19 @@ def test_an_export_re_signs_an_expiring_tenant_held_role_with_the_tenants_secret
 
 
 def test_verify_delegations_catches_a_role_signed_by_the_wrong_tenant(
-    hub: Hub, onnx_file: Path
+    hub: HubContext, onnx_file: Path
 ) -> None:
-    hub.add_tenant("acme")
-    hub.add_tenant("globex")
-    hub.add_model("classifier", "1", onnx_file, tenant="acme")
-    hub.add_model("detector", "1", onnx_file, tenant="globex")
+    add_tenant(hub, "acme")
+    add_tenant(hub, "globex")
+    add_model(hub, "classifier", "1", onnx_file, tenant="acme")
+    add_model(hub, "detector", "1", onnx_file, tenant="globex")
 
-    resigned = hub.image_repo()
+    resigned = load_image_repo(hub)
     tufrepo.sign_with(resigned.tenants["acme"], [_signer(hub, "globex")])
     with pytest.raises(TrustError, match="tenant-acme does not verify"):
         verify_delegations(resigned)
 
-    smuggled = hub.image_repo()
+    smuggled = load_image_repo(hub)
     globex = smuggled.tenants["globex"]
     stolen = ModelVersion(
         "classifier", "9", (ModelFile("classifier.onnx", "0" * 64, 10, primary=True),)
@@ -374,10 +386,10 @@ def test_tenant_commands_and_model_add_with_tenant(
 
 
 def test_a_missing_tenant_secret_without_a_terminal_names_the_variable(
-    hub: Hub, onnx_file: Path, tmp_path: Path
+    hub: HubContext, onnx_file: Path, tmp_path: Path
 ) -> None:
     held = make_tenant_key(tmp_path / "initech-operator")
-    hub.add_tenant("initech", held.uri, held.public_key)
+    add_tenant(hub, "initech", held.uri, held.public_key)
     hub.close()
     env = {k: None for k in os.environ if k.startswith("AIRLOCK_")}
     env.update({"AIRLOCK_HUB_PASSPHRASE": HUB_PASSPHRASE, "AIRLOCK_PRINCIPAL": "release"})

@@ -37,8 +37,11 @@ from airlock.bundles.errors import (
 )
 from airlock.bundles.keys import KeyRef
 from airlock.ceremony.minimal import CeremonyResult
-from airlock.hub import image_repo
-from airlock.hub.hub import Hub
+from airlock.hub import repos as image_repo
+from airlock.hub.context import HubContext, load_director_roots, load_image_repo, open_hub
+from airlock.hub.export import commit_export, plan_export
+from airlock.hub.sites import add_site, hub_status
+from airlock.hub.trust import update_trust
 
 IMAGE, DIRECTOR = tufrepo.IMAGE, tufrepo.DIRECTOR
 ACTION = "hub.trust.update"
@@ -56,7 +59,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def audit_entries(hub: Hub) -> list[Any]:
+def audit_entries(hub: HubContext) -> list[Any]:
     return AuditLog(hub.engine, "hub").entries()
 
 
@@ -64,18 +67,18 @@ def audit_entries(hub: Hub) -> list[Any]:
 
 
 def test_update_adopts_rotated_roots_and_resigned_targets(
-    hub: Hub, ceremony: CeremonyResult, rotation: RotationCeremony, site: SiteKeys
+    hub: HubContext, ceremony: CeremonyResult, rotation: RotationCeremony, site: SiteKeys
 ) -> None:
-    hub.add_site(site.identity)
-    pending = hub.plan_export("plant-7")  # planned under the old trust
+    add_site(hub, site.identity)
+    pending = plan_export(hub, "plant-7")  # planned under the old trust
     home = hub.home
-    old = hub.image_repo()
+    old = load_image_repo(hub)
     old_targets_file = (home.image_dir / "targets.json").read_bytes()
     image_v2 = rotate_roots(rotation, IMAGE, 1)
     director_v2 = rotate_roots(rotation, DIRECTOR, 1)
     targets_v2 = rotation.add_targets(["image-targets-1"], expires=LATER)
 
-    update = hub.update_trust(rotation.directory)
+    update = update_trust(hub, rotation.directory)
 
     # every old root stays byte for byte; the new ones are the ceremony's bytes
     assert (home.image_dir / "1.root.json").read_bytes() == ceremony.image_root.read_bytes()
@@ -88,9 +91,9 @@ def test_update_adopts_rotated_roots_and_resigned_targets(
         ).read_bytes()
         assert not (directory / "3.root.json").exists()
 
-    image = hub.image_repo()
+    image = load_image_repo(hub)
     assert image.root.signed == image_v2.signed
-    assert hub.director_roots().root.signed == director_v2.signed
+    assert load_director_roots(hub).root.signed == director_v2.signed
     assert image.targets.signed == targets_v2.signed
     assert image.models.signed.version == old.models.signed.version  # delegation unchanged
     image_repo.verify_delegations(image)
@@ -135,7 +138,7 @@ def test_update_adopts_rotated_roots_and_resigned_targets(
     assert verify_engine(hub.engine).ok
 
     # status shows the new versions and expiries
-    roles = hub.status()["roles"]
+    roles = hub_status(hub)["roles"]
     assert (roles["image root"]["version"], roles["image root"]["expires"]) == (
         2,
         utc_iso(image_v2.signed.expires),
@@ -148,8 +151,8 @@ def test_update_adopts_rotated_roots_and_resigned_targets(
 
     # an export planned before the update is refused; a new one carries the whole chain
     with pytest.raises(ConflictError, match="changed since"):
-        hub.commit_export(pending, home.root.parent / "stale-bundle")
-    names = [name for name, _ in hub.plan_export("plant-7").metadata]
+        commit_export(hub, pending, home.root.parent / "stale-bundle")
+    names = [name for name, _ in plan_export(hub, "plant-7").metadata]
     for expected in (
         "metadata/image/1.root.json",
         "metadata/image/2.root.json",
@@ -161,14 +164,14 @@ def test_update_adopts_rotated_roots_and_resigned_targets(
     assert "metadata/image/1.targets.json" not in names
 
 
-def test_update_adopts_roots_alone(hub: Hub, rotation: RotationCeremony) -> None:
+def test_update_adopts_roots_alone(hub: HubContext, rotation: RotationCeremony) -> None:
     """Targets unchanged: its file is not rewritten, the Image timestamp still moves on."""
     before = tree_digest(hub.home.root)
-    old_timestamp = hub.image_repo().timestamp
+    old_timestamp = load_image_repo(hub).timestamp
     rotate_roots(rotation, IMAGE, 1)
     rotate_roots(rotation, IMAGE, 2)
 
-    update = hub.update_trust(rotation.directory)
+    update = update_trust(hub, rotation.directory)
 
     assert [(r.role, r.old_version, r.new_version) for r in update.roles] == [
         ("image root", 1, 3),
@@ -183,16 +186,16 @@ def test_update_adopts_roots_alone(hub: Hub, rotation: RotationCeremony) -> None
         "repository/image/snapshot.json",
         "repository/image/timestamp.json",
     ]
-    new_timestamp = hub.image_repo().timestamp
+    new_timestamp = load_image_repo(hub).timestamp
     assert old_timestamp is not None and new_timestamp is not None
     assert new_timestamp.signed.version == old_timestamp.signed.version + 1
 
 
-def test_update_adopts_resigned_targets_alone(hub: Hub, rotation: RotationCeremony) -> None:
+def test_update_adopts_resigned_targets_alone(hub: HubContext, rotation: RotationCeremony) -> None:
     before = tree_digest(hub.home.root)
     rotation.add_targets(["image-targets-2"], expires=LATER)
 
-    update = hub.update_trust(rotation.directory)
+    update = update_trust(hub, rotation.directory)
 
     assert [r.role for r in update.roles if r.changed] == ["image targets"]
     after = tree_digest(hub.home.root)
@@ -201,20 +204,20 @@ def test_update_adopts_resigned_targets_alone(hub: Hub, rotation: RotationCeremo
         "repository/image/targets.json",
         "repository/image/timestamp.json",
     ]
-    assert hub.image_repo().targets.signed.version == 2
+    assert load_image_repo(hub).targets.signed.version == 2
 
 
 # --- refusing ------------------------------------------------------------------------------------
 
-Builder = Callable[[Hub, RotationCeremony, Path], Path]
+Builder = Callable[[HubContext, RotationCeremony, Path], Path]
 """Makes (and may first adopt) ceremony outputs; returns the one the test hands the hub."""
 
 
-def _adopt(hub: Hub, ceremony: RotationCeremony) -> None:
-    hub.update_trust(ceremony.directory)
+def _adopt(hub: HubContext, ceremony: RotationCeremony) -> None:
+    update_trust(hub, ceremony.directory)
 
 
-def fork(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def fork(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     adopted = rotation.fork(tmp_path / "adopted")
     rotate_roots(adopted, IMAGE, 1)
     _adopt(hub, adopted)
@@ -224,7 +227,7 @@ def fork(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
     return rotation.directory
 
 
-def reformatted_root(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def reformatted_root(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     """v1 with the same signatures, serialised differently: still not the hub's bytes."""
     path = rotation.directory / IMAGE / "1.root.json"
     path.write_text(json.dumps(json.loads(path.read_bytes()), separators=(",", ":")))
@@ -232,7 +235,7 @@ def reformatted_root(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Pa
     return rotation.directory
 
 
-def older(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def older(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     adopted = rotation.fork(tmp_path / "adopted")
     rotate_roots(adopted, DIRECTOR, 1)
     _adopt(hub, adopted)
@@ -240,18 +243,18 @@ def older(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
     return rotation.directory
 
 
-def same_as_hub(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def same_as_hub(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     return rotation.directory
 
 
-def adopted_already(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def adopted_already(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     rotate_roots(rotation, IMAGE, 1)
     rotation.add_targets(["image-targets-1"], expires=LATER)
     _adopt(hub, rotation)
     return rotation.directory
 
 
-def targets_backwards(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def targets_backwards(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     adopted = rotation.fork(tmp_path / "adopted")
     adopted.add_targets(["image-targets-1"], version=3, expires=LATER)
     _adopt(hub, adopted)
@@ -260,13 +263,15 @@ def targets_backwards(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> P
     return rotation.directory
 
 
-def targets_same_version_other_bytes(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def targets_same_version_other_bytes(
+    hub: HubContext, rotation: RotationCeremony, tmp_path: Path
+) -> Path:
     rotation.add_targets(["image-targets-2"], version=1, expires=LATER)
     rotate_roots(rotation, IMAGE, 1)
     return rotation.directory
 
 
-def targets_new_delegation(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def targets_new_delegation(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     outsider = CryptoSigner.generate_ed25519().public_key
 
     def delegate(targets: Targets) -> None:
@@ -280,7 +285,7 @@ def targets_new_delegation(hub: Hub, rotation: RotationCeremony, tmp_path: Path)
     return rotation.directory
 
 
-def other_online_key(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def other_online_key(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     rotate_roots(rotation, IMAGE, 1)
     record_file = rotation.directory / "ceremony.json"
     record = json.loads(record_file.read_bytes())
@@ -291,12 +296,12 @@ def other_online_key(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Pa
     return rotation.directory
 
 
-def below_threshold(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def below_threshold(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     rotation.add_root(IMAGE, ["image-root-1"], expires=LATER)  # 1 of 2
     return rotation.directory
 
 
-def broken_after_v2(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def broken_after_v2(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     """v2 is a valid rotation; v3 is signed by a threshold of its own keys, not of v2's."""
     rotate_roots(rotation, DIRECTOR, 1)
     rotation.new_key("director-root-x")
@@ -310,7 +315,9 @@ def broken_after_v2(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Pat
     return rotation.directory
 
 
-def old_targets_keys_after_rotation(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def old_targets_keys_after_rotation(
+    hub: HubContext, rotation: RotationCeremony, tmp_path: Path
+) -> Path:
     """Root v2 revokes image-targets-1; the targets are still signed by it alone."""
     rotation.add_root(
         IMAGE, ["image-root-1", "image-root-2", "image-root-3"], targets_revoke=["image-targets-1"]
@@ -319,19 +326,19 @@ def old_targets_keys_after_rotation(hub: Hub, rotation: RotationCeremony, tmp_pa
     return rotation.directory
 
 
-def expired_root(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def expired_root(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     rotation.add_root(
         IMAGE, ["image-root-1", "image-root-2"], expires=HUB_TIME - dt.timedelta(minutes=1)
     )
     return rotation.directory
 
 
-def expired_targets(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def expired_targets(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     rotation.add_targets(["image-targets-1"], expires=HUB_TIME - dt.timedelta(seconds=1))
     return rotation.directory
 
 
-def not_a_ceremony(hub: Hub, rotation: RotationCeremony, tmp_path: Path) -> Path:
+def not_a_ceremony(hub: HubContext, rotation: RotationCeremony, tmp_path: Path) -> Path:
     (tmp_path / "empty").mkdir()
     return tmp_path / "empty"
 
@@ -368,7 +375,7 @@ REFUSALS = [
 
 @pytest.mark.parametrize(("build", "expected", "match"), REFUSALS)
 def test_update_refuses_and_changes_nothing(
-    hub: Hub,
+    hub: HubContext,
     rotation: RotationCeremony,
     tmp_path: Path,
     build: Builder,
@@ -380,7 +387,7 @@ def test_update_refuses_and_changes_nothing(
     entries = len(audit_entries(hub))
 
     with pytest.raises(expected, match=match) as caught:
-        hub.update_trust(directory)
+        update_trust(hub, directory)
 
     assert type(caught.value) is expected
     assert caught.value.hint, "a refusal says what to do"
@@ -394,14 +401,14 @@ def test_update_refuses_and_changes_nothing(
 
 
 def test_update_with_a_wrong_passphrase_changes_nothing(
-    hub: Hub, rotation: RotationCeremony, clock: FixedClock
+    hub: HubContext, rotation: RotationCeremony, clock: FixedClock
 ) -> None:
     rotate_roots(rotation, IMAGE, 1)
     before = tree_digest(hub.home.root)
-    wrong = Hub.open(hub.home.root, lambda _name: "not the hub passphrase", clock=clock)
+    wrong = open_hub(hub.home.root, lambda _name: "not the hub passphrase", clock=clock)
     try:
         with pytest.raises(SecretError):
-            wrong.update_trust(rotation.directory)
+            update_trust(wrong, rotation.directory)
     finally:
         wrong.close()
     assert tree_digest(hub.home.root) == before
@@ -410,7 +417,7 @@ def test_update_with_a_wrong_passphrase_changes_nothing(
 
 
 def test_update_refuses_a_root_expired_by_the_hub_clock(
-    hub: Hub, rotation: RotationCeremony, clock: FixedClock
+    hub: HubContext, rotation: RotationCeremony, clock: FixedClock
 ) -> None:
     """The hub's clock decides: a root valid today is refused once the clock passes its expiry."""
     rotation.add_root(
@@ -419,7 +426,7 @@ def test_update_refuses_a_root_expired_by_the_hub_clock(
     clock.advance(dt.timedelta(days=3))
     before = tree_digest(hub.home.root)
     with pytest.raises(FreshnessError, match="expired"):
-        hub.update_trust(rotation.directory)
+        update_trust(hub, rotation.directory)
     assert tree_digest(hub.home.root) == before
 
 

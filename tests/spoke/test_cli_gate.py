@@ -21,7 +21,7 @@ from helpers.spokeenv import Invoke, cli_refuse_import, table_rows, take_snapsho
 
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import GateError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
 from airlock.spoke.gate import max_supported_opset
 from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
@@ -34,7 +34,7 @@ def iris(tmp_path_factory: pytest.TempPathFactory) -> GateModel:
 
 
 def test_a_gate_refusal_exits_18_naming_the_check_and_figures(
-    hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path, iris: GateModel
+    hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path, iris: GateModel
 ) -> None:
     release(hub, "iris", "2", iris.path, iris.sets["shuffled"], classification("0.95"))
     bundle = ship(hub, hub_clock, media / "bundle-1", assign=("iris@2",))
@@ -49,7 +49,7 @@ def test_a_gate_refusal_exits_18_naming_the_check_and_figures(
 
 def test_status_shows_the_gate_figures_and_the_site_runtime(
     airlock: Invoke,
-    hub: Hub,
+    hub: HubContext,
     hub_clock: FixedClock,
     spoke: SpokeHome,
     media: Path,

@@ -22,7 +22,9 @@ from helpers.spokeenv import (
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import IntegrityError, MediaError, SecretError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import assign, export
+from airlock.hub.revocation import revoke
 from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
 
@@ -41,9 +43,9 @@ def nothing_signed(ref: str) -> dict[str, object]:
 
 
 def test_import_json_reports_what_was_staged(
-    airlock: Invoke, world: World, hub: Hub, spoke: SpokeHome, media: Path
+    airlock: Invoke, world: World, hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    envelope = hub.export(SITE_ID, media / "bundle-1")
+    envelope = export(hub, SITE_ID, media / "bundle-1")
     result = airlock(
         "spoke", "import", "--home", str(spoke.path), "--json", str(media / "bundle-1")
     )
@@ -65,12 +67,12 @@ def test_import_json_reports_what_was_staged(
 
 
 def test_import_asks_for_the_passphrase_and_prints_a_summary(
-    airlock: Invoke, hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+    airlock: Invoke, hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path
 ) -> None:
-    first = hub.export(SITE_ID, media / "bundle-1")
-    hub.assign(SITE_ID, "classifier", "2")
+    first = export(hub, SITE_ID, media / "bundle-1")
+    assign(hub, SITE_ID, "classifier", "2")
     hub_clock.advance(dt.timedelta(minutes=10))
-    second = hub.export(SITE_ID, media / "bundle-2")
+    second = export(hub, SITE_ID, media / "bundle-2")
     home = str(spoke.path)
 
     typed = "site test passphrase\n"
@@ -95,9 +97,9 @@ def test_import_asks_for_the_passphrase_and_prints_a_summary(
 
 
 def test_import_with_a_wrong_passphrase_is_refused_and_audited(
-    airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
+    airlock: Invoke, hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     before = take_snapshot(spoke)
     result = airlock(
         "spoke",
@@ -123,10 +125,10 @@ def test_import_of_a_directory_that_is_not_a_bundle(
 
 
 def test_a_refused_import_prints_one_json_error_and_no_result(
-    airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
+    airlock: Invoke, hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
     """Scripts that parse ``--json`` get an exit code and one error document, never a result."""
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     payload = media / "bundle-1" / "payload.age"
     flip_byte(payload, os.path.getsize(payload) // 3)
     before = take_snapshot(spoke)
@@ -149,9 +151,9 @@ def test_import_names_the_versions_a_revocation_bundle_revokes(
     clock = FixedClock(fleet.hub_time)
     hub = fleet.new_hub(tmp_path / "hub", clock)
     try:
-        hub.revoke("iris", "3", "wrong answers at night")
+        revoke(hub, "iris", "3", "wrong answers at night")
         clock.advance(dt.timedelta(seconds=30))
-        envelope = hub.export(SITE_ID, tmp_path / "revocation")
+        envelope = export(hub, SITE_ID, tmp_path / "revocation")
     finally:
         hub.close()
     result = airlock("spoke", "import", "--home", str(spoke.path), str(tmp_path / "revocation"))

@@ -24,7 +24,9 @@ from sqlmodel import Session, select
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.models import Envelope
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import export
+from airlock.hub.revocation import revoke
 from airlock.spoke.importing import import_bundle
 from airlock.spoke.site import DirectorAssignment, Rollout, SpokeHome
 from airlock.spoke.status import read_status
@@ -47,7 +49,7 @@ def imported(
     base = tmp_path_factory.mktemp("status")
     hub = world.new_hub(base / "hub", FixedClock(HUB_TIME))
     try:
-        envelope = hub.export(SITE_ID, base / "bundle-1")
+        envelope = export(hub, SITE_ID, base / "bundle-1")
     finally:
         hub.close()
     home = world.new_spoke(base / "spoke")
@@ -123,10 +125,10 @@ def test_status_json_is_the_spokes_state(
 
 
 def test_status_shows_an_assignment_whose_files_are_missing_as_not_staged(
-    airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
+    airlock: Invoke, hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
     """Someone deleted a staged blob: status must not claim the model is ready."""
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     import_bundle(spoke, media / "bundle-1", spoke_clock())
     with Session(spoke.engine) as session:
         assigned = session.exec(select(DirectorAssignment)).all()
@@ -140,12 +142,12 @@ def test_status_shows_an_assignment_whose_files_are_missing_as_not_staged(
 
 
 def test_status_shows_revoked_and_rolled_back_versions(
-    airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
+    airlock: Invoke, hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     import_bundle(spoke, media / "bundle-1", spoke_clock())
-    hub.revoke("detector", "1", "wrong boxes at night")
-    hub.export(SITE_ID, media / "bundle-2")
+    revoke(hub, "detector", "1", "wrong boxes at night")
+    export(hub, SITE_ID, media / "bundle-2")
     import_bundle(spoke, media / "bundle-2", spoke_clock())
     when = SPOKE_TIME.isoformat()
     with session_scope(spoke.engine) as session:  # as the rollout engine leaves it

@@ -26,7 +26,8 @@ from sqlmodel import Session
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import FreshnessError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import export
 from airlock.spoke.site import STATE_ID, SpokeHome, SpokeState
 from airlock.spoke.status import read_status
 
@@ -45,13 +46,13 @@ def _floor_set_by_an_earlier_release(spoke: SpokeHome, when: dt.datetime) -> Non
 
 
 def test_reset_floor_lowers_the_floor_to_the_last_signed_time_and_is_audited(
-    airlock: Invoke, hub: Hub, hub_clock: FixedClock, spoke: SpokeHome, media: Path
+    airlock: Invoke, hub: HubContext, hub_clock: FixedClock, spoke: SpokeHome, media: Path
 ) -> None:
-    envelope = hub.export(SITE_ID, media / "bundle-1")
+    envelope = export(hub, SITE_ID, media / "bundle-1")
     accept_import(spoke, media / "bundle-1")
     _floor_set_by_an_earlier_release(spoke, AHEAD)
     hub_clock.advance(dt.timedelta(minutes=10))
-    hub.export(SITE_ID, media / "bundle-2")
+    export(hub, SITE_ID, media / "bundle-2")
     refuse_import(spoke, media / "bundle-2", FreshnessError, "earlier than the newest verified")
 
     result = airlock(
@@ -75,7 +76,7 @@ def test_reset_floor_lowers_the_floor_to_the_last_signed_time_and_is_audited(
 
 
 def test_reset_floor_refuses_when_there_is_nothing_to_lower(
-    airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
+    airlock: Invoke, hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
     before_import = airlock(
         "spoke", "trust", "reset-floor", "--home", str(spoke.path), "--reason", "r"
@@ -83,7 +84,7 @@ def test_reset_floor_refuses_when_there_is_nothing_to_lower(
     assert before_import.exit_code == 3
     assert_error_output(before_import.stderr, "verified no signed bundle time")
 
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     accept_import(spoke, media / "bundle-1")
     floor = read_status(spoke).time_floor
     entries = AuditLog(spoke.engine, "spoke").count()
@@ -99,9 +100,9 @@ def test_reset_floor_refuses_when_there_is_nothing_to_lower(
 
 
 def test_reset_floor_needs_the_site_passphrase(
-    airlock: Invoke, hub: Hub, spoke: SpokeHome, media: Path
+    airlock: Invoke, hub: HubContext, spoke: SpokeHome, media: Path
 ) -> None:
-    hub.export(SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1")
     accept_import(spoke, media / "bundle-1")
     _floor_set_by_an_earlier_release(spoke, AHEAD)
     args = ("spoke", "trust", "reset-floor", "--home", str(spoke.path), "--reason", "r")

@@ -30,7 +30,8 @@ from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import StaleBundleError, TrustError
 from airlock.bundles.release import CHANGE_KEY, Dependency, HealthCriteria, Ring, RolloutPlan
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import assign, export, plan_export
 from airlock.spoke.site import RolloutPlanRecord, SpokeHome
 
 CAREFUL = RolloutPlan(
@@ -45,7 +46,7 @@ CAREFUL = RolloutPlan(
 
 
 @pytest.fixture
-def hub(fleet_hub: Hub) -> Hub:
+def hub(fleet_hub: HubContext) -> HubContext:
     """The hub that made the fleet spoke (this module's tests call it ``hub``)."""
     return fleet_hub
 
@@ -65,12 +66,12 @@ def _sha(plan: RolloutPlan) -> str:
 
 
 def test_the_signed_plan_and_dependencies_land_in_the_plan_record(
-    fleet: Fleet, hub: Hub, fleet_spoke: SpokeHome, clock: FixedClock, tmp_path: Path
+    fleet: Fleet, hub: HubContext, fleet_spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
     needs = site_compatibility(depends=(Dependency("classifier", "1"),))
     release(hub, "iris", "4", fleet.iris.path, fleet.iris.sets["good"], classification(), needs)
-    hub.assign(SITE_ID, "iris", "4", CAREFUL)
-    envelope = hub.export(SITE_ID, tmp_path / "bundle-4")
+    assign(hub, SITE_ID, "iris", "4", CAREFUL)
+    envelope = export(hub, SITE_ID, tmp_path / "bundle-4")
 
     result = accept_import(fleet_spoke, tmp_path / "bundle-4", clock)
     assert result.staged == ["iris@4"] and result.kind == "delta"
@@ -92,14 +93,14 @@ def test_the_signed_plan_and_dependencies_land_in_the_plan_record(
 
 
 def test_a_new_plan_for_the_same_version_replaces_the_record(
-    hub: Hub, fleet_spoke: SpokeHome, clock: FixedClock, tmp_path: Path
+    hub: HubContext, fleet_spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
     before = _record(fleet_spoke, "iris", "3")
     assert before is not None and before.plan == RolloutPlan().to_dict()
     assert before.plan_sha256 == _sha(RolloutPlan())
 
-    assert hub.assign(SITE_ID, "iris", "3", CAREFUL) is True  # same version, new plan
-    envelope = hub.export(SITE_ID, tmp_path / "replan")
+    assert assign(hub, SITE_ID, "iris", "3", CAREFUL) is True  # same version, new plan
+    envelope = export(hub, SITE_ID, tmp_path / "replan")
     assert envelope.omitted and "iris@3" in envelope.omitted
     result = accept_import(fleet_spoke, tmp_path / "replan", clock)
     assert (result.new_blobs, result.staged, result.revoked) == (0, [], [])
@@ -132,16 +133,16 @@ def _with_change(change: Any) -> Callable[[Targets], None]:
     return edit
 
 
-def _ship_with_change(hub: Hub, change: Any, out: Path) -> str:
+def _ship_with_change(hub: HubContext, change: Any, out: Path) -> str:
     """Re-plans iris@3 (new Director targets), signs ``change`` next to the plan; the bundle id."""
-    hub.assign(SITE_ID, "iris", "3", CAREFUL)
-    plan = hub.plan_export(SITE_ID)
+    assign(hub, SITE_ID, "iris", "3", CAREFUL)
+    plan = plan_export(hub, SITE_ID)
     metadata = resign_director(hub, plan.metadata, _with_change(change))
     return forge_bundle(hub, plan, out, metadata=metadata).bundle_id
 
 
 def test_a_signed_change_authorisation_is_recorded_with_the_plan(
-    fleet: Fleet, hub: Hub, fleet_spoke: SpokeHome, clock: FixedClock, tmp_path: Path
+    fleet: Fleet, hub: HubContext, fleet_spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
     now = clock.now()
     auth = approved_change("CHG0031001", now, now + dt.timedelta(hours=4))
@@ -182,7 +183,7 @@ def _authorisation(**changes: Any) -> dict[str, Any]:
     ],
 )
 def test_a_malformed_change_authorisation_refuses_the_import(
-    hub: Hub, fleet_spoke: SpokeHome, clock: FixedClock, tmp_path: Path, change: Any
+    hub: HubContext, fleet_spoke: SpokeHome, clock: FixedClock, tmp_path: Path, change: Any
 ) -> None:
     _ship_with_change(hub, change, tmp_path / "bundle")
     refuse_import(

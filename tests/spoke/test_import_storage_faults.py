@@ -25,19 +25,21 @@ from helpers.spokeenv import (
 )
 
 from airlock.bundles.errors import StorageError
-from airlock.hub.hub import Hub
+from airlock.hub.context import HubContext
+from airlock.hub.export import assign, export
+from airlock.hub.intake import add_model
 from airlock.spoke.site import SpokeHome
 
 MiB = 1 << 20
 
 
 @pytest.fixture
-def big_bundle(hub: Hub, media: Path, tmp_path: Path) -> Path:
+def big_bundle(hub: HubContext, media: Path, tmp_path: Path) -> Path:
     """A bundle for plant-7 carrying an 8 MiB model besides the template's."""
     model = make_onnx_model(tmp_path / "big" / "model.onnx", external_data=True, width=2 * MiB)
-    hub.add_model("big", "1", model.parent)
-    hub.assign(SITE_ID, "big", "1")
-    hub.export(SITE_ID, media / "bundle")
+    add_model(hub, "big", "1", model.parent)
+    assign(hub, SITE_ID, "big", "1")
+    export(hub, SITE_ID, media / "bundle")
     return media / "bundle"
 
 

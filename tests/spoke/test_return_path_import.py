@@ -38,9 +38,10 @@ from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import TrustError
 from airlock.bundles.metrics import RETURN_FIELD, ReturnPath
 from airlock.bundles.release import RolloutPlan
-from airlock.hub import return_keys
-from airlock.hub.hub import Hub
-from airlock.hub.metrics_import import import_metrics
+from airlock.hub import trust as return_keys
+from airlock.hub.context import HubContext
+from airlock.hub.export import assign, commit_export, export, plan_export
+from airlock.hub.fleet import import_metrics
 from airlock.spoke.metrics import export_metrics
 from airlock.spoke.site import SpokeHome
 
@@ -51,7 +52,7 @@ PLANS = (RolloutPlan(interval_seconds=120), RolloutPlan(interval_seconds=180))
 
 
 @pytest.fixture
-def hub(fleet_hub: Hub) -> Hub:
+def hub(fleet_hub: HubContext) -> HubContext:
     """The hub that made the fleet spoke (this module's tests call it ``hub``)."""
     return fleet_hub
 
@@ -76,7 +77,7 @@ def return_field(recipient: str, witness: Signer, note: str = "", sequence: int 
     return ReturnPath(recipient, WITNESS, key, sequence, note).to_dict()
 
 
-def ship(hub: Hub, out: Path, value: Any, plan: RolloutPlan = PLANS[0]) -> str:
+def ship(hub: HubContext, out: Path, value: Any, plan: RolloutPlan = PLANS[0]) -> str:
     """A real export of plant-7 whose Director targets carry ``value`` (None: no field)."""
 
     def edit(targets: Targets) -> None:
@@ -84,10 +85,10 @@ def ship(hub: Hub, out: Path, value: Any, plan: RolloutPlan = PLANS[0]) -> str:
         if value is not None:
             targets.unrecognized_fields[RETURN_FIELD] = value
 
-    assert hub.assign(SITE_ID, "iris", "3", plan)
-    planned = hub.plan_export(SITE_ID)
+    assert assign(hub, SITE_ID, "iris", "3", plan)
+    planned = plan_export(hub, SITE_ID)
     metadata = resign_director(hub, planned.metadata, edit)
-    return hub.commit_export(dataclasses.replace(planned, metadata=metadata), out).bundle_id
+    return commit_export(hub, dataclasses.replace(planned, metadata=metadata), out).bundle_id
 
 
 def site_checkpoint(spoke: SpokeHome, clock: FixedClock) -> Checkpoint:
@@ -102,7 +103,7 @@ def stored(spoke: SpokeHome) -> dict[str, Any] | None:
 
 
 def test_an_acknowledged_checkpoint_of_this_site_is_recorded(
-    hub: Hub,
+    hub: HubContext,
     fleet_spoke: SpokeHome,
     clock: FixedClock,
     witness: Signer,
@@ -141,10 +142,10 @@ def test_an_acknowledged_checkpoint_of_this_site_is_recorded(
 
 
 def test_the_hub_acknowledges_an_export_and_the_site_checks_it(
-    hub: Hub, fleet_spoke: SpokeHome, clock: FixedClock, tmp_path: Path
+    hub: HubContext, fleet_spoke: SpokeHome, clock: FixedClock, tmp_path: Path
 ) -> None:
     """The whole loop with the real hub: recipient, import, witness, acknowledgement, proof."""
-    hub.export(SITE_ID, tmp_path / "bundle-1")
+    export(hub, SITE_ID, tmp_path / "bundle-1")
     accept_import(fleet_spoke, tmp_path / "bundle-1", clock)
     row = stored(fleet_spoke)
     assert row is not None and row["hub_recipient"] == return_keys.hub_recipient(hub)
@@ -154,7 +155,7 @@ def test_the_hub_acknowledges_an_export_and_the_site_checks_it(
     assert first.payload.consistency == ()
     assert import_metrics(hub, tmp_path / "metrics-1").checkpoint_size == first.checkpoint_size
 
-    hub.export(SITE_ID, tmp_path / "bundle-2")  # carries the hub's cosigned acknowledgement
+    export(hub, SITE_ID, tmp_path / "bundle-2")  # carries the hub's cosigned acknowledgement
     later = FixedClock(clock.now() + dt.timedelta(minutes=5))
     result = accept_import(fleet_spoke, tmp_path / "bundle-2", later)
     assert result.hub_return is not None
@@ -199,7 +200,7 @@ def forged_notes(spoke: SpokeHome, clock: FixedClock, witness: Signer) -> dict[s
     ],
 )
 def test_an_acknowledgement_this_site_cannot_verify_refuses_the_import(
-    hub: Hub,
+    hub: HubContext,
     fleet_spoke: SpokeHome,
     clock: FixedClock,
     witness: Signer,
@@ -229,7 +230,7 @@ def test_an_acknowledgement_this_site_cannot_verify_refuses_the_import(
     ],
 )
 def test_a_malformed_return_field_refuses_the_import(
-    hub: Hub,
+    hub: HubContext,
     fleet_spoke: SpokeHome,
     clock: FixedClock,
     witness: Signer,

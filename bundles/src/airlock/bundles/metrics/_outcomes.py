@@ -8,7 +8,7 @@ what it holds for the site with each import. A version the site rolled back
 and later rolled out completely is not on it.
 
 The hub uses it when it picks a replacement for a revoked version
-(:mod:`airlock.hub.revoke`): never a version this site reported as rolled
+(:mod:`airlock.hub.revocation._revoke`): never a version this site reported as rolled
 back. No node id or free text is carried.
 """
 

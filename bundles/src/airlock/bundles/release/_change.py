@@ -1,6 +1,6 @@
 """Change authorisations: the part of an approved change request that travels to a site.
 
-Change requests live at the hub (:mod:`airlock.hub.changes`), modelled on
+Change requests live at the hub (:mod:`airlock.hub.changes._changes`), modelled on
 ServiceNow's: a number (``CHG0030001``), a type (normal / standard /
 emergency), a state (New → Assess → Authorize → Scheduled → Implement →
 Review → Closed, or Canceled), an approval, and a planned window. A rollout

@@ -66,6 +66,11 @@ def history_dir(role: str) -> Path:
     )
 
 
+def has_history(role: str) -> bool:
+    """Whether an installed distribution provides the migration history of ``role`` homes."""
+    return bool(entry_points(group=ENTRY_POINT_GROUP, name=role))
+
+
 @functools.cache
 def _script(role: str) -> ScriptDirectory:
     return ScriptDirectory(history_dir(role))
@@ -131,9 +136,16 @@ def require_current(engine: Engine, role: str, home: Path, where: str) -> None:
         home: The home directory (for the hint).
         where: How to name the database in the message.
 
+    A home kind with no history installed here is not checked: a ceremony's
+    record directory (its audit log is written once, by ``finalize``, and never
+    migrated), or a hub or spoke home read by ``airlock audit`` on a machine that
+    carries only the core (an auditor's). The audit log's own checks still apply.
+
     Raises:
         SchemaVersionError: behind (including no version at all) or newer (exit 8).
     """
+    if not has_history(role):
+        return
     with engine.connect() as connection:
         status = schema_status(connection, role)
     if status.state == "current":
