@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 from airlock.bundles.clock import FixedClock, SystemClock
 from airlock.bundles.release import HealthCriteria, Ring, RolloutPlan
 from airlock.hub.hub import Hub
-from airlock.spoke.agent.inference import FaultSpec
+from airlock.node import FaultSpec
 from airlock.spoke.cli import periodic_tasks
 from airlock.spoke.nodes import Simulation, SimulationSettings, versions_in_use, wait_until
 from airlock.spoke.service import create_app

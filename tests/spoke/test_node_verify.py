@@ -25,10 +25,10 @@ from airlock.bundles.errors import (
     UsageError,
     WrongSiteError,
 )
+from airlock.bundles.protocol import NodeModel
+from airlock.node import NodeVerifier, VerifiedFile
 from airlock.spoke import director as site_director
-from airlock.spoke.agent.verify import NodeVerifier, VerifiedFile
 from airlock.spoke.director import NodeRepository, meta_file, sign_node
-from airlock.spoke.protocol import NodeModel
 from airlock.spoke.site import NodeDesired, SiteDirectorFile, SpokeHome, StagedModel
 
 

@@ -47,7 +47,7 @@ from airlock.bundles.errors import (
     MissingFileError,
     VerificationError,
 )
-from airlock.bundles.intoto._layout import read_public_key_pem
+from airlock.bundles.keys._pem import read_public_key_pem
 from airlock.bundles.keys._signers import env_or_prompt_secrets
 
 HOME_OPTION = click.option(

@@ -4,6 +4,12 @@ site key, and keeps the site's freshness statements for the hub's metadata curre
 Modules here are private (``_name.py``); other components import the names below.
 """
 
+from airlock.bundles.protocol import (
+    FRESHNESS_FILE,
+    ImageBinding,
+    parse_statement,
+    sign_statement,
+)
 from airlock.spoke.director._director import (
     ensure_site_root,
     forget_node,
@@ -12,12 +18,6 @@ from airlock.spoke.director._director import (
     publish_pending,
     refresh_expiring,
     site_root,
-)
-from airlock.spoke.director._freshness import (
-    FRESHNESS_FILE,
-    ImageBinding,
-    parse_statement,
-    sign_statement,
 )
 from airlock.spoke.director._image_freshness import stored_statement
 from airlock.spoke.director._meta import NodeRepository, meta_file, sign_node

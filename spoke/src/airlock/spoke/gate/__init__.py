@@ -5,7 +5,7 @@ runtime).
 Modules here are private (``_name.py``); other components import the names below.
 """
 
-from airlock.spoke.gate._runtime import SiteRuntime, max_supported_opset
+from airlock.node.runtime import SiteRuntime, max_supported_opset
 
 __all__ = [
     "SiteRuntime",
