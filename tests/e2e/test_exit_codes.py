@@ -58,7 +58,7 @@ from airlock.bundles.release import Compatibility
 from airlock.ceremony import documents as schedule
 from airlock.hub.hub import Hub
 from airlock.hub.metrics_import import import_metrics
-from airlock.spoke.gate import max_supported_opset
+from airlock.node.runtime import max_supported_opset
 from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 
 pytestmark = pytest.mark.slow

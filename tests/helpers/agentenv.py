@@ -29,7 +29,7 @@ from airlock.bundles.errors import AirlockError, MediaError
 from airlock.bundles.protocol import NodeModel, SignedDocument
 from airlock.bundles.release import ReleaseInfo
 from airlock.node import Agent, AgentHome, Predictor, Recorder, VerifiedAssignment, VerifiedFile
-from airlock.spoke.gate import SiteRuntime, max_supported_opset
+from airlock.node.runtime import SiteRuntime, max_supported_opset
 
 AGENT_TIME = dt.datetime(2030, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 NODE_MEMORY_MB = 4096

@@ -8,7 +8,7 @@ file. This module maps the names a node asks for to what the spoke trusts:
   and ``V.<role>.json`` only when the stored trusted file of that role has
   version ``V`` (consistent snapshots: any other version is not served);
 * ``site-freshness.json`` — the site director's freshness statement for that
-  metadata (:mod:`airlock.bundles.protocol._freshness`), signed by the site key;
+  metadata (:mod:`airlock.bundles.protocol`), signed by the site key;
 * targets — ``<model>/<version>/<sha256>.<file>`` only for a file of a staged,
   unrevoked version whose blob is present in the content-addressed store.
 
