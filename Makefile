@@ -1,6 +1,6 @@
 # Airlock — `make demo` and `make test` set themselves up from nothing.
 # The virtual environment comes from requirements.lock (pinned, with hashes);
-# our own four components are installed editable on top, without dependencies.
+# our own five components are installed editable on top, without dependencies.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # Ignore machine-wide pip settings (extra indexes, find-links) so that only the
 # hashes in requirements.lock decide what is installed.
 PIP    := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_NO_INPUT=1 $(BIN)/python -m pip
-COMPONENTS := bundles keys-ceremony hub spoke
+COMPONENTS := bundles keys-ceremony hub spoke/node spoke
 STAMP  := $(VENV)/.airlock-installed
 
 .PHONY: demo test lint bench lock setup system-deps clean

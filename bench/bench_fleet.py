@@ -48,8 +48,8 @@ from onnx import TensorProto, helper, numpy_helper
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.errors import AirlockError
 from airlock.bundles.keys import generate_signer
-from airlock.spoke.agent.client import NodeClient
-from airlock.spoke.protocol import IMAGE_PATH, NodeIdentity, director_base
+from airlock.bundles.protocol import IMAGE_PATH, NodeIdentity, director_base
+from airlock.node import NodeClient
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench-out" / "fleet"

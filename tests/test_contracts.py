@@ -15,7 +15,7 @@ from airlock.bundles.errors import MediaError
 from airlock.bundles.keys import KeyRef
 from airlock.bundles.metrics import MetricsCell, MetricsRow
 from airlock.ceremony.roots import ONLINE_KEY_NAMES
-from airlock.hub import repos as signing
+from airlock.hub.repos import _signing as signing
 from airlock.hub.store import HubMetricsCell
 from airlock.hub.store._home import CEREMONY_RECORD, ONLINE_KEYS_DIR
 from airlock.spoke.site import MetricWindow

@@ -31,6 +31,9 @@ def subpackages() -> list[str]:
     """Dotted names of every ``airlock.<component>.<concern>`` subpackage."""
     found = []
     for src in SOURCES:
+        for init in src.glob("*/__init__.py"):  # a distribution's own package, where it exports
+            if "__all__" in init.read_text(encoding="utf-8"):
+                found.append(f"airlock.{init.parent.name}")
         for init in src.glob("*/*/__init__.py"):
             if init.parent.name != "migrations":  # Alembic histories, not an API
                 found.append(".".join(("airlock", *init.parent.relative_to(src).parts)))

@@ -59,7 +59,7 @@ from airlock.ceremony import documents as schedule
 from airlock.hub.context import HubContext
 from airlock.hub.export import export, plan_export
 from airlock.hub.fleet import import_metrics
-from airlock.spoke.gate import max_supported_opset
+from airlock.node.runtime import max_supported_opset
 from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 
 pytestmark = pytest.mark.slow

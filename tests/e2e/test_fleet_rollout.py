@@ -31,7 +31,7 @@ from airlock.hub.export import assign as assign_version
 from airlock.hub.export import export
 from airlock.hub.export import unassign as unassign_version
 from airlock.hub.revocation import revoke
-from airlock.spoke.agent.inference import FaultSpec
+from airlock.node import FaultSpec
 from airlock.spoke.cli import periodic_tasks
 from airlock.spoke.nodes import Simulation, SimulationSettings, versions_in_use, wait_until
 from airlock.spoke.service import create_app

@@ -38,6 +38,8 @@ from sqlmodel import Session, select
 from airlock.bundles.audit import AuditLog, AuditRecord, verify_engine
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.events import EVENT_TYPES, OutboxEvent
+from airlock.hub.export import assign, export
+from airlock.hub.sites import add_site_from_file
 from airlock.spoke.site import IDENTITY_FILE, DirectorAssignment, SpokeHome, SpokeState, init_spoke
 
 SITE = "plant-pg"
@@ -127,12 +129,12 @@ def replicas(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         hub = world.new_hub(tmp_path / "hub", FixedClock(HUB_TIME))
         bundles, ids, assigned = [], [], []
         try:
-            hub.add_site_from_file(a / IDENTITY_FILE)
+            add_site_from_file(hub, a / IDENTITY_FILE)
             for k in range(2 * ROUNDS + SAME_BUNDLE_ROUNDS):
                 version = "1" if k % 2 == 0 else "2"
-                hub.assign(SITE, "classifier", version)
+                assign(hub, SITE, "classifier", version)
                 bundles.append(tmp_path / "media" / f"bundle-{k + 1}")
-                ids.append(hub.export(SITE, bundles[-1], full=True).bundle_id)
+                ids.append(export(hub, SITE, bundles[-1], full=True).bundle_id)
                 assigned.append(version)
         finally:
             hub.close()

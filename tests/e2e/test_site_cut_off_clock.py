@@ -31,7 +31,7 @@ from helpers.spokeenv import SITE_PASSPHRASE, site_secrets
 
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.db import session_scope
-from airlock.spoke.agent.home import AgentHome
+from airlock.node import AgentHome
 from airlock.spoke.site import FleetModel, SpokeHome
 
 pytestmark = pytest.mark.slow

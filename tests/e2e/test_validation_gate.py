@@ -38,7 +38,7 @@ from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import GateError
 from airlock.bundles.release import Compatibility, Dependency
 from airlock.hub.context import HubContext
-from airlock.spoke.gate import max_supported_opset
+from airlock.node.runtime import max_supported_opset
 from airlock.spoke.site import SpokeHome, StagedModel
 
 NOT_SIGNED = "not signed"

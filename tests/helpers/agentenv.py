@@ -2,7 +2,7 @@
 spoke that takes reports, and real iris models to install.
 
 * :class:`LocalVerifier` plays the spoke plus the node's verification: it returns
-  :class:`~airlock.spoke.agent.verify.VerifiedAssignment` records (the real
+  :class:`~airlock.node._verify.VerifiedAssignment` records (the real
   dataclasses, with the files' real SHA-256 and lengths) and copies the files
   on download. It can fail a refresh as a real verifier would (any AirlockError).
   End-to-end verification is covered with the real ``NodeVerifier`` elsewhere.
@@ -26,14 +26,10 @@ from securesystemslib.signer import CryptoSigner
 
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import AirlockError, MediaError
+from airlock.bundles.protocol import NodeModel, SignedDocument
 from airlock.bundles.release import ReleaseInfo
-from airlock.spoke.agent.agent import Agent
-from airlock.spoke.agent.home import AgentHome
-from airlock.spoke.agent.inference import Predictor
-from airlock.spoke.agent.recorder import Recorder
-from airlock.spoke.agent.verify import VerifiedAssignment, VerifiedFile
-from airlock.spoke.gate import SiteRuntime, max_supported_opset
-from airlock.spoke.protocol import NodeModel, SignedDocument
+from airlock.node import Agent, AgentHome, Predictor, Recorder, VerifiedAssignment, VerifiedFile
+from airlock.node.runtime import SiteRuntime, max_supported_opset
 
 AGENT_TIME = dt.datetime(2030, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 NODE_MEMORY_MB = 4096

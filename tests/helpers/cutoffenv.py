@@ -19,6 +19,7 @@ from pathlib import Path
 from airlock.bundles.clock import FixedClock
 from airlock.ceremony.minimal import run_minimal_ceremony
 from airlock.ceremony.roots import CeremonyOptions
+from airlock.hub.sites import add_site_from_file
 from airlock.spoke.site import IDENTITY_FILE, SpokeHome, init_spoke
 from helpers.gatemodels import GateModel, classification, release, ship, site_compatibility
 from helpers.hubenv import CEREMONY_TIME, HUB_PASSPHRASE, HUB_TIME, OFFICER_PASSPHRASE, make_hub
@@ -69,7 +70,7 @@ def build_cutoff_site(base: Path, iris: GateModel, shift: dt.timedelta) -> Cutof
     hub = make_hub(base / "hub", ceremony.out_dir, clock)
     spoke = SpokeHome(spoke_home, site_secrets)
     try:
-        hub.add_site_from_file(spoke_home / IDENTITY_FILE)
+        add_site_from_file(hub, spoke_home / IDENTITY_FILE)
         release(
             hub, "iris", "1", iris.path, iris.sets["good"], classification(), site_compatibility()
         )

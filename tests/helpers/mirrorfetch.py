@@ -19,11 +19,11 @@ from tuf.api.exceptions import DownloadHTTPError
 from tuf.ngclient.fetcher import FetcherInterface
 
 from airlock.bundles.clock import Clock
+from airlock.bundles.protocol import IMAGE_PATH, NODES_PATH
 from airlock.bundles.tuf import IMAGE
+from airlock.node import NodeVerifier
 from airlock.spoke import director as site_director
 from airlock.spoke import service as mirror
-from airlock.spoke.agent.verify import NodeVerifier
-from airlock.spoke.protocol import IMAGE_PATH, NODES_PATH
 from airlock.spoke.site import SpokeHome, TrustedMetadataFile
 
 BASE_URL = "http://spoke.test"

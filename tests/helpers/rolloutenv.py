@@ -29,8 +29,8 @@ from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.keys import generate_signer
 from airlock.bundles.metrics import LatencySketch
+from airlock.bundles.protocol import InstalledModel, Refusal, SignedDocument, VersionReport
 from airlock.bundles.release import HealthCriteria, Ring, RolloutPlan
-from airlock.spoke.protocol import InstalledModel, Refusal, SignedDocument, VersionReport
 from airlock.spoke.rollout import event_dict, step
 from airlock.spoke.site import (
     DirectorAssignment,

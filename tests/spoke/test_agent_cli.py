@@ -27,12 +27,10 @@ from airlock.bundles.cli import AirlockGroup
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import MediaError, SecretError
+from airlock.bundles.protocol import AgentBootstrap, NodeModel, VersionReport
+from airlock.node import PASSPHRASE_ENV, SIGNING_KEY_FILE, Agent, AgentHome, agent, make_verifier
 from airlock.spoke import director as site_director
 from airlock.spoke import nodes as enrolment
-from airlock.spoke.agent.agent import Agent
-from airlock.spoke.agent.cli import agent, make_verifier
-from airlock.spoke.agent.home import PASSPHRASE_ENV, SIGNING_KEY_FILE, AgentHome
-from airlock.spoke.protocol import AgentBootstrap, NodeModel, VersionReport
 from airlock.spoke.site import NodeDesired, SpokeHome
 
 PASSPHRASE = "node passphrase for tests"

@@ -14,18 +14,18 @@ from helpers.gatemodels import GateModel, make_iris
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import NotFoundError, UsageError
 from airlock.bundles.metrics import LatencySketch, value_bucket
+from airlock.bundles.protocol import MetricsReport
 from airlock.bundles.release import ReleaseInfo
-from airlock.spoke.agent.health import open_model
-from airlock.spoke.agent.inference import (
+from airlock.node import (
     FaultSpec,
     InferenceFailedError,
     LoadedModel,
     NotServingError,
     Predictor,
+    Recorder,
     Route,
+    open_model,
 )
-from airlock.spoke.agent.recorder import Recorder
-from airlock.spoke.protocol import MetricsReport
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 

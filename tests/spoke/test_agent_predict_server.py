@@ -11,8 +11,7 @@ from helpers.gatemodels import GateModel, classification, make_iris
 from prometheus_client.parser import text_string_to_metric_families
 
 from airlock.bundles.release import ReleaseInfo
-from airlock.spoke.agent.inference import FaultSpec, Route
-from airlock.spoke.agent.predict_server import create_app
+from airlock.node import FaultSpec, Route, create_app
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 

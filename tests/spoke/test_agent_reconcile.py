@@ -20,12 +20,9 @@ from helpers.gatemodels import GateModel, classification, make_iris, site_compat
 
 from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.errors import NotFoundError, TrustError, UsageError
+from airlock.bundles.protocol import HEALTH_CHECK, MetricsReport, SignedDocument, VersionReport
 from airlock.bundles.release import Compatibility, Dependency, ReleaseInfo
-from airlock.spoke.agent.agent import Agent
-from airlock.spoke.agent.home import LOG_FILE, AgentHome
-from airlock.spoke.agent.inference import FaultSpec
-from airlock.spoke.agent.verify import VerifiedAssignment
-from airlock.spoke.protocol import HEALTH_CHECK, MetricsReport, SignedDocument, VersionReport
+from airlock.node import LOG_FILE, Agent, AgentHome, FaultSpec, VerifiedAssignment
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 PASSPHRASE = "node passphrase for tests"

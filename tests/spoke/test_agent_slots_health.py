@@ -10,12 +10,16 @@ from helpers.gatemodels import GateModel, classification, make_iris, site_compat
 
 from airlock.bundles.errors import ConflictError, GateError, MediaError
 from airlock.bundles.release import Compatibility, Dependency, ReleaseInfo
-from airlock.spoke.agent.health import (
+from airlock.node import (
+    FAILED,
+    INSTALLED,
+    FamilySlots,
+    SlotRecord,
+    SlotStore,
     check_node_compatibility,
     health_check,
     unmet_dependency,
 )
-from airlock.spoke.agent.slots import FAILED, INSTALLED, FamilySlots, SlotRecord, SlotStore
 
 VALIDATION = "validation.npz"
 

@@ -22,7 +22,7 @@ from helpers.spokeenv import Invoke, cli_refuse_import, table_rows, take_snapsho
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import GateError
 from airlock.hub.context import HubContext
-from airlock.spoke.gate import max_supported_opset
+from airlock.node.runtime import max_supported_opset
 from airlock.spoke.site import SpokeHome
 from airlock.spoke.status import read_status
 

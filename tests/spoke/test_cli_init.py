@@ -32,6 +32,7 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.keys import KeyStore
+from airlock.hub.sites import add_site_from_file, list_sites
 from airlock.spoke.site import (
     AGE_IDENTITY_FILE,
     IDENTITY_FILE,
@@ -107,8 +108,8 @@ def test_init_json_creates_the_home_and_prints_the_site_identity(
 
     hub = world.new_hub(tmp_path / "hub", FixedClock(HUB_TIME))
     try:  # what init wrote is exactly what the hub needs to register the site
-        hub.add_site_from_file(home / IDENTITY_FILE)
-        assert [s.site_id for s in hub.sites()] == ["plant-3", "plant-7", "plant-9"]
+        add_site_from_file(hub, home / IDENTITY_FILE)
+        assert [s.site_id for s in list_sites(hub)] == ["plant-3", "plant-7", "plant-9"]
     finally:
         hub.close()
     spoke.engine.dispose()

@@ -19,9 +19,9 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.keys import generate_signer
+from airlock.bundles.protocol import AgentBootstrap, NodeIdentity
 from airlock.bundles.tuf import IMAGE
 from airlock.spoke import director as site_director
-from airlock.spoke.protocol import AgentBootstrap, NodeIdentity
 from airlock.spoke.site import EnrolledNode, SiteDirectorFile, SpokeHome, TrustedMetadataFile
 
 URL = "https://spoke.plant-7:8750"

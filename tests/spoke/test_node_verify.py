@@ -25,10 +25,12 @@ from airlock.bundles.errors import (
     UsageError,
     WrongSiteError,
 )
+from airlock.bundles.protocol import NodeModel
+from airlock.hub.export import export
+from airlock.hub.revocation import revoke
+from airlock.node import NodeVerifier, VerifiedFile
 from airlock.spoke import director as site_director
-from airlock.spoke.agent.verify import NodeVerifier, VerifiedFile
 from airlock.spoke.director import NodeRepository, meta_file, sign_node
-from airlock.spoke.protocol import NodeModel
 from airlock.spoke.site import NodeDesired, SiteDirectorFile, SpokeHome, StagedModel
 
 
@@ -247,9 +249,9 @@ def test_node_refuses_a_revoked_version_even_under_an_old_assignment(
     clock = FixedClock(fleet.hub_time)
     hub = fleet.new_hub(tmp_path / "hub", clock)
     try:
-        hub.revoke("iris", "3", "wrong answers at night")
+        revoke(hub, "iris", "3", "wrong answers at night")
         clock.advance(dt.timedelta(seconds=30))
-        hub.export(SITE_ID, tmp_path / "revocation")
+        export(hub, SITE_ID, tmp_path / "revocation")
     finally:
         hub.close()
     accept_import(spoke, tmp_path / "revocation", FixedClock(clock.now()))

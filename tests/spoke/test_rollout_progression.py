@@ -17,7 +17,7 @@ from helpers.rolloutenv import (
 from sqlmodel import Session
 
 from airlock.bundles.db import session_scope
-from airlock.spoke.protocol import HEALTH_CHECK, Refusal
+from airlock.bundles.protocol import HEALTH_CHECK, Refusal
 from airlock.spoke.rollout import TickMemo, step, tick
 from airlock.spoke.site import NodeDesired, Rollout
 

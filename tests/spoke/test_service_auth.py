@@ -18,10 +18,10 @@ from airlock.bundles.audit import AuditRecord
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.keys import generate_signer
+from airlock.bundles.protocol import NodeIdentity, sign_request
 from airlock.bundles.tuf import IMAGE
 from airlock.spoke import director as site_director
 from airlock.spoke.nodes import enroll_node, remove_node
-from airlock.spoke.protocol import NodeIdentity, sign_request
 from airlock.spoke.service import create_app
 from airlock.spoke.site import RevokedVersion, SpokeHome, StagedModel, TrustedMetadataFile
 

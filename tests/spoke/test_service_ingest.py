@@ -18,8 +18,7 @@ from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.keys import generate_signer
 from airlock.bundles.metrics import LatencySketch
-from airlock.spoke.nodes import enroll_node
-from airlock.spoke.protocol import (
+from airlock.bundles.protocol import (
     InstalledModel,
     MetricsReport,
     ModelVersionMetrics,
@@ -29,6 +28,7 @@ from airlock.spoke.protocol import (
     VersionReport,
     sign_request,
 )
+from airlock.spoke.nodes import enroll_node
 from airlock.spoke.service import create_app
 from airlock.spoke.site import MetricWindow, NodeReport, SpokeHome
 

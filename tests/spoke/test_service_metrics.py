@@ -14,9 +14,14 @@ from airlock.bundles.clock import FixedClock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import TrustError
 from airlock.bundles.keys import generate_signer
+from airlock.bundles.protocol import (
+    MetricsReport,
+    ModelVersionMetrics,
+    NodeIdentity,
+    SignedDocument,
+)
+from airlock.bundles.protocol import sign_request as sign
 from airlock.spoke.nodes import enroll_node
-from airlock.spoke.protocol import MetricsReport, ModelVersionMetrics, NodeIdentity, SignedDocument
-from airlock.spoke.protocol import sign_request as sign
 from airlock.spoke.service import create_app
 from airlock.spoke.site import Rollout, SpokeHome
 

@@ -40,10 +40,7 @@ from airlock.bundles.errors import (
     WrongSiteError,
 )
 from airlock.bundles.keys import generate_signer
-from airlock.spoke import director as site_director
-from airlock.spoke.agent.client import NodeClient, SignedFetcher
-from airlock.spoke.nodes import enroll_node
-from airlock.spoke.protocol import (
+from airlock.bundles.protocol import (
     AgentBootstrap,
     NodeIdentity,
     NodeModel,
@@ -51,6 +48,9 @@ from airlock.spoke.protocol import (
     VersionReport,
     director_base,
 )
+from airlock.node import NodeClient, SignedFetcher
+from airlock.spoke import director as site_director
+from airlock.spoke.nodes import enroll_node
 from airlock.spoke.service import create_app
 from airlock.spoke.site import PASSPHRASE_ENV, NodeDesired, SpokeHome
 

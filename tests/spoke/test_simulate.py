@@ -12,7 +12,7 @@ from helpers.spokeenv import AIRLOCK, SITE_PASSPHRASE
 from sqlmodel import Session, select
 
 from airlock.bundles.errors import UsageError
-from airlock.spoke.agent.inference import FaultSpec
+from airlock.node import FaultSpec
 from airlock.spoke.nodes import SimulationSettings, parse_fault, shard
 from airlock.spoke.site import PASSPHRASE_ENV, EnrolledNode, SpokeHome
 

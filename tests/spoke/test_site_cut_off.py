@@ -25,16 +25,16 @@ from sqlmodel import Session
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import FreshnessError, SignatureError, TrustError
-from airlock.spoke import director as image_freshness
-from airlock.spoke import director as site_director
-from airlock.spoke.agent.verify import NodeVerifier
-from airlock.spoke.director import (
+from airlock.bundles.protocol import (
     FRESHNESS_FILE,
     ImageBinding,
+    NodeModel,
     parse_statement,
     sign_statement,
 )
-from airlock.spoke.protocol import NodeModel
+from airlock.node import NodeVerifier
+from airlock.spoke import director as image_freshness
+from airlock.spoke import director as site_director
 from airlock.spoke.site import NodeDesired, SiteDirectorFile, SpokeHome
 from airlock.spoke.status import read_status
 

@@ -13,9 +13,9 @@ from tuf.api.metadata import Metadata, Root, Targets
 from airlock.bundles.audit import AuditRecord
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import TrustError
+from airlock.bundles.protocol import NODE_ID_FIELD, NodeModel
 from airlock.bundles.tuf import SITE_ID_FIELD, target_path
 from airlock.spoke import director as site_director
-from airlock.spoke.protocol import NODE_ID_FIELD, NodeModel
 from airlock.spoke.site import NodeDesired, RevokedVersion, SiteDirectorFile, SpokeHome, StagedModel
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)

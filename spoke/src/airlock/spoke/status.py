@@ -21,8 +21,7 @@ from sqlmodel import Session, col, select
 from airlock.bundles.audit import HubReturnRecord
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.errors import UsageError
-from airlock.spoke.gate._compat import NOT_SIGNED
-from airlock.spoke.gate._runtime import site_runtime
+from airlock.node.runtime import NOT_SIGNED, site_runtime
 from airlock.spoke.importing._attestation_policy import layout_source, read_policy
 from airlock.spoke.metrics._plan import rolled_back_versions
 from airlock.spoke.site._cutoff import cut_off

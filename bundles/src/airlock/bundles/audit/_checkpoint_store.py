@@ -50,7 +50,7 @@ from airlock.bundles.clock import utc_iso
 from airlock.bundles.config import HomeConfig
 from airlock.bundles.db._engine import session_scope
 from airlock.bundles.errors import MediaError, NotFoundError, SecretError, UsageError
-from airlock.bundles.intoto._layout import public_key_pem
+from airlock.bundles.keys._pem import public_key_pem
 from airlock.bundles.keys._signers import ONLINE_KDF_ITERATIONS, KeyRef, KeyStore
 
 KEY_FILE = "audit-checkpoint-key.json"

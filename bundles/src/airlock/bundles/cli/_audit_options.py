@@ -17,7 +17,7 @@ from securesystemslib.signer import Key
 from airlock.bundles.audit._checkpoint_store import CheckpointKey, read_checkpoint_key
 from airlock.bundles.cli._toolkit import home_option
 from airlock.bundles.errors import MediaError, MissingFileError
-from airlock.bundles.intoto._layout import read_public_key_pem
+from airlock.bundles.keys._pem import read_public_key_pem
 
 HOME_OPTION = home_option(envvar="AIRLOCK_HOME", help="Hub or spoke home directory.")
 LOG_HOME_OPTION = home_option(

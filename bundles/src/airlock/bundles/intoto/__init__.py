@@ -25,12 +25,11 @@ from airlock.bundles.intoto._layout import (
     layout_summary,
     link_filename,
     parse_layout,
-    public_key_pem,
-    read_public_key_pem,
     sign,
     signing_keys,
     step_keyids,
 )
+from airlock.bundles.keys._pem import public_key_pem, read_public_key_pem
 
 __all__ = [
     "LAYOUT_TARGET",

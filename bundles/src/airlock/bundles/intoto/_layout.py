@@ -34,20 +34,14 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_public_key,
-)
 from in_toto.models.layout import Inspection, Layout, Step
 from in_toto.models.metadata import Metablock
-from securesystemslib.signer import Key, Signer, SSlibKey
+from securesystemslib.signer import Key, Signer
 
 from airlock.bundles.clock import utc_iso
-from airlock.bundles.errors import AttestationError, MissingFileError, UsageError
+from airlock.bundles.errors import AttestationError, UsageError
 
 LAYOUT_TARGET = "root.layout"
 """The target file name of the layout in every attested model version."""
@@ -97,45 +91,6 @@ def fingerprint(keyid: str) -> str:
 def legacy_key(key: Key) -> dict[str, Any]:
     """The in-toto (legacy) key dict of ``key``: its TUF key dict plus ``keyid``."""
     return key.to_dict() | {"keyid": key.keyid}
-
-
-def read_public_key_pem(path: Path) -> Key:
-    """Reads a SubjectPublicKeyInfo PEM public key (what ``in-toto-run`` users have).
-
-    Raises:
-        NotFoundError: no such file.
-        UsageError: not a supported PEM public key.
-    """
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise MissingFileError(f"public key file {path} does not exist") from None
-    try:
-        return SSlibKey.from_crypto(load_pem_public_key(data))
-    except (ValueError, TypeError) as exc:
-        raise UsageError(
-            f"{path} holds no supported public key ({exc})",
-            hint="pass the functionary's public key as PEM: Ed25519, ECDSA P-256 or RSA "
-            "(`openssl pkey -in KEY -pubout`)",
-        ) from None
-
-
-def public_key_pem(key: Key) -> bytes:
-    """``key`` as SubjectPublicKeyInfo PEM, as ``in-toto-verify --verification-keys`` reads it.
-
-    Raises:
-        UsageError: the key is not one PEM can express, or the PEM would give the
-            stock tool another key id than Airlock's.
-    """
-    if not isinstance(key, SSlibKey):
-        raise UsageError(f"key {key.keyid} cannot be exported as PEM")
-    pem = key._crypto_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-    if SSlibKey.from_crypto(load_pem_public_key(pem)).keyid != key.keyid:
-        raise UsageError(
-            f"key {key.keyid} gets another key id from its PEM form",
-            hint="in-toto-verify could not match it to the layout's signatures",
-        )
-    return bytes(pem)
 
 
 def link_filename(step: str, keyid: str) -> str:

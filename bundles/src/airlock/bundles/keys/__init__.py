@@ -4,6 +4,7 @@ passphrase-sealed secrets.
 Modules here are private (``_name.py``); other components import the names below.
 """
 
+from airlock.bundles.keys._pem import public_key_pem, read_public_key_pem
 from airlock.bundles.keys._sealed import FORMAT, SCRYPT_N, SCRYPT_P, SCRYPT_R, seal, unseal
 from airlock.bundles.keys._signers import (
     ALGORITHMS,
@@ -36,6 +37,8 @@ __all__ = [
     "env_or_prompt_secrets",
     "generate_signer",
     "load_encrypted_key",
+    "public_key_pem",
+    "read_public_key_pem",
     "seal",
     "unseal",
     "write_encrypted_key",

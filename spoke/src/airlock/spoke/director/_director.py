@@ -17,7 +17,7 @@ wants it to hold (:class:`~airlock.spoke.site._fleet_tables.NodeDesired`), at th
 Image target path with the Image length and hashes. Nothing is signed unless
 every such file is staged, not revoked, and signed by the Image metadata the
 spoke trusts — and nodes check the same again against the Image metadata they
-verify themselves (:mod:`airlock.spoke.agent.verify`), so a compromised spoke
+verify themselves (:mod:`airlock.node._verify`), so a compromised spoke
 can only choose among hub-signed, unrevoked models.
 
 The functions join the caller's database session (nothing is committed
@@ -37,6 +37,7 @@ from tuf.api.metadata import Metadata, Root, TargetFile
 
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import TrustError, UsageError
+from airlock.bundles.protocol import NodeModel
 from airlock.spoke.director import _image_freshness as image_freshness
 from airlock.spoke.director._meta import (
     ROOT_RENEW_BEFORE,
@@ -49,7 +50,6 @@ from airlock.spoke.director._meta import (
     renew,
     sign_node,
 )
-from airlock.spoke.protocol import NodeModel
 from airlock.spoke.site._fleet_tables import NodeDesired, RevokedVersion, SiteDirectorFile
 from airlock.spoke.site._home import SpokeHome
 from airlock.spoke.site._tables import StagedModel, TrustedMetadataFile

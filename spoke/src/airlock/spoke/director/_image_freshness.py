@@ -1,6 +1,6 @@
 """The site director keeps its freshness statement for the Image metadata current.
 
-See :mod:`airlock.spoke.director._freshness` for what the statement says and why.
+See :mod:`airlock.bundles.protocol` for what the statement says and why.
 The running spoke service re-issues it (through
 :func:`airlock.spoke.director._director.refresh_expiring`, every engine tick that
 renews metadata) whenever none exists, the trusted Image metadata changed
@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import TrustError
-from airlock.spoke.director._freshness import (
+from airlock.bundles.protocol import (
     FRESHNESS_FILE,
     LIFETIME,
     binding,

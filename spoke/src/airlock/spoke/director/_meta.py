@@ -29,7 +29,7 @@ from tuf.api.metadata import (
 
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import TrustError
-from airlock.spoke.protocol import NODE_ID_FIELD, NodeModel
+from airlock.bundles.protocol import NODE_ID_FIELD, NodeModel
 
 ROOT_LIFETIME = dt.timedelta(days=365)
 ROOT_RENEW_BEFORE = dt.timedelta(days=30)

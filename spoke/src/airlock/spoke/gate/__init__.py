@@ -2,12 +2,15 @@
 would (run on its signed validation set with onnxruntime, compatible with this site's
 runtime).
 
+The runtime's facts and the measurements themselves are the node's
+(:mod:`airlock.node.runtime`): a node's health check takes the same ones.
+
 Modules here are private (``_name.py``); other components import the names below.
 """
 
-from airlock.spoke.gate._runtime import SiteRuntime, max_supported_opset
+from airlock.spoke.gate._gate import GateReport, gate_bundle
 
 __all__ = [
-    "SiteRuntime",
-    "max_supported_opset",
+    "GateReport",
+    "gate_bundle",
 ]

@@ -9,8 +9,8 @@ enforces what was signed and records the rest as ``"not signed"``.
 Checks, in order, each failing with :class:`GateError` (exit 18) that names
 the check and the figures:
 
-1. Compatibility (:mod:`airlock.spoke.gate._compat`) with the site's runtime
-   (:mod:`airlock.spoke.gate._runtime`):
+1. Compatibility (:mod:`airlock.node.runtime._compat`) with the site's runtime
+   (:mod:`airlock.node.runtime._runtime`):
    onnxruntime version, execution providers, CPU architecture, memory, and
    the ONNX opset — the signed one and the one the graph file declares,
    against the newest opset this onnxruntime loads.
@@ -48,9 +48,17 @@ from airlock.bundles.errors import AirlockError, GateError
 from airlock.bundles.models import check_name
 from airlock.bundles.release import ReleaseInfo, ValidationSpec
 from airlock.bundles.tuf import VerifiedMetadata, VerifiedTarget
-from airlock.spoke.gate._compat import NOT_SIGNED, REPORT_HINT, check_compatibility, refuse
-from airlock.spoke.gate._run import Measurement, measure, open_session, runtime_version
-from airlock.spoke.gate._runtime import SiteRuntime
+from airlock.node.runtime import (
+    NOT_SIGNED,
+    REPORT_HINT,
+    Measurement,
+    SiteRuntime,
+    check_compatibility,
+    measure,
+    open_session,
+    refuse,
+    runtime_version,
+)
 from airlock.spoke.site._home import SpokeHome
 from airlock.spoke.site._tables import StagedModel
 
@@ -342,7 +350,7 @@ def gate_bundle(
     Raises:
         GateError: a version failed; nothing may be staged.
     """
-    from airlock.spoke.gate._runtime import site_runtime
+    from airlock.node.runtime import site_runtime
 
     grouped: dict[tuple[str, str], list[VerifiedTarget]] = {}
     for target in verified.targets:

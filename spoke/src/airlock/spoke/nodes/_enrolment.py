@@ -30,9 +30,9 @@ from airlock.bundles.clock import Clock, utc_iso
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import ConflictError, MissingFileError, NotFoundError, UsageError
 from airlock.bundles.models import NAME_PATTERN
+from airlock.bundles.protocol import AgentBootstrap, NodeIdentity
 from airlock.bundles.tuf import IMAGE
 from airlock.spoke.director import _director as site_director
-from airlock.spoke.protocol import AgentBootstrap, NodeIdentity
 from airlock.spoke.site._fleet_tables import EnrolledNode, NodeReport
 from airlock.spoke.site._home import SpokeHome
 from airlock.spoke.site._tables import TrustedMetadataFile

@@ -2,7 +2,7 @@
 
 ``airlock spoke simulate`` lets a site admin (and the demo, the benchmark and
 the end-to-end tests) watch rollouts and rollbacks without hardware. Each
-simulated node is a real :class:`~airlock.spoke.agent.agent.Agent`: its own
+simulated node is a real :class:`~airlock.node._agent.Agent`: its own
 Ed25519 key (kept in memory), enrolled at the spoke like any node, verifying
 Image and site-director metadata with ``tuf.ngclient`` over HTTP through
 signed requests, installing into A/B slots on disk, health-checking and
@@ -16,7 +16,7 @@ is simulated is only the outside world:
   of the model's input shape;
 - faults, per model version (``--fault iris@2:latency_ms=30,error_rate=0.05``):
   added latency (really slept, inside the measured time), an error rate, and a
-  rate of wrong answers (:class:`~airlock.spoke.agent.inference.FaultSpec`).
+  rate of wrong answers (:class:`~airlock.node._inference.FaultSpec`).
 """
 
 from __future__ import annotations
@@ -37,14 +37,18 @@ from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.db import session_scope
 from airlock.bundles.errors import AirlockError, UsageError
 from airlock.bundles.keys import generate_signer
-from airlock.spoke.agent.agent import Agent
-from airlock.spoke.agent.cli import make_verifier
-from airlock.spoke.agent.client import NodeClient, SignedFetcher
-from airlock.spoke.agent.home import AgentHome
-from airlock.spoke.agent.inference import FaultSpec, Predictor
-from airlock.spoke.agent.recorder import Recorder
+from airlock.bundles.protocol import NodeIdentity
+from airlock.node import (
+    Agent,
+    AgentHome,
+    FaultSpec,
+    NodeClient,
+    Predictor,
+    Recorder,
+    SignedFetcher,
+    make_verifier,
+)
 from airlock.spoke.nodes._enrolment import enroll_node
-from airlock.spoke.protocol import NodeIdentity
 from airlock.spoke.site._home import SpokeHome
 
 FAULT_KEYS = ("latency_ms", "error_rate", "wrong_rate")

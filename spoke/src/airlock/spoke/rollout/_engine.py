@@ -39,8 +39,8 @@ from sqlmodel import Session, col, select
 
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.db import session_scope
+from airlock.bundles.protocol import HEALTH_CHECK
 from airlock.bundles.release import RolloutPlan, SiteLimits
-from airlock.spoke.protocol import HEALTH_CHECK
 from airlock.spoke.rollout._assign import start_assigned
 from airlock.spoke.rollout._change import (
     authorization_of,

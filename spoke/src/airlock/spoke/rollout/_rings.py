@@ -31,8 +31,8 @@ from sqlmodel import Session, col, select
 
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import AirlockError, UsageError
+from airlock.bundles.protocol import ROLES, NodeModel, VersionReport
 from airlock.bundles.release import RolloutPlan, version_tuple
-from airlock.spoke.protocol import ROLES, NodeModel, VersionReport
 from airlock.spoke.site._fleet_tables import (
     EnrolledNode,
     FleetModel,

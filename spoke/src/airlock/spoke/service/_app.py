@@ -1,6 +1,6 @@
 """The spoke's HTTP API (``airlock spoke serve``): the local TUF mirror, node reports, metrics.
 
-Routes (see :mod:`airlock.spoke.protocol`)::
+Routes (see :mod:`airlock.bundles.protocol`)::
 
     GET  /v1/image/{name}                         Image metadata (airlock.spoke.service._mirror)
     GET  /v1/image/targets/{model}/{version}/{f}  staged, unrevoked model files
@@ -44,9 +44,9 @@ from airlock.bundles.errors import (
     VerificationError,
     WrongSiteError,
 )
+from airlock.bundles.httpmetrics import is_loopback
+from airlock.bundles.protocol import API_PREFIX, IMAGE_PATH, NODES_PATH
 from airlock.spoke.director import _director as site_director
-from airlock.spoke.http_metrics import is_loopback
-from airlock.spoke.protocol import API_PREFIX, IMAGE_PATH, NODES_PATH
 from airlock.spoke.service import _mirror as mirror
 from airlock.spoke.service._auth import AuthenticatedNode, NodeAuthenticator, RequestRefused
 from airlock.spoke.service._ingest import Ingest

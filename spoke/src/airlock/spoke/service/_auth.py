@@ -1,13 +1,13 @@
 """Authentication of node requests to the spoke service: enrolled keys, fresh, not replayed.
 
 Every request under ``/v1`` is signed by the node (see
-:func:`airlock.spoke.protocol.sign_request`). :class:`NodeAuthenticator`
+:func:`airlock.bundles.protocol.sign_request`). :class:`NodeAuthenticator`
 checks, in order, failing closed at the first problem:
 
 1. the request names a node (``X-Airlock-Node``)           → 401 ``unsigned``
 2. the node is enrolled and not removed                     → 401 ``unenrolled`` / ``removed``
 3. the signature verifies with the enrolled key             → 401 ``bad-signature``
-4. the date is within :data:`~airlock.spoke.protocol.MAX_SKEW` → 401 ``stale-date``
+4. the date is within :data:`~airlock.bundles.protocol.MAX_SKEW` → 401 ``stale-date``
 5. the nonce was not seen inside the window                 → 401 ``replayed-nonce``
 6. a path naming a node names the caller                    → 403 ``wrong-node``
 
@@ -38,7 +38,7 @@ from airlock.bundles.errors import (
     WrongSiteError,
 )
 from airlock.bundles.models import NAME_PATTERN
-from airlock.spoke.protocol import HEADER_NODE, NonceCache, verify_request
+from airlock.bundles.protocol import HEADER_NODE, NonceCache, verify_request
 from airlock.spoke.service._metrics import ServiceMetrics
 from airlock.spoke.site._fleet_tables import EnrolledNode
 from airlock.spoke.site._home import SpokeHome

@@ -1,6 +1,6 @@
 """What the spoke service does with a node's signed uploads: version reports and metrics.
 
-Both arrive as a :class:`~airlock.spoke.protocol.SignedDocument` signed by the
+Both arrive as a :class:`~airlock.bundles.protocol.SignedDocument` signed by the
 node's enrolled key (on top of the signed request). A document is accepted
 only when its signature verifies with that key and it names the same node.
 
@@ -27,8 +27,7 @@ from airlock.bundles.db import session_scope
 from airlock.bundles.errors import ConflictError, UsageError, WrongSiteError
 from airlock.bundles.metrics import CANDIDATE_RING, LABEL_PATTERN, STABLE_RING, LatencySketch
 from airlock.bundles.models import check_name
-from airlock.bundles.release import RolloutPlan
-from airlock.spoke.protocol import (
+from airlock.bundles.protocol import (
     MAX_SKEW,
     ROLES,
     MetricsReport,
@@ -36,6 +35,7 @@ from airlock.spoke.protocol import (
     SignedDocument,
     VersionReport,
 )
+from airlock.bundles.release import RolloutPlan
 from airlock.spoke.service._auth import AuthenticatedNode
 from airlock.spoke.service._metrics import ServiceMetrics
 from airlock.spoke.site._fleet_tables import MetricWindow, NodeReport, Rollout

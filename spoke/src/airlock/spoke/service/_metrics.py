@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from airlock.spoke.http_metrics import LATENCY_BUCKETS, HttpMetrics, RequestMetricsMiddleware
+from airlock.bundles.httpmetrics import LATENCY_BUCKETS, HttpMetrics, RequestMetricsMiddleware
 from airlock.spoke.site._fleet_tables import EnrolledNode, Rollout
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ file. This module maps the names a node asks for to what the spoke trusts:
   and ``V.<role>.json`` only when the stored trusted file of that role has
   version ``V`` (consistent snapshots: any other version is not served);
 * ``site-freshness.json`` — the site director's freshness statement for that
-  metadata (:mod:`airlock.spoke.director._freshness`), signed by the site key;
+  metadata (:mod:`airlock.bundles.protocol`), signed by the site key;
 * targets — ``<model>/<version>/<sha256>.<file>`` only for a file of a staged,
   unrevoked version whose blob is present in the content-addressed store.
 
@@ -25,8 +25,8 @@ from urllib import parse
 
 from sqlmodel import Session
 
+from airlock.bundles.protocol import FRESHNESS_FILE
 from airlock.bundles.tuf import IMAGE
-from airlock.spoke.director._freshness import FRESHNESS_FILE
 from airlock.spoke.director._image_freshness import stored_statement
 from airlock.spoke.site._fleet_tables import RevokedVersion
 from airlock.spoke.site._home import SpokeHome

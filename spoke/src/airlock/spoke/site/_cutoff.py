@@ -4,7 +4,7 @@ Part of ``airlock spoke status``. The last bundle's time is the spoke's time
 floor (the newest time the hub signed); the end of its transit budget is the
 expiry of the trusted Image timestamp (the hub makes it expire with the
 bundle). Past that budget the nodes run on the site director's freshness
-statement (:mod:`airlock.spoke.director._freshness`), which only the running
+statement (:mod:`airlock.bundles.protocol`), which only the running
 spoke service re-issues; past :data:`LONG_CUT_OFF_DAYS` the warning is
 strong; when the Image root or top-level targets expire, nodes install
 nothing new until a re-signed root arrives.

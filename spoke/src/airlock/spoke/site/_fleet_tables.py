@@ -14,7 +14,7 @@ Owned by (readers in brackets):
 - :class:`RevokedVersion` — import: versions the hub no longer signs.
 
 JSON columns hold the ``to_dict`` forms of the dataclasses in
-:mod:`airlock.spoke.protocol` and :mod:`airlock.bundles.release._rollout_plan`.
+:mod:`airlock.bundles.protocol` and :mod:`airlock.bundles.release._rollout_plan`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class NodeReport(SQLModel, table=True):
     counter: int
     received_at: str
     report: dict[str, Any] = _json()
-    """The :class:`airlock.spoke.protocol.SignedDocument` as received."""
+    """The :class:`airlock.bundles.protocol.SignedDocument` as received."""
 
 
 class MetricWindow(MetricsRow, table=True):

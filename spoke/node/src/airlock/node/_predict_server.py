@@ -27,9 +27,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from airlock.bundles.errors import AirlockError, NotFoundError, UsageError
-from airlock.spoke.agent.inference import InferenceFailedError, NotServingError, Predictor
-from airlock.spoke.agent.node_metrics import METRICS_REMOTE_SETTING, NodeMetrics
-from airlock.spoke.http_metrics import RequestMetricsMiddleware, is_loopback
+from airlock.bundles.httpmetrics import RequestMetricsMiddleware, is_loopback
+from airlock.node._inference import InferenceFailedError, NotServingError, Predictor
+from airlock.node._metrics import METRICS_REMOTE_SETTING, NodeMetrics
 
 PREDICT_PATH = "/v1/predict/{model}"
 

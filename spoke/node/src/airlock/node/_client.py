@@ -1,7 +1,7 @@
 """The node side of the node protocol: signed HTTP requests to the spoke, and a TUF fetcher.
 
 :class:`NodeClient` holds one keep-alive ``httpx.Client`` and signs every
-request with the node's key (:func:`airlock.spoke.protocol.sign_request`),
+request with the node's key (:func:`airlock.bundles.protocol.sign_request`),
 over the exact path and query the server will see. Errors come back as
 Airlock errors carrying the spoke's own message::
 
@@ -40,7 +40,7 @@ from airlock.bundles.errors import (
     UsageError,
     WrongSiteError,
 )
-from airlock.spoke.protocol import SignedDocument, sign_request
+from airlock.bundles.protocol import SignedDocument, sign_request
 
 CHUNK_BYTES = 1024 * 1024
 

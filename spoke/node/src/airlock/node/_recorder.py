@@ -3,7 +3,7 @@
 The predictor calls :meth:`Recorder.record` for every request a model version
 answered (or ran in shadow) and :meth:`Recorder.shadow` for every comparison;
 the agent calls :meth:`Recorder.flush` every report interval and signs the
-:class:`~airlock.spoke.protocol.MetricsReport` it returns. Windows are
+:class:`~airlock.bundles.protocol.MetricsReport` it returns. Windows are
 contiguous: each starts where the previous report ended, and a window in
 which nothing happened is not reported but carried into the next one.
 Thread-safe.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.metrics import LatencySketch
-from airlock.spoke.protocol import MetricsReport, ModelVersionMetrics
+from airlock.bundles.protocol import MetricsReport, ModelVersionMetrics
 
 RequestListener = Callable[[str, str, str, float, bool], None]
 """Told of every recorded request: ``(model, version, role, latency_ms, error)``."""

@@ -7,14 +7,14 @@ Layout::
     HOME/node-identity.json     public: what the site admin enrolls (NodeIdentity)
     HOME/bootstrap.json         the spoke's URL and trusted roots (after ``agent enroll``)
     HOME/metadata/              TUF metadata the node verified (the verifier's)
-    HOME/slots/<model>/{A,B}/   A/B slots (airlock.spoke.agent.slots)
+    HOME/slots/<model>/{A,B}/   A/B slots (airlock.node._slots)
     HOME/state.json             slots, report counter, refusals (atomic writes)
     HOME/agent-log.jsonl        installs, commits, fallbacks, refusals (no secrets)
 
 ``[agent]`` settings: ``poll_seconds`` (10), ``report_seconds`` (10),
 ``listen`` (``127.0.0.1:8760``), each overridable with ``AIRLOCK_AGENT_<KEY>``.
 ``[runtime]`` declares what the node offers, as on a spoke
-(:mod:`airlock.spoke.gate._runtime`). The key's passphrase comes from
+(:mod:`airlock.node.runtime._runtime`). The key's passphrase comes from
 ``AIRLOCK_AGENT_PASSPHRASE`` or a prompt, through a secrets handler.
 
 :meth:`AgentHome.ephemeral` is the simulator's variant: the key is an
@@ -42,9 +42,9 @@ from airlock.bundles.errors import ConflictError, NotFoundError, UsageError
 from airlock.bundles.keys import ONLINE_KDF_ITERATIONS, generate_signer, load_encrypted_key
 from airlock.bundles.keys import write_encrypted_key as _write_key
 from airlock.bundles.models import check_name
-from airlock.spoke.agent.slots import FamilySlots, SlotStore
-from airlock.spoke.gate._runtime import SiteRuntime, site_runtime
-from airlock.spoke.protocol import AgentBootstrap, NodeIdentity, Refusal
+from airlock.bundles.protocol import AgentBootstrap, NodeIdentity, Refusal
+from airlock.node._slots import FamilySlots, SlotStore
+from airlock.node.runtime._runtime import SiteRuntime, site_runtime
 
 ROLE = "agent"
 PASSPHRASE_ENV = "AIRLOCK_AGENT_PASSPHRASE"  # noqa: S105 - the variable name, not a secret

@@ -8,7 +8,7 @@ Three steps, in the order the agent takes them:
 2. :func:`check_node_compatibility` — the signed compatibility record against
    this node's runtime (architecture, onnxruntime version, providers, memory,
    opset), reusing the validation gate's checks
-   (:func:`airlock.spoke.gate._compat.check_compatibility`). A mismatch is a
+   (:func:`airlock.node.runtime._compat.check_compatibility`). A mismatch is a
    refusal, reported with the reason.
 3. :func:`health_check` — load the primary file in onnxruntime (the signed
    providers, else the CPU), warm up on the signed validation inputs (or one
@@ -33,10 +33,10 @@ import numpy as np
 
 from airlock.bundles.errors import AirlockError, GateError
 from airlock.bundles.release import ReleaseInfo, ValidationSpec, version_tuple
-from airlock.spoke.agent.inference import LoadedModel
-from airlock.spoke.gate._compat import check_compatibility
-from airlock.spoke.gate._run import BATCH_ROWS, ORT_DTYPES, load_validation_set
-from airlock.spoke.gate._runtime import SiteRuntime
+from airlock.node._inference import LoadedModel
+from airlock.node.runtime._compat import check_compatibility
+from airlock.node.runtime._run import BATCH_ROWS, ORT_DTYPES, load_validation_set
+from airlock.node.runtime._runtime import SiteRuntime
 
 MAX_WARM_UP_RUNS = 20
 """Timed single-row runs at most (the signed ``latency_runs`` if fewer)."""

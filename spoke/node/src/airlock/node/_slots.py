@@ -36,7 +36,7 @@ SLOT_STATES = (EMPTY, INSTALLING, INSTALLED, READY, FAILED)
 
 
 class FileToInstall(Protocol):
-    """One verified file of a version (:class:`airlock.spoke.agent.verify.VerifiedFile`)."""
+    """One verified file of a version (:class:`airlock.node._verify.VerifiedFile`)."""
 
     @property
     def filename(self) -> str:

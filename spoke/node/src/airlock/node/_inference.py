@@ -2,7 +2,7 @@
 
 Per model family the :class:`Predictor` holds the stable version and, during
 a rollout, the candidate with its traffic mode (from the node's
-:class:`~airlock.spoke.protocol.NodeModel`):
+:class:`~airlock.bundles.protocol.NodeModel`):
 
 - ``all``: the candidate answers every request;
 - ``split``: the candidate answers ``split_percent`` % of requests (drawn
@@ -34,7 +34,7 @@ import numpy as np
 
 from airlock.bundles.errors import AirlockError, NotFoundError, UsageError
 from airlock.bundles.metrics import answer_labels, confidences, labels, rows
-from airlock.spoke.agent.recorder import Recorder
+from airlock.node._recorder import Recorder
 
 
 class NotServingError(AirlockError):

@@ -10,7 +10,7 @@ fields, https://protobuf.dev/programming-guides/encoding/):
   ``ModelProto`` from a file, streaming: every other top-level field (the
   graph, possibly gigabytes of weights) is skipped by seeking past it.
 * :func:`identity_model` writes a one-node ``Identity`` model stamped with
-  a given default-domain opset, so that :mod:`airlock.spoke.gate._runtime` can ask
+  a given default-domain opset, so that :mod:`airlock.node.runtime._runtime` can ask
   onnxruntime itself which opsets it accepts.
 """
 

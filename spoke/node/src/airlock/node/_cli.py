@@ -27,8 +27,8 @@ from tuf.ngclient.fetcher import FetcherInterface
 from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.errors import AirlockError, MediaError, UsageError
 from airlock.bundles.keys import env_or_prompt_secrets
-from airlock.spoke.agent.home import IDENTITY_FILE, PASSPHRASE_ENV, AgentHome
-from airlock.spoke.protocol import IMAGE_PATH, AgentBootstrap, director_base
+from airlock.bundles.protocol import IMAGE_PATH, AgentBootstrap, director_base
+from airlock.node._home import IDENTITY_FILE, PASSPHRASE_ENV, AgentHome
 
 HOME_OPTION = click.option(
     "--home",
@@ -65,8 +65,8 @@ class _NoTransport(FetcherInterface):
 
 
 def make_verifier(home: AgentHome, bootstrap: AgentBootstrap, fetcher: FetcherInterface) -> Any:
-    """The node's :class:`~airlock.spoke.agent.verify.NodeVerifier` for its spoke's URLs."""
-    from airlock.spoke.agent.verify import NodeVerifier
+    """The node's :class:`~airlock.node._verify.NodeVerifier` for its spoke's URLs."""
+    from airlock.node._verify import NodeVerifier
 
     spoke = bootstrap.spoke_url.rstrip("/")
     return NodeVerifier(
@@ -84,15 +84,15 @@ def make_verifier(home: AgentHome, bootstrap: AgentBootstrap, fetcher: FetcherIn
 def open_agent(home: AgentHome, clock: Clock | None = None) -> Any:
     """A real agent for ``home``: NodeClient + SignedFetcher + NodeVerifier from its bootstrap.
 
-    Returns the :class:`~airlock.spoke.agent.agent.Agent`; its ``sender`` is the
+    Returns the :class:`~airlock.node._agent.Agent`; its ``sender`` is the
     NodeClient (close it when done).
 
     Raises:
         NotFoundError: the node is not enrolled.
         SecretError: the key's passphrase is missing or wrong.
     """
-    from airlock.spoke.agent.agent import Agent
-    from airlock.spoke.agent.client import NodeClient, SignedFetcher
+    from airlock.node._agent import Agent
+    from airlock.node._client import NodeClient, SignedFetcher
 
     clock = clock or home.clock
     bootstrap = home.bootstrap()
@@ -224,9 +224,9 @@ def run(home: Path, once: bool, as_json: bool) -> None:
     into the inactive A/B slot, health-checks, commits or falls back, serves
     POST /v1/predict/MODEL on [agent] listen, and sends signed reports.
     """
-    from airlock.spoke.agent.node_metrics import METRICS_REMOTE_SETTING
-    from airlock.spoke.agent.predict_server import PredictServer, create_app
-    from airlock.spoke.http_metrics import truthy
+    from airlock.bundles.httpmetrics import truthy
+    from airlock.node._metrics import METRICS_REMOTE_SETTING
+    from airlock.node._predict_server import PredictServer, create_app
 
     agent_home = _open(home)
     node = open_agent(agent_home, SystemClock())

@@ -14,7 +14,7 @@ metadata it verified at import, in a short-lived statement::
                           "roles": {"targets.json": {"version", "sha256"}, …}}},
      "signatures": [{"keyid": …, "sig": …}]}
 
-signed over canonical JSON (:class:`~airlock.spoke.protocol.SignedDocument`)
+signed over canonical JSON (:class:`~airlock.bundles.protocol.SignedDocument`)
 with the key the site root trusts for its ``timestamp`` role, which every node
 holds from enrolment. A node accepts it *instead of* the expiry of the hub's
 timestamp, snapshot and delegated targets only — every hub signature,
@@ -25,7 +25,7 @@ SHA-256 of the files the node verified. A site key can therefore only keep
 hub-signed metadata alive; it can never sign a model.
 
 Pure: bytes in, bytes or errors out; :mod:`airlock.spoke.director._image_freshness`
-stores and issues, :mod:`airlock.spoke.agent.tuf_client` verifies.
+stores and issues, :mod:`airlock.node._tuf_client` verifies.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from tuf.api.metadata import Metadata, Root, Snapshot, Timestamp
 from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.clock import parse_utc, utc_iso
 from airlock.bundles.errors import AirlockError, FreshnessError, SignatureError, TrustError
-from airlock.spoke.protocol import SignedDocument
+from airlock.bundles.protocol._documents import SignedDocument
 
 FRESHNESS_FILE = "site-freshness.json"
 """The statement's name under the Image metadata URL (``/v1/image/site-freshness.json``)."""

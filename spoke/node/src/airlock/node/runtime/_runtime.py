@@ -180,7 +180,7 @@ def max_supported_opset() -> int:
     """
     import onnxruntime
 
-    from airlock.spoke.gate._onnxproto import DEFAULT_DOMAINS, identity_model
+    from airlock.node.runtime._onnxproto import DEFAULT_DOMAINS, identity_model
 
     try:
         from onnxruntime.capi import _pybind_state

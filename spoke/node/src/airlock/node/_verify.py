@@ -6,7 +6,7 @@ the site root (signed by the site key). Each :meth:`NodeVerifier.refresh`:
 1. Site-director repository of this node: root chain, timestamp, snapshot,
    targets from the site root (signatures, thresholds, versions, expiry —
    rollback and freeze protection), with the Metadata API at the node's
-   clock (:mod:`airlock.spoke.agent.tuf_client`, whose docstring lists
+   clock (:mod:`airlock.node._tuf_client`, whose docstring lists
    every check).
 2. Image repository: the same from the spoke's mirror of the hub's metadata,
    except that the Image root and top-level targets must be unexpired; the hub's
@@ -53,10 +53,10 @@ from airlock.bundles.errors import (
     UsageError,
     WrongSiteError,
 )
+from airlock.bundles.protocol import NODE_ID_FIELD, NodeModel
 from airlock.bundles.release import ReleaseInfo
 from airlock.bundles.tuf import agree_with_image, parse_metadata
-from airlock.spoke.agent.tuf_client import RepositoryClient
-from airlock.spoke.protocol import NODE_ID_FIELD, NodeModel
+from airlock.node._tuf_client import RepositoryClient
 
 IMAGE_DIR = "image"
 SITE_DIR = "site"

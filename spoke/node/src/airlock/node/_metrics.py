@@ -32,7 +32,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from airlock.bundles.clock import parse_utc
-from airlock.spoke.http_metrics import LATENCY_BUCKETS, HttpMetrics
+from airlock.bundles.httpmetrics import LATENCY_BUCKETS, HttpMetrics
 
 logger = logging.getLogger(__name__)
 

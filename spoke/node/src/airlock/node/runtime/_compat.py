@@ -2,7 +2,7 @@
 
 :func:`check_compatibility` compares a signed
 :class:`~airlock.bundles.release._record.Compatibility` record with the site's
-:class:`~airlock.spoke.gate._runtime.SiteRuntime` and with the model versions
+:class:`~airlock.node.runtime._runtime.SiteRuntime` and with the model versions
 available at the site, and returns the figures (or raises :class:`GateError`
 naming the check). :mod:`airlock.spoke.gate._gate` runs it first, before any model
 is loaded.
@@ -18,8 +18,8 @@ from typing import Any, NoReturn
 
 from airlock.bundles.errors import AirlockError, GateError
 from airlock.bundles.release import Compatibility, version_tuple
-from airlock.spoke.gate._onnxproto import read_opsets
-from airlock.spoke.gate._runtime import SiteRuntime, normalize_architecture
+from airlock.node.runtime._onnxproto import read_opsets
+from airlock.node.runtime._runtime import SiteRuntime, normalize_architecture
 
 NOT_SIGNED = "not signed"
 """What the figures say for a threshold or record the hub did not sign."""

@@ -25,7 +25,7 @@ every expired role is refused. For the hub's Image repository, checks in order:
    threshold of the delegating role's keys.
 6. Freshness of the online roles (timestamp, snapshot, delegated targets):
    each is unexpired, or — when one is expired — the spoke's site freshness
-   statement (:mod:`airlock.spoke.director._freshness`) is signed by the site
+   statement (:mod:`airlock.bundles.protocol`) is signed by the site
    root's key, names this site, is unexpired, is not older than the last one
    this node accepted, and binds exactly the version and SHA-256 of every one
    of those files the node verified.
@@ -52,7 +52,7 @@ from tuf.ngclient.fetcher import FetcherInterface
 from airlock.bundles.atomic import atomic_write_bytes
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import AirlockError, FreshnessError, SignatureError
-from airlock.spoke.director._freshness import FRESHNESS_FILE, Statement, verify_statement
+from airlock.bundles.protocol import FRESHNESS_FILE, Statement, verify_statement
 
 ROOT_FILE = "root.json"
 STATEMENT_CACHE = FRESHNESS_FILE

@@ -1,1 +1,0 @@
-"""The node agent: verifies, installs, health-checks and serves the models its spoke assigns."""
