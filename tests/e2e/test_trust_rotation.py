@@ -2,7 +2,7 @@
 
 The rotations are made by :mod:`helpers.rotation` from a copy of the world's
 real ceremony, signed with the officers' real offline keys; the hub adopts
-them with ``Hub.update_trust`` and its next export carries every root
+them with ``update_trust`` (airlock.hub.trust) and its next export carries every root
 version. Forged bundles use the hub's real online and envelope keys, so only
 the roots' and targets' own signatures stand between them and the site.
 """
