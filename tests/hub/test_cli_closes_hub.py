@@ -8,42 +8,16 @@ disposed) before the command returns, on success and on failure alike.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers.connections import Connections
 from helpers.hubenv import HUB_PASSPHRASE
 from helpers.identities import SiteKeys
-from sqlalchemy import event
-from sqlalchemy.pool import Pool
 
 from airlock.bundles.cli import main
 from airlock.hub.context import HubContext
-
-
-class Connections:
-    """How many DBAPI connections the pools opened and closed while it listened."""
-
-    def __init__(self) -> None:
-        self.opened = 0
-        self.closed = 0
-
-    def on_connect(self, *_args: object) -> None:
-        self.opened += 1
-
-    def on_close(self, *_args: object) -> None:
-        self.closed += 1
-
-
-@pytest.fixture
-def connections() -> Iterator[Connections]:
-    counter = Connections()
-    event.listen(Pool, "connect", counter.on_connect)
-    event.listen(Pool, "close", counter.on_close)
-    yield counter
-    event.remove(Pool, "connect", counter.on_connect)
-    event.remove(Pool, "close", counter.on_close)
 
 
 @pytest.fixture

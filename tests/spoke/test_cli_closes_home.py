@@ -7,38 +7,11 @@ before the command returns.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
+from helpers.connections import Connections
 from helpers.spokeenv import Invoke
-from sqlalchemy import event
-from sqlalchemy.pool import Pool
 
 from airlock.spoke.site import SpokeHome
-
-
-class Connections:
-    """How many DBAPI connections the pools opened and closed while it listened."""
-
-    def __init__(self) -> None:
-        self.opened = 0
-        self.closed = 0
-
-    def on_connect(self, *_args: object) -> None:
-        self.opened += 1
-
-    def on_close(self, *_args: object) -> None:
-        self.closed += 1
-
-
-@pytest.fixture
-def connections() -> Iterator[Connections]:
-    counter = Connections()
-    event.listen(Pool, "connect", counter.on_connect)
-    event.listen(Pool, "close", counter.on_close)
-    yield counter
-    event.remove(Pool, "connect", counter.on_connect)
-    event.remove(Pool, "close", counter.on_close)
 
 
 @pytest.mark.parametrize(
