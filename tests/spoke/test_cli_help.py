@@ -55,6 +55,7 @@ def test_spoke_help_lists_every_command_with_a_complete_summary(airlock: Invoke)
         "simulate",
         "export-metrics",
         "trust",
+        "db",
     }
     for name, summary in listed.items():
         assert not summary.endswith("..."), f"the summary of {name!r} is cut off: {summary!r}"

@@ -35,6 +35,7 @@ def db_group(role: str, home_option: Decorator) -> click.Group:
 
     @click.group(
         "db",
+        short_help="Show and upgrade the database schema.",
         help=f"The {role} database's schema: status, and upgrade after a new release.\n\n"
         "\b\n"
         f"After installing a new release (stop the {role}'s services, back up the home\n"
