@@ -9,9 +9,11 @@ BIN    := $(VENV)/bin
 # hashes in requirements.lock decide what is installed.
 PIP    := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_NO_INPUT=1 $(BIN)/python -m pip
 COMPONENTS := bundles keys-ceremony hub spoke
+# Tests run on two processes (pytest-xdist); `make test TEST_PARALLEL=` runs them in one.
+TEST_PARALLEL ?= -n 2 --dist loadscope
 STAMP  := $(VENV)/.airlock-installed
 
-.PHONY: demo test lint bench lock setup system-deps clean
+.PHONY: demo test test-fast lint bench lock setup system-deps clean
 
 setup: $(STAMP) system-deps
 
@@ -31,8 +33,13 @@ system-deps:
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# The whole suite (what CI runs), and the fast tier for the edit-test loop: every test
+# not listed in tests/slow_tests.txt, a few minutes at most (tests/README.md).
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(TEST_PARALLEL)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" $(TEST_PARALLEL)
 
 lint: setup
 	$(BIN)/ruff check .
