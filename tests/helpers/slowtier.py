@@ -63,6 +63,13 @@ def read_list(path: Path = LIST) -> list[Entry]:
 _ENTRIES: list[Entry] = []
 
 
+def _from_root(item: pytest.Item) -> str:
+    """The item's node id relative to the repository, whatever pytest's rootdir."""
+    if not item.path.is_relative_to(ROOT):
+        return item.nodeid
+    return item.path.relative_to(ROOT).as_posix() + "::" + item.nodeid.split("::", 1)[-1]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Reads the list and stops the run if an entry names nothing."""
     entries = read_list()
@@ -77,8 +84,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Marks the listed tests ``slow``; refuses a slow mark that the list does not hold."""
     unlisted = []
     for item in items:
-        nodeid = item.path.relative_to(ROOT).as_posix() + "::" + item.nodeid.split("::", 1)[-1]
-        if any(entry.covers(nodeid) for entry in _ENTRIES):
+        if any(entry.covers(_from_root(item)) for entry in _ENTRIES):
             item.add_marker(pytest.mark.slow)
         elif item.get_closest_marker("slow") is not None:
             unlisted.append(item.nodeid)
