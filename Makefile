@@ -9,9 +9,14 @@ BIN    := $(VENV)/bin
 # hashes in requirements.lock decide what is installed.
 PIP    := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_NO_INPUT=1 $(BIN)/python -m pip
 COMPONENTS := bundles keys-ceremony hub spoke/node spoke
+# pytest-xdist on both cores (a module's tests stay on one process). `make test-fast` uses
+# it; `make test` does not unless asked (`make test TEST_PARALLEL="-n 2 --dist loadscope"`):
+# the fleet simulations judge latency ratios that a second busy worker skews (tests/README.md).
+FAST_PARALLEL ?= -n 2 --dist loadscope
+TEST_PARALLEL ?=
 STAMP  := $(VENV)/.airlock-installed
 
-.PHONY: demo test lint bench lock setup system-deps clean
+.PHONY: demo test test-fast lint bench lock setup system-deps clean
 
 setup: $(STAMP) system-deps
 
@@ -31,8 +36,13 @@ system-deps:
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# The whole suite (what CI runs), and the fast tier for the edit-test loop: every test
+# not listed in tests/slow_tests.txt, a few minutes at most (tests/README.md).
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(TEST_PARALLEL)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" $(FAST_PARALLEL)
 
 lint: setup
 	$(BIN)/ruff check .
