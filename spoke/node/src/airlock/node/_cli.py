@@ -20,25 +20,22 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 from tuf.api.exceptions import DownloadHTTPError
 from tuf.ngclient.fetcher import FetcherInterface
 
+from airlock.bundles.cli import FittedTable, emit_json, home_option, json_option
 from airlock.bundles.clock import Clock, SystemClock
 from airlock.bundles.errors import AirlockError, MediaError, UsageError
 from airlock.bundles.keys import env_or_prompt_secrets
 from airlock.bundles.protocol import IMAGE_PATH, AgentBootstrap, director_base
 from airlock.node._home import IDENTITY_FILE, PASSPHRASE_ENV, AgentHome
 
-HOME_OPTION = click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="agent-home",
-    show_default=True,
+HOME_OPTION = home_option(
     envvar="AIRLOCK_AGENT_HOME",
     help="Agent home directory (env AIRLOCK_AGENT_HOME).",
+    default="agent-home",
 )
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+JSON_OPTION = json_option()
 
 
 def _prompt(secret_name: str) -> str:
@@ -137,7 +134,7 @@ def init(home: Path, node_id: str, as_json: bool) -> None:
         "keyid": identity.keyid,
     }
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        emit_json(result, sort_keys=False)
         return
     console = Console()
     console.print(f"[green]agent home created:[/green] {created.path}")
@@ -169,11 +166,11 @@ def enroll(home: Path, bootstrap_file: Path, as_json: bool) -> None:
         agent_home.log("enroll-failed", bootstrap=str(bootstrap_file), reason=exc.message)
         raise
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        emit_json(result, sort_keys=False)
         return
     console = Console()
     console.print(f"[green]enrolled[/green] node {agent_home.node_id} at site {result['site_id']}")
-    table = Table(title="trusted roots: compare with the site admin's record")
+    table = FittedTable(title="trusted roots: compare with the site admin's record")
     table.add_column("root")
     table.add_column("sha256", overflow="fold")
     table.add_row("image", result["image_root_sha256"])
@@ -234,7 +231,7 @@ def run(home: Path, once: bool, as_json: bool) -> None:
         if once:
             outcome = node.poll_once()
             if as_json:
-                click.echo(json.dumps(outcome.to_dict(), indent=2))
+                emit_json(outcome.to_dict(), sort_keys=False)
             else:
                 _print_outcome(outcome)
             if outcome.error is not None:
@@ -295,12 +292,12 @@ def status(home: Path, as_json: bool) -> None:
         "recent_events": agent_home.read_log(10),
     }
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        emit_json(result, sort_keys=False)
         return
     console = Console()
     where = f"site {result['site_id']} via {result['spoke_url']}" if bootstrap else "not enrolled"
     console.print(f"node {agent_home.node_id}: {where}; reports sent: {state.counter}")
-    table = Table(title="model families")
+    table = FittedTable(title="model families")
     for column in ("model", "state", "active", "slot A", "slot B", "candidate", "traffic"):
         table.add_column(column)
     for name, family in sorted(state.families.items()):
