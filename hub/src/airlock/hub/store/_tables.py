@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Engine
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from airlock.bundles.audit import AuditCheckpoint, AuditRecord
-from airlock.bundles.db import create_tables
 from airlock.bundles.events import OutboxEvent
 from airlock.hub.store._fleet_tables import FLEET_TABLES
 
@@ -220,8 +219,3 @@ HUB_TABLES: list[type[SQLModel]] = [
     HubChangeApprover,
     *FLEET_TABLES,
 ]
-
-
-def create_hub_tables(engine: Engine) -> None:
-    """Creates every hub table (and the audit log) if missing."""
-    create_tables(engine, HUB_TABLES)
