@@ -9,6 +9,7 @@ Modules here are private (``_name.py``); other components import the names below
 
 from airlock.bundles.models._envelope import (
     ENVELOPE_FIELDS,
+    ENVELOPE_FIELDS_2,
     OPTIONAL_ENVELOPE_FIELDS,
     BundleKind,
     Envelope,
@@ -17,9 +18,11 @@ from airlock.bundles.models._envelope import (
 )
 from airlock.bundles.models._model_version import ModelFile, ModelVersion, SiteIdentity
 from airlock.bundles.models._names import (
+    BUNDLE_FORMAT,
     BUNDLE_ID_PATTERN,
     ENVELOPE_HINT,
     FORMAT_VERSION,
+    FORMAT_VERSIONS,
     HUB_SOURCE,
     NAME_PATTERN,
     SHA256_PATTERN,
@@ -27,24 +30,43 @@ from airlock.bundles.models._names import (
     check_name,
     check_site_id,
 )
+from airlock.bundles.models._volumes import (
+    DATA,
+    PARITY,
+    SERIES_PATTERN,
+    SITE_PART_NAMES,
+    SeriesRecord,
+    VolumeRecord,
+    volume_name,
+)
 
 __all__ = [
+    "BUNDLE_FORMAT",
     "BUNDLE_ID_PATTERN",
+    "DATA",
     "ENVELOPE_FIELDS",
+    "ENVELOPE_FIELDS_2",
     "ENVELOPE_HINT",
     "FORMAT_VERSION",
+    "FORMAT_VERSIONS",
     "HUB_SOURCE",
     "NAME_PATTERN",
     "OPTIONAL_ENVELOPE_FIELDS",
+    "PARITY",
+    "SERIES_PATTERN",
     "SHA256_PATTERN",
+    "SITE_PART_NAMES",
     "SITE_PATTERN",
     "BundleKind",
     "Envelope",
     "ModelFile",
     "ModelVersion",
     "PayloadPart",
+    "SeriesRecord",
     "SiteIdentity",
+    "VolumeRecord",
     "check_name",
     "check_site_id",
     "envelope_source",
+    "volume_name",
 ]

@@ -15,10 +15,17 @@ from airlock.bundles.models._names import (
     BUNDLE_ID_PATTERN,
     ENVELOPE_HINT,
     FORMAT_VERSION,
+    FORMAT_VERSIONS,
     HUB_SOURCE,
     NAME_PATTERN,
     SHA256_PATTERN,
     SITE_PATTERN,
+)
+from airlock.bundles.models._volumes import (
+    SITE_PART_NAMES,
+    SeriesRecord,
+    VolumeRecord,
+    check_media,
 )
 from airlock.bundles.strict import (
     MAX_SAFE_INTEGER,
@@ -28,6 +35,9 @@ from airlock.bundles.strict import (
     get_str,
     get_utc,
 )
+
+PAYLOAD_PART_NAME = re.compile(r"payload\.(age|tar)(\.[0-9]{3})?")
+"""The payload parts of a format-1 bundle."""
 
 
 class BundleKind(StrEnum):
@@ -48,7 +58,7 @@ class PayloadPart:
     sha256: str
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"payload\.(age|tar)(\.[0-9]{3})?", self.name):
+        if self.name not in SITE_PART_NAMES and not PAYLOAD_PART_NAME.fullmatch(self.name):
             raise MediaError(f"invalid payload part name {self.name[:64]!r}", hint=ENVELOPE_HINT)
         if not 0 <= self.size <= MAX_SAFE_INTEGER or not SHA256_PATTERN.fullmatch(self.sha256):
             raise MediaError(
@@ -92,13 +102,23 @@ class Envelope:
     because the site already holds them (delta and revocation bundles only)."""
     window: tuple[dt.datetime, dt.datetime] | None = None
     """Metrics bundles only: the time the figures cover, [start, end)."""
+    site_part: PayloadPart | None = None
+    """Format 2: the per-site part (``site.age``: metadata, chunk indexes, layout)."""
+    series: tuple[SeriesRecord, ...] = ()
+    """Format 2: the volume series the site reads."""
+    volumes: tuple[VolumeRecord, ...] = ()
+    """Format 2: every data and parity volume of those series."""
 
     def __post_init__(self) -> None:
-        if self.format_version != FORMAT_VERSION:
+        if self.format_version not in FORMAT_VERSIONS:
             raise MediaError(
                 f"unsupported bundle format version {self.format_version}",
-                hint=f"this Airlock reads format version {FORMAT_VERSION}; upgrade the spoke",
+                hint=f"this Airlock reads format versions {_versions()}; upgrade the spoke",
             )
+        if self.format_version == 1:
+            self._check_format_1()
+        else:
+            self._check_format_2()
         if not 1 <= self.sequence <= MAX_SAFE_INTEGER:
             raise MediaError(
                 f"bundle sequence {str(self.sequence)[:40]} is outside 1…{MAX_SAFE_INTEGER}",
@@ -116,11 +136,6 @@ class Envelope:
             )
         if self.expires <= self.created:
             raise MediaError("bundle expires before it was created", hint=ENVELOPE_HINT)
-        if not self.parts:
-            raise MediaError("bundle envelope lists no payload parts", hint=ENVELOPE_HINT)
-        names = [p.name for p in self.parts]
-        if len(set(names)) != len(names):
-            raise MediaError("bundle envelope lists a payload part twice", hint=ENVELOPE_HINT)
         if self.omitted and self.kind not in (BundleKind.DELTA, BundleKind.REVOCATION):
             raise MediaError(f"a {self.kind} bundle cannot omit model versions", hint=ENVELOPE_HINT)
         if (self.window is not None) != (self.kind == BundleKind.METRICS):
@@ -131,8 +146,41 @@ class Envelope:
         if self.window is not None and self.window[1] < self.window[0]:
             raise MediaError("the metrics window ends before it starts", hint=ENVELOPE_HINT)
 
+    def _check_format_1(self) -> None:
+        if self.site_part is not None or self.series or self.volumes:
+            raise MediaError("a format-1 envelope lists no volumes", hint=ENVELOPE_HINT)
+        if not self.parts:
+            raise MediaError("bundle envelope lists no payload parts", hint=ENVELOPE_HINT)
+        names = [p.name for p in self.parts]
+        if not all(PAYLOAD_PART_NAME.fullmatch(name) for name in names):
+            raise MediaError("a format-1 payload part is named payload.*", hint=ENVELOPE_HINT)
+        if len(set(names)) != len(names):
+            raise MediaError("bundle envelope lists a payload part twice", hint=ENVELOPE_HINT)
+
+    def _check_format_2(self) -> None:
+        if self.kind == BundleKind.METRICS or self.parts:
+            raise MediaError(
+                "a format-2 envelope is a hub's bundle with volumes, not payload parts",
+                hint=ENVELOPE_HINT,
+            )
+        expected = SITE_PART_NAMES[0] if self.encrypted else SITE_PART_NAMES[1]
+        if self.site_part is None or self.site_part.name != expected:
+            raise MediaError(
+                f"a format-2 envelope names its per-site part {expected}", hint=ENVELOPE_HINT
+            )
+        check_media(self.series, self.volumes, self.encrypted)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (this is what gets signed, in canonical JSON)."""
+        if self.format_version == 2:
+            assert self.site_part is not None
+            media: dict[str, Any] = {
+                "site_part": self.site_part.to_dict(),
+                "series": [s.to_dict() for s in self.series],
+                "volumes": [v.to_dict() for v in self.volumes],
+            }
+        else:
+            media = {"parts": [p.to_dict() for p in self.parts]}
         return (
             {
                 "format_version": self.format_version,
@@ -144,8 +192,8 @@ class Envelope:
                 "created": utc_iso(self.created),
                 "expires": utc_iso(self.expires),
                 "encrypted": self.encrypted,
-                "parts": [p.to_dict() for p in self.parts],
             }
+            | media
             | ({"omitted": list(self.omitted)} if self.omitted else {})
             | (
                 {"window": {"start": utc_iso(self.window[0]), "end": utc_iso(self.window[1])}}
@@ -169,14 +217,16 @@ class Envelope:
             if not isinstance(data, dict):
                 raise TypeError("the bundle envelope is not an object")
             version = get_int(data, "format_version")
-            if version != FORMAT_VERSION:  # before the key set: a newer format may add fields
+            if version not in FORMAT_VERSIONS:  # before the key set: a newer format may add fields
                 raise MediaError(
                     f"unsupported bundle format version {version}",
-                    hint=f"this Airlock reads format version {FORMAT_VERSION}; upgrade it",
+                    hint=f"this Airlock reads format versions {_versions()}; upgrade it",
                 )
-            exact_keys(data, "the bundle envelope", ENVELOPE_FIELDS, OPTIONAL_ENVELOPE_FIELDS)
-            if not isinstance(data["parts"], list):
-                raise TypeError("parts must be a list")
+            required = ENVELOPE_FIELDS if version == 1 else ENVELOPE_FIELDS_2
+            exact_keys(data, "the bundle envelope", required, OPTIONAL_ENVELOPE_FIELDS)
+            for key in ("parts", "series", "volumes"):
+                if key in data and not isinstance(data[key], list):
+                    raise TypeError(f"{key} must be a list")
             return cls(
                 format_version=version,
                 bundle_id=get_str(data, "bundle_id"),
@@ -187,7 +237,10 @@ class Envelope:
                 created=parse_utc(get_utc(data, "created")),
                 expires=parse_utc(get_utc(data, "expires")),
                 encrypted=get_bool(data, "encrypted"),
-                parts=tuple(PayloadPart.from_dict(p) for p in data["parts"]),
+                parts=tuple(PayloadPart.from_dict(p) for p in data.get("parts", ())),
+                site_part=PayloadPart.from_dict(data["site_part"]) if version == 2 else None,
+                series=tuple(SeriesRecord.from_dict(s) for s in data.get("series", ())),
+                volumes=tuple(VolumeRecord.from_dict(v) for v in data.get("volumes", ())),
                 omitted=_omitted(data["omitted"]) if "omitted" in data else (),
                 window=_window(data["window"]) if "window" in data else None,
             )
@@ -209,7 +262,17 @@ ENVELOPE_FIELDS = (
     "encrypted",
     "parts",
 )
+ENVELOPE_FIELDS_2 = (
+    *(name for name in ENVELOPE_FIELDS if name != "parts"),
+    "site_part",
+    "series",
+    "volumes",
+)
 OPTIONAL_ENVELOPE_FIELDS = ("omitted", "window")
+
+
+def _versions() -> str:
+    return " and ".join(str(v) for v in FORMAT_VERSIONS)
 
 
 def envelope_source(kind: BundleKind, site_id: str) -> str:

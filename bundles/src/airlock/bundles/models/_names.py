@@ -11,6 +11,11 @@ SITE_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 BUNDLE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
 FORMAT_VERSION = 1
+"""The format of metrics bundles, and of hub bundles written by the previous release."""
+BUNDLE_FORMAT = 2
+"""The format a hub writes its bundles in (volumes; docs/bundle-format.md)."""
+FORMAT_VERSIONS = (1, 2)
+"""The formats a receiver reads (format 1 for one more release)."""
 HUB_SOURCE = "hub"
 """The envelope ``source`` of every bundle a hub exports (full, delta, revocation)."""
 ENVELOPE_HINT = "the envelope.json is damaged or not an Airlock bundle; export it again"
