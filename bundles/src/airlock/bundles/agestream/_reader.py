@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from airlock.bundles.agestream._header import hkdf, header_end, parse_header
+from airlock.bundles.agestream._header import header_end, hkdf, parse_header
 from airlock.bundles.agestream._stream import (
     CIPHER_CHUNK,
     DAMAGED_HINT,
@@ -89,9 +89,7 @@ class AgeReader(io.RawIOBase):
         UsageError: no identities, or ``src`` is not seekable.
     """
 
-    def __init__(
-        self, src: int | BinaryIO, identities: Sequence[bytes], *, name: str = ""
-    ) -> None:
+    def __init__(self, src: int | BinaryIO, identities: Sequence[bytes], *, name: str = "") -> None:
         super().__init__()
         if not identities:
             raise UsageError("no age identity given to decrypt with")
@@ -177,9 +175,9 @@ class AgeReader(io.RawIOBase):
             count = min(BATCH_CHUNKS, self.chunks - 1 - index, len(view) // PLAIN_CHUNK)
             plain = count * PLAIN_CHUNK
             last_plain = self.plaintext_size - (self.chunks - 1) * PLAIN_CHUNK
-            if count < BATCH_CHUNKS and index + count == self.chunks - 1:
-                if len(view) - plain >= last_plain:
-                    count, plain = count + 1, plain + last_plain
+            room = len(view) - plain
+            if count < BATCH_CHUNKS and index + count == self.chunks - 1 and room >= last_plain:
+                count, plain = count + 1, plain + last_plain
             if count:
                 self._open_run(index, count, view[:plain])
                 self._pos += plain

@@ -10,7 +10,9 @@ Spec (C2SP age, "The X25519 recipient type")::
 
 The reader tries every X25519 stanza with every identity; stanzas of other types are
 skipped, except that an ``scrypt`` stanza mixed with others makes the header invalid.
-A malformed X25519 stanza, or a share giving an all-zero shared secret, aborts.
+Every X25519 stanza is checked for form before any is tried (stricter than trying in
+order: a malformed one aborts even after a good one); a share giving an all-zero
+shared secret aborts too.
 """
 
 from __future__ import annotations
@@ -83,10 +85,8 @@ def unwrap(stanzas: Sequence[Stanza], identities: Sequence[bytes]) -> bytes | No
             raise UsageError(f"an age identity is 32 bytes, not {len(identity)}")
         private = X25519PrivateKey.from_private_bytes(identity)
         keys.append((private, private.public_key().public_bytes_raw()))
-    for stanza in stanzas:
-        if stanza.args[0] != X25519_TYPE:
-            continue
-        share = _share_of(stanza)
+    ours = [(_share_of(s), s.body) for s in stanzas if s.args[0] == X25519_TYPE]
+    for share, body in ours:
         peer = X25519PublicKey.from_public_bytes(share)
         for private, public in keys:
             try:
@@ -97,7 +97,7 @@ def unwrap(stanzas: Sequence[Stanza], identities: Sequence[bytes]) -> bytes | No
                 raise header_error("an X25519 share gives an all-zero shared secret")
             wrap_key = hkdf(shared, share + public, X25519_INFO)
             try:
-                return ChaCha20Poly1305(wrap_key).decrypt(_ZERO_NONCE, stanza.body, None)
+                return ChaCha20Poly1305(wrap_key).decrypt(_ZERO_NONCE, body, None)
             except InvalidTag:
                 continue
     return None
