@@ -23,7 +23,7 @@ from airlock.bundles.agestream import (
     parse_recipient,
     recipient_of,
 )
-from airlock.bundles.errors import DecryptionError
+from airlock.bundles.errors import DecryptionError, UsageError
 from tests.helpers.agecraft import Craft, b64, stanza
 
 IDENTITY = generate_identity()
@@ -219,3 +219,27 @@ def test_a_malformed_x25519_stanza_aborts_even_after_one_that_opens() -> None:
     bad = stanza(["X25519", b64(os.urandom(32)), "extra"], os.urandom(32))
     header = craft.header(craft.x25519(parse_recipient(RECIPIENT)), bad)
     refuse(header + craft.payload(b"x"), "exactly one argument")
+
+
+def test_a_header_longer_than_the_bound_is_refused_without_reading_on() -> None:
+    refuse(b"age-encryption.org/v1\n" + b"-> a\n" + b"A" * 64 * 20000, "longer than")
+
+
+def test_a_pipe_is_refused_and_an_fd_keeps_its_position(tmp_path) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        with pytest.raises(UsageError, match="seekable"):
+            AgeReader(read_end, [IDENTITY])
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    path = tmp_path / "f.age"
+    path.write_bytes(BLOB)
+    with open(path, "rb") as handle:
+        handle.raw.seek(7)
+        reader = AgeReader(handle.raw.fileno(), [IDENTITY])
+        assert reader.read() == DATA
+        assert handle.raw.tell() == 7
+        reader.close()
+        with pytest.raises(ValueError):
+            reader.read()

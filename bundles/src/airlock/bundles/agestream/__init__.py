@@ -10,6 +10,12 @@ reader can start at any 64 KiB chunk (resume).
   header MAC, the payload's shape and its final chunk; ``seek_chunk(i)`` for random access.
 * Sizes: :func:`header_size`, :func:`encrypted_size`, :func:`plain_capacity` are exact for
   the files this writer makes (what a volume of bounded size can hold).
+* For the two-thread pipeline (thread A reads, hashes and builds the tar in 1 MiB
+  buffers; thread B encrypts and writes), ``AgeWriter.write`` in thread B is enough:
+  whole chunks are sealed straight from the caller's buffer (reusable once ``write``
+  returns), the AEAD calls and ``os.write`` release the GIL, and a volume's plaintext
+  bound is :func:`plain_capacity`. Reading: ``AgeReader.readinto`` of 1 MiB on a raw
+  fd (``pread`` + ``decrypt_into``, both releasing the GIL) in thread A, hashing in B.
 * For a pipeline that encrypts on two threads: :func:`start_file` gives the header bytes
   and the payload key; :func:`encrypt_chunks` seals a run of whole 64 KiB chunks (e.g.
   16 = 1 MiB) at a given chunk counter into a preallocated buffer in one call, keeping

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Sequence
 from typing import BinaryIO
 
@@ -40,6 +41,18 @@ _WRONG_IDENTITY_HINT = (
 )
 
 
+def _fd_size(fd: int) -> int:
+    """The size of a regular file or a block device, leaving the fd's position as it was."""
+    info = os.fstat(fd)
+    if stat.S_ISREG(info.st_mode):
+        return info.st_size
+    here = os.lseek(fd, 0, os.SEEK_CUR)  # a pipe raises ESPIPE here
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.lseek(fd, here, os.SEEK_SET)
+
+
 class _Source:
     """Positional reads from a raw fd (``pread``) or a seekable binary file object."""
 
@@ -47,7 +60,7 @@ class _Source:
         self.src = src
         try:
             if isinstance(src, int):
-                self.size = os.lseek(src, 0, os.SEEK_END)
+                self.size = _fd_size(src)
             else:
                 self.size = src.seek(0, os.SEEK_END)
         except (OSError, io.UnsupportedOperation) as exc:
@@ -114,7 +127,7 @@ class AgeReader(io.RawIOBase):
     def _open_header(self, identities: Sequence[bytes]) -> ChaCha20Poly1305:
         data = bytearray()
         while (end := header_end(bytes(data), len(data) >= self._src.size)) is None:
-            step = min(_HEADER_STEP, self._src.size - len(data))
+            step = min(max(_HEADER_STEP, len(data)), self._src.size - len(data))
             part = bytearray(step)
             self._src.read_into(memoryview(part), len(data))
             data += part
@@ -167,6 +180,8 @@ class AgeReader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         """Fills ``buffer`` with authenticated plaintext from the current position."""
+        if self.closed:
+            raise ValueError("read from a closed AgeReader")
         view = memoryview(buffer).cast("B")
         if self._pos >= self.plaintext_size or not view:
             return 0
