@@ -40,8 +40,9 @@ How it is measured (a noisy 2-vCPU VM: compare within one run, never across runs
 * The references decrypt with their own ``age-keygen`` identity; the spoke's identity
   is sealed with the site passphrase (scrypt) and every ``airlock spoke import``
   unlocks it. Each import goes into a fresh copy of the newly initialised spoke home,
-  so every round does a first import (blobs promoted into the store). Every export
-  passes ``--full`` (several exports of one version per round).
+  so every round does a first import (blobs promoted into the store). Each round adds
+  a new version of the model; the volume and parity exports pass ``--full`` (the
+  round's first export carried that version already).
 * Ours fsyncs what it writes; the reference pipelines do not.
 * The load average at the start and at the end is printed (other work shares the CPUs).
 

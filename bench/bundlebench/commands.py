@@ -108,14 +108,22 @@ class Workspace:
         return Command(label, argv, warm=(model,))
 
     def hub_export(
-        self, bundle: Path, label: str, *, volume_size: int | None = None, parity: int = 0
+        self,
+        bundle: Path,
+        label: str,
+        *,
+        volume_size: int | None = None,
+        parity: int = 0,
+        full: bool = False,
     ) -> Command:
-        """``airlock hub export --full`` (format 2 when the CLI has ``--format``), blobs warm.
+        """``airlock hub export`` (``--format 2`` when the CLI has it), with the blobs warm.
 
-        ``--full``: the site's bundle carries the assigned version even when an
-        earlier export of the round carried it already.
+        ``full``: ``--full``, for a bundle that carries the assigned version although
+        an earlier export of the round carried it already.
         """
-        argv = airlock("hub", "export", "--home", "hub", "--site", SITE, "--out", bundle, "--full")
+        argv = airlock("hub", "export", "--home", "hub", "--site", SITE, "--out", bundle)
+        if full:
+            argv.append("--full")
         if self.caps.export_format:
             argv += ["--format", "2"]
         if volume_size is not None:

@@ -147,8 +147,14 @@ def print_resume(resume: Mapping[str, Any]) -> None:
     )
     for key, value in resume["reported_by_second"]:
         print(f"  second import's --json   {value / m:10.1f} MiB ({key})")
-    for key, value in resume["status_verified"]:
-        print(f"  --status after the kill  {value:>10,} ({key})")
+    for key, names in resume.get("volumes_by_second", {}).items():
+        print(f"  second import's --json   volumes {key}: {len(names)} {sorted(names)}")
+    verified = resume["status_verified"]
+    if verified:
+        print(
+            f"  --status after the kill  {sum(v for _, v in verified):,} chunk(s) verified "
+            f"({', '.join(f'{k} = {v}' for k, v in verified)})"
+        )
 
 
 def _load(values: list[float]) -> str:

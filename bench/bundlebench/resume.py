@@ -32,8 +32,9 @@ Bytes re-read = ``first + second - full``: what the interruption cost in reading
 beyond one complete import. It counts against airlock the bytes in flight at the
 kill and any chunk verified after the last checkpoint. The target:
 re-read / ``first`` <= 5 %. When the second import's ``--json`` result reports bytes
-read, that figure is printed next to the outside one; reads of the import's own
-state (``staging/imports/``) are printed too.
+read, that figure is printed next to the outside one, and so are the volumes it says
+it read, resumed or rebuilt; reads of the import's own state (``staging/imports/``)
+are printed too.
 """
 
 from __future__ import annotations
@@ -209,6 +210,7 @@ def measure_resume(bench: Bench, ws: Workspace, bundle: Path) -> None:
         "second": second.tally.read_from(volumes),
         "second_state_reads": second.tally.read_under(state_dir),
         "reported_by_second": sorted(numbers_named(_json(second.stdout), "read")),
+        "volumes_by_second": volume_lists(_json(second.stdout)),
         "status_verified": sorted(numbers_named(status, "verified")),
         "seconds": {"complete": full.seconds, "first": first.seconds, "second": second.seconds},
         "mapped_volumes": mapped,
@@ -241,6 +243,14 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+
+
+def volume_lists(doc: Any) -> dict[str, list[str]]:
+    """The result's ``volumes`` lists (``read``, ``resumed``, ``rebuilt``…), when it has them."""
+    volumes = doc.get("volumes") if isinstance(doc, dict) else None
+    if not isinstance(volumes, dict):
+        return {}
+    return {str(k): [str(n) for n in v] for k, v in volumes.items() if isinstance(v, list)}
 
 
 def numbers_named(doc: Any, word: str, path: str = "") -> Iterator[tuple[str, int]]:

@@ -174,9 +174,15 @@ def measure_media(
     try:
         bench.measure_all(
             [
-                ws.hub_export(volumes, scale.label("export volumes"), volume_size=volume_size),
                 ws.hub_export(
-                    parity, scale.label("export parity"), volume_size=volume_size, parity=1
+                    volumes, scale.label("export volumes"), volume_size=volume_size, full=True
+                ),
+                ws.hub_export(
+                    parity,
+                    scale.label("export parity"),
+                    volume_size=volume_size,
+                    parity=1,
+                    full=True,
                 ),
             ],
             reverse=first,
