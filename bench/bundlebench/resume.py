@@ -118,13 +118,14 @@ class StraceFiles:
 
 @dataclass(frozen=True)
 class Traced:
-    """A traced import: exit status, whether it was killed, what it read, its stdout."""
+    """A traced import: exit status, whether it was killed, what it read, its stdout, its log."""
 
     returncode: int
     killed: bool
     tally: Tally
     stdout: str
     seconds: float
+    log: Path
 
 
 def traced_import(
@@ -154,7 +155,7 @@ def traced_import(
         seconds = time.perf_counter() - start
         out.seek(0)
         stdout = out.read().decode(errors="replace")
-    return Traced(proc.returncode, killed, files.update(), stdout, seconds)
+    return Traced(proc.returncode, killed, files.update(), stdout, seconds, log)
 
 
 def kill_traced_child(strace_pid: int) -> bool:
@@ -191,7 +192,8 @@ def measure_resume(bench: Bench, ws: Workspace, bundle: Path) -> None:
         first = traced_import(bench, ws, argv, "resume first", volumes, int(total * KILL_FRACTION))
         if not first.killed:
             raise Unmeasured(
-                f"the first import ended (exit {first.returncode}) before it could be killed"
+                f"the first import ended (exit {first.returncode}) before it could be killed "
+                f"({first.log.name})"
             )
         status = _status(bench, ws)
         read_through(bundle)
@@ -221,7 +223,7 @@ def measure_resume(bench: Bench, ws: Workspace, bundle: Path) -> None:
 
 def _completed(traced: Traced, which: str) -> Traced:
     if traced.returncode != 0:
-        raise Unmeasured(f"the {which} traced import failed (exit {traced.returncode})")
+        raise Unmeasured(failure(f"the {which} traced import", traced.returncode, traced.log))
     return traced
 
 

@@ -147,8 +147,9 @@ class Bench:
 
     def give_up(self, name: str, reason: str) -> None:
         """Records why group ``name`` could not be measured (the first reason is kept)."""
-        self.unmeasured.setdefault(name, reason)
-        print(f"  not measured ({name}): {reason}", flush=True)
+        if name not in self.unmeasured:
+            self.unmeasured[name] = reason
+            print(f"  not measured ({name}): {reason}", flush=True)
 
 
 def failure(label: str, code: int, log: Path) -> str:
