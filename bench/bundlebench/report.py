@@ -186,7 +186,8 @@ def notes(
             f"r = {scrypt['r']}, p = {scrypt['p']} "
             f"({128 * scrypt['r'] * scrypt['n'] / MiB:.0f} MiB of scrypt state, fixed); "
             f"alone it took {unlock['seconds']:.2f} s and peaked at "
-            f"{unlock['peak_rss_mib']:.0f} MiB, whatever the bundle size"
+            f"{unlock['peak_rss_mib']:.0f} MiB, whatever the bundle size (an import may run "
+            "it on a second thread while it loads its modules)"
         )
     formats = facts.get("formats", {})
     if formats:
