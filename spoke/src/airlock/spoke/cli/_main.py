@@ -16,6 +16,7 @@ from rich.markup import escape
 from airlock.bundles.cli import FittedTable, closing_home, db_group, emit_json
 from airlock.bundles.keys import env_or_prompt_secrets
 from airlock.spoke.cli._attestations import attestations
+from airlock.spoke.cli._import import import_command
 from airlock.spoke.cli._metrics import export_metrics_command
 from airlock.spoke.cli._nodes import node
 from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION, open_home
@@ -34,7 +35,7 @@ def spoke() -> None:
     Typical flow:
       airlock spoke init --site-id S --image-root … --director-root …
       (give site-identity.json to the hub; it registers the site)
-      airlock spoke import /media/usb/bundle
+      airlock spoke import /media/usb/bundle   (or one directory per medium)
       airlock spoke status
     The site passphrase comes from AIRLOCK_SPOKE_PASSPHRASE or a prompt.
     """
@@ -98,51 +99,6 @@ def _new_passphrase(secret_name: str) -> str:
     return str(
         click.prompt(f"New site {secret_name}", hide_input=True, confirmation_prompt=True, err=True)
     )
-
-
-@spoke.command("import")
-@HOME_OPTION
-@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
-@JSON_OPTION
-def import_(home: Path, bundle: Path, as_json: bool) -> None:
-    """Verify a bundle from removable media and stage its models.
-
-    Checks, in order: envelope signature and fields, payload sizes and
-    hashes, decryption, strict unpack, TUF (Image and Director), agreement,
-    the validation gate (each new model version runs on its signed validation
-    set; signed thresholds, runtime and dependencies; exit 18 on failure),
-    then stages atomically. Any failure changes nothing.
-    """
-    from airlock.spoke.importing._importer import import_bundle
-
-    with closing_home(open_home(home)) as spoke_home:
-        result = import_bundle(spoke_home, bundle)
-    if as_json:
-        emit_json(result.to_dict(), sort_keys=False)
-        return
-    console = Console()
-    console.print(
-        f"[green]imported[/green] {result.kind} bundle {result.bundle_id} "
-        f"(sequence {result.sequence}): {result.new_blobs} new file(s)"
-    )
-    for ref in result.staged:
-        console.print(f"  staged   {ref}{_gate_note(result.gate.get(ref, {}))}")
-    for ref in result.already_staged:
-        console.print(f"  present  {ref}")
-    for entry in result.revoked:
-        console.print(
-            f"  [red]revoked[/red]  {entry['model']}@{entry['version']} ({entry['reason']}): "
-            "the rollout engine moves every node off it"
-        )
-
-
-def _gate_note(figures: dict[str, Any]) -> str:
-    from airlock.spoke.status import gate_row
-
-    outcome, result, latency, _thresholds, _runtime = gate_row(figures)
-    if result == "not signed" and _runtime == "not signed":
-        return ""
-    return f"  (gate {outcome}: {result}, p95 {latency})"
 
 
 @spoke.command("status", short_help="Show trust state, staged models and assignments.")
@@ -278,6 +234,15 @@ def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[st
     console.print(gate)
 
 
-for command in (attestations, export_metrics_command, node, rollout, serve, simulate, trust):
+for command in (
+    attestations,
+    export_metrics_command,
+    import_command,
+    node,
+    rollout,
+    serve,
+    simulate,
+    trust,
+):
     spoke.add_command(command)
 spoke.add_command(db_group(ROLE, HOME_OPTION))  # `db status|upgrade`: the database's schema version

@@ -128,6 +128,11 @@ def imports_root(home: SpokeHome) -> Path:
     return root
 
 
+def has_pending_area(home: SpokeHome) -> bool:
+    """Whether ``HOME/staging/imports`` (or anything in its place) exists."""
+    return os.path.lexists(home.path / "staging" / "imports")
+
+
 def private_dir(home: SpokeHome, path: Path) -> Path:
     """Creates ``path`` 0700 (tightening an existing one); refuses a link or a file there.
 
@@ -230,11 +235,13 @@ def list_pending(home: SpokeHome) -> tuple[list[PendingImport], list[tuple[Path,
     """Every import state, oldest sequence first, and the unreadable ones (path, why).
 
     Raises:
-        StorageError: the staging area cannot be created.
+        StorageError: the staging area is not private and cannot be made so.
     """
-    root = imports_root(home)
     found: list[PendingImport] = []
     broken: list[tuple[Path, str]] = []
+    if not has_pending_area(home):  # made with the first state
+        return found, broken
+    root = imports_root(home)  # a link in its place is refused, never followed
     with os.scandir(root) as entries:
         names = sorted(
             entry.name
@@ -329,6 +336,8 @@ def tidy(home: SpokeHome, last_sequence: int, now: dt.datetime) -> list[dict[str
         StorageError: a state cannot be removed.
         AuditWriteError: a drop cannot be audited.
     """
+    if not has_pending_area(home):
+        return []
     root = imports_root(home)
     with os.scandir(root) as entries:
         halfmade = [root / e.name for e in entries if e.name.startswith(_NEW_PREFIX)]
