@@ -18,6 +18,7 @@ from tuf.api.metadata import Metadata, Root
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.bundle import verify_envelope
+from airlock.bundles.chunks import ChunkIndex, check_binding
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import ConflictError, IntegrityError, NotFoundError, UsageError
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion
@@ -328,3 +329,24 @@ def test_a_damaged_blob_store_stops_the_export(ready: HubContext, tmp_path: Path
     assert tree_digest(ready.home.root) == before
     outcomes = [e.outcome for e in AuditLog(ready.engine, "hub").entries()[-2:]]
     assert outcomes == ["refused", "refused"]
+
+
+def test_every_carried_file_s_chunk_index_is_signed_into_its_director_target(
+    ready: HubContext, tmp_path: Path
+) -> None:
+    plan = plan_export(ready, "plant-7")
+    assert set(plan.indexes) == {b.sha256 for b in plan.blobs}
+    commit_export(ready, plan, tmp_path / "b1")
+    targets = load_site_metadata(ready, "plant-7").targets.signed.targets
+    for target in targets.values():
+        sha256 = target.hashes["sha256"]
+        bound = target.unrecognized_fields["custom"][tufrepo.CUSTOM_KEY]["chunks"]
+        index = check_binding(plan.indexes[sha256].to_bytes(), bound, sha256, target.length)
+        assert index == ready.blobs.chunk_index(sha256, target.length)
+    # The index is cached: a damaged cache entry is computed again, never trusted.
+    sha256 = next(iter(plan.indexes))
+    cached = ready.blobs.index_dir / f"{sha256}.json"
+    good = cached.read_bytes()
+    cached.write_bytes(good.replace(b'"chunks":["', b'"chunks":["0'))
+    assert ready.blobs.chunk_index(sha256, plan.indexes[sha256].length).to_bytes() == good
+    assert ChunkIndex.from_bytes(cached.read_bytes()) == plan.indexes[sha256]

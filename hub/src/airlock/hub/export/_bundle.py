@@ -44,6 +44,7 @@ from securesystemslib.signer import Signer
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.atomic import atomic_write_bytes, fsync_dir
 from airlock.bundles.bundle import ENVELOPE_FILE, BlobSource, sign_envelope, write_payload
+from airlock.bundles.chunks import ChunkIndex
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError, UsageError
 from airlock.bundles.models import BundleKind, Envelope, ModelFile
@@ -87,6 +88,8 @@ class ExportPlan:
             carries, recorded as sent to the site when the export commits.
         revocations: How many revocations the bundle's Director metadata lists.
         full: Planned with ``full`` (every assigned version's files).
+        indexes: The chunk index of every blob, by SHA-256 (format 2; each
+            index's digest is signed into the file's Director target).
     """
 
     site_id: str
@@ -104,6 +107,7 @@ class ExportPlan:
     carried: tuple[tuple[str, str, str, str], ...] = ()
     revocations: int = 0
     full: bool = False
+    indexes: dict[str, ChunkIndex] = field(default_factory=dict, compare=False, repr=False)
     bundle_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     @property

@@ -149,8 +149,11 @@ def plan_export(ctx: HubContext, site_id: str, *, full: bool = False) -> ExportP
         writes = StagedWrites()  # and the return-path keys, when this export makes them
         returned = return_keys.return_path(ctx, session, site_id, writes).to_dict()
         return_changed = director_repo.set_return_path(site_md, returned)
+        blobs = bundle_export.collect_blobs(ctx.blobs, [f for m in send for f in m.files])
+        indexes = {b.sha256: ctx.blobs.chunk_index(b.sha256, b.length) for b in blobs}
+        chunks_changed = director_repo.bind_chunk_indexes(site_md, indexes)
         expiring = bundle_export.expires_before(site_md.targets.signed.expires, bundle_expires)
-        if expiring or return_changed:
+        if expiring or return_changed or chunks_changed:
             tufmeta.bump(site_md.targets, resign_expires, [signers.targets])
         if expiring:
             resigned.append(f"director targets of {site_id}")
@@ -182,7 +185,8 @@ def plan_export(ctx: HubContext, site_id: str, *, full: bool = False) -> ExportP
         expires=bundle_expires,
         recipients=[site.age_recipient] if site.encrypt else None,
         metadata=bundle_export.collect_metadata(image, director, site_md),
-        blobs=bundle_export.collect_blobs(ctx.blobs, [f for m in send for f in m.files]),
+        blobs=blobs,
+        indexes=indexes,
         resigned=tuple(resigned),
         base=base,
         writes=writes,

@@ -142,6 +142,8 @@ def release_model(
         for file in model.files:
             if ctx.blobs.promote(staged.staged_path(file), file.sha256):
                 op.undo.append(functools.partial(ctx.blobs.remove, file.sha256))
+            # Indexed now (page cache warm, off the export's path): exports read it from cache.
+            ctx.blobs.chunk_index(file.sha256, file.length)
         return ModelRelease(model, created=True)
 
 

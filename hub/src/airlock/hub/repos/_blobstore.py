@@ -3,6 +3,11 @@
 Files are hashed while they are copied (1 MiB buffers, flat memory), into a
 staging directory on the same file system, and promoted with ``os.replace``,
 so a blob in the store is always complete and named by its own hash.
+
+Each blob's chunk index (bundle format 2, :mod:`airlock.bundles.chunks`) is
+computed once, on first use, and kept next to the store in
+``blobs/chunks/<hex>.json``; a cached index that does not describe the blob
+(damaged, or of another chunk size) is computed again.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from airlock.bundles.atomic import atomic_write_bytes
+from airlock.bundles.chunks import CHUNK_SIZE, ChunkIndex, index_file
 from airlock.bundles.errors import IntegrityError, NotFoundError
 
 CHUNK = 1 << 20
@@ -48,6 +55,27 @@ class BlobStore:
     def path(self, sha256: str) -> Path:
         """Where the blob with this SHA-256 lives (whether or not it exists)."""
         return self.directory / sha256
+
+    @property
+    def index_dir(self) -> Path:
+        """Where the chunk indexes of the blobs are cached (``blobs/chunks``)."""
+        return self.directory.parent / "chunks"
+
+    def chunk_index(self, sha256: str, length: int) -> ChunkIndex:
+        """The blob's chunk index: the cached one, or computed (one read) and cached.
+
+        Raises:
+            NotFoundError: the blob is missing.
+            IntegrityError: the blob's size or SHA-256 is not the recorded one.
+        """
+        cached = self.index_dir / f"{sha256}.json"
+        with contextlib.suppress(FileNotFoundError, IntegrityError):
+            index = ChunkIndex.from_bytes(cached.read_bytes())
+            if (index.sha256, index.length, index.chunk_size) == (sha256, length, CHUNK_SIZE):
+                return index
+        index = index_file(self.checked_path(sha256, length), sha256, length)
+        atomic_write_bytes(cached, index.to_bytes())
+        return index
 
     def has(self, sha256: str) -> bool:
         """True when the blob is in the store."""

@@ -19,6 +19,7 @@ The timestamp made for an export carries the bundle's claims in
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from securesystemslib.signer import Signer
 from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
 
 from airlock.bundles import tuf as tufrepo
+from airlock.bundles.chunks import BINDING_KEY as CHUNKS_KEY
+from airlock.bundles.chunks import ChunkIndex
+from airlock.bundles.chunks import binding as chunk_binding
 from airlock.bundles.errors import TrustError
 from airlock.bundles.metrics import RETURN_FIELD
 from airlock.bundles.models import ModelVersion
@@ -201,6 +205,28 @@ def set_model(
         for target in director_targets(site.site_id, model, plan, change):
             targets[target.path] = target
     tufmeta.bump(site.targets, expires, [signer])
+
+
+def bind_chunk_indexes(site: SiteMetadata, indexes: Mapping[str, ChunkIndex]) -> bool:
+    """Signs each carried file's chunk-index binding into its target (``custom.airlock.chunks``).
+
+    ``indexes`` maps a file's SHA-256 to its index; targets of other files are
+    left as they are. The caller re-signs the targets when this returns True.
+
+    Returns:
+        True when a target's binding changed.
+    """
+    changed = False
+    for target in site.targets.signed.targets.values():
+        index = indexes.get(target.hashes.get("sha256", ""))
+        custom = target.unrecognized_fields.get("custom", {}).get(tufrepo.CUSTOM_KEY)
+        if index is None or not isinstance(custom, dict):
+            continue
+        value = chunk_binding(index)
+        if custom.get(CHUNKS_KEY) != value:
+            custom[CHUNKS_KEY] = value
+            changed = True
+    return changed
 
 
 def set_revocations(site: SiteMetadata, revocations: list[dict[str, str]]) -> None:
