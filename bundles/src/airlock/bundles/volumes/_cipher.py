@@ -18,27 +18,43 @@ SEGMENT = 64 << 10
 
 
 class AuthenticationFailed(Exception):
-    """A segment (or the header) does not authenticate: the bytes are not those written."""
+    """A segment (or the header) does not authenticate: the bytes are not those written.
+
+    Attributes:
+        failed_at: The segment that failed, counted from the run's first (-1: the header).
+    """
+
+    def __init__(self, message: str, failed_at: int = -1) -> None:
+        super().__init__(message)
+        self.failed_at = failed_at
 
 
 class Sealer(Protocol):
-    """Encrypts one volume, segment by segment (write side)."""
+    """Encrypts one volume, runs of segments at a time (write side)."""
 
     header: bytes
     tag: int
 
-    def seal_into(self, index: int, plain: memoryview, out: memoryview, final: bool) -> None:
-        """Encrypts segment ``index`` from ``plain`` into ``out`` (``len(plain) + tag`` bytes)."""
+    def seal_run(self, index: int, plain: memoryview, out: memoryview, final: bool) -> int:
+        """Seals segments ``index…`` from ``plain`` into ``out``; returns the bytes written.
+
+        ``plain`` is whole segments, except with ``final`` (the run ends the file).
+        """
 
 
 class Opener(Protocol):
-    """Decrypts one volume whose header was read, segment by segment (read side)."""
+    """Decrypts one volume whose header was read, runs of segments at a time (read side)."""
 
     header_size: int
     tag: int
 
-    def open_into(self, index: int, cipher: memoryview, out: memoryview, final: bool) -> None:
-        """Decrypts segment ``index`` into ``out``; raises :class:`AuthenticationFailed`."""
+    def open_run(self, index: int, cipher: memoryview, out: memoryview, final: bool) -> int:
+        """Opens segments ``index…`` into ``out``; returns plaintext bytes.
+
+        Raises:
+            AuthenticationFailed: a segment does not authenticate (``failed_at`` says
+                which; the ones before it in ``out`` are authentic).
+        """
 
 
 def segments(plain_size: int) -> int:
@@ -86,9 +102,10 @@ class PlainSealer:
     header = b""
     tag = 0
 
-    def seal_into(self, index: int, plain: memoryview, out: memoryview, final: bool) -> None:
+    def seal_run(self, index: int, plain: memoryview, out: memoryview, final: bool) -> int:
         """Copies ``plain`` to ``out``."""
         out[: len(plain)] = plain
+        return len(plain)
 
 
 class PlainOpener:
@@ -97,9 +114,10 @@ class PlainOpener:
     header_size = 0
     tag = 0
 
-    def open_into(self, index: int, cipher: memoryview, out: memoryview, final: bool) -> None:
+    def open_run(self, index: int, cipher: memoryview, out: memoryview, final: bool) -> int:
         """Copies ``cipher`` to ``out``."""
         out[: len(cipher)] = cipher
+        return len(cipher)
 
 
 PLAIN = Geometry(header_size=0, tag=0)
@@ -139,7 +157,7 @@ class Decryption(Protocol):
         """
 
     def opener(self, header: bytes) -> Opener:
-        """An opener for a file that starts with ``header``.
+        """An opener for a file that starts with ``header`` (the payload nonce included).
 
         Raises:
             AuthenticationFailed: the header does not open with these identities.
@@ -161,14 +179,22 @@ class PlainDecryption:
 
 
 def encryption_for(recipients: Sequence[str] | None) -> Encryption:
-    """The series' encryption: plain for None, age to ``recipients`` otherwise."""
+    """The series' encryption: plain for None, age to ``recipients`` otherwise.
+
+    Raises:
+        UsageError: an empty recipient list, or a recipient that is not ``age1…``.
+    """
     if recipients is None:
         return PlainEncryption()
-    raise NotImplementedError("age volumes arrive with airlock.bundles.agestream")
+    from airlock.bundles.volumes._age import AgeEncryption
+
+    return AgeEncryption(recipients)
 
 
-def decryption_for(identities: Sequence[object] | None) -> Decryption:
-    """How to open volumes: plain for None, age with ``identities`` otherwise."""
+def decryption_for(identities: Sequence[bytes] | None) -> Decryption:
+    """How to open volumes: plain for None, age with ``identities`` (raw X25519) otherwise."""
     if identities is None:
         return PlainDecryption()
-    raise NotImplementedError("age volumes arrive with airlock.bundles.agestream")
+    from airlock.bundles.volumes._age import AgeDecryption
+
+    return AgeDecryption(identities)

@@ -29,6 +29,8 @@ from airlock.bundles.volumes._cipher import (
 from airlock.bundles.volumes._pipeline import Handoff
 
 MAX_HEADER = 1 << 20
+RUN = 16
+"""Most segments opened per call (1 MiB of plaintext, one hand-off buffer)."""
 AUTH_FAILED = "age authentication failed (the bytes on the medium changed)"
 
 
@@ -110,7 +112,7 @@ class CipherFeed:
                 view, pos = view[take:], pos + take
                 if len(self._carry) < length:
                     return
-                self._open(self._carry_index, memoryview(self._carry))
+                self._open(self._carry_index, 1, memoryview(self._carry))
                 self._carry = bytearray()
         if pos < header:
             view, pos = view[header - pos :], header
@@ -123,14 +125,15 @@ class CipherFeed:
                     self._extra = True
                     self._send("damage", self.key, "data after the end of its age stream")
                 return
-            length = self._cipher_length(index)
-            if len(view) < length:
+            if len(view) < self._cipher_length(index):
                 self._carry = bytearray(view)
                 self._carry_index = index
                 return
-            self._open(index, view[:length])
+            count = self._run_length(index, len(view))
+            length = (count - 1) * step + self._cipher_length(index + count - 1)
+            self._open(index, count, view[:length])
             view = view[length:]
-            index += 1
+            index += count
 
     def _cipher_length(self, index: int) -> int:
         assert self.geometry is not None
@@ -138,10 +141,20 @@ class CipherFeed:
             return self.geometry.cipher_segment
         return self._plain_size - self._last * SEGMENT + self.geometry.tag
 
-    def _open(self, index: int, cipher: memoryview) -> None:
+    def _run_length(self, index: int, available: int) -> int:
+        """How many whole segments from ``index`` are in ``available`` bytes (at most 16)."""
+        assert self.geometry is not None
+        count = min(available // self.geometry.cipher_segment, RUN, self._last - index)
+        if index + count == self._last and available - count * self.geometry.cipher_segment >= (
+            self._cipher_length(self._last)
+        ):
+            count += 1  # the (shorter) final segment is there too
+        return max(count, 1)
+
+    def _open(self, index: int, count: int, cipher: memoryview) -> None:
         assert self._opener is not None and self.geometry is not None
         start = index * SEGMENT
-        size = len(cipher) - self.geometry.tag
+        size = len(cipher) - count * self.geometry.tag
         if self._out is not None and (
             self._out_start + self._out_len != start or self._out_len + size > len(self._out)
         ):
@@ -150,11 +163,19 @@ class CipherFeed:
             self._out = self._handoff.take()
             self._out_start, self._out_len = start, 0
         out = memoryview(self._out)[self._out_len : self._out_len + size]
+        final = index + count - 1 == self._last
         try:
-            self._opener.open_into(index, cipher, out, index == self._last)
-        except AuthenticationFailed:
+            self._opener.open_run(index, cipher, out, final)
+        except AuthenticationFailed as exc:
+            good = max(exc.failed_at, 0)
+            self._out_len += good * SEGMENT
             self.flush()
-            self._send("lost", self.key, start, start + size, AUTH_FAILED)
+            bad = index + good
+            self._send("lost", self.key, bad * SEGMENT, min((bad + 1) * SEGMENT, self._plain_size), AUTH_FAILED)
+            rest = count - good - 1
+            if rest > 0:
+                at = (good + 1) * self.geometry.cipher_segment
+                self._open(bad + 1, rest, cipher[at:])
         else:
             self._out_len += size
         self.reached = max(self.reached, start + size)
@@ -170,6 +191,8 @@ class CipherFeed:
 
     def end(self, truncated: bool) -> None:
         """No more input; ``truncated``: the file ended before its last segment."""
+        if self._opener is None and not self.failed:
+            self.fail("the file ends before its header does (truncated)")
         self.flush()
         if self.failed:
             self._send("end", self.key, None)

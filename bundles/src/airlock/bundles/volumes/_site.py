@@ -132,18 +132,14 @@ def write_site_part(
     digest = hashlib.sha256()
     try:
         out = outputs[0]
-        pieces = [memoryview(sealer.header)]
         last = segments(len(plain)) - 1
-        sealed = bytearray(SEGMENT + sealer.tag)
-        for number in range(last + 1):
-            chunk = plain[number * SEGMENT : (number + 1) * SEGMENT]
-            view = memoryview(sealed)[: len(chunk) + sealer.tag]
-            sealer.seal_into(number, chunk, view, number == last)
-            pieces.append(view)
-            for piece in pieces:
-                digest.update(piece)
-                out.write(piece)
-            pieces = []
+        sealed = bytearray(len(plain) + (last + 1) * sealer.tag)
+        whole = last * SEGMENT
+        pos = sealer.seal_run(0, plain[:whole], memoryview(sealed), False) if whole else 0
+        pos += sealer.seal_run(last, plain[whole:], memoryview(sealed)[pos:], True)
+        for piece in (sealer.header, memoryview(sealed)[:pos]):
+            digest.update(piece)
+            out.write(piece)
         size = out.size
         promote_all(Path(out_dir), outputs)
     except BaseException:
@@ -218,19 +214,12 @@ def _decrypt(data: bytes, identities: Sequence[object] | None, limit: int) -> me
             raise AuthenticationFailed("the age header is incomplete")
         opener = decryption.opener(data[:head])
         cipher = memoryview(data)[head:]
-        step = SEGMENT + opener.tag
-        count = max(1, -(-len(cipher) // step))
+        count = max(1, -(-len(cipher) // (SEGMENT + opener.tag)))
         plain_size = len(cipher) - count * opener.tag
         if plain_size < 0 or plain_size > limit:
             raise AuthenticationFailed("the ciphertext has an impossible length")
         plain = bytearray(plain_size)
-        out = memoryview(plain)
-        for number in range(count):
-            piece = cipher[number * step : (number + 1) * step]
-            opener.open_into(
-                number, piece, out[number * SEGMENT : number * SEGMENT + len(piece) - opener.tag],
-                number == count - 1,
-            )
+        opener.open_run(0, cipher, memoryview(plain), True)
     except AuthenticationFailed as exc:
         raise DecryptionError(
             f"the per-site part cannot be decrypted: {exc}",

@@ -218,14 +218,12 @@ class _SeriesWriter:
                 self._emit(index, out, memoryview(sealer.header))
         if self._encrypted:
             last = segments(volume.plain_size) - 1
+            final = first + -(-count // SEGMENT) - 1 == last
+            whole = (last - first) * SEGMENT if final else count
             sealed = memoryview(self._sealed)
-            pos = 0
-            for start in range(0, count, SEGMENT):
-                plain = view[start : start + SEGMENT]
-                size = len(plain) + sealer.tag
-                number = first + start // SEGMENT
-                sealer.seal_into(number, plain, sealed[pos : pos + size], number == last)
-                pos += size
+            pos = sealer.seal_run(first, view[:whole], sealed, False) if whole else 0
+            if final:
+                pos += sealer.seal_run(last, view[whole:], sealed[pos:], True)
             self._emit(index, out, sealed[:pos])
         else:
             self._emit(index, out, view)
