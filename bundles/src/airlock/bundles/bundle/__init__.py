@@ -18,6 +18,14 @@ from airlock.bundles.bundle._envelope import (
     unverified_envelope,
     verify_envelope,
 )
+from airlock.bundles.bundle._inspect import inspect_bundle
+from airlock.bundles.bundle._media import (
+    SITES_DIR,
+    LocatedBundle,
+    VolumeOnMedia,
+    envelope_dirs,
+    locate_bundle,
+)
 from airlock.bundles.bundle._parts import check_parts, open_parts
 from airlock.bundles.bundle._payload import UnpackedPayload, read_payload
 from airlock.bundles.bundle._policy import EnvelopePolicy
@@ -29,16 +37,22 @@ __all__ = [
     "ENVELOPE_FILE",
     "HUB_KINDS",
     "MAX_ENVELOPE_BYTES",
+    "SITES_DIR",
     "BlobSource",
     "DurableWriter",
     "EnvelopePolicy",
+    "LocatedBundle",
     "PayloadLimits",
     "UnpackedPayload",
+    "VolumeOnMedia",
     "check_bound",
     "check_parts",
     "envelope_claims",
+    "envelope_dirs",
     "envelope_roots",
     "hash_file",
+    "inspect_bundle",
+    "locate_bundle",
     "open_parts",
     "parse_envelope_document",
     "parse_signed_envelope",

@@ -6,6 +6,7 @@ Modules here are private (``_name.py``); other components import the names below
 """
 
 from airlock.bundles.cli._audit import audit
+from airlock.bundles.cli._bundle import bundle
 from airlock.bundles.cli._db import db_group
 from airlock.bundles.cli._events import events
 from airlock.bundles.cli._main import AirlockGroup, main
@@ -26,6 +27,7 @@ __all__ = [
     "FittedTable",
     "SupportsClose",
     "audit",
+    "bundle",
     "closing_home",
     "db_group",
     "emit_json",
