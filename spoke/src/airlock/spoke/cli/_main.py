@@ -19,7 +19,7 @@ from airlock.spoke.cli._attestations import attestations
 from airlock.spoke.cli._import import import_command
 from airlock.spoke.cli._metrics import export_metrics_command
 from airlock.spoke.cli._nodes import node
-from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION, open_home
+from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION
 from airlock.spoke.cli._rollout import rollout
 from airlock.spoke.cli._serve import serve
 from airlock.spoke.cli._simulate import simulate

@@ -1,9 +1,10 @@
 """What every ``airlock spoke`` command shares: ``--home``, ``--json`` and opening the home.
 
 The site passphrase comes from ``AIRLOCK_SPOKE_PASSPHRASE`` or a no-echo prompt,
-asked only when a command needs a site key, and at most once per command. Commands open the home with
-``closing_home(open_home(home))`` (or ``closing_home(SpokeHome(home))`` when
-they need no key), so the database is released however the command ends.
+asked only when a command needs a site key, and at most once per command.
+Commands open the home with ``closing_home(open_home(home))`` (or
+``closing_home(SpokeHome(home))`` when they need no key), so the database is
+released however the command ends.
 """
 
 from __future__ import annotations

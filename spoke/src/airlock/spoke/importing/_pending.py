@@ -346,13 +346,13 @@ def tidy(home: SpokeHome, last_sequence: int, now: dt.datetime) -> list[dict[str
     found, broken = list_pending(home)
     dropped: list[dict[str, Any]] = []
     for path, why in broken:
-        drop(home, path)
         record: dict[str, Any] = {
             "bundle_id": path.name,
             "sequence": None,
             "reason": f"unreadable: {why}",
         }
         home.audit.record(ABANDON_ACTION, "success", object=path.name, details=record, when=now)
+        drop(home, path)  # audited first: no state disappears without an entry
         dropped.append(record)
     for pending in found:
         if pending.expires <= now:
@@ -363,12 +363,12 @@ def tidy(home: SpokeHome, last_sequence: int, now: dt.datetime) -> list[dict[str
             reason = f"superseded: the site already imported sequence {last_sequence}"
         else:
             continue
-        drop(home, pending.path)
         record = {
             "bundle_id": pending.bundle_id,
             "sequence": pending.sequence,
             "reason": reason,
         }
         home.audit.record(action, "success", object=pending.bundle_id, details=record, when=now)
+        drop(home, pending.path)
         dropped.append(record)
     return dropped

@@ -95,6 +95,10 @@ class AuditedImport:
 
     fallback_object: str
     envelope: Envelope | None = None
+    action: str = "spoke.import"
+    """The entry's action (an incomplete format-2 import: ``spoke.import.partial``)."""
+    outcome: str | None = None
+    """The entry's outcome (None: refused for a VerificationError, else failure)."""
     details: dict[str, Any] = field(default_factory=dict)
     """Extra details for the failure entry (e.g. what became of a resumable state)."""
 
@@ -112,10 +116,10 @@ def audited_import(home: SpokeHome, clock: Clock, fallback_object: str) -> Itera
         yield audit
     except Exception as exc:
         envelope = audit.envelope
-        outcome = "refused" if isinstance(exc, VerificationError) else "failure"
+        outcome = audit.outcome or ("refused" if isinstance(exc, VerificationError) else "failure")
         try:
             home.audit.record(
-                IMPORT_ACTION,
+                audit.action,
                 outcome,
                 object=envelope.bundle_id if envelope else audit.fallback_object,
                 details={
@@ -250,6 +254,7 @@ def stage_verified(
     base: SpokeState,
     staged: Mapping[str, import_records.StagedFile],
     facts: ReceiptFacts,
+    link_blobs: bool = False,
 ) -> ImportResult:
     """Steps 5–6 once every file is verified: records, in-toto, gate, promote, one transaction.
 
@@ -263,6 +268,8 @@ def stage_verified(
         base: The state row the verification started from.
         staged: :func:`staged_paths` as read before verification.
         facts: What the import checked, for the signed receipt.
+        link_blobs: Hard-link the blobs into the store instead of renaming them (their
+            source, a resumable state, stays whole if the commit fails).
 
     Raises:
         AirlockError: the subclass names the step that failed; blobs promoted here
@@ -277,7 +284,7 @@ def stage_verified(
     receipt = receipt_maker(home, checked, verified, facts)  # opens the site key first
     promoted: list[Path] = []
     try:
-        promote_blobs(home, blobs, promoted)
+        promote_blobs(home, blobs, promoted, link=link_blobs)
         with storage_faults(home):  # a full disk or read-only home at commit: exit 7
             return import_commit.commit_import(
                 home,

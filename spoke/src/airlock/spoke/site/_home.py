@@ -113,11 +113,25 @@ class SpokeHome:
         return KeyStore(self.path, self.secrets)
 
     def age_identity(self) -> Any:
-        """Decrypts and returns the site's age identity.
+        """Decrypts and returns the site's age identity (a pyrage identity, for format 1).
 
         Raises:
             SecretError: no passphrase, or the wrong one.
         """
+        return pyrage.x25519.Identity.from_str(self._age_secret())
+
+    def age_identity_key(self) -> bytes:
+        """Decrypts the site's age identity as the raw X25519 scalar (format-2 volumes).
+
+        Raises:
+            SecretError: no passphrase, or the wrong one.
+        """
+        from airlock.bundles.agestream import parse_identity
+
+        return parse_identity(self._age_secret())
+
+    def _age_secret(self) -> str:
+        """The identity's text (``AGE-SECRET-KEY-1…``), unsealed with the site passphrase."""
         if self.secrets is None:
             raise SecretError(
                 "the site passphrase is needed to open the site's age identity",
@@ -130,4 +144,4 @@ class SpokeHome:
             "the site's age identity",
             hint=f"check the passphrase (or {PASSPHRASE_ENV}) and try again",
         )
-        return pyrage.x25519.Identity.from_str(secret.decode("ascii").strip())
+        return secret.decode("ascii").strip()
