@@ -10,16 +10,16 @@ also writes the signed import receipt to a new file. The work is in
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from airlock.bundles.cli import closing_home, emit_json
 from airlock.bundles.errors import ConflictError
 from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION, open_home
-from airlock.spoke.site._home import SpokeHome
+from airlock.spoke.site._names import PASSPHRASE_ENV
 
 ABANDON_ANY = "\0any"
 """``--abandon`` without a bundle id: the one pending import."""
@@ -97,10 +97,16 @@ def _check_usage(
 
 
 def _import(home: Path, bundle: tuple[Path, ...], receipt: Path | None, as_json: bool) -> None:
+    from airlock.spoke.site._unlock import unlock_ahead
+
+    passphrase = os.environ.get(PASSPHRASE_ENV)  # no prompt needed: unlock while the rest loads
+    unlocking = unlock_ahead(home, passphrase) if passphrase else None
+    from rich.console import Console
+
     from airlock.bundles.cli import progress_for
     from airlock.spoke.importing import import_media, write_receipt_file
 
-    with closing_home(open_home(home)) as spoke_home:
+    with closing_home(open_home(home, unlocking)) as spoke_home:
         result = import_media(spoke_home, list(bundle), progress=progress_for(as_json))
     if receipt is not None and result.receipt is not None:
         write_receipt_file(receipt, result.receipt)
@@ -139,7 +145,10 @@ def _gate_note(figures: dict[str, Any]) -> str:
 
 
 def _status(home: Path, bundle: tuple[Path, ...], as_json: bool) -> None:
+    from rich.console import Console
+
     from airlock.spoke.importing import import_status
+    from airlock.spoke.site._home import SpokeHome
 
     with closing_home(SpokeHome(home)) as spoke_home:
         pending = import_status(spoke_home, list(bundle))
@@ -157,6 +166,7 @@ def _status(home: Path, bundle: tuple[Path, ...], as_json: bool) -> None:
 
 def _abandon(home: Path, bundle_id: str | None, as_json: bool) -> None:
     from airlock.spoke.importing import abandon_import
+    from airlock.spoke.site._home import SpokeHome
 
     with closing_home(SpokeHome(home)) as spoke_home:
         dropped = abandon_import(spoke_home, bundle_id)

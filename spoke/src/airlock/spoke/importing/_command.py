@@ -30,7 +30,7 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.models import BUNDLE_ID_PATTERN
-from airlock.bundles.volumes import NO_PROGRESS, Progress
+from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.spoke.importing import _pending as pending_state
 from airlock.spoke.importing._commit import ImportResult
 from airlock.spoke.importing._importer import import_bundle

@@ -58,13 +58,12 @@ from airlock.bundles.errors import (
     VerificationError,
 )
 from airlock.bundles.models import Envelope
+from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.bundles.tuf import VerifiedMetadata, verify_repositories
 from airlock.bundles.volumes import (
-    NO_PROGRESS,
     Assembler,
     AssemblyPlan,
     AssemblyStatus,
-    Progress,
     SitePart,
     read_site_part,
 )
