@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers.bundlecraft import envelope_signer
-
 from airlock.bundles.bundle import ENVELOPE_FILE, sign_envelope
 from airlock.bundles.canonical import pretty_bytes
 from airlock.bundles.chunks import ChunkIndex
@@ -40,6 +38,7 @@ from airlock.bundles.volumes import (
 )
 from airlock.hub.context import HubContext
 from airlock.hub.export import ExportPlan, director_roots
+from helpers.bundlecraft import envelope_signer
 
 
 @dataclass
@@ -92,7 +91,10 @@ class V2Bundle:
         if not dirs:
             dirs.append(dest / "m1")
             dirs[0].mkdir(parents=True)
-        for name in (ENVELOPE_FILE, self.envelope.site_part.name if self.envelope.site_part else ""):
+        for name in (
+            ENVELOPE_FILE,
+            self.envelope.site_part.name if self.envelope.site_part else "",
+        ):
             if name:
                 shutil.copy2(self.site_dir / name, dirs[0] / name)
         return dirs
@@ -132,7 +134,7 @@ def write_v2_bundle(
     volume_size: int | None = None,
     parity: int = 0,
     multi_site_layout: bool = False,
-    recipients: tuple[str, ...] | None | str = "plan",
+    recipients: tuple[str, ...] | str | None = "plan",
     metadata: list[tuple[str, bytes]] | None = None,
     edit_indexes: Callable[[dict[str, ChunkIndex]], None] | None = None,
 ) -> V2Bundle:
