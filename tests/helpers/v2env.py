@@ -19,7 +19,7 @@ from typing import Any
 
 from airlock.bundles.agestream import AgeReader, AgeWriter, parse_identity
 from airlock.bundles.audit import AuditLog, verify_engine
-from airlock.bundles.errors import AirlockError
+from airlock.bundles.errors import AirlockError, VerificationError
 from airlock.bundles.keys import unseal
 from airlock.bundles.models import VolumeRecord
 from airlock.bundles.volumes import minimum_volume_size
@@ -95,6 +95,9 @@ def assert_v2_refused(
 ) -> dict[str, Any]:
     """A refused format-2 import: nothing staged, one audit entry, the state ``kept``/``none``.
 
+    The entry is ``refused`` for a verification failure or an incomplete import
+    (``spoke.import.partial``), ``failure`` for anything else (bad media, usage).
+
     Returns:
         The audit entry's details.
     """
@@ -105,7 +108,8 @@ def assert_v2_refused(
     assert blob_store(home) == blobs, "a refused import staged files"
     log = AuditLog(home.engine, "spoke").entries()
     assert len(log) == entries + 1, [(e.action, e.outcome) for e in log[entries:]]
-    assert (log[-1].action, log[-1].outcome) == (action, "refused")
+    refused = issubclass(expected, VerificationError) or action != "spoke.import"
+    assert (log[-1].action, log[-1].outcome) == (action, "refused" if refused else "failure")
     details: dict[str, Any] = json.loads(log[-1].details)
     assert details["error"] == expected.__name__ and details["message"] == error.message
     assert verify_engine(home.engine).ok
