@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 from airlock.bundles import __version__
 from airlock.bundles.audit import ImportReceipt, ReceiptFile, receipt_bytes, sign_receipt
 from airlock.bundles.errors import ConflictError, UsageError
+from airlock.bundles.models import Envelope
 from airlock.bundles.tuf import VerifiedMetadata
 from airlock.spoke.site._home import SpokeHome
 
 if TYPE_CHECKING:
     from airlock.spoke.importing._commit import ImportResult
-    from airlock.spoke.importing._steps import CheckedEnvelope
 
 
 @dataclass
@@ -54,7 +54,12 @@ class ReceiptFacts:
 
 
 def receipt_maker(
-    home: SpokeHome, checked: CheckedEnvelope, verified: VerifiedMetadata, facts: ReceiptFacts
+    home: SpokeHome,
+    envelope: Envelope,
+    envelope_sha256: str,
+    envelope_keyids: tuple[str, ...],
+    verified: VerifiedMetadata,
+    facts: ReceiptFacts,
 ) -> Callable[[ImportResult, dt.datetime], dict[str, Any]]:
     """Opens the site signing key now; returns the function that signs the receipt at commit.
 
@@ -62,7 +67,6 @@ def receipt_maker(
         SecretError: the site passphrase is missing or wrong.
     """
     signer = home.keystore().signer(home.signing_key())
-    envelope = checked.envelope
 
     def make(result: ImportResult, now: dt.datetime) -> dict[str, Any]:
         receipt = ImportReceipt(
@@ -71,7 +75,7 @@ def receipt_maker(
             sequence=envelope.sequence,
             kind=str(envelope.kind),
             format_version=envelope.format_version,
-            envelope_sha256=checked.sha256,
+            envelope_sha256=envelope_sha256,
             airlock_version=__version__,
             imported_at=now,
             volumes={
@@ -80,7 +84,7 @@ def receipt_maker(
                 "resumed": tuple(sorted(facts.resumed)),
             },
             files=tuple(facts.files[sha] for sha in sorted(facts.files)),
-            envelope_keyids=checked.keyids,
+            envelope_keyids=envelope_keyids,
             director_root_version=verified.director_root_version,
             image_root_version=verified.image_root_version,
             staged=tuple(result.staged),

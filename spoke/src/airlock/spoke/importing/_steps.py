@@ -281,7 +281,8 @@ def stage_verified(
     records = import_records.prepare(verified, staged, site_log)
     attested = check_attestations(home, verified, blobs, scratch, clock.now())  # 5a
     gate = gate_bundle(home, verified, blobs, scratch)  # 5b
-    receipt = receipt_maker(home, checked, verified, facts)  # opens the site key first
+    # Opens the site key before anything is promoted.
+    receipt = receipt_maker(home, checked.envelope, checked.sha256, checked.keyids, verified, facts)
     promoted: list[Path] = []
     try:
         promote_blobs(home, blobs, promoted, link=link_blobs)

@@ -10,7 +10,8 @@ The steps, each failing closed (numbers as in the site admin's guide and
    state (:mod:`airlock.spoke.importing._pending`) is found or created.
 2. Per-site part: taken from the state when an earlier run verified it (no
    medium is read again), else from the media: a regular file whose size and
-   SHA-256 are the envelope's, decrypted and read strictly into memory.
+   SHA-256 are the envelope's, decrypted and read strictly into memory
+   (:mod:`airlock.spoke.importing._site_part`).
 3. TUF: both repositories verified from the site's trusted metadata; the
    envelope's claims must equal the Director timestamp's; the expected files
    are every assigned file but those of omitted versions (staged already).
@@ -37,41 +38,42 @@ interruption) keeps it.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
-import stat
-import tarfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from airlock.bundles.audit import ReceiptFile
 from airlock.bundles.bundle import unverified_envelope
-from airlock.bundles.chunks import BINDING_KEY, ChunkIndex, check_binding
+from airlock.bundles.chunks import ChunkIndex
 from airlock.bundles.clock import Clock
 from airlock.bundles.errors import (
-    IntegrityError,
     MediaError,
     NotEnoughVolumesError,
     VerificationError,
 )
 from airlock.bundles.models import Envelope
 from airlock.bundles.progress import NO_PROGRESS, Progress
-from airlock.bundles.tuf import VerifiedMetadata, verify_repositories
+from airlock.bundles.tuf import verify_repositories
 from airlock.bundles.volumes import (
     Assembler,
     AssemblyPlan,
     AssemblyStatus,
     SitePart,
-    read_site_part,
 )
 from airlock.spoke.importing import _pending as pending_state
 from airlock.spoke.importing._commit import ImportResult
 from airlock.spoke.importing._media import Media
 from airlock.spoke.importing._pending import PendingImport
 from airlock.spoke.importing._receipt import ReceiptFacts
+from airlock.spoke.importing._site_part import (
+    bound_indexes,
+    plain_site_tar,
+    read_copy,
+    site_from_media,
+)
 from airlock.spoke.importing._steps import (
     AuditedImport,
     CheckedEnvelope,
@@ -89,7 +91,6 @@ from airlock.spoke.site._tables import SpokeState
 
 WANTED_COPY = "wanted.json"
 """SHA-256 → length of the files the assembly builds (with the verified per-site part)."""
-_COPY_AGAIN = "copy the bundle's envelope.json and site.age from the original media again"
 
 
 def import_volumes(
@@ -208,7 +209,7 @@ class _Work:
         staged = staged_paths(home)
         copy = self.pending.path / pending_state.SITE_PART_COPY
         stored = os.path.lexists(copy)  # verified by an earlier run: no medium is read again
-        site = _read_copy(copy) if stored else self._site_from_media(identities)
+        site = read_copy(copy) if stored else site_from_media(self.media, self.envelope, identities)
         verified = verify_repositories(site.metadata, self.trusted, home.site_id, staged)  # 3
         check_payload(envelope, verified, self.checked.rotated_to)
         expected = expected_blobs(home, envelope, verified, staged)
@@ -236,22 +237,6 @@ class _Work:
         result.volumes = {"read": facts.read, "rebuilt": facts.rebuilt, "resumed": facts.resumed}
         self._after_commit(result)
         return result
-
-    def _site_from_media(self, identities: list[bytes] | None) -> SitePart:
-        """Step 2: the per-site part from the media, checked against the envelope."""
-        signed = self.envelope.site_part
-        assert signed is not None  # format 2
-        copies = [p for p in self.media.site_parts if p.name == signed.name]
-        if not copies:
-            raise MediaError(
-                f"the per-site part {signed.name} is not next to the envelope on the given media",
-                hint=f"{_COPY_AGAIN} (it sits next to envelope.json)",
-            )
-        fd = _open_regular(copies[0])
-        try:
-            return read_site_part(fd, identities, size=signed.size, sha256=signed.sha256)
-        finally:
-            os.close(fd)
 
     def _assemble(
         self,
@@ -338,64 +323,3 @@ def status_report(status: AssemblyStatus) -> dict[str, Any]:
             for v in status.volumes
         ],
     }
-
-
-def bound_indexes(
-    site: SitePart, verified: VerifiedMetadata, expected: Mapping[str, int]
-) -> dict[str, ChunkIndex]:
-    """Step 4: every expected file's index, accepted only as its verified target binds it.
-
-    Raises:
-        IntegrityError: an index is missing, or is not the one signed for its file.
-    """
-    indexes: dict[str, ChunkIndex] = {}
-    for target in verified.targets:
-        if target.sha256 not in expected:
-            continue
-        data = site.indexes.get(target.sha256)
-        if data is None:
-            raise IntegrityError(
-                f"the per-site part carries no chunk index for {target.path}",
-                hint="the bundle is incomplete or altered; ask the hub for a new export",
-            )
-        bound = target.director_custom.get(BINDING_KEY)
-        indexes[target.sha256] = check_binding(data, bound, target.sha256, target.length)
-    return indexes
-
-
-def plain_site_tar(site: SitePart) -> bytes:
-    """The verified per-site part as a plain tar (what :func:`read_site_part` reads with no key)."""
-    buf = io.BytesIO()
-    entries = [
-        *site.metadata.items(),
-        *((f"index/{sha}.json", data) for sha, data in sorted(site.indexes.items())),
-        ("layout.json", site.layout.to_bytes()),
-    ]
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in entries:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o600, 0
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def _read_copy(path: Path) -> SitePart:
-    """The per-site part an earlier run verified and kept (plain, read strictly again)."""
-    fd = _open_regular(path)
-    try:
-        return read_site_part(fd, None)
-    finally:
-        os.close(fd)
-
-
-def _open_regular(path: Path) -> int:
-    """Opens a file of the media without following a link or blocking; it must be regular."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise MediaError(f"cannot open {path}: {exc.strerror}", hint=_COPY_AGAIN) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise MediaError(f"{path} is not a regular file", hint=_COPY_AGAIN)
-    os.set_blocking(fd, True)
-    return fd
