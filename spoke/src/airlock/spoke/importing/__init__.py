@@ -5,6 +5,9 @@ nothing. A format-2 bundle may come on several media and resumes where it stoppe
 Modules here are private (``_name.py``); other components import the names below.
 """
 
+from typing import TYPE_CHECKING
+
+from airlock.bundles.lazy import lazy_exports
 from airlock.spoke.importing._attestation_policy import read_policy
 from airlock.spoke.importing._command import abandon_import, import_media, import_status
 from airlock.spoke.importing._commit import ImportResult
@@ -16,10 +19,12 @@ from airlock.spoke.importing._pending import (
     PendingImport,
     list_pending,
 )
-from airlock.spoke.importing._pending_status import PendingStatus
 from airlock.spoke.importing._receipt import write_receipt_file
 from airlock.spoke.importing._records import UNLISTED_REASON, plan_sha256
 from airlock.spoke.importing._storage import CLEANUP_ACTION
+
+if TYPE_CHECKING:
+    from airlock.spoke.importing._pending_status import PendingStatus
 
 __all__ = [
     "ABANDON_ACTION",
@@ -39,3 +44,5 @@ __all__ = [
     "read_policy",
     "write_receipt_file",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, {"PendingStatus": "_pending_status"})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airlock.bundles.bundle import ENVELOPE_FILE, read_envelope_file
 from airlock.bundles.clock import Clock, SystemClock
@@ -35,11 +36,12 @@ from airlock.spoke.importing import _pending as pending_state
 from airlock.spoke.importing._commit import ImportResult
 from airlock.spoke.importing._importer import import_bundle
 from airlock.spoke.importing._media import SITES_DIR, VOLUME_FILE, envelope_format, scan_media
-from airlock.spoke.importing._pending_status import PendingStatus, pending_status
 from airlock.spoke.importing._steps import audited_import, load_state
 from airlock.spoke.importing._storage import import_lock
-from airlock.spoke.importing._volumes_import import import_volumes
 from airlock.spoke.site._home import SpokeHome
+
+if TYPE_CHECKING:  # the format-2 modules (volumes, zfec) load only when a bundle needs them
+    from airlock.spoke.importing._pending_status import PendingStatus
 
 
 def import_media(
@@ -65,6 +67,8 @@ def import_media(
         result = import_bundle(home, dirs[0], clock)
         _tidy_best_effort(home, clock)
         return result
+    from airlock.spoke.importing._volumes_import import import_volumes
+
     fallback = ",".join(d.name for d in dirs)[:200]
     with audited_import(home, clock, fallback) as audit, import_lock(home, clock):
         media = scan_media(dirs, home.site_id)
@@ -127,6 +131,8 @@ def import_status(
         StorageError: the staging area cannot be read.
         MediaError: a directory given cannot be read, or mixes bundles.
     """
+    from airlock.spoke.importing._pending_status import pending_status
+
     clock = clock or SystemClock()
     media = scan_media(dirs, home.site_id) if dirs else None
     with _lock_if_free(home, clock) as locked:
