@@ -44,6 +44,7 @@ from airlock.bundles import tuf as tufrepo
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion
+from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.hub.catalog import _catalog as catalog
 from airlock.hub.catalog._revocation_view import revocation_count
 from airlock.hub.context._context import (
@@ -57,6 +58,10 @@ from airlock.hub.context._context import (
 from airlock.hub.context._operation import Operation, operation
 from airlock.hub.export import _bundle as bundle_export
 from airlock.hub.export._bundle import ExportPlan
+from airlock.hub.export._media import MediaOptions
+
+DEFAULT_MEDIA = MediaOptions(format_version=1)
+"""What ``export`` writes unless told otherwise (format 1 until every spoke reads format 2)."""
 from airlock.hub.repos import _director as director_repo
 from airlock.hub.repos import _image as image_repo
 from airlock.hub.repos import _signing as signing
@@ -212,7 +217,14 @@ def _check_base(ctx: HubContext, site: HubSite, plan: ExportPlan) -> None:
         )
 
 
-def write_export(ctx: HubContext, op: Operation, plan: ExportPlan, out_dir: Path) -> Envelope:
+def write_export(
+    ctx: HubContext,
+    op: Operation,
+    plan: ExportPlan,
+    out_dir: Path,
+    media: MediaOptions = DEFAULT_MEDIA,
+    progress: Progress = NO_PROGRESS,
+) -> Envelope:
     """Steps (f)-(h) of the module docstring, inside the export's operation."""
     site = get_site(op.session, plan.site_id)
     _check_base(ctx, site, plan)
@@ -232,6 +244,9 @@ def write_export(ctx: HubContext, op: Operation, plan: ExportPlan, out_dir: Path
         kind=plan.kind,
         bundle_id=plan.bundle_id,
         omitted=plan.omitted,
+        media=media,
+        indexes=plan.indexes,
+        progress=progress,
     )
     site.sequence = plan.sequence
     op.session.add(site)
@@ -259,7 +274,9 @@ def write_export(ctx: HubContext, op: Operation, plan: ExportPlan, out_dir: Path
         "created": utc_iso(plan.created),
         "expires": utc_iso(plan.expires),
         "encrypted": envelope.encrypted,
+        "format_version": envelope.format_version,
         "parts": [p.to_dict() for p in envelope.parts],
+        "volumes": [v.to_dict() for v in envelope.volumes],
         "metadata_files": len(plan.metadata),
         "kind": str(plan.kind),
         "full": plan.full,
@@ -328,7 +345,9 @@ def _record_sent(session: Session, plan: ExportPlan, envelope: Envelope) -> None
         session.add(row)
 
 
-def commit_export(ctx: HubContext, plan: ExportPlan, out_dir: Path) -> Envelope:
+def commit_export(
+    ctx: HubContext, plan: ExportPlan, out_dir: Path, media: MediaOptions = DEFAULT_MEDIA
+) -> Envelope:
     """Writes a planned bundle to ``out_dir`` and records it (sequence, repository, audit).
 
     Tests may pass a plan whose ``metadata`` or ``blobs`` were replaced to
@@ -338,10 +357,18 @@ def commit_export(ctx: HubContext, plan: ExportPlan, out_dir: Path) -> Envelope:
         ConflictError: ``out_dir`` is not new, or the hub changed since the plan.
     """
     with operation(ctx, "hub.export", plan.site_id) as op:
-        return write_export(ctx, op, plan, Path(out_dir))
+        return write_export(ctx, op, plan, Path(out_dir), media)
 
 
-def export(ctx: HubContext, site_id: str, out_dir: Path, *, full: bool = False) -> Envelope:
+def export(
+    ctx: HubContext,
+    site_id: str,
+    out_dir: Path,
+    *,
+    full: bool = False,
+    media: MediaOptions = DEFAULT_MEDIA,
+    progress: Progress = NO_PROGRESS,
+) -> Envelope:
     """Plans and writes a site's next bundle into ``out_dir`` (must be new or empty).
 
     ``full`` sends every assigned version's files again (a site that lost media).
@@ -353,4 +380,4 @@ def export(ctx: HubContext, site_id: str, out_dir: Path, *, full: bool = False) 
     """
     with operation(ctx, "hub.export", site_id) as op:
         plan = plan_export(ctx, site_id, full=full)
-        return write_export(ctx, op, plan, Path(out_dir))
+        return write_export(ctx, op, plan, Path(out_dir), media, progress)
