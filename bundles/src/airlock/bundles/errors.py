@@ -9,7 +9,9 @@ and maps to a documented exit code at the CLI's single catch point::
     │   └── ConflictError             exit 3   it already exists / would overwrite something
     ├── SecretError                   exit 4   a passphrase or PIN is missing or wrong
     ├── MediaError                    exit 5   bad media or transport: unreadable, missing parts
-    │   └── MissingFileError          exit 5   an input file or directory named is absent
+    │   ├── MissingFileError          exit 5   an input file or directory named is absent
+    │   └── NotEnoughVolumesError     exit 5   volumes missing or damaged beyond what parity
+    │                                          rebuilds (names them, says how many more)
     ├── AuditWriteError               exit 6   the audit log could not be written: nothing was done
     ├── StorageError                  exit 7   the disk is full, or the home is read-only or
     │                                          not writable: nothing was changed
@@ -115,6 +117,14 @@ class MissingFileError(MediaError):
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message, hint or self.DEFAULT_HINT)
+
+
+class NotEnoughVolumesError(MediaError):
+    """Data volumes are missing or damaged and the parity cannot rebuild them.
+
+    The message names every missing or damaged volume by number and file name and
+    says how many more volumes are needed (any of those named will do).
+    """
 
 
 class AuditWriteError(AirlockError):
