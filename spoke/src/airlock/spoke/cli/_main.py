@@ -1,32 +1,42 @@
 """``airlock spoke``: the group, its own commands (init, import, status), and the others.
 
 The group's other commands live in sibling modules that never import this one;
-they are registered here, in one place, at the end of the module.
+they are registered here, in one place, at the end of the module, by where they
+live: each is imported when it runs (or when help lists it), so that
+``airlock spoke import`` does not load the web service or the simulator. This
+module itself imports nothing heavy: ``import`` starts opening the site's
+identity (a deliberate, slow key derivation) on a second thread first, and
+loads the importer while it runs.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
-from airlock.bundles.cli import FittedTable, closing_home, db_group, emit_json
-from airlock.bundles.keys import env_or_prompt_secrets
-from airlock.spoke.cli._attestations import attestations
-from airlock.spoke.cli._metrics import export_metrics_command
-from airlock.spoke.cli._nodes import node
+from airlock.bundles.cli import LazyGroup, closing_home, db_group, emit_json
 from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION, open_home
-from airlock.spoke.cli._rollout import rollout
-from airlock.spoke.cli._serve import serve
-from airlock.spoke.cli._simulate import simulate
-from airlock.spoke.cli._trust import trust
-from airlock.spoke.site._home import PASSPHRASE_ENV, ROLE, SpokeHome
+from airlock.spoke.site._names import PASSPHRASE_ENV, ROLE
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+SUBCOMMANDS = {
+    "attestations": "airlock.spoke.cli._attestations:attestations",
+    "export-metrics": "airlock.spoke.cli._metrics:export_metrics_command",
+    "node": "airlock.spoke.cli._nodes:node",
+    "rollout": "airlock.spoke.cli._rollout:rollout",
+    "serve": "airlock.spoke.cli._serve:serve",
+    "simulate": "airlock.spoke.cli._simulate:simulate",
+    "trust": "airlock.spoke.cli._trust:trust",
+}
+"""The commands of sibling modules, by name: where each lives (imported when used)."""
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy_commands=SUBCOMMANDS)
 def spoke() -> None:
     """Site admin: import and verify bundles at an air-gapped site.
 
@@ -74,6 +84,10 @@ def init(
     Prints the site identity (age recipient and Ed25519 key) that the hub
     needs: it is also written to HOME/site-identity.json.
     """
+    from rich.console import Console
+
+    from airlock.bundles.cli import FittedTable
+    from airlock.bundles.keys import env_or_prompt_secrets
     from airlock.spoke.site._init import init_spoke
 
     passphrase = env_or_prompt_secrets(PASSPHRASE_ENV, _new_passphrase)("passphrase")
@@ -113,9 +127,15 @@ def import_(home: Path, bundle: Path, as_json: bool) -> None:
     set; signed thresholds, runtime and dependencies; exit 18 on failure),
     then stages atomically. Any failure changes nothing.
     """
+    from airlock.spoke.site._unlock import unlock_ahead
+
+    passphrase = os.environ.get(PASSPHRASE_ENV)  # no prompt needed: unlock while the rest loads
+    unlocking = unlock_ahead(home, passphrase) if passphrase else None
+    from rich.console import Console
+
     from airlock.spoke.importing._importer import import_bundle
 
-    with closing_home(open_home(home)) as spoke_home:
+    with closing_home(open_home(home, unlocking)) as spoke_home:
         result = import_bundle(spoke_home, bundle)
     if as_json:
         emit_json(result.to_dict(), sort_keys=False)
@@ -150,6 +170,11 @@ def _gate_note(figures: dict[str, Any]) -> str:
 @JSON_OPTION
 def status(home: Path, as_json: bool) -> None:
     """Show trusted root versions, last sequence, staged models and assignments."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from airlock.bundles.cli import FittedTable
+    from airlock.spoke.site._home import SpokeHome
     from airlock.spoke.status import read_status
 
     with closing_home(SpokeHome(home)) as spoke_home:
@@ -242,6 +267,8 @@ def _unsafe_row(policy: dict[str, Any]) -> tuple[str, str]:
 
 def _version_status(row: dict[str, Any]) -> str:
     """``[red]REVOKED[/red] …``, ``rolled back …`` or ``ok`` for a staged version."""
+    from rich.markup import escape
+
     parts = []
     if row.get("revoked"):
         revoked = row["revoked"]
@@ -253,6 +280,9 @@ def _version_status(row: dict[str, Any]) -> str:
 
 def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[str, Any]) -> None:
     """The validation gate's tables: the site runtime, and each staged version's figures."""
+    from rich.markup import escape
+
+    from airlock.bundles.cli import FittedTable
     from airlock.spoke.status import gate_row
 
     declared = set(runtime["declared"])
@@ -278,6 +308,4 @@ def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[st
     console.print(gate)
 
 
-for command in (attestations, export_metrics_command, node, rollout, serve, simulate, trust):
-    spoke.add_command(command)
 spoke.add_command(db_group(ROLE, HOME_OPTION))  # `db status|upgrade`: the database's schema version
