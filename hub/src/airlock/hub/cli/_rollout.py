@@ -156,8 +156,7 @@ def unassign(home: Path, site_id: str, name: str, as_json: bool) -> None:
     type=click.IntRange(1, 2),
     default=DEFAULT_MEDIA.format_version,
     show_default=True,
-    help="Bundle format: 2 (volumes) or 1 (one payload.age, for spokes of the previous "
-    "release).",
+    help="Bundle format: 2 (volumes) or 1 (one payload.age, for spokes of the previous release).",
 )
 @JSON_OPTION
 def export_(

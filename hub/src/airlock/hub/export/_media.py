@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,14 @@ from airlock.bundles.atomic import atomic_write_bytes
 from airlock.bundles.bundle import ENVELOPE_FILE, BlobSource, sign_envelope
 from airlock.bundles.chunks import ChunkIndex
 from airlock.bundles.errors import UsageError
-from airlock.bundles.models import BUNDLE_FORMAT, BundleKind, Envelope, SeriesRecord, VolumeRecord
+from airlock.bundles.models import (
+    BUNDLE_FORMAT,
+    BundleKind,
+    Envelope,
+    PayloadPart,
+    SeriesRecord,
+    VolumeRecord,
+)
 from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.bundles.volumes import (
     Layout,
@@ -41,6 +47,7 @@ from airlock.bundles.volumes import (
     SeriesFile,
     SeriesSpec,
     new_name_key,
+    new_series_id,
     write_series,
     write_site_part,
 )
@@ -161,7 +168,7 @@ def write_shared_volumes(
     for site_ids, files in groups.items():
         recipients = _recipients([by_site[s] for s in site_ids])
         spec = SeriesSpec(
-            id=secrets.token_hex(8),
+            id=new_series_id(),
             recipients=recipients,
             files=tuple(
                 SeriesFile(sha256, sources[sha256].path, by_site[site_ids[0]].indexes[sha256])
@@ -202,7 +209,10 @@ def write_site_files(
         The envelope that was signed.
     """
     indexes = {sha256: index.to_bytes() for sha256, index in content.indexes.items()}
-    part = write_site_part(site_dir, content.recipients, metadata, indexes, site_media.layout)
+    name, size, sha256 = write_site_part(
+        site_dir, content.recipients, metadata, indexes, site_media.layout
+    )
+    part = PayloadPart(name=name, size=size, sha256=sha256)
     envelope = Envelope(
         bundle_id=claims.bundle_id,
         kind=claims.kind,

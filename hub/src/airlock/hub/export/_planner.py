@@ -59,9 +59,6 @@ from airlock.hub.context._operation import Operation, operation
 from airlock.hub.export import _bundle as bundle_export
 from airlock.hub.export._bundle import ExportPlan
 from airlock.hub.export._media import MediaOptions
-
-DEFAULT_MEDIA = MediaOptions(format_version=1)
-"""What ``export`` writes unless told otherwise (format 1 until every spoke reads format 2)."""
 from airlock.hub.repos import _director as director_repo
 from airlock.hub.repos import _image as image_repo
 from airlock.hub.repos import _signing as signing
@@ -70,6 +67,9 @@ from airlock.hub.repos._tufmeta import StagedWrites
 from airlock.hub.sites._tenants import tenant_signer
 from airlock.hub.store._tables import HubAssignment, HubExport, HubSentFile, HubSite
 from airlock.hub.trust import _return_keys as return_keys
+
+DEFAULT_MEDIA = MediaOptions(format_version=1)
+"""What ``export`` writes unless told otherwise (format 1 until every spoke reads format 2)."""
 
 
 def split_sent(
