@@ -16,8 +16,7 @@ from airlock.bundles.bundle import verify_envelope
 from airlock.bundles.errors import UsageError
 from airlock.bundles.models import Envelope
 from airlock.hub.context import HubContext, load_director_roots
-from airlock.hub.export import assign, export
-from airlock.hub.export._media import MediaOptions, parse_volume_size
+from airlock.hub.export import MediaOptions, assign, export, export_sites, parse_volume_size
 from airlock.hub.intake import add_model
 from airlock.hub.sites import add_site
 
@@ -113,3 +112,57 @@ def test_format_1_has_no_volumes_and_too_small_a_volume_is_named(
     with pytest.raises(UsageError, match=r"the minimum is [0-9,]+ bytes"):
         export(big, "plant-7", tmp_path / "tiny", media=MediaOptions(volume_size=100_000))
     assert not (tmp_path / "tiny").exists()
+
+
+def test_one_courier_s_media_serve_several_sites_each_reading_only_its_own(
+    big: HubContext, site: SiteKeys, other_site: SiteKeys, tmp_path: Path
+) -> None:
+    make_onnx_model(tmp_path / "solo" / "c.onnx", seed=9)
+    add_site(big, other_site.identity)
+    add_model(big, "classifier", "1", tmp_path / "solo" / "c.onnx")
+    assign(big, "plant-9", "detector", "1")
+    assign(big, "plant-7", "classifier", "1")
+    out = tmp_path / "courier"
+    seven, nine = export_sites(
+        big, ["plant-7", "plant-9"], out, media=MediaOptions(volume_size=VOLUME, parity=1)
+    )
+    assert (seven.site_id, nine.site_id) == ("plant-7", "plant-9")
+    assert (seven.sequence, nine.sequence) == (1, 1)
+    shared = {s.id for s in seven.series} & {s.id for s in nine.series}
+    assert len(shared) == 1 and len(seven.series) == 2 and len(nine.series) == 1
+    on_media = {p.name for p in out.iterdir()}
+    assert {v.name for v in seven.volumes} | {v.name for v in nine.volumes} < on_media
+    for envelope in (seven, nine):
+        site_dir = out / "sites" / envelope.site_id
+        assert sorted(p.name for p in site_dir.iterdir()) == ["envelope.json", "site.age"]
+        assert (
+            Envelope.from_dict(json.loads((site_dir / "envelope.json").read_bytes())["signed"])
+            == envelope
+        )
+
+    mine = other_site.write_age_identity(tmp_path / "nine.key")
+    [shared_id] = shared
+    for volume in seven.volumes:
+        if volume.kind != "data":
+            continue
+        run = subprocess.run(
+            ["age", "-d", "-i", str(mine), str(out / volume.name)], capture_output=True
+        )
+        # plant-9 reads the shared content and nothing that only plant-7 is assigned.
+        assert (run.returncode == 0) == (volume.series == shared_id)
+    seven_only = subprocess.run(
+        ["age", "-d", "-i", str(mine), str(out / "sites" / "plant-7" / "site.age")],
+        capture_output=True,
+    )
+    assert seven_only.returncode != 0
+    first = next(v for v in nine.volumes if v.kind == "data")
+    detector_bytes = (out / first.name).stat().st_size
+    assert detector_bytes > 1_000_000  # the shared model was written once, for both sites
+
+
+def test_a_shared_export_refuses_one_site_and_format_1(big: HubContext, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="two or more different sites"):
+        export_sites(big, ["plant-7", "plant-7"], tmp_path / "x")
+    with pytest.raises(UsageError, match="format 1 cannot share"):
+        export_sites(big, ["plant-7", "plant-9"], tmp_path / "x", media=MediaOptions(1))
+    assert not (tmp_path / "x").exists()

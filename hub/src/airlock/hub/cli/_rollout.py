@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from airlock.bundles.cli import closing_home, emit_json, print_table, progress_for
+from airlock.bundles.models import Envelope
 from airlock.hub.cli._options import (
     FILE_PATH,
     HOME_OPTION,
@@ -18,6 +19,7 @@ from airlock.hub.export._assignments import assign as assign_version
 from airlock.hub.export._assignments import unassign as unassign_version
 from airlock.hub.export._media import MediaOptions, parse_volume_size
 from airlock.hub.export._planner import DEFAULT_MEDIA, export
+from airlock.hub.export._shared import export_sites
 from airlock.hub.revocation._revoke import revoke as revoke_version
 
 
@@ -125,7 +127,14 @@ def unassign(home: Path, site_id: str, name: str, as_json: bool) -> None:
 
 @click.command("export")
 @HOME_OPTION
-@click.option("--site", "site_id", required=True, help="The site to export for.")
+@click.option(
+    "--site",
+    "site_ids",
+    required=True,
+    multiple=True,
+    help="The site to export for; several --site write one set of media for all of them "
+    "(the model content once, each site's small files under sites/<site>/).",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -161,7 +170,7 @@ def unassign(home: Path, site_id: str, name: str, as_json: bool) -> None:
 @JSON_OPTION
 def export_(
     home: Path,
-    site_id: str,
+    site_ids: tuple[str, ...],
     out: Path,
     full: bool,
     volume_size: str | None,
@@ -184,27 +193,38 @@ def export_(
     )
     with closing_home(open_home(home)) as hub_:
         progress = progress_for(as_json)
-        envelope = export(hub_, site_id, out, full=full, media=media, progress=progress)
-        if as_json:
-            emit_json({"out": str(out), "envelope": envelope.to_dict()})
-            return
-        console = Console()
+        if len(site_ids) > 1:
+            envelopes = export_sites(hub_, site_ids, out, full=full, media=media, progress=progress)
+        else:
+            envelopes = [export(hub_, site_ids[0], out, full=full, media=media, progress=progress)]
+    if as_json:
+        if len(envelopes) == 1:
+            emit_json({"out": str(out), "envelope": envelopes[0].to_dict()})
+        else:
+            emit_json({"out": str(out), "envelopes": [e.to_dict() for e in envelopes]})
+        return
+    for envelope in envelopes:
+        _print_export(envelope, out)
+
+
+def _print_export(envelope: Envelope, out: Path) -> None:
+    console = Console()
+    console.print(
+        f"[green]{envelope.kind} bundle {envelope.sequence} for {envelope.site_id} written to "
+        f"{out}[/green] (expires {envelope.expires:%Y-%m-%d %H:%M}Z, format "
+        f"{envelope.format_version})"
+    )
+    if envelope.omitted:
+        console.print(f"already at the site, not sent again: {', '.join(envelope.omitted)}")
+    if envelope.format_version == 1:
+        rows = [[p.name, str(p.size), p.sha256] for p in envelope.parts]
+        print_table("payload parts", ["part", "bytes", "sha256"], rows)
+        return
+    rows = [[v.name, f"{v.kind} {v.number} of {v.of}", f"{v.size:,}"] for v in envelope.volumes]
+    if rows:
+        print_table("volumes", ["file", "volume", "bytes"], rows)
+    for series in envelope.series:
         console.print(
-            f"[green]{envelope.kind} bundle {envelope.sequence} for {site_id} written to {out}"
-            f"[/green] (expires {envelope.expires:%Y-%m-%d %H:%M}Z, format "
-            f"{envelope.format_version})"
+            f"series {series.id}: any {series.data} of its {series.data + series.parity} "
+            "volumes import it"
         )
-        if envelope.omitted:
-            console.print(f"already at the site, not sent again: {', '.join(envelope.omitted)}")
-        if envelope.format_version == 1:
-            rows = [[p.name, str(p.size), p.sha256] for p in envelope.parts]
-            print_table("payload parts", ["part", "bytes", "sha256"], rows)
-            return
-        rows = [[v.name, f"{v.kind} {v.number} of {v.of}", f"{v.size:,}"] for v in envelope.volumes]
-        if rows:
-            print_table("volumes", ["file", "volume", "bytes"], rows)
-        for series in envelope.series:
-            console.print(
-                f"series {series.id}: any {series.data} of its {series.data + series.parity} "
-                "volumes import it"
-            )

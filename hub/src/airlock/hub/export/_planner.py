@@ -38,10 +38,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from airlock.bundles import audit as checkpoint_store
-from airlock.bundles import events as events
 from airlock.bundles import tuf as tufrepo
-from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion
 from airlock.bundles.progress import NO_PROGRESS, Progress
@@ -59,6 +56,7 @@ from airlock.hub.context._operation import Operation, operation
 from airlock.hub.export import _bundle as bundle_export
 from airlock.hub.export._bundle import ExportPlan
 from airlock.hub.export._media import MediaOptions
+from airlock.hub.export._record import record_export
 from airlock.hub.repos import _director as director_repo
 from airlock.hub.repos import _image as image_repo
 from airlock.hub.repos import _signing as signing
@@ -248,11 +246,6 @@ def write_export(
         indexes=plan.indexes,
         progress=progress,
     )
-    site.sequence = plan.sequence
-    op.session.add(site)
-    _record_sent(op.session, plan, envelope)
-    _emit_exported(ctx, op.session, plan, envelope)
-    op.writes.merge(plan.writes)
     promoted: list[Path] = []
 
     def promote() -> None:
@@ -266,83 +259,8 @@ def write_export(
 
     op.before_commit.append(promote)
     op.undo.append(unpromote)
-    op.before_commit.append(lambda: _write_checkpoint(ctx, op))
-    op.details = {
-        "bundle_id": envelope.bundle_id,
-        "site_id": plan.site_id,
-        "sequence": plan.sequence,
-        "created": utc_iso(plan.created),
-        "expires": utc_iso(plan.expires),
-        "encrypted": envelope.encrypted,
-        "format_version": envelope.format_version,
-        "parts": [p.to_dict() for p in envelope.parts],
-        "volumes": [v.to_dict() for v in envelope.volumes],
-        "metadata_files": len(plan.metadata),
-        "kind": str(plan.kind),
-        "full": plan.full,
-        "omitted": list(plan.omitted),
-        "blobs": [b.sha256 for b in plan.blobs],
-        "resigned": list(plan.resigned),
-        "out_dir": str(out_dir),
-    }
+    record_export(ctx, op, site, plan, envelope, out_dir)
     return envelope
-
-
-def _emit_exported(ctx: HubContext, session: Session, plan: ExportPlan, envelope: Envelope) -> None:
-    """The ``bundle.exported`` event, in the export's transaction (subject: the bundle id)."""
-    data = {
-        "site": plan.site_id,
-        "sequence": plan.sequence,
-        "kind": str(plan.kind),
-        "bundle_id": envelope.bundle_id,
-        "expires": utc_iso(plan.expires),
-        "models": sorted({f"{name}@{version}" for name, version, _, _ in plan.carried}),
-        "omitted": list(plan.omitted),
-    }
-    source = events.source_of("hub", ctx.audit.host)
-    events.emit(session, "bundle.exported", source, envelope.bundle_id, data, ctx.clock.now())
-
-
-def _write_checkpoint(ctx: HubContext, op: Operation) -> None:
-    """Signs an audit checkpoint covering the export's own entry, in the export's transaction.
-
-    Runs last before the commit (after the export's entry), so a refused
-    export leaves no checkpoint and no new key behind; the hub's checkpoint
-    key is made on first use, encrypted with the hub passphrase.
-    """
-    key = checkpoint_store.home_checkpoint_key(ctx.config, ctx.signers.secrets)
-    signer = checkpoint_store.checkpoint_signer(ctx.config, key, ctx.signers.secrets)
-    checkpoint_store.write_checkpoint(
-        ctx.audit, signer, key.origin, ctx.clock.now(), session=op.session
-    )
-
-
-def _record_sent(session: Session, plan: ExportPlan, envelope: Envelope) -> None:
-    """Step (h): the export and every file it carried to the site."""
-    session.add(
-        HubExport(
-            site_id=plan.site_id,
-            sequence=plan.sequence,
-            bundle_id=envelope.bundle_id,
-            kind=str(plan.kind),
-            full=plan.full,
-            revocations=plan.revocations,
-            created=utc_iso(plan.created),
-        )
-    )
-    for name, version, filename, sha256 in plan.carried:
-        row = session.get(HubSentFile, (plan.site_id, name, version, filename))
-        if row is None:
-            row = HubSentFile(
-                site_id=plan.site_id,
-                name=name,
-                version=version,
-                filename=filename,
-                sha256=sha256,
-                sequence=plan.sequence,
-            )
-        row.sha256, row.sequence = sha256, plan.sequence
-        session.add(row)
 
 
 def commit_export(
