@@ -18,7 +18,9 @@ def identity() -> None:
     """The site's age identity: the X25519 key every bundle for this site is encrypted to."""
 
 
-@identity.command("export-age")
+@identity.command(
+    "export-age", short_help="Write the site's age identity, in plaintext, for age -d -i."
+)
 @HOME_OPTION
 @click.option(
     "--out",
