@@ -97,6 +97,7 @@ def recorded_head(role: str) -> str | None:
     return head if isinstance(head, str) else None
 
 
+@functools.cache
 def has_history(role: str) -> bool:
     """Whether an installed distribution provides the migration history of ``role`` homes."""
     return bool(entry_points(group=ENTRY_POINT_GROUP, name=role))

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 SUBCOMMANDS = {
     "attestations": "airlock.spoke.cli._attestations:attestations",
     "export-metrics": "airlock.spoke.cli._metrics:export_metrics_command",
+    "identity": "airlock.spoke.cli._identity:identity",
     "import": "airlock.spoke.cli._import:import_command",
     "node": "airlock.spoke.cli._nodes:node",
     "rollout": "airlock.spoke.cli._rollout:rollout",
