@@ -190,3 +190,26 @@ def test_a_newer_bundle_supersedes_a_pending_import(
     assert "superseded" in json.loads(dropped.details)["reason"]
     assert (entries[-2].action, entries[-2].outcome) == ("spoke.import", "success")
     assert entries[-1] == dropped, "dropped after the newer bundle committed, not before"
+
+
+def test_an_unencrypted_bundle_at_a_site_that_takes_one(
+    hub: HubContext,
+    spoke: SpokeHome,
+    media: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIRLOCK_IMPORT_REQUIRE_ENCRYPTION", "false")
+    bundle = big_bundle(hub, media / "bundle", tmp_path / "models", recipients=None)
+    assert bundle.envelope.site_part is not None and bundle.envelope.site_part.name == "site.tar"
+    assert all(v.name.endswith(".tar") for v in bundle.data_volumes())
+    first = bundle.data_volumes()[0]
+    later = tmp_path / "later"
+    later.mkdir()
+    bundle.path(first).rename(later / first.name)
+    with pytest.raises(NotEnoughVolumesError):
+        import_media(spoke, [bundle.root], spoke_clock())
+    assert state_of(spoke) == [bundle.envelope.bundle_id]
+    result = import_media(spoke, [later], spoke_clock())
+    assert result.volumes["read"] == [first.name]
+    assert set(result.staged) == {"big@1", "classifier@1", "detector@1"}
