@@ -113,3 +113,10 @@ def test_the_state_is_private_and_never_reached_through_a_link(
     with pytest.raises(StorageError, match="not a directory"):
         create_pending(home, envelope, b"{}", "ab" * 32, now + dt.timedelta(seconds=1))
     assert list(elsewhere.iterdir()) == []
+
+
+def test_the_site_part_may_be_on_another_medium_than_the_envelope(tmp_path: Path) -> None:
+    one = medium(tmp_path, "m1", {"envelope.json": ENVELOPE, VOLUME: b"1"})
+    two = medium(tmp_path, "m2", {"sites/plant-7/site.age": b"a"})
+    found = scan_media([one, two], "plant-7")
+    assert found.envelope == ENVELOPE and found.site_parts == [two / "sites/plant-7/site.age"]

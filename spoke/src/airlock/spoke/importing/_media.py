@@ -6,8 +6,8 @@ order. :func:`scan_media` looks, in every directory:
 * for the envelope as ``DIR/envelope.json`` (a single-site export), else as
   ``DIR/sites/<this site>/envelope.json`` (a multi-site export); every copy
   found must be byte-identical, else the media mix bundles and are refused;
-* for the per-site part (``site.age`` or ``site.tar``) next to each envelope
-  found; copies must be byte-identical too;
+* for the per-site part (``site.age`` or ``site.tar``) in the same places (it
+  may sit on another medium than the envelope); copies must be byte-identical too;
 * for volumes at the directory's top level, by name
   (``<series>-data-003-of-007.age``, ``<series>-parity-001-of-002.zfec``):
   each must be a regular file (never a link); the same volume name in two
@@ -120,20 +120,22 @@ def _directory_identity(directory: Path) -> tuple[int, int]:
 
 
 def _scan_envelope(media: Media, directory: Path, site_id: str) -> None:
+    """The site's files in ``directory``: at its top, else under ``sites/<site id>``."""
     for where in (directory, directory / SITES_DIR / site_id):
-        if not os.path.lexists(where / ENVELOPE_FILE):
+        parts = [where / name for name in SITE_PART_NAMES if os.path.lexists(where / name)]
+        has_envelope = os.path.lexists(where / ENVELOPE_FILE)
+        if not parts and not has_envelope:
             continue
-        data = read_envelope_file(where)  # lstat first, bounded, never through a link
-        if media.envelope is not None and data != media.envelope:
-            raise MediaError(
-                f"{where / ENVELOPE_FILE} differs from {media.envelope_paths[0]}",
-                hint=_MIXED_HINT,
-            )
-        media.envelope = data
-        media.envelope_paths.append(where / ENVELOPE_FILE)
-        media.site_parts.extend(
-            where / name for name in SITE_PART_NAMES if os.path.lexists(where / name)
-        )
+        media.site_parts.extend(parts)
+        if has_envelope:
+            data = read_envelope_file(where)  # lstat first, bounded, never through a link
+            if media.envelope is not None and data != media.envelope:
+                raise MediaError(
+                    f"{where / ENVELOPE_FILE} differs from {media.envelope_paths[0]}",
+                    hint=_MIXED_HINT,
+                )
+            media.envelope = data
+            media.envelope_paths.append(where / ENVELOPE_FILE)
         return
 
 

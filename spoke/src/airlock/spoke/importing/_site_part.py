@@ -41,8 +41,8 @@ def site_from_media(media: Media, envelope: Envelope, identities: list[bytes] | 
     copies = [p for p in media.site_parts if p.name == signed.name]
     if not copies:
         raise MediaError(
-            f"the per-site part {signed.name} is not next to the envelope on the given media",
-            hint=f"{_COPY_AGAIN} (it sits next to envelope.json)",
+            f"the per-site part {signed.name} is not on the given media",
+            hint=f"{_COPY_AGAIN} (it sits next to envelope.json), or give the medium that holds it",
         )
     fd = _open_regular(copies[0])
     try:

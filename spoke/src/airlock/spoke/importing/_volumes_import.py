@@ -50,6 +50,7 @@ from airlock.bundles.bundle import unverified_envelope
 from airlock.bundles.chunks import ChunkIndex
 from airlock.bundles.clock import Clock
 from airlock.bundles.errors import (
+    AirlockError,
     MediaError,
     NotEnoughVolumesError,
     VerificationError,
@@ -286,7 +287,7 @@ class _Work:
         try:
             pending_state.drop(self.home, self.pending.path)
             pending_state.tidy(self.home, result.sequence, self.clock.now())
-        except (MediaError, OSError):
+        except (AirlockError, OSError):
             pass  # the next import's tidy removes it (its sequence is now the site's last)
 
 
