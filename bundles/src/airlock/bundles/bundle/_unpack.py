@@ -12,7 +12,7 @@ import hashlib
 import os
 import shutil
 import tarfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +100,21 @@ def check_member(member: tarfile.TarInfo) -> EntryKind:
     Raises:
         UnsafeArchiveError: naming the entry and the rule it breaks.
     """
+    check_regular(member)
+    kind = entry_kind(member.name)
+    if kind is None:
+        raise _unsafe(
+            member.name, "name is neither metadata/<repository>/<file> nor blobs/sha256/<hex>"
+        )
+    return kind
+
+
+def check_regular(member: tarfile.TarInfo) -> None:
+    """The rules every archive of a bundle applies: safe names, regular files only.
+
+    Raises:
+        UnsafeArchiveError: naming the entry and the rule it breaks.
+    """
     name = member.name
     if "\x00" in name or "\\" in name:
         raise _unsafe(name, "names must not contain NUL or backslash")
@@ -111,12 +126,64 @@ def check_member(member: tarfile.TarInfo) -> EntryKind:
         what = _TYPE_NAMES.get(member.type, f"tar type {member.type!r}")
         what = "a sparse file" if member.sparse is not None else what
         raise _unsafe(name, f"is {what}; only regular files are allowed")
-    kind = entry_kind(name)
-    if kind is None:
-        raise _unsafe(name, "name is neither metadata/<repository>/<file> nor blobs/sha256/<hex>")
     if member.size < 0:
         raise _unsafe(name, "negative size")
-    return kind
+
+
+def iter_members(stream: ArchiveStream, limits: PayloadLimits) -> Iterator[tarfile.TarInfo]:
+    """The entries of a plaintext tar, header by header, under the strict archive rules.
+
+    Yields each member with ``stream`` positioned at its data; the caller reads (or
+    not) its data before asking for the next. At the end, checks the end-of-archive
+    marker and that nothing but zeros follows.
+
+    Raises:
+        UnsafeArchiveError: a malformed header, a global pax header, too many entries.
+        MediaError: the archive is truncated.
+    """
+    tar: _HeaderReader | None = None
+    count = 0
+    while True:
+        if tar is not None:
+            stream.skip_to(tar.offset)
+        offset = stream.tell()
+        block = stream.peek(_BLOCK)
+        if len(block) < _BLOCK:
+            raise MediaError(
+                f"the payload archive is truncated at offset {offset} (no end-of-archive marker)",
+                hint=TRUNCATED_HINT,
+            )
+        if block == _ZERO_BLOCK:
+            stream.check_trailer()
+            return
+        stream.start_header()
+        try:
+            if tar is None:
+                tar = _HeaderReader(fileobj=stream, mode="r", encoding="utf-8")  # type: ignore[arg-type]
+            member = tar.next()
+        except AirlockError:
+            raise
+        except Exception as exc:
+            raise UnsafeArchiveError(
+                f"malformed tar header at offset {offset}: {exc}", hint=_UNSAFE_HINT
+            ) from None
+        if member is None:
+            raise UnsafeArchiveError(
+                f"malformed or truncated tar header at offset {offset}", hint=_UNSAFE_HINT
+            )
+        if tar.pax_headers:
+            raise UnsafeArchiveError(
+                f"global pax header at offset {offset} is refused", hint=_UNSAFE_HINT
+            )
+        if count >= limits.max_entries:
+            raise UnsafeArchiveError(
+                f"the payload archive has more than {limits.max_entries} entries",
+                hint=_UNSAFE_HINT,
+            )
+        count += 1
+        if stream.tell() != member.offset_data:
+            raise _unsafe(member.name, "inconsistent tar header")
+        yield member
 
 
 class Unpacker:
@@ -137,45 +204,7 @@ class Unpacker:
     def run(self, raw: RawReader) -> None:
         """Reads the whole archive from ``raw`` (to its very end) and checks it."""
         stream = ArchiveStream(raw, self.limits.max_header_bytes)
-        tar: _HeaderReader | None = None
-        while True:
-            if tar is not None:
-                stream.skip_to(tar.offset)
-            offset = stream.tell()
-            block = stream.peek(_BLOCK)
-            if len(block) < _BLOCK:
-                raise MediaError(
-                    f"the payload archive is truncated at offset {offset} "
-                    "(no end-of-archive marker)",
-                    hint=TRUNCATED_HINT,
-                )
-            if block == _ZERO_BLOCK:
-                stream.check_trailer()
-                break
-            stream.start_header()
-            try:
-                if tar is None:
-                    tar = _HeaderReader(fileobj=stream, mode="r", encoding="utf-8")  # type: ignore[arg-type]
-                member = tar.next()
-            except AirlockError:
-                raise
-            except Exception as exc:
-                raise UnsafeArchiveError(
-                    f"malformed tar header at offset {offset}: {exc}", hint=_UNSAFE_HINT
-                ) from None
-            if member is None:
-                raise UnsafeArchiveError(
-                    f"malformed or truncated tar header at offset {offset}", hint=_UNSAFE_HINT
-                )
-            if tar.pax_headers:
-                raise UnsafeArchiveError(
-                    f"global pax header at offset {offset} is refused", hint=_UNSAFE_HINT
-                )
-            if len(self._names) >= self.limits.max_entries:
-                raise UnsafeArchiveError(
-                    f"the payload archive has more than {self.limits.max_entries} entries",
-                    hint=_UNSAFE_HINT,
-                )
+        for member in iter_members(stream, self.limits):
             self._entry(stream, member)
         allowed = self._allowed_blobs()
         missing = sorted(set(allowed) - set(self.blobs))
@@ -203,8 +232,6 @@ class Unpacker:
         if name in self._names:
             raise _unsafe(name, "duplicate name")
         self._names.add(name)
-        if stream.tell() != member.offset_data:
-            raise _unsafe(name, "inconsistent tar header")
         if kind is EntryKind.METADATA:
             self._metadata_entry(stream, member)
         else:
