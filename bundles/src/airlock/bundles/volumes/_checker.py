@@ -45,8 +45,16 @@ class Structural(Exception):
 class EntryChecker:
     """Checks one data volume's plaintext (see the module docstring)."""
 
-    def __init__(self, info: VolumeInfo, todo: Bits, sink: Sink, describe: Callable[[str], str]):
+    def __init__(
+        self,
+        info: VolumeInfo,
+        todo: Bits,
+        sink: Sink,
+        describe: Callable[[str], str],
+        rebuilt: bool = False,
+    ) -> None:
         self.info = info
+        self._suffix = " as rebuilt from parity" if rebuilt else ""
         self.todo = todo
         self._sink = sink
         self._describe = describe  # where else a foreign chunk name belongs, for messages
@@ -58,7 +66,7 @@ class EntryChecker:
         self.verified_count = 0
 
     def _label(self, entry: int | None = None) -> str:
-        label = self.info.record.label
+        label = self.info.record.label + self._suffix
         return label if entry is None else f"{label}, chunk {entry + 1:,}"
 
     def _damage(self, text: str, structural: bool = False) -> None:

@@ -116,7 +116,7 @@ class Passes:
         damaged = []
         for r in records:
             if r.name in a.found and r not in missing and r in candidates:
-                texts = a.state.volumes[r.name].damage if r.name in a.state.volumes else []
+                texts = a.damage_of(r)
                 text = texts[0] if texts else f"{r.label}: damaged (its size or SHA-256 is wrong)"
                 damaged.append((r, text))
         return not_enough(series.layout.id, k, min(usable, k), candidates, missing, damaged)
@@ -126,7 +126,7 @@ class Passes:
     def _start(self, targets: list[tuple[VolumeInfo, Any, bool]]) -> Handoff:
         self._checkers = {}
         for info, todo, from_file in targets:
-            self._checkers[info.record.name] = self._a.checker(info, todo)
+            self._checkers[info.record.name] = self._a.checker(info, todo, not from_file)
             if from_file:  # a new reading of the file: its old damage may be gone
                 self._a.state.volumes[info.record.name].damage.clear()
         self._handoff = Handoff(buffers=BUFFERS, size=16 * SEGMENT)
@@ -191,7 +191,5 @@ class Passes:
             checker.lost(message[2], message[3], message[4])
         elif kind == "damage":
             self._a.damaged(checker.info, f"{checker.info.record.label}: {message[2]}")
-        elif kind == "end":
-            if message[2] is not None:
-                checker.finish(message[2])
-            self._a.sync()
+        elif kind == "end" and message[2] is not None:
+            checker.finish(message[2])

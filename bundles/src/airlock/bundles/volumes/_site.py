@@ -23,9 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlock.bundles.bundle._names import METADATA_NAME, shown
-from airlock.bundles.bundle._tar_stream import ArchiveStream
-from airlock.bundles.bundle._unpack import PayloadLimits, check_regular, iter_members
 from airlock.bundles.errors import (
     DecryptionError,
     IntegrityError,
@@ -85,6 +82,8 @@ def site_tar(
     Raises:
         UsageError: a metadata or index name that is not allowed, or listed twice.
     """
+    from airlock.bundles.bundle._names import METADATA_NAME, shown
+
     parts: list[bytes] = []
     names: set[str] = set()
     entries = list(metadata)
@@ -229,6 +228,11 @@ def _decrypt(data: bytes, identities: Sequence[object] | None, limit: int) -> me
 
 
 def _unpack(plain: memoryview, limit: int) -> SitePart:
+    # The format-1 strict tar reader; imported here: the bundle package is heavy to load.
+    from airlock.bundles.bundle._names import METADATA_NAME, shown
+    from airlock.bundles.bundle._tar_stream import ArchiveStream
+    from airlock.bundles.bundle._unpack import PayloadLimits, check_regular, iter_members
+
     limits = PayloadLimits(
         max_metadata_file_bytes=limit, max_metadata_total_bytes=limit, max_entries=1_000_000
     )

@@ -186,6 +186,7 @@ def rebuild_series(
                 data = memoryview(blocks[index]) if target.decoded else by_number[index]
                 valid = max(0, min(length, target.info.record.size - offset))
                 feed.feed(offset, data[:valid])
+                feed.flush()  # one pool buffer per feed at a time: never all held at once
             if needed is None:
                 needed = _needed_blocks(targets, feeds, block)
         for feed in feeds:
