@@ -125,7 +125,7 @@ def child(argv: list[str]) -> None:
 # -- the parent: set-up, rounds, figures ------------------------------------------------
 
 
-def _ours(*args: str | Path) -> list[str]:
+def _ours(*args: str | Path | int | float) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--child", *map(str, args)]
 
 
@@ -184,42 +184,46 @@ def run(size_mib: int = 1024, repeat: int = 3) -> dict[str, Any]:
     size = size_mib * MiB
     model, key, recipient = _setup(size)
     r = Rounds()
+    one, par, nopar = WORK / "one", WORK / "par", WORK / "nopar"
+    ref_age, dest, state = WORK / "ref.age", WORK / "ref-x", WORK / "state"
+    tar_age = f"tar cf - -C {model.parent} model.bin | age -r {recipient} > {ref_age}"
+    age_tar = f"mkdir -p {dest} && age -d -i {key} {ref_age} | tar xf - -C {dest}"
     quarter = size // 4 + 4 * MiB
-    bundles = {"one": WORK / "one", "par": WORK / "par", "nopar": WORK / "nopar"}
-    ref_age = WORK / "ref.age"
-    dest = WORK / "ref-x"
+
+    def write(out: Path, volume_size: int, parity: int) -> list[str]:
+        return _ours("write", model, out, recipient, volume_size, parity)
+
+    def read(bundle: Path) -> list[str]:
+        return _ours("read", bundle, key, state, 0)
+
+    def clean(*paths: Path) -> Any:
+        return lambda: [_fresh(p) for p in paths]
+
     for round_no in range(repeat):
+        flip = round_no % 2 == 1
         _read_through(model)
-        pairs = [
-            ("write", _ours("write", model, _fresh(bundles["one"]), recipient, 0, 0)),
-            ("write_ref", shell(f"tar cf - -C {model.parent} model.bin | age -r {recipient} > {ref_age}")),
-        ]
-        for label, argv in pairs if round_no % 2 == 0 else pairs[::-1]:
-            r.measure(label, argv, before=lambda: (_fresh(bundles["one"]), ref_age.unlink(missing_ok=True)))
-        r.measure("write_ref_sync", shell(f"tar cf - -C {model.parent} model.bin | age -r {recipient} > {ref_age} && sync {ref_age}"))
-        r.measure("write", _ours("write", model, bundles["one"], recipient, 0, 0), before=lambda: _fresh(bundles["one"]))
-        r.measure("write_parity", _ours("write", model, bundles["par"], recipient, quarter, 1), before=lambda: _fresh(bundles["par"]))
-        r.measure("write_noparity", _ours("write", model, bundles["nopar"], recipient, quarter, 0), before=lambda: _fresh(bundles["nopar"]))
-        _read_through(WORK / "one")
+        pair = [("write", write(one, 0, 0), clean(one)), ("write_ref", shell(tar_age), None)]
+        for label, argv, before in pair[::-1] if flip else pair:
+            r.measure(label, argv, before)
+        r.measure("write_ref_sync", shell(f"{tar_age} && sync {ref_age}"))
+        r.measure("write_parity", write(par, quarter, 1), clean(par))
+        r.measure("write_noparity", write(nopar, quarter, 0), clean(nopar))
+        _read_through(one)
         _read_through(ref_age)
-        state = WORK / "state"
-        pairs = [
-            ("read", _ours("read", bundles["one"], key, state, 0)),
-            ("read_ref", shell(f"mkdir -p {dest} && age -d -i {key} {ref_age} | tar xf - -C {dest}")),
-        ]
-        for label, argv in pairs if round_no % 2 == 0 else pairs[::-1]:
-            r.measure(label, argv, before=lambda: (_fresh(state), _fresh(dest)))
-        r.measure("read_ref_sync", shell(f"mkdir -p {dest} && age -d -i {key} {ref_age} | tar xf - -C {dest} && sync {dest}/model.bin"), before=lambda: _fresh(dest))
-        _read_through(WORK / "par")
-        r.measure("read_par", _ours("read", bundles["par"], key, state, 0), before=lambda: _fresh(state))
-        lost = next(bundles["par"].glob("*-data-002-of-*"))
+        pair = [("read", read(one), clean(state)), ("read_ref", shell(age_tar), clean(dest))]
+        for label, argv, before in pair[::-1] if flip else pair:
+            r.measure(label, argv, before)
+        r.measure("read_ref_sync", shell(f"{age_tar} && sync {dest}/model.bin"), clean(dest))
+        _read_through(par)
+        r.measure("read_par", read(par), clean(state))
+        lost = next(par.glob("*-data-002-of-*"))
         hidden = WORK / "hidden.age"
         lost.rename(hidden)
         try:
-            r.measure("read_rebuild", _ours("read", bundles["par"], key, state, 0), before=lambda: _fresh(state))
+            r.measure("read_rebuild", read(par), clean(state))
         finally:
             hidden.rename(lost)
-    resume = _resume(bundles["one"], key, WORK / "state")
+    resume = _resume(one, key, state)
     shutil.rmtree(dest, ignore_errors=True)
     return _figures(r, size, resume)
 
@@ -230,7 +234,9 @@ def _resume(bundle: Path, key: Path, state: Path) -> dict[str, Any]:
     doc = json.loads((state / "state.json").read_text())
     import base64
 
-    verified_entries = sum(bin(b).count("1") for v in doc["volumes"].values() for b in base64.b64decode(v["done"]))
+    verified_entries = sum(
+        bin(b).count("1") for v in doc["volumes"].values() for b in base64.b64decode(v["done"])
+    )
     subprocess.run(_ours("read", bundle, key, state, 0), check=True)
     second = int((state / "bytes-read").read_text())
     total = sum(p.stat().st_size for p in bundle.iterdir())

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ def test_round_trip(tmp_path: Path, encrypted: bool, volume_size: int | None) ->
 
 def test_volumes_fill_greedily_and_chunks_are_deduplicated(tmp_path: Path) -> None:
     files = make_files(tmp_path / "blobs", [200 * KiB])
-    (sha, path), = files.items()
+    ((sha, path),) = files.items()
     copy = tmp_path / "copy.bin"
     copy.write_bytes(path.read_bytes() * 2)  # every chunk twice
     indexes = indexes_of({**files, hashlib.sha256(copy.read_bytes()).hexdigest(): copy}, 16 * KiB)
@@ -164,7 +165,10 @@ def test_parity_bounds_are_refused(tmp_path: Path) -> None:
 def test_site_part_round_trip_encrypted_and_plain(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path)
     indexes = {s: i.to_bytes() for s, i in bundle.indexes.items()}
-    metadata = [("metadata/image/1.root.json", b'{"a": 1}'), ("metadata/director/targets.json", b"{}")]
+    metadata = [
+        ("metadata/image/1.root.json", b'{"a": 1}'),
+        ("metadata/director/targets.json", b"{}"),
+    ]
     assert bundle.identity is not None
     recipient = recipient_of(bundle.identity)
     name, size, sha = write_site_part(tmp_path, [recipient], metadata, indexes, bundle.layout)
@@ -177,7 +181,8 @@ def test_site_part_round_trip_encrypted_and_plain(tmp_path: Path) -> None:
     assert part.layout == bundle.layout
     with open(tmp_path / name, "rb") as handle:  # the stock age format
         reader = AgeReader(handle.fileno(), [bundle.identity])
-        assert tarfile.open(fileobj=io.BytesIO(reader.read())).getnames()[-1] == "layout.json"
+        with tarfile.open(fileobj=io.BytesIO(reader.read())) as tar:
+            assert tar.getnames()[-1] == "layout.json"
     plain = tmp_path / "plain"
     plain.mkdir()
     name, size, sha = write_site_part(plain, None, metadata, indexes, bundle.layout)
@@ -208,8 +213,14 @@ def _tar(entries: list[tuple[str, bytes, bytes]]) -> bytes:
 @pytest.mark.parametrize(
     ("entries", "error"),
     [
-        ([("layout.json", b"L", tarfile.REGTYPE), ("extra.txt", b"x", tarfile.REGTYPE)], "not metadata"),
-        ([("layout.json", b"L", tarfile.REGTYPE), ("layout.json", b"L", tarfile.REGTYPE)], "duplicate"),
+        (
+            [("layout.json", b"L", tarfile.REGTYPE), ("extra.txt", b"x", tarfile.REGTYPE)],
+            "not metadata",
+        ),
+        (
+            [("layout.json", b"L", tarfile.REGTYPE), ("layout.json", b"L", tarfile.REGTYPE)],
+            "duplicate",
+        ),
         ([("index/" + "a" * 64 + ".json", b"{}", tarfile.REGTYPE)], "no layout.json"),
         ([("layout.json", b"", tarfile.SYMTYPE)], "only regular files"),
         ([("../layout.json", b"L", tarfile.REGTYPE)], "'..'"),
@@ -241,7 +252,7 @@ def test_layout_is_parsed_strictly(tmp_path: Path) -> None:
     twice["series"][0]["volumes"][1]["chunks"][0] = twice["series"][0]["volumes"][0]["chunks"][0]
     bad.append(twice)
     for document in bad:
-        with pytest.raises(IntegrityError, match="malformed layout.json"):
+        with pytest.raises(IntegrityError, match=r"malformed layout\.json"):
             Layout.from_bytes(json.dumps(document).encode())
 
 
@@ -252,18 +263,34 @@ def test_layout_that_does_not_match_the_indexes_is_refused(tmp_path: Path) -> No
     foreign = LayoutVolume(first.number, first.size, ("f" * 32, *first.chunks[1:]))
     moved = Layout(bundle.layout.name_key, (_with(series, foreign),))
     with pytest.raises(IntegrityError, match="no chunk index has it"):
-        assemble(bundle, tmp_path / "s1", plan=bundle.plan().__class__(**{**bundle.plan().__dict__, "layout": moved}))
+        assemble(
+            bundle,
+            tmp_path / "s1",
+            plan=replace(bundle.plan(), layout=moved),
+        )
     dropped = LayoutVolume(first.number, first.size, first.chunks[1:])
     unplaced = Layout(bundle.layout.name_key, (_with(series, dropped),))
     with pytest.raises(IntegrityError, match="is in no volume of the layout"):
-        assemble(bundle, tmp_path / "s2", plan=bundle.plan().__class__(**{**bundle.plan().__dict__, "layout": unplaced}))
+        assemble(
+            bundle,
+            tmp_path / "s2",
+            plan=replace(bundle.plan(), layout=unplaced),
+        )
     resized = LayoutVolume(first.number, first.size + 1, first.chunks)
     wrong_size = Layout(bundle.layout.name_key, (_with(series, resized),))
     with pytest.raises(IntegrityError, match="not the one the envelope signs"):
-        assemble(bundle, tmp_path / "s3", plan=bundle.plan().__class__(**{**bundle.plan().__dict__, "layout": wrong_size}))
+        assemble(
+            bundle,
+            tmp_path / "s3",
+            plan=replace(bundle.plan(), layout=wrong_size),
+        )
     other_key = Layout(new_name_key(), (series,))
     with pytest.raises(IntegrityError):
-        assemble(bundle, tmp_path / "s4", plan=bundle.plan().__class__(**{**bundle.plan().__dict__, "layout": other_key}))
+        assemble(
+            bundle,
+            tmp_path / "s4",
+            plan=replace(bundle.plan(), layout=other_key),
+        )
 
 
 def _with(series: LayoutSeries, first: LayoutVolume) -> LayoutSeries:
@@ -275,7 +302,7 @@ def _with(series: LayoutSeries, first: LayoutVolume) -> LayoutSeries:
 def test_a_rotten_blob_store_stops_the_export_naming_file_and_chunk(tmp_path: Path) -> None:
     files = make_files(tmp_path / "blobs", [100 * KiB])
     indexes = indexes_of(files, 16 * KiB)
-    (sha, path), = files.items()
+    ((sha, path),) = files.items()
     data = bytearray(path.read_bytes())
     data[3 * 16 * KiB + 5] ^= 1
     path.write_bytes(bytes(data))

@@ -62,7 +62,9 @@ def test_losing_any_two_volumes_with_parity_2(tmp_path: Path) -> None:
 
 def test_rebuild_reads_each_volume_once(tmp_path: Path) -> None:
     """The present volumes are verified from the same reads that feed the decoder."""
-    bundle = write_bundle(tmp_path, parity=1, sizes=(5 * MiB,), chunk_size=MiB, volume_size=2 * MiB + 64 * KiB)
+    bundle = write_bundle(
+        tmp_path, parity=1, sizes=(5 * MiB,), chunk_size=MiB, volume_size=2 * MiB + 64 * KiB
+    )
     lost = bundle.data()[1]
     hide(bundle, lost)
     outcome = assemble(bundle, tmp_path / "state")

@@ -39,7 +39,10 @@ def test_a_volume_of_another_series_is_refused(tmp_path: Path) -> None:
     assert isinstance(outcome.error, NotEnoughVolumesError)
     line = _damage(outcome.lines, target.label)
     assert "damaged" in line
-    assert f"it says it is volume 1 of {other.data()[0].of} of series {other.written.series.id}" in line
+    assert (
+        f"it says it is volume 1 of {other.data()[0].of} of series {other.written.series.id}"
+        in line
+    )
 
 
 def test_a_volume_for_another_site_is_refused(tmp_path: Path) -> None:
@@ -99,9 +102,8 @@ def _rewrite(bundle_path: Path, identity: bytes | None, edit: object) -> None:
         return
     from airlock.bundles.agestream import recipient_of
 
-    with open(bundle_path, "wb") as handle:
-        with AgeWriter(handle, [recipient_of(identity)]) as writer:
-            writer.write(plain)
+    with open(bundle_path, "wb") as handle, AgeWriter(handle, [recipient_of(identity)]) as writer:
+        writer.write(plain)
 
 
 @pytest.mark.parametrize("encrypted", [True, False])

@@ -62,7 +62,10 @@ def test_an_interrupted_import_resumes_where_it_stopped(tmp_path: Path) -> None:
 
     with pytest.raises(Interrupted):
         Assembler(
-            bundle.plan(), _mkdir(state), bundle.identities, on_read=_adder(interrupt),
+            bundle.plan(),
+            _mkdir(state),
+            bundle.identities,
+            on_read=_adder(interrupt),
             checkpoint_bytes=256 * KiB,
         ).run(find_volumes([bundle.out], [v.name for v in bundle.written.volumes]))
     probe = Assembler(bundle.plan(), state, bundle.identities)
@@ -116,7 +119,9 @@ def test_an_import_killed_with_sigkill_resumes(tmp_path: Path) -> None:
     names = [v.name for v in bundle.written.volumes]
     job = tmp_path / "job.pickle"
     job.write_bytes(
-        pickle.dumps((bundle.plan(), bundle.identities, str(state), names, str(bundle.out), 12 * MiB))
+        pickle.dumps(
+            (bundle.plan(), bundle.identities, str(state), names, str(bundle.out), 12 * MiB)
+        )
     )
     child = subprocess.run([sys.executable, "-c", CHILD, str(job)], capture_output=True)
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()
@@ -141,7 +146,10 @@ def test_after_a_reboot_unsynced_chunks_are_checked_again(tmp_path: Path) -> Non
 
     with pytest.raises(Interrupted):
         Assembler(
-            bundle.plan(), state, bundle.identities, on_read=_adder(interrupt),
+            bundle.plan(),
+            state,
+            bundle.identities,
+            on_read=_adder(interrupt),
             checkpoint_bytes=128 * KiB,
         ).run(find_volumes([bundle.out], [v.name for v in bundle.written.volumes]))
     (sha,) = bundle.files
@@ -149,7 +157,10 @@ def test_after_a_reboot_unsynced_chunks_are_checked_again(tmp_path: Path) -> Non
     with open(part, "r+b") as handle:  # the power went: chunk 0 never reached the disk
         handle.write(bytes(64 * KiB))
     doc = json.loads((state / "state.json").read_text())
-    assert doc["volumes"][bundle.data()[0].name]["done"] != doc["volumes"][bundle.data()[0].name]["synced"]
+    assert (
+        doc["volumes"][bundle.data()[0].name]["done"]
+        != doc["volumes"][bundle.data()[0].name]["synced"]
+    )
     doc["boot_id"] = "another boot"
     (state / "state.json").write_text(json.dumps(doc))
     again = assemble(bundle, state)
@@ -200,8 +211,9 @@ write_series(Path(out), spec, key, size, parity, Kill())
 
 
 def test_an_export_killed_with_sigkill_leaves_no_final_name(tmp_path: Path) -> None:
-    from airlock.bundles.volumes import SeriesFile, SeriesSpec, new_name_key, new_series_id
     from helpers.volumeenv import indexes_of, make_files
+
+    from airlock.bundles.volumes import SeriesFile, SeriesSpec, new_name_key, new_series_id
 
     files = make_files(tmp_path / "blobs", [12 * MiB])
     indexes = indexes_of(files, MiB)

@@ -170,7 +170,11 @@ def assemble(
             hook(counted[0])
 
     assembler = Assembler(
-        plan or bundle.plan(), state, bundle.identities, on_read=on_read, **options  # type: ignore[arg-type]
+        plan or bundle.plan(),
+        state,
+        bundle.identities,
+        on_read=on_read,
+        **options,  # type: ignore[arg-type]
     )
     names = [v.name for v in bundle.written.volumes]
     found = find_volumes(list(directories or [bundle.out]), names)

@@ -25,9 +25,9 @@ from typing import Any
 
 from airlock.bundles.errors import ConflictError, MediaError
 from airlock.bundles.models._volumes import VolumeRecord
-from airlock.bundles.volumes._cipher import decryption_for
 from airlock.bundles.volumes._checker import EntryChecker
 from airlock.bundles.volumes._format import chunk_name
+from airlock.bundles.volumes._layers import decryption_for
 from airlock.bundles.volumes._passes import Passes
 from airlock.bundles.volumes._progress import NO_PROGRESS, Progress
 from airlock.bundles.volumes._readplan import AssemblyPlan, SeriesInfo, VolumeInfo, resolve
@@ -119,7 +119,7 @@ class Assembler:
         self._dirty: set[int] = set()
         self._written: dict[int, int] = {}
         self._open_parts()
-        self.verified = self._verified_names()
+        self.verified_names = self._verified_names()
         if self.state.boot != boot_id():
             self._recheck_after_reboot()
         self.found: dict[str, Path] = {}
@@ -161,7 +161,7 @@ class Assembler:
                     volume.synced.clear(j)
 
     def _verified_names(self) -> set[str]:
-        names = set()
+        names: set[str] = set()
         for name, info in self.infos.items():
             done = self.state.volumes[name].done
             names.update(e.name for j, e in enumerate(info.entries) if done[j])
@@ -174,7 +174,7 @@ class Assembler:
             for j, entry in enumerate(info.entries):
                 if volume.done[j] and not volume.synced[j] and not self._part_holds(entry):
                     volume.done.clear(j)
-        self.verified = self._verified_names()
+        self.verified_names = self._verified_names()
         self.state.boot = boot_id()
         self.sync(every_file=True)
 
@@ -189,7 +189,7 @@ class Assembler:
 
     def needs(self, name: str) -> list[tuple[int, int]] | None:
         """Where chunk ``name`` must be written, or None (not wanted, or verified already)."""
-        if name in self.verified:
+        if name in self.verified_names:
             return None
         places = self._targets.get(name)
         if places:
@@ -201,10 +201,10 @@ class Assembler:
                     _start_writeback(fd)
         return places
 
-    def verified_entry(self, info: VolumeInfo, entry: int, nbytes: int) -> None:
+    def verified(self, info: VolumeInfo, entry: int, nbytes: int) -> None:
         """Records a verified entry; saves the state every :data:`CHECKPOINT` bytes."""
         self.state.volumes[info.record.name].done.set(entry)
-        self.verified.add(info.entries[entry].name)
+        self.verified_names.add(info.entries[entry].name)
         self._progress.advance(nbytes)
         self._since += nbytes
         if self._since >= self._checkpoint:
@@ -255,13 +255,13 @@ class Assembler:
         """Whether a volume holds a chunk a wanted file still needs."""
         done = self.state.volumes[info.record.name].done
         return any(
-            not done[j] and e.name not in self.verified and e.name in self._targets
+            not done[j] and e.name not in self.verified_names and e.name in self._targets
             for j, e in enumerate(info.entries)
         )
 
     def checker(self, info: VolumeInfo, todo: Bits, rebuilt: bool = False) -> EntryChecker:
         """A checker for one volume of a pass (``rebuilt``: its bytes come from zfec)."""
-        return EntryChecker(info, todo, _SinkView(self), self._describe, rebuilt)
+        return EntryChecker(info, todo, self, self._describe, rebuilt)
 
     def _describe(self, name: str) -> str:
         for info in self.infos.values():
@@ -280,7 +280,9 @@ class Assembler:
                 every missing or damaged volume and how many more are needed. What was
                 verified is kept (import again with more volumes).
         """
-        self.found = {n: Path(p) for n, p in found.items() if n in self.infos or n in self.parity_records}
+        self.found = {
+            n: Path(p) for n, p in found.items() if n in self.infos or n in self.parity_records
+        }
         self.failed = set()
         self.parity_ok = {}
         self.parity_damage = []
@@ -311,7 +313,9 @@ class Assembler:
     def file_done(self, sha: str) -> bool:
         """Whether every chunk of wanted file ``sha`` is verified."""
         key = self._plan.layout.name_key
-        return all(chunk_name(key, c) in self.verified for c in self._plan.indexes[sha].chunks)
+        return all(
+            chunk_name(key, c) in self.verified_names for c in self._plan.indexes[sha].chunks
+        )
 
     def status(self) -> AssemblyStatus:
         """Per volume: verified / partial / missing / damaged / pending / unused; files complete."""
@@ -344,7 +348,8 @@ class Assembler:
     def _parity_status(self, record: VolumeRecord, series: SeriesInfo) -> VolumeStatus:
         ok = self.parity_ok.get(record.name)
         if ok is False:
-            return VolumeStatus(record, DAMAGED, damage=_parity_lie(record))
+            lie = f"{record.label}: its SHA-256 is not the one the envelope signs"
+            return VolumeStatus(record, DAMAGED, damage=(lie,))
         if ok:
             return VolumeStatus(record, VERIFIED)
         return VolumeStatus(record, PENDING if record.name in self.found else UNUSED)
@@ -391,20 +396,3 @@ class Assembler:
 
 def _parity_lie(record: VolumeRecord) -> tuple[str, ...]:
     return (f"{record.label}: its SHA-256 is not the one the envelope signs",)
-
-
-class _SinkView:
-    """The checker's view of the assembler."""
-
-    def __init__(self, assembler: Assembler) -> None:
-        self._a = assembler
-
-    def needs(self, name: str) -> list[tuple[int, int]] | None:
-        return self._a.needs(name)
-
-    def verified(self, info: VolumeInfo, entry: int, nbytes: int) -> None:
-        self._a.verified_entry(info, entry, nbytes)
-
-    def damaged(self, info: VolumeInfo, text: str) -> None:
-        self._a.damaged(info, text)
-

@@ -184,7 +184,9 @@ class EntryChecker:
                 if found == entry.name:
                     why = "its tar header is not the one written"
                 else:
-                    why = f"found entry {found[:40]!r} where {entry.name} belongs{self._describe(found)}"
+                    why = f"found entry {found[:40]!r} where {entry.name} belongs" + self._describe(
+                        found
+                    )
                 self._damage(f"{self._label(j)}: {why}", structural=True)
             self._current = (j, hashlib.sha256(), self._sink.needs(entry.name))
             at += BLOCK

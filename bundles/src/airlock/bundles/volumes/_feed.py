@@ -171,7 +171,13 @@ class CipherFeed:
             self._out_len += good * SEGMENT
             self.flush()
             bad = index + good
-            self._send("lost", self.key, bad * SEGMENT, min((bad + 1) * SEGMENT, self._plain_size), AUTH_FAILED)
+            self._send(
+                "lost",
+                self.key,
+                bad * SEGMENT,
+                min((bad + 1) * SEGMENT, self._plain_size),
+                AUTH_FAILED,
+            )
             rest = count - good - 1
             if rest > 0:
                 at = (good + 1) * self.geometry.cipher_segment

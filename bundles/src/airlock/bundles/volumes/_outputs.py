@@ -14,7 +14,6 @@ from pathlib import Path
 from airlock.bundles.atomic import fsync_dir
 from airlock.bundles.errors import AirlockError, MediaError
 
-
 WRITEBACK_STEP = 32 << 20
 
 

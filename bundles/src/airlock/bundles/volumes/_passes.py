@@ -7,22 +7,37 @@ plaintext and writes verified chunks (:class:`._checker.EntryChecker`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from airlock.bundles.models._volumes import VolumeRecord
 from airlock.bundles.volumes._checker import EntryChecker
 from airlock.bundles.volumes._cipher import SEGMENT, Decryption
 from airlock.bundles.volumes._pipeline import Handoff, run_pipeline
 from airlock.bundles.volumes._progress import Progress
 from airlock.bundles.volumes._readplan import SeriesInfo, VolumeInfo
 from airlock.bundles.volumes._sources import Share, Target, read_volume, rebuild_series
+from airlock.bundles.volumes._state import Bits, State
 from airlock.bundles.volumes._status import not_enough
 from airlock.bundles.volumes._writer import work_block
 
-if TYPE_CHECKING:
-    from airlock.bundles.volumes._assemble import Assembler
+
+class Host(Protocol):
+    """What the passes use of the assembler."""
+
+    found: dict[str, Path]
+    failed: set[str]
+    state: State
+    parity_records: dict[str, VolumeRecord]
+    parity_ok: dict[str, bool]
+
+    def needy(self, info: VolumeInfo) -> bool: ...
+    def todo(self, info: VolumeInfo) -> Bits: ...
+    def checker(self, info: VolumeInfo, todo: Bits, rebuilt: bool = False) -> EntryChecker: ...
+    def damaged(self, info: VolumeInfo | VolumeRecord, text: str) -> None: ...
+    def damage_of(self, record: VolumeRecord) -> list[str]: ...
+
 
 BUFFERS = 6
 
@@ -32,7 +47,7 @@ class Passes:
 
     def __init__(
         self,
-        assembler: Assembler,
+        assembler: Host,
         decryption: Decryption,
         progress: Progress,
         on_read: Callable[[int], None] | None,
@@ -51,7 +66,7 @@ class Passes:
         if path is None:
             return False
         try:
-            return os.stat(path).st_size == size
+            return path.stat().st_size == size
         except OSError:
             return False
 
@@ -68,7 +83,9 @@ class Passes:
             needy = [i for i in series.data if a.needy(i)]
             if not needy:
                 return None
-            unread = [i for i in needy if i.record.name in a.found and i.record.name not in self._read]
+            unread = [
+                i for i in needy if i.record.name in a.found and i.record.name not in self._read
+            ]
             lost = [i for i in needy if not self._usable(i)]
             shares = self._shares(series, needy)
             if lost and len(shares) >= k:

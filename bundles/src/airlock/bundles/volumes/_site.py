@@ -31,13 +31,8 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.models._volumes import SITE_PART_NAMES
-from airlock.bundles.volumes._cipher import (
-    SEGMENT,
-    AuthenticationFailed,
-    decryption_for,
-    encryption_for,
-    segments,
-)
+from airlock.bundles.volumes._cipher import SEGMENT, AuthenticationFailed, segments
+from airlock.bundles.volumes._layers import decryption_for, encryption_for
 from airlock.bundles.volumes._layout import Layout
 from airlock.bundles.volumes._outputs import OutputFile, discard_all, promote_all
 
@@ -149,7 +144,7 @@ def write_site_part(
 
 def read_site_part(
     source: int | Path,
-    identities: Sequence[object] | None,
+    identities: Sequence[bytes] | None,
     limit: int = SITE_LIMIT,
     size: int | None = None,
     sha256: str | None = None,
@@ -205,7 +200,7 @@ def _read_bounded(source: int | Path, limit: int) -> bytes:
     return data
 
 
-def _decrypt(data: bytes, identities: Sequence[object] | None, limit: int) -> memoryview:
+def _decrypt(data: bytes, identities: Sequence[bytes] | None, limit: int) -> memoryview:
     decryption = decryption_for(identities)
     try:
         head = decryption.header_length(data)

@@ -122,7 +122,10 @@ def read_volume(
 
 @dataclass(frozen=True)
 class Share:
-    """A rebuild input: a volume file and its zfec share number (data v -> v-1, parity p -> k+p-1)."""
+    """A rebuild input: a volume file and its zfec share number.
+
+    Share numbers: data volume v is v-1, parity volume p is k+p-1.
+    """
 
     number: int
     path: Path

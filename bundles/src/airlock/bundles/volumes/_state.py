@@ -167,10 +167,10 @@ def save_state(directory: Path, state: State, durable: bool = False) -> None:
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(tmp, directory / STATE_FILE)
+        Path(tmp).replace(directory / STATE_FILE)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            Path(tmp).unlink()
         raise
     if durable:
         dir_fd = os.open(directory, os.O_RDONLY)

@@ -21,7 +21,8 @@ from typing import Any
 import zfec
 
 from airlock.bundles.models._volumes import DATA, PARITY, SeriesRecord, VolumeRecord, volume_name
-from airlock.bundles.volumes._cipher import SEGMENT, Encryption, Sealer, encryption_for, segments
+from airlock.bundles.volumes._cipher import SEGMENT, Encryption, Sealer, segments
+from airlock.bundles.volumes._layers import encryption_for
 from airlock.bundles.volumes._layout import STRIPE, LayoutSeries, LayoutVolume
 from airlock.bundles.volumes._outputs import OutputFile, discard_all, promote_all
 from airlock.bundles.volumes._pipeline import Handoff, run_pipeline
@@ -88,7 +89,9 @@ def write_series(
     record = SeriesRecord(id=spec.id, data=k, parity=parity, stripe=STRIPE)
     encrypted = encryption.encrypted
     data_names = [volume_name(spec.id, DATA, v.number, k, encrypted) for v in plan]
-    parity_names = [volume_name(spec.id, PARITY, n, parity, encrypted) for n in range(1, 1 + parity)]
+    parity_names = [
+        volume_name(spec.id, PARITY, n, parity, encrypted) for n in range(1, 1 + parity)
+    ]
     longest = max(v.file_size for v in plan)
     outputs: list[OutputFile] = []
     files = BlobFiles()
@@ -98,10 +101,13 @@ def write_series(
         writer = _SeriesWriter(spec.id, plan, encryption, outputs, parity, progress, data_names)
         block = work_block(STRIPE, k + parity)
         handoff = writer.handoff
-        if parity:
-            produce: Any = lambda h: _produce_striped(h, spec.id, plan, files, encryption, block)
-        else:
-            produce = lambda h: _produce_in_turn(h, spec.id, plan, files)
+
+        def produce(h: Handoff) -> None:
+            if parity:
+                _produce_striped(h, spec.id, plan, files, encryption, block)
+            else:
+                _produce_in_turn(h, spec.id, plan, files)
+
         run_pipeline("volumes-write", handoff, produce, writer.consume)
         for volume, out in zip(plan, outputs[:k], strict=True):
             assert out.size == volume.file_size, (out.size, volume.file_size)
@@ -125,9 +131,7 @@ def write_series(
         k,
         parity,
         STRIPE,
-        tuple(
-            LayoutVolume(v.number, v.file_size, tuple(e.name for e in v.entries)) for v in plan
-        ),
+        tuple(LayoutVolume(v.number, v.file_size, tuple(e.name for e in v.entries)) for v in plan),
     )
     return SeriesWritten(series=record, volumes=tuple(volumes), layout=layout)
 
@@ -196,7 +200,9 @@ class _SeriesWriter:
         geometry = encryption.geometry
         self._sealed = bytearray(BATCH * geometry.cipher_segment)
         self._parity = (
-            _ParityEncoder(plan, outputs[len(plan) :], geometry.cipher_segment, geometry.header_size)
+            _ParityEncoder(
+                plan, outputs[len(plan) :], geometry.cipher_segment, geometry.header_size
+            )
             if parity
             else None
         )
@@ -289,4 +295,3 @@ class _ParityEncoder:
     def digests(self) -> list[str]:
         """SHA-256 of each parity volume."""
         return [d.hexdigest() for d in self._hashes]
-
