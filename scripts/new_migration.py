@@ -7,13 +7,16 @@ Usage (docs/dev-migrations.md)::
 Makes a scratch SQLite database at the head of the ``hub`` (or ``spoke``)
 history, compares it with the home's SQLModel tables and writes
 ``versions/<role>_<NNNN>_<slug>.py`` into the history with the differences as
-Alembic operations (batch mode, so that SQLite can alter tables). The result
-is a draft: review every operation, write its docstring (why, and what it
-costs on a large table), and test it on SQLite and PostgreSQL.
+Alembic operations (batch mode, so that SQLite can alter tables), and records
+the new revision as the history's ``HEAD`` (in its ``__init__.py``: the
+version every command checks a home against). The result is a draft: review
+every operation, write its docstring (why, and what it costs on a large table),
+and test it on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +25,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 
 from airlock.bundles.db import make_engine
-from airlock.bundles.schema import alembic_config, create_at_head, history_dir
+from airlock.bundles.schema import HEAD_ATTRIBUTE, alembic_config, create_at_head, history_dir
 
 
 def new_revision(role: str, message: str) -> Path:
@@ -42,7 +45,17 @@ def new_revision(role: str, message: str) -> Path:
         finally:
             engine.dispose()
     assert script is not None and not isinstance(script, list)
+    record_head(role, script.revision)
     return Path(script.path)
+
+
+def record_head(role: str, revision: str) -> None:
+    """Makes ``revision`` the ``HEAD`` of the history's ``__init__.py``."""
+    init = history_dir(role) / "__init__.py"
+    line = re.compile(rf'^{HEAD_ATTRIBUTE} = "[^"]*"$', re.MULTILINE)
+    text, count = line.subn(f'{HEAD_ATTRIBUTE} = "{revision}"', init.read_text(encoding="utf-8"))
+    assert count == 1, f"{init} has no {HEAD_ATTRIBUTE} line to update"
+    init.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:

@@ -8,7 +8,15 @@ import pytest
 
 from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.errors import MediaError, SecretError
-from airlock.bundles.keys import FORMAT, SCRYPT_N, SCRYPT_P, SCRYPT_R, seal, unseal
+from airlock.bundles.keys import (
+    FORMAT,
+    SCRYPT_N,
+    SCRYPT_P,
+    SCRYPT_R,
+    PendingUnseal,
+    seal,
+    unseal,
+)
 
 SECRET = b"AGE-SECRET-KEY-1EXAMPLEEXAMPLEEXAMPLE"
 PASSPHRASE = "correct horse battery staple"
@@ -81,3 +89,20 @@ def test_unsupported_or_unbounded_parameters_are_refused(
 def test_garbage_is_a_media_error(data: bytes) -> None:
     with pytest.raises(MediaError):
         unseal(data, PASSPHRASE, "the test secret")
+
+
+def test_an_unseal_started_ahead_gives_the_secret_when_asked(sealed: bytes) -> None:
+    pending = PendingUnseal(sealed, PASSPHRASE, "the test secret", hint="set THE_VARIABLE")
+    assert pending.result() == SECRET
+
+
+def test_an_unseal_started_ahead_raises_its_error_only_when_asked(sealed: bytes) -> None:
+    pending = PendingUnseal(
+        sealed, "not the passphrase", "the test secret", hint="set THE_VARIABLE"
+    )
+    with pytest.raises(SecretError, match="cannot open the test secret: wrong passphrase") as exc:
+        pending.result()
+    assert exc.value.hint == "set THE_VARIABLE"
+    damaged = PendingUnseal(b"{not json", PASSPHRASE, "the test secret", hint="")
+    with pytest.raises(MediaError, match="the test secret is not readable"):
+        damaged.result()

@@ -47,6 +47,7 @@ from helpers.hubenv import HUB_PASSPHRASE
 from helpers.metricsenv import MetricsSite
 from helpers.smalldisk import read_only_file, remount, small_tmpfs
 from helpers.spokeenv import OTHER_SITE_ID, SITE_ID, SITE_PASSPHRASE, World
+from helpers.v2env import big_bundle
 from sqlalchemy import text
 from tuf.api.metadata import Snapshot
 
@@ -149,6 +150,12 @@ def _symlink(s: Situation) -> list[str]:
 def _expired(s: Situation) -> list[str]:
     s.hub_clock.advance(dt.timedelta(days=-31))
     return s.import_args(s.bundle())
+
+
+def _missing_volume(s: Situation) -> list[str]:
+    bundle = big_bundle(s.hub, s.media / "volumes", s.tmp / "models")
+    bundle.path(bundle.data_volumes()[-1]).unlink()
+    return s.import_args(bundle.root)
 
 
 def _other_site(s: Situation) -> list[str]:
@@ -258,6 +265,9 @@ ROWS: dict[str, Row] = {
     "unsafe-archive": Row("unsafe archive", _symlink, "is a symbolic link"),
     "freshness": Row("freshness", _expired, "the bundle expired at"),
     "wrong-site": Row("wrong site", _other_site, "the bundle is for site 'plant-9'"),
+    "incomplete-missing-volume": Row(
+        "incomplete", _missing_volume, "not enough volumes to complete the import"
+    ),
     "decryption": Row("decryption", _other_recipient, "not encrypted to this site"),
     "error-database-unreachable": Row(
         "error",

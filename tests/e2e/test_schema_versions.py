@@ -8,6 +8,8 @@
 - A home at a revision this release does not know (a newer release upgraded
   it) is refused on open and by ``db upgrade``, and nothing changes.
 - An upgrade that fails half-way changes nothing but its failure audit entry.
+- The head each history package records (``HEAD``: what every open compares the
+  database's version with, without loading Alembic) is the history's head.
 Real SQLite files, the real PostgreSQL server, the real CLI.
 """
 
@@ -36,7 +38,7 @@ from sqlmodel import Session, col, select
 from airlock.bundles.audit import AuditRecord
 from airlock.bundles.config import HomeConfig, write_config
 from airlock.bundles.db import make_engine
-from airlock.bundles.schema import create_at_head, create_home_database
+from airlock.bundles.schema import create_at_head, create_home_database, recorded_head
 
 ROLES = ("hub", "spoke")
 
@@ -65,6 +67,12 @@ def test_each_history_is_one_line_of_numbered_revisions(role: str) -> None:
     count = len(REVISIONS[role])
     assert count >= 2
     assert REVISIONS[role] == [f"{role}_{number:04d}" for number in range(1, count + 1)]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_recorded_head_is_the_head_of_the_history(role: str) -> None:
+    """A new revision without its ``HEAD`` would make every command refuse a current home."""
+    assert recorded_head(role) == HEADS[role]
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -54,6 +54,7 @@ def test_spoke_help_lists_every_command_with_a_complete_summary(airlock: Invoke)
         "serve",
         "simulate",
         "export-metrics",
+        "identity",
         "trust",
         "db",
     }

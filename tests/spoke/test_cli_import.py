@@ -19,7 +19,8 @@ from helpers.spokeenv import (
     take_snapshot,
 )
 
-from airlock.bundles.audit import AuditLog
+from airlock.bundles.audit import AuditLog, verify_receipt
+from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import IntegrityError, MediaError, SecretError
 from airlock.hub.context import HubContext
@@ -51,7 +52,16 @@ def test_import_json_reports_what_was_staged(
     )
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
-    assert json.loads(result.stdout) == {
+    document = json.loads(result.stdout)
+    receipt = verify_receipt(
+        canonical_bytes(document.pop("receipt")), spoke.signing_key().public_key
+    )
+    assert (receipt.bundle_id, receipt.sequence, receipt.staged) == (
+        envelope.bundle_id,
+        1,
+        ("classifier@1", "detector@1"),
+    )
+    assert document == {
         "bundle_id": envelope.bundle_id,
         "sequence": 1,
         "staged": ["classifier@1", "detector@1"],

@@ -10,8 +10,9 @@ and maps to a documented exit code at the CLI's single catch point::
     ├── SecretError                   exit 4   a passphrase or PIN is missing or wrong
     ├── MediaError                    exit 5   bad media or transport: unreadable, missing parts
     │   ├── MissingFileError          exit 5   an input file or directory named is absent
-    │   └── NotEnoughVolumesError     exit 5   volumes missing or damaged beyond what parity
-    │                                          rebuilds (names them, says how many more)
+    │   └── NotEnoughVolumesError     exit 9   volumes missing or damaged beyond what parity
+    │                                          rebuilds: bring the named media (the import
+    │                                          resumes; names them, says how many more)
     ├── AuditWriteError               exit 6   the audit log could not be written: nothing was done
     ├── StorageError                  exit 7   the disk is full, or the home is read-only or
     │                                          not writable: nothing was changed
@@ -123,8 +124,13 @@ class NotEnoughVolumesError(MediaError):
     """Data volumes are missing or damaged and the parity cannot rebuild them.
 
     The message names every missing or damaged volume by number and file name and
-    says how many more volumes are needed (any of those named will do).
+    says how many more volumes are needed (any of those named will do). Exit 9
+    ("incomplete"): what was verified stays in the spoke's resumable import
+    state, and importing again with the named media continues.
     """
+
+    exit_code = 9
+    kind = "incomplete"
 
 
 class AuditWriteError(AirlockError):
@@ -250,6 +256,7 @@ EXIT_CODES: dict[str, int] = {
     "audit": AuditWriteError.exit_code,
     "storage": StorageError.exit_code,
     "schema": SchemaVersionError.exit_code,
+    "incomplete": NotEnoughVolumesError.exit_code,
     "verification": VerificationError.exit_code,
     "signature": SignatureError.exit_code,
     "integrity": IntegrityError.exit_code,

@@ -1,6 +1,6 @@
 """``airlock audit``: verify the tamper-evident log, sign checkpoints, prove entries.
 
-``verify``, ``prove`` and ``verify-proof`` only read; ``checkpoint`` appends
+``verify``, ``prove``, ``verify-proof`` and ``verify-receipt`` only read; ``checkpoint`` appends
 an entry and a signed checkpoint (it needs the hub's or site's passphrase).
 ``verify-proof`` needs no home and no database: only the proof, the signed
 checkpoint and the public key. ``query`` and ``report`` come from
@@ -38,6 +38,7 @@ from airlock.bundles.cli._audit_options import (
     read_text,
 )
 from airlock.bundles.cli._audit_query import query_command, report_command
+from airlock.bundles.cli._audit_receipt import verify_receipt_command
 from airlock.bundles.cli._toolkit import emit_json, home_database, json_option
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.config import HomeConfig, load_config
@@ -258,3 +259,4 @@ def verify_proof(proof_path: Path, note_path: Path, key_path: Path, as_json: boo
 
 audit.add_command(query_command)
 audit.add_command(report_command)
+audit.add_command(verify_receipt_command)

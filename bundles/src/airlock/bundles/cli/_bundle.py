@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 
 from airlock.bundles.bundle._inspect import inspect_bundle
-from airlock.bundles.cli._toolkit import emit_json, json_option, print_table
+from airlock.bundles.cli._tables import print_table
+from airlock.bundles.cli._toolkit import emit_json, json_option
 from airlock.bundles.clock import SystemClock
 
 

@@ -7,6 +7,9 @@ spoke each register the group :func:`db_group` makes with their own
 ``--home`` option; both commands take ``--json``. Errors are raised as
 :class:`~airlock.bundles.errors.AirlockError` and reported by the root
 group's single catch point.
+
+Every hub and spoke command builds this group, so the schema modules are
+imported by its two commands when they run.
 """
 
 from __future__ import annotations
@@ -14,13 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from airlock.bundles.config import load_config, redacted_url
-from airlock.bundles.schema._migrations import SchemaStatus
-from airlock.bundles.schema._upgrade import home_status, upgrade_home
+if TYPE_CHECKING:
+    from airlock.bundles.schema._migrations import SchemaStatus
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -55,6 +57,9 @@ def db_group(role: str, home_option: Decorator) -> click.Group:
     @home_option
     @JSON_OPTION
     def status(home: Path, as_json: bool) -> None:
+        from airlock.bundles.config import load_config, redacted_url
+        from airlock.bundles.schema._upgrade import home_status
+
         config = load_config(home, role)
         found = home_status(config)
         if as_json:
@@ -73,6 +78,9 @@ def db_group(role: str, home_option: Decorator) -> click.Group:
     @home_option
     @JSON_OPTION
     def upgrade(home: Path, as_json: bool) -> None:
+        from airlock.bundles.config import load_config
+        from airlock.bundles.schema._upgrade import upgrade_home
+
         result = upgrade_home(load_config(home, role))
         if as_json:
             _emit_json(result.to_dict())

@@ -19,13 +19,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from airlock.bundles.audit._log import AuditLog, AuditRecord, failure_details, failure_outcome
-from airlock.bundles.cli._toolkit import (
-    emit_json,
-    home_database,
-    home_option,
-    json_option,
-    print_table,
-)
+from airlock.bundles.cli._tables import print_table
+from airlock.bundles.cli._toolkit import emit_json, home_database, home_option, json_option
 from airlock.bundles.clock import SystemClock
 from airlock.bundles.config import HomeConfig, load_config
 from airlock.bundles.errors import MediaError

@@ -1,41 +1,35 @@
-"""The CLI plumbing every role group shares: ``--home``/``--json``, JSON, tables, closing.
+"""The CLI plumbing every role group shares: ``--home``/``--json``, JSON, closing, lazy groups.
 
 Each component's commands build on these instead of declaring their own:
 
 - :func:`home_option` and :func:`json_option`: the two options nearly every
   command takes (the home's default and variable differ per role).
 - :func:`emit_json`: one JSON document on standard output.
-- :class:`FittedTable`, :func:`table` and :func:`print_table`: rich tables that
-  stay readable in a narrow terminal: an id is never cut (``classi…``); a long
-  value without spaces (a hash, a key, a URI) folds onto lines of its own.
 - :func:`closing_home` and :func:`home_database`: open a home's resources and
   always release them (database engines disposed) when the command ends.
+- :class:`LazyGroup`: a group whose subcommands are imported only when they are
+  used, so that a command pays for the modules it runs and not for its siblings'.
+
+This module imports nothing heavy (no database, no rich): ``airlock --help`` and
+every command load it. The tables are in :mod:`._tables`.
 """
 
 from __future__ import annotations
 
-import copy
+import importlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
-from rich.console import Console, ConsoleOptions, RenderResult
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy import Engine
-from sqlmodel import SQLModel
 
-from airlock.bundles.config import HomeConfig
-from airlock.bundles.schema._homes import open_home_database
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlmodel import SQLModel
 
-LONG_VALUE = 32
-"""A word longer than this (a hash, a key) may fold; shorter words (ids) are never split."""
-FOLDED_WIDTH = 16
-"""The narrowest column a long value folds in; narrower, it moves under the table."""
+    from airlock.bundles.config import HomeConfig
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -79,103 +73,6 @@ def emit_json(data: Any, *, sort_keys: bool = True) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=sort_keys))
 
 
-class FittedTable(Table):
-    """A rich table whose columns are sized so that no id is cut at the terminal's width.
-
-    When the table is wider than the terminal, columns shrink widest first, but
-    never below their longest word up to :data:`LONG_VALUE` characters; longer
-    words (hashes, keys, URIs) fold inside a column of at least
-    :data:`FOLDED_WIDTH` characters. When even that does not fit, the long
-    values leave the grid: each goes on a line of its own under the table,
-    named by its row's first cell and its column. Nothing is cut with an ellipsis.
-    """
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        """Renders a copy fitted to ``options.max_width`` (this table is left as built)."""
-        fitted = copy.copy(self)
-        fitted.columns = [replace(column) for column in self.columns]
-        moved = fitted._fit(console, options)
-        if not moved:
-            yield from Table.__rich_console__(fitted, console, options)
-            return
-        kept = [column for index, column in enumerate(fitted.columns) if index not in moved]
-        grid = copy.copy(fitted)
-        grid.columns = [replace(column, _index=i, width=None) for i, column in enumerate(kept)]
-        yield grid
-        keys = list(self.columns[0].cells) if 0 not in moved else []
-        for row in range(self.row_count):
-            line = _text(keys[row]) if keys else Text(f"row {row + 1}")
-            for index in moved:
-                column = self.columns[index]
-                value = list(column.cells)[row]
-                yield Text.assemble(line, f"  {column.header}:\n  ", _text(value), overflow="fold")
-
-    def _fit(self, console: Console, options: ConsoleOptions) -> list[int]:
-        """Sets the columns' widths; returns the long columns to move out of the grid."""
-        for column in self.columns:
-            column.overflow = "fold"
-        available = options.max_width - self._extra_width
-        wide = options.update_width(max(available, 1) * 100)
-        measures = [self._measure_column(console, wide, column) for column in self.columns]
-        widths = [measure.maximum for measure in measures]
-        if sum(widths) <= available:
-            return []
-        pads = [self._get_padding_width(index) for index in range(len(self.columns))]
-        long = [m.minimum - pad > LONG_VALUE for m, pad in zip(measures, pads, strict=True)]
-        floors = [
-            min(measure.maximum, FOLDED_WIDTH + pad) if is_long else measure.minimum
-            for measure, pad, is_long in zip(measures, pads, long, strict=True)
-        ]
-        _shrink(widths, floors, sum(widths) - available)
-        if sum(widths) > available and any(long) and not all(long):
-            return [index for index, is_long in enumerate(long) if is_long]
-        for column, width, pad in zip(self.columns, widths, pads, strict=True):
-            column.width = max(width - pad, 1)
-        return []
-
-
-def _text(cell: object) -> Text:
-    """A cell as rich text (strings are markup, as in any rich table)."""
-    return cell if isinstance(cell, Text) else Text.from_markup(str(cell))
-
-
-def _shrink(widths: list[int], floors: list[int], excess: int) -> None:
-    """Takes ``excess`` cells off ``widths``, widest column first, none below its floor."""
-    for _ in range(max(excess, 0)):
-        shrinkable = [i for i, width in enumerate(widths) if width > floors[i]]
-        if not shrinkable:
-            return
-        widths[max(shrinkable, key=lambda i: widths[i])] -= 1
-
-
-def table(
-    title: str | None,
-    columns: Sequence[str],
-    rows: Iterable[Sequence[str]],
-    *,
-    show_header: bool = True,
-) -> FittedTable:
-    """A :class:`FittedTable` with these columns and rows (cells are rich markup)."""
-    built = FittedTable(title=title, show_header=show_header)
-    for column in columns:
-        built.add_column(column)
-    for row in rows:
-        built.add_row(*row)
-    return built
-
-
-def print_table(
-    title: str | None,
-    columns: Sequence[str],
-    rows: Iterable[Sequence[str]],
-    *,
-    console: Console | None = None,
-    show_header: bool = True,
-) -> None:
-    """Prints :func:`table` on ``console`` (default: a new console on standard output)."""
-    (console or Console()).print(table(title, columns, rows, show_header=show_header))
-
-
 @contextmanager
 def closing_home(opened: C) -> Iterator[C]:
     """Yields an opened home (a hub, a spoke home) and closes it however the command ends."""
@@ -195,8 +92,60 @@ def home_database(config: HomeConfig, required: type[SQLModel]) -> Iterator[Engi
         SchemaVersionError: the schema is older or newer than this release (exit 8).
         StorageError: the home is read-only or its disk is full.
     """
+    from airlock.bundles.schema._homes import open_home_database
+
     engine = open_home_database(config, required)
     try:
         yield engine
     finally:
         engine.dispose()
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported when they are used.
+
+    Subcommands are registered by name with where they live
+    (``"airlock.hub.cli._sites:site"``): ``airlock hub export`` imports the
+    module of ``export`` only, not those of its siblings. Help (``--help``,
+    which lists every subcommand with its summary) and shell completion import
+    them all, so what a user sees is what the commands declare. Commands added
+    with :meth:`add_command` work as in any click group.
+    """
+
+    def __init__(
+        self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, str] = dict(lazy_commands or {})
+
+    def add_lazy_command(self, name: str, target: str) -> None:
+        """Registers the subcommand ``name``, the click command at ``module:attribute``."""
+        if ":" not in target:
+            raise ValueError(f"{target!r} is not module:attribute")
+        self.lazy_commands[name] = target
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every subcommand's name, loaded or not, sorted."""
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The subcommand ``cmd_name``, importing its module on first use."""
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in self.lazy_commands:
+            return command
+        command = load_command(self.lazy_commands[cmd_name])
+        if command.name != cmd_name:  # a registration that disagrees would rename a command
+            raise RuntimeError(
+                f"{self.lazy_commands[cmd_name]} is the command {command.name!r}, not {cmd_name!r}"
+            )
+        self.add_command(command)
+        return command
+
+
+def load_command(target: str) -> click.Command:
+    """The click command at ``module:attribute`` (imports the module)."""
+    module_name, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command

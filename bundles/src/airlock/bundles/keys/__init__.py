@@ -5,7 +5,15 @@ Modules here are private (``_name.py``); other components import the names below
 """
 
 from airlock.bundles.keys._pem import public_key_pem, read_public_key_pem
-from airlock.bundles.keys._sealed import FORMAT, SCRYPT_N, SCRYPT_P, SCRYPT_R, seal, unseal
+from airlock.bundles.keys._sealed import (
+    FORMAT,
+    SCRYPT_N,
+    SCRYPT_P,
+    SCRYPT_R,
+    PendingUnseal,
+    seal,
+    unseal,
+)
 from airlock.bundles.keys._signers import (
     ALGORITHMS,
     FILE_SCHEME,
@@ -33,6 +41,7 @@ __all__ = [
     "SCRYPT_R",
     "KeyRef",
     "KeyStore",
+    "PendingUnseal",
     "encrypted_pem",
     "env_or_prompt_secrets",
     "generate_signer",

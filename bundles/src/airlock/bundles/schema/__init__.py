@@ -11,16 +11,19 @@ from airlock.bundles.schema._homes import (
     open_home_database,
 )
 from airlock.bundles.schema._migrations import (
+    HEAD_ATTRIBUTE,
     SchemaStatus,
     alembic_config,
     create_at_head,
     history_dir,
     home_metadata,
+    recorded_head,
     run_environment,
 )
 from airlock.bundles.schema._upgrade import SchemaUpgrade, home_status, upgrade_home
 
 __all__ = [
+    "HEAD_ATTRIBUTE",
     "DatabaseError",
     "SchemaStatus",
     "SchemaUpgrade",
@@ -32,6 +35,7 @@ __all__ = [
     "home_metadata",
     "home_status",
     "open_home_database",
+    "recorded_head",
     "run_environment",
     "upgrade_home",
 ]

@@ -15,7 +15,12 @@ The rules:
   behind this release, including a database with tables but no
   ``alembic_version`` (made before schema versions existed), or ahead of it (a
   revision this release does not know) is refused with
-  :class:`~airlock.bundles.errors.SchemaVersionError`, and nothing is changed;
+  :class:`~airlock.bundles.errors.SchemaVersionError`, and nothing is changed.
+  The check reads ``alembic_version`` with one plain query and compares it
+  with the head the history package records (``HEAD`` in its ``__init__``);
+  only a database that is not at that head loads Alembic, to say how far
+  behind or ahead it is (importing Alembic costs more than a whole command's
+  work on a small home);
 - ``airlock hub|spoke db upgrade`` (:func:`~._upgrade.upgrade_home`) applies the pending
   revisions and appends one audit entry with the revisions from and to, in one
   transaction that holds the database's write lock. The baseline revision only
@@ -34,38 +39,65 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from alembic import command, context
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
 from airlock.bundles.db._engine import take_write_lock
 from airlock.bundles.errors import AirlockError, SchemaVersionError, UsageError
 
+if TYPE_CHECKING:  # Alembic is imported where it runs: the version check on open needs none
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 ENTRY_POINT_GROUP = "airlock.migrations"
 """Entry points naming each home kind's history package (name = role)."""
+HEAD_ATTRIBUTE = "HEAD"
+"""The name, in a history package, of the constant holding its head revision."""
+VERSION_QUERY = "SELECT version_num FROM alembic_version"
+"""Alembic's version table, read with plain SQL (no Alembic import on every open)."""
 
 
 @functools.cache
-def history_dir(role: str) -> Path:
-    """The directory of the migration history of ``role`` homes (its ``env.py``).
+def history_package(role: str) -> ModuleType:
+    """The package holding the migration history of ``role`` homes (its ``env.py``).
 
     Raises:
         UsageError: no installed distribution provides one.
     """
     for point in entry_points(group=ENTRY_POINT_GROUP, name=role):
-        return Path(str(point.load().__file__)).parent
+        package: ModuleType = point.load()
+        return package
     raise UsageError(
         f"no schema migration history for {role!r} homes is installed",
         hint=f"install the airlock-{role} distribution of this release",
     )
 
 
+def history_dir(role: str) -> Path:
+    """The directory of the migration history of ``role`` homes (its ``env.py``).
+
+    Raises:
+        UsageError: no installed distribution provides one.
+    """
+    return Path(str(history_package(role).__file__)).parent
+
+
+def recorded_head(role: str) -> str | None:
+    """The head revision the history package of ``role`` records (its ``HEAD``), if any.
+
+    ``scripts/new_migration.py`` writes it with each new revision, and
+    ``tests/e2e/test_schema_versions.py`` keeps it equal to the history's head.
+    """
+    head = getattr(history_package(role), HEAD_ATTRIBUTE, None)
+    return head if isinstance(head, str) else None
+
+
+@functools.cache
 def has_history(role: str) -> bool:
     """Whether an installed distribution provides the migration history of ``role`` homes."""
     return bool(entry_points(group=ENTRY_POINT_GROUP, name=role))
@@ -73,6 +105,8 @@ def has_history(role: str) -> bool:
 
 @functools.cache
 def _script(role: str) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(history_dir(role))
 
 
@@ -117,6 +151,8 @@ def schema_status(connection: Connection, role: str) -> SchemaStatus:
     head = script.get_current_head()
     if head is None:  # pragma: no cover - every shipped history has a baseline
         raise AirlockError(f"the {role} migration history is empty")
+    from alembic.runtime.migration import MigrationContext
+
     heads = MigrationContext.configure(connection).get_current_heads()
     current = heads[0] if heads else None
     known = {revision.revision for revision in script.walk_revisions()}
@@ -146,11 +182,22 @@ def require_current(engine: Engine, role: str, home: Path, where: str) -> None:
     """
     if not has_history(role):
         return
-    with engine.connect() as connection:
+    if _stored_revisions(engine) == [recorded_head(role)]:
+        return  # the usual case, read with one plain query: at this release's head
+    with engine.connect() as connection:  # Alembic says how far behind or ahead, and why
         status = schema_status(connection, role)
     if status.state == "current":
         return
     raise outdated_error(status, home, where)
+
+
+def _stored_revisions(engine: Engine) -> list[str] | None:
+    """The revisions in the database's ``alembic_version``; None when it cannot be read."""
+    try:
+        with engine.connect() as connection:  # its own connection: a failed read aborts it
+            return [str(row[0]) for row in connection.execute(text(VERSION_QUERY))]
+    except DBAPIError:  # no version table (made before schema versions): Alembic's check says so
+        return None
 
 
 def outdated_error(status: SchemaStatus, home: Path, where: str) -> SchemaVersionError:
@@ -199,6 +246,8 @@ def migrating(engine: Engine) -> Iterator[Connection]:
 
 def alembic_config(role: str, connection: Connection) -> Config:
     """Alembic's configuration for the history of ``role`` homes, migrating on ``connection``."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(history_dir(role)))
     config.attributes["connection"] = connection
@@ -207,6 +256,8 @@ def alembic_config(role: str, connection: Connection) -> Config:
 
 def migrate(connection: Connection, role: str, target: str = "head") -> None:
     """Runs ``role``'s history on ``connection`` up to ``target``."""
+    from alembic import command
+
     command.upgrade(alembic_config(role, connection), target)
 
 
@@ -231,6 +282,8 @@ def run_environment(tables: Sequence[type[SQLModel]]) -> None:
         UsageError: run without one (e.g. by the ``alembic`` command): use
             ``airlock <role> db upgrade``.
     """
+    from alembic import context
+
     connection = context.config.attributes.get("connection")
     if connection is None:
         raise UsageError(

@@ -3,8 +3,13 @@ reading metadata files and root histories, the root chain an envelope carries, a
 verification core for both repositories of a bundle.
 
 Modules here are private (``_name.py``); other components import the names below.
+The verification core (``_verify``: python-tuf's client and its HTTP stack) is
+imported on first use: the hub, which signs and never verifies, does not load it.
 """
 
+from typing import TYPE_CHECKING
+
+from airlock.bundles.lazy import lazy_exports
 from airlock.bundles.tuf._agreement import VerifiedTarget, agree_with_image
 from airlock.bundles.tuf._metadata_files import (
     load_metadata,
@@ -28,6 +33,7 @@ from airlock.bundles.tuf._repo import (
     REVOCATIONS_FIELD,
     ROLLOUT_KEY,
     ROOT_EXPIRY_DAYS,
+    ROOT_FILE,
     SITE_ID_FIELD,
     TARGETS_EXPIRY_DAYS,
     TENANT_ROLE_PREFIX,
@@ -54,12 +60,13 @@ from airlock.bundles.tuf._repo import (
     to_bytes,
 )
 from airlock.bundles.tuf._root_chain import parse_root_chain, walk_root_chain
-from airlock.bundles.tuf._verify import (
-    ROOT_FILE,
-    VerifiedMetadata,
-    initial_trusted,
-    verify_repositories,
-)
+
+if TYPE_CHECKING:
+    from airlock.bundles.tuf._verify import (
+        VerifiedMetadata,
+        initial_trusted,
+        verify_repositories,
+    )
 
 __all__ = [
     "BUNDLE_FIELD",
@@ -114,3 +121,12 @@ __all__ = [
     "verify_root_chain",
     "walk_root_chain",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "VerifiedMetadata": "_verify",
+        "initial_trusted": "_verify",
+        "verify_repositories": "_verify",
+    },
+)

@@ -66,6 +66,8 @@ BUNDLE_FIELD = "x-airlock-bundle"
 CUSTOM_KEY = "airlock"
 
 METADATA_PREFIX = "metadata"
+ROOT_FILE = "root.json"
+"""The trusted root's file name in a client's metadata directory (ngclient's cache)."""
 BLOB_PREFIX = "blobs/sha256"
 
 # Default lifetimes (days).

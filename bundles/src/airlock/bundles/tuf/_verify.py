@@ -49,11 +49,11 @@ from airlock.bundles.tuf._repo import (
     IMAGE,
     METADATA_PREFIX,
     REPOSITORIES,
+    ROOT_FILE,
     SITE_ID_FIELD,
 )
 
 SCHEME = "bundle"
-ROOT_FILE = "root.json"
 TrustedFiles = dict[str, bytes]
 """One repository's trusted metadata: ngclient cache file name → bytes.
 

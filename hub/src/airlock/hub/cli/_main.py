@@ -15,24 +15,29 @@ from typing import Any
 import click
 from rich.console import Console
 
-from airlock.bundles.cli import closing_home, db_group, emit_json, print_table
+from airlock.bundles.cli import LazyGroup, closing_home, db_group, emit_json, print_table
 from airlock.bundles.clock import utc_iso
-from airlock.hub.catalog import _revocation_view as revocation_view
-from airlock.hub.cli._changes import change
-from airlock.hub.cli._fleet import report
-from airlock.hub.cli._layout import layout
-from airlock.hub.cli._metrics import import_metrics_
-from airlock.hub.cli._models import model
 from airlock.hub.cli._options import HOME_OPTION, JSON_OPTION, hub_secrets, open_home
-from airlock.hub.cli._rollout import assign, export_, revoke, unassign
-from airlock.hub.cli._sites import site, tenant
-from airlock.hub.sites._status import hub_status
 from airlock.hub.store._home import ROLE
-from airlock.hub.trust._bootstrap import init_hub
-from airlock.hub.trust._update import update_trust
+
+SUBCOMMANDS = {
+    "assign": "airlock.hub.cli._rollout:assign",
+    "change": "airlock.hub.cli._changes:change",
+    "export": "airlock.hub.cli._rollout:export_",
+    "import-metrics": "airlock.hub.cli._metrics:import_metrics_",
+    "layout": "airlock.hub.cli._layout:layout",
+    "model": "airlock.hub.cli._models:model",
+    "report": "airlock.hub.cli._fleet:report",
+    "revoke": "airlock.hub.cli._rollout:revoke",
+    "site": "airlock.hub.cli._sites:site",
+    "tenant": "airlock.hub.cli._sites:tenant",
+    "unassign": "airlock.hub.cli._rollout:unassign",
+}
+"""The commands of sibling modules, by name: where each lives (imported when it runs, or
+when help lists it; the sibling modules never import this one)."""
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy_commands=SUBCOMMANDS)
 def hub() -> None:
     """Release engineer: sign models and export bundles for air-gapped sites.
 
@@ -70,6 +75,9 @@ def init(home: Path, ceremony: Path, as_json: bool) -> None:
     with the hub passphrase. Copies the public metadata and the online keys
     (never the offline keys) and creates the Image `models` role.
     """
+    from airlock.hub.sites._status import hub_status
+    from airlock.hub.trust._bootstrap import init_hub
+
     created = init_hub(home, ceremony, hub_secrets())
     report = hub_status(created)
     created.close()
@@ -115,6 +123,8 @@ def trust_update(home: Path, ceremony: Path, as_json: bool) -> None:
     the new versions (keeping the old ones) and re-signs the Image snapshot
     and timestamp. Every site's next bundle carries the new chain.
     """
+    from airlock.hub.trust._update import update_trust
+
     with closing_home(open_home(home)) as hub_:
         update = update_trust(hub_, ceremony)
         if as_json:
@@ -138,6 +148,9 @@ def trust_update(home: Path, ceremony: Path, as_json: bool) -> None:
 @JSON_OPTION
 def status(home: Path, as_json: bool) -> None:
     """Show role versions and expiries, sites, models and assignments."""
+    from airlock.hub.catalog import _revocation_view as revocation_view
+    from airlock.hub.sites._status import hub_status
+
     with closing_home(open_home(home)) as ctx:
         report = hub_status(ctx)
     if as_json:
@@ -175,8 +188,4 @@ def status(home: Path, as_json: bool) -> None:
         print_table("revoked versions", ["version", "revoked at", "reason"], revoked_rows)
 
 
-# The subcommand modules never import this one: every group and command is registered here.
-for command in (site, model, tenant, assign, revoke, unassign, export_, change, layout, report):
-    hub.add_command(command)
-hub.add_command(import_metrics_)
 hub.add_command(db_group(ROLE, HOME_OPTION))  # `db status|upgrade`: the database's schema version

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from airlock.bundles.cli import closing_home, emit_json, print_table
+from airlock.bundles.cli import closing_home, emit_json, print_table, progress_for
+from airlock.bundles.models import Envelope
 from airlock.hub.cli._options import (
     FILE_PATH,
     HOME_OPTION,
@@ -16,7 +17,9 @@ from airlock.hub.cli._options import (
 )
 from airlock.hub.export._assignments import assign as assign_version
 from airlock.hub.export._assignments import unassign as unassign_version
-from airlock.hub.export._planner import export
+from airlock.hub.export._media import MediaOptions, parse_volume_size
+from airlock.hub.export._planner import DEFAULT_MEDIA, export
+from airlock.hub.export._shared import export_sites
 from airlock.hub.revocation._revoke import revoke as revoke_version
 
 
@@ -124,7 +127,14 @@ def unassign(home: Path, site_id: str, name: str, as_json: bool) -> None:
 
 @click.command("export")
 @HOME_OPTION
-@click.option("--site", "site_id", required=True, help="The site to export for.")
+@click.option(
+    "--site",
+    "site_ids",
+    required=True,
+    multiple=True,
+    help="The site to export for; several --site write one set of media for all of them "
+    "(the model content once, each site's small files under sites/<site>/).",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -136,9 +146,39 @@ def unassign(home: Path, site_id: str, name: str, as_json: bool) -> None:
     is_flag=True,
     help="Send every assigned version's files again (for a site that lost a bundle).",
 )
+@click.option(
+    "--volume-size",
+    metavar="SIZE",
+    help="Cut the model files into volumes of at most SIZE bytes, as media are labelled: "
+    "700M, 4G (FAT32), 4.7G (DVD), 25G (Blu-ray); 4GiB is binary. Default: one volume.",
+)
+@click.option(
+    "--parity",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Parity volumes: the bundle imports from any k of its k+N volumes.",
+)
+@click.option(
+    "--format",
+    "format_version",
+    type=click.IntRange(1, 2),
+    default=DEFAULT_MEDIA.format_version,
+    show_default=True,
+    help="Bundle format: 2 (volumes) or 1 (one payload.age, for spokes of the previous release).",
+)
 @JSON_OPTION
-def export_(home: Path, site_id: str, out: Path, full: bool, as_json: bool) -> None:
-    """Write SITE's next bundle: signed envelope.json + encrypted payload.
+def export_(
+    home: Path,
+    site_ids: tuple[str, ...],
+    out: Path,
+    full: bool,
+    volume_size: str | None,
+    parity: int,
+    format_version: int,
+    as_json: bool,
+) -> None:
+    """Write SITE's next bundle: signed envelope.json, per-site part and volumes.
 
     Files of versions already sent to the site are left out (a `delta`
     bundle, or a `revocation` bundle when only revocations changed); --full
@@ -146,19 +186,45 @@ def export_(home: Path, site_id: str, out: Path, full: bool, as_json: bool) -> N
     root would expire before the bundle (run a re-signing ceremony and
     `airlock hub trust update` first).
     """
+    media = MediaOptions(
+        format_version=format_version,
+        volume_size=parse_volume_size(volume_size) if volume_size else None,
+        parity=parity,
+    )
     with closing_home(open_home(home)) as hub_:
-        if as_json:
-            envelope = export(hub_, site_id, out, full=full)
-            emit_json({"out": str(out), "envelope": envelope.to_dict()})
-            return
-        console = Console()
-        with console.status(f"exporting the bundle for {site_id}…"):
-            envelope = export(hub_, site_id, out, full=full)
-        console.print(
-            f"[green]{envelope.kind} bundle {envelope.sequence} for {site_id} written to {out}"
-            f"[/green] (expires {envelope.expires:%Y-%m-%d %H:%M}Z)"
-        )
-        if envelope.omitted:
-            console.print(f"already at the site, not sent again: {', '.join(envelope.omitted)}")
+        progress = progress_for(as_json)
+        if len(site_ids) > 1:
+            envelopes = export_sites(hub_, site_ids, out, full=full, media=media, progress=progress)
+        else:
+            envelopes = [export(hub_, site_ids[0], out, full=full, media=media, progress=progress)]
+    if as_json:
+        if len(envelopes) == 1:
+            emit_json({"out": str(out), "envelope": envelopes[0].to_dict()})
+        else:
+            emit_json({"out": str(out), "envelopes": [e.to_dict() for e in envelopes]})
+        return
+    for envelope in envelopes:
+        _print_export(envelope, out)
+
+
+def _print_export(envelope: Envelope, out: Path) -> None:
+    console = Console()
+    console.print(
+        f"[green]{envelope.kind} bundle {envelope.sequence} for {envelope.site_id} written to "
+        f"{out}[/green] (expires {envelope.expires:%Y-%m-%d %H:%M}Z, format "
+        f"{envelope.format_version})"
+    )
+    if envelope.omitted:
+        console.print(f"already at the site, not sent again: {', '.join(envelope.omitted)}")
+    if envelope.format_version == 1:
         rows = [[p.name, str(p.size), p.sha256] for p in envelope.parts]
         print_table("payload parts", ["part", "bytes", "sha256"], rows)
+        return
+    rows = [[v.name, f"{v.kind} {v.number} of {v.of}", f"{v.size:,}"] for v in envelope.volumes]
+    if rows:
+        print_table("volumes", ["file", "volume", "bytes"], rows)
+    for series in envelope.series:
+        console.print(
+            f"series {series.id}: any {series.data} of its {series.data + series.parity} "
+            "volumes import it"
+        )

@@ -48,6 +48,14 @@ from airlock.bundles.chunks import ChunkIndex
 from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError, UsageError
 from airlock.bundles.models import BundleKind, Envelope, ModelFile
+from airlock.bundles.progress import NO_PROGRESS, Progress
+from airlock.hub.export._media import (
+    EnvelopeClaims,
+    MediaOptions,
+    SiteContent,
+    write_shared_volumes,
+    write_site_files,
+)
 from airlock.hub.repos._blobstore import BlobStore
 from airlock.hub.repos._director import DirectorRoots, SiteMetadata
 from airlock.hub.repos._image import ImageRepo
@@ -55,6 +63,9 @@ from airlock.hub.repos._tufmeta import StagedWrites
 
 RESIGN_MARGIN_DAYS = 30
 """Online roles re-signed at export live at least transit budget + this many days."""
+
+FORMAT_1 = MediaOptions(format_version=1)
+"""One ``payload.age``, as the previous release wrote (and spokes still read)."""
 
 MetadataList = list[tuple[str, bytes]]
 """Payload metadata entries, in order: (archive name, bytes)."""
@@ -249,14 +260,37 @@ def write_bundle_files(
     source: str = "hub",
     bundle_id: str | None = None,
     omitted: tuple[str, ...] = (),
+    media: MediaOptions = FORMAT_1,
+    indexes: dict[str, ChunkIndex] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Envelope:
-    """Writes the payload parts and the signed ``envelope.json`` into ``work_dir``.
+    """Writes the bundle's files and the signed ``envelope.json`` into ``work_dir``.
+
+    Format 2 (``media``) needs the chunk index of every blob (``indexes``).
 
     Returns:
         The envelope that was signed.
     """
-    parts = write_payload(work_dir, metadata, blobs, recipients)
     roots = director_roots(metadata)
+    if media.format_version == 2:
+        content = SiteContent(
+            site_id=site_id,
+            recipients=tuple(recipients) if recipients is not None else None,
+            blobs=tuple(blobs),
+            indexes={b.sha256: (indexes or {})[b.sha256] for b in blobs},
+        )
+        site_media = write_shared_volumes(work_dir, [content], media, progress)[site_id]
+        claims = EnvelopeClaims(
+            bundle_id=bundle_id or str(uuid.uuid4()),
+            kind=kind,
+            sequence=sequence,
+            created=created,
+            expires=expires,
+            source=source,
+            omitted=tuple(omitted),
+        )
+        return write_site_files(work_dir, claims, metadata, content, site_media, signers, roots)
+    parts = write_payload(work_dir, metadata, blobs, recipients)
     envelope = Envelope(
         bundle_id=bundle_id or str(uuid.uuid4()),
         kind=kind,
@@ -317,6 +351,8 @@ def write_bundle(
     source: str = "hub",
     bundle_id: str | None = None,
     omitted: tuple[str, ...] = (),
+    media: MediaOptions = FORMAT_1,
+    indexes: dict[str, ChunkIndex] | None = None,
 ) -> Envelope:
     """Writes a complete bundle directory with no database involved (tests and tooling).
 
@@ -340,6 +376,8 @@ def write_bundle(
             source=source,
             bundle_id=bundle_id,
             omitted=omitted,
+            media=media,
+            indexes=indexes,
         )
         promote_bundle(work, out_dir)
         return envelope

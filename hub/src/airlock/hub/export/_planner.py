@@ -38,12 +38,10 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from airlock.bundles import audit as checkpoint_store
-from airlock.bundles import events as events
 from airlock.bundles import tuf as tufrepo
-from airlock.bundles.clock import utc_iso
 from airlock.bundles.errors import ConflictError
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion
+from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.hub.catalog import _catalog as catalog
 from airlock.hub.catalog._revocation_view import revocation_count
 from airlock.hub.context._context import (
@@ -57,6 +55,8 @@ from airlock.hub.context._context import (
 from airlock.hub.context._operation import Operation, operation
 from airlock.hub.export import _bundle as bundle_export
 from airlock.hub.export._bundle import ExportPlan
+from airlock.hub.export._media import MediaOptions
+from airlock.hub.export._record import record_export
 from airlock.hub.repos import _director as director_repo
 from airlock.hub.repos import _image as image_repo
 from airlock.hub.repos import _signing as signing
@@ -65,6 +65,9 @@ from airlock.hub.repos._tufmeta import StagedWrites
 from airlock.hub.sites._tenants import tenant_signer
 from airlock.hub.store._tables import HubAssignment, HubExport, HubSentFile, HubSite
 from airlock.hub.trust import _return_keys as return_keys
+
+DEFAULT_MEDIA = MediaOptions(format_version=1)
+"""What ``export`` writes unless told otherwise (format 1 until every spoke reads format 2)."""
 
 
 def split_sent(
@@ -212,7 +215,14 @@ def _check_base(ctx: HubContext, site: HubSite, plan: ExportPlan) -> None:
         )
 
 
-def write_export(ctx: HubContext, op: Operation, plan: ExportPlan, out_dir: Path) -> Envelope:
+def write_export(
+    ctx: HubContext,
+    op: Operation,
+    plan: ExportPlan,
+    out_dir: Path,
+    media: MediaOptions = DEFAULT_MEDIA,
+    progress: Progress = NO_PROGRESS,
+) -> Envelope:
     """Steps (f)-(h) of the module docstring, inside the export's operation."""
     site = get_site(op.session, plan.site_id)
     _check_base(ctx, site, plan)
@@ -232,12 +242,10 @@ def write_export(ctx: HubContext, op: Operation, plan: ExportPlan, out_dir: Path
         kind=plan.kind,
         bundle_id=plan.bundle_id,
         omitted=plan.omitted,
+        media=media,
+        indexes=plan.indexes,
+        progress=progress,
     )
-    site.sequence = plan.sequence
-    op.session.add(site)
-    _record_sent(op.session, plan, envelope)
-    _emit_exported(ctx, op.session, plan, envelope)
-    op.writes.merge(plan.writes)
     promoted: list[Path] = []
 
     def promote() -> None:
@@ -251,84 +259,13 @@ def write_export(ctx: HubContext, op: Operation, plan: ExportPlan, out_dir: Path
 
     op.before_commit.append(promote)
     op.undo.append(unpromote)
-    op.before_commit.append(lambda: _write_checkpoint(ctx, op))
-    op.details = {
-        "bundle_id": envelope.bundle_id,
-        "site_id": plan.site_id,
-        "sequence": plan.sequence,
-        "created": utc_iso(plan.created),
-        "expires": utc_iso(plan.expires),
-        "encrypted": envelope.encrypted,
-        "parts": [p.to_dict() for p in envelope.parts],
-        "metadata_files": len(plan.metadata),
-        "kind": str(plan.kind),
-        "full": plan.full,
-        "omitted": list(plan.omitted),
-        "blobs": [b.sha256 for b in plan.blobs],
-        "resigned": list(plan.resigned),
-        "out_dir": str(out_dir),
-    }
+    record_export(ctx, op, site, plan, envelope, out_dir)
     return envelope
 
 
-def _emit_exported(ctx: HubContext, session: Session, plan: ExportPlan, envelope: Envelope) -> None:
-    """The ``bundle.exported`` event, in the export's transaction (subject: the bundle id)."""
-    data = {
-        "site": plan.site_id,
-        "sequence": plan.sequence,
-        "kind": str(plan.kind),
-        "bundle_id": envelope.bundle_id,
-        "expires": utc_iso(plan.expires),
-        "models": sorted({f"{name}@{version}" for name, version, _, _ in plan.carried}),
-        "omitted": list(plan.omitted),
-    }
-    source = events.source_of("hub", ctx.audit.host)
-    events.emit(session, "bundle.exported", source, envelope.bundle_id, data, ctx.clock.now())
-
-
-def _write_checkpoint(ctx: HubContext, op: Operation) -> None:
-    """Signs an audit checkpoint covering the export's own entry, in the export's transaction.
-
-    Runs last before the commit (after the export's entry), so a refused
-    export leaves no checkpoint and no new key behind; the hub's checkpoint
-    key is made on first use, encrypted with the hub passphrase.
-    """
-    key = checkpoint_store.home_checkpoint_key(ctx.config, ctx.signers.secrets)
-    signer = checkpoint_store.checkpoint_signer(ctx.config, key, ctx.signers.secrets)
-    checkpoint_store.write_checkpoint(
-        ctx.audit, signer, key.origin, ctx.clock.now(), session=op.session
-    )
-
-
-def _record_sent(session: Session, plan: ExportPlan, envelope: Envelope) -> None:
-    """Step (h): the export and every file it carried to the site."""
-    session.add(
-        HubExport(
-            site_id=plan.site_id,
-            sequence=plan.sequence,
-            bundle_id=envelope.bundle_id,
-            kind=str(plan.kind),
-            full=plan.full,
-            revocations=plan.revocations,
-            created=utc_iso(plan.created),
-        )
-    )
-    for name, version, filename, sha256 in plan.carried:
-        row = session.get(HubSentFile, (plan.site_id, name, version, filename))
-        if row is None:
-            row = HubSentFile(
-                site_id=plan.site_id,
-                name=name,
-                version=version,
-                filename=filename,
-                sha256=sha256,
-                sequence=plan.sequence,
-            )
-        row.sha256, row.sequence = sha256, plan.sequence
-        session.add(row)
-
-
-def commit_export(ctx: HubContext, plan: ExportPlan, out_dir: Path) -> Envelope:
+def commit_export(
+    ctx: HubContext, plan: ExportPlan, out_dir: Path, media: MediaOptions = DEFAULT_MEDIA
+) -> Envelope:
     """Writes a planned bundle to ``out_dir`` and records it (sequence, repository, audit).
 
     Tests may pass a plan whose ``metadata`` or ``blobs`` were replaced to
@@ -338,10 +275,18 @@ def commit_export(ctx: HubContext, plan: ExportPlan, out_dir: Path) -> Envelope:
         ConflictError: ``out_dir`` is not new, or the hub changed since the plan.
     """
     with operation(ctx, "hub.export", plan.site_id) as op:
-        return write_export(ctx, op, plan, Path(out_dir))
+        return write_export(ctx, op, plan, Path(out_dir), media)
 
 
-def export(ctx: HubContext, site_id: str, out_dir: Path, *, full: bool = False) -> Envelope:
+def export(
+    ctx: HubContext,
+    site_id: str,
+    out_dir: Path,
+    *,
+    full: bool = False,
+    media: MediaOptions = DEFAULT_MEDIA,
+    progress: Progress = NO_PROGRESS,
+) -> Envelope:
     """Plans and writes a site's next bundle into ``out_dir`` (must be new or empty).
 
     ``full`` sends every assigned version's files again (a site that lost media).
@@ -353,4 +298,4 @@ def export(ctx: HubContext, site_id: str, out_dir: Path, *, full: bool = False) 
     """
     with operation(ctx, "hub.export", site_id) as op:
         plan = plan_export(ctx, site_id, full=full)
-        return write_export(ctx, op, plan, Path(out_dir))
+        return write_export(ctx, op, plan, Path(out_dir), media, progress)

@@ -42,13 +42,13 @@ from airlock.bundles import audit as checkpoint_store
 from airlock.bundles.audit import CheckpointKey
 from airlock.bundles.canonical import pretty_bytes
 from airlock.bundles.errors import ConflictError, MediaError, NotFoundError, SecretError
-from airlock.bundles.intoto import public_key_pem
 from airlock.bundles.keys import (
     FILE_SCHEME,
     ONLINE_KDF_ITERATIONS,
     KeyRef,
     encrypted_pem,
     generate_signer,
+    public_key_pem,
     seal,
     unseal,
 )

@@ -1,32 +1,43 @@
-"""``airlock spoke``: the group, its own commands (init, import, status), and the others.
+"""``airlock spoke``: the group, its own commands (init, status), and the others.
 
 The group's other commands live in sibling modules that never import this one;
-they are registered here, in one place, at the end of the module.
+they are registered here, in one place, at the end of the module, by where they
+live: each is imported when it runs (or when help lists it), so that
+``airlock spoke import`` does not load the web service or the simulator. This
+module itself imports nothing heavy (``import``, in its own module, starts
+opening the site's identity on a second thread first, and loads the importer
+while it runs).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
-from airlock.bundles.cli import FittedTable, closing_home, db_group, emit_json
-from airlock.bundles.keys import env_or_prompt_secrets
-from airlock.spoke.cli._attestations import attestations
-from airlock.spoke.cli._metrics import export_metrics_command
-from airlock.spoke.cli._nodes import node
-from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION, open_home
-from airlock.spoke.cli._rollout import rollout
-from airlock.spoke.cli._serve import serve
-from airlock.spoke.cli._simulate import simulate
-from airlock.spoke.cli._trust import trust
-from airlock.spoke.site._home import PASSPHRASE_ENV, ROLE, SpokeHome
+from airlock.bundles.cli import LazyGroup, closing_home, db_group, emit_json
+from airlock.spoke.cli._options import HOME_OPTION, JSON_OPTION
+from airlock.spoke.site._names import PASSPHRASE_ENV, ROLE
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+SUBCOMMANDS = {
+    "attestations": "airlock.spoke.cli._attestations:attestations",
+    "export-metrics": "airlock.spoke.cli._metrics:export_metrics_command",
+    "identity": "airlock.spoke.cli._identity:identity",
+    "import": "airlock.spoke.cli._import:import_command",
+    "node": "airlock.spoke.cli._nodes:node",
+    "rollout": "airlock.spoke.cli._rollout:rollout",
+    "serve": "airlock.spoke.cli._serve:serve",
+    "simulate": "airlock.spoke.cli._simulate:simulate",
+    "trust": "airlock.spoke.cli._trust:trust",
+}
+"""The commands of sibling modules, by name: where each lives (imported when used)."""
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy_commands=SUBCOMMANDS)
 def spoke() -> None:
     """Site admin: import and verify bundles at an air-gapped site.
 
@@ -34,7 +45,7 @@ def spoke() -> None:
     Typical flow:
       airlock spoke init --site-id S --image-root … --director-root …
       (give site-identity.json to the hub; it registers the site)
-      airlock spoke import /media/usb/bundle
+      airlock spoke import /media/usb/bundle   (or one directory per medium)
       airlock spoke status
     The site passphrase comes from AIRLOCK_SPOKE_PASSPHRASE or a prompt.
     """
@@ -74,6 +85,10 @@ def init(
     Prints the site identity (age recipient and Ed25519 key) that the hub
     needs: it is also written to HOME/site-identity.json.
     """
+    from rich.console import Console
+
+    from airlock.bundles.cli import FittedTable
+    from airlock.bundles.keys import env_or_prompt_secrets
     from airlock.spoke.site._init import init_spoke
 
     passphrase = env_or_prompt_secrets(PASSPHRASE_ENV, _new_passphrase)("passphrase")
@@ -100,56 +115,16 @@ def _new_passphrase(secret_name: str) -> str:
     )
 
 
-@spoke.command("import")
-@HOME_OPTION
-@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
-@JSON_OPTION
-def import_(home: Path, bundle: Path, as_json: bool) -> None:
-    """Verify a bundle from removable media and stage its models.
-
-    Checks, in order: envelope signature and fields, payload sizes and
-    hashes, decryption, strict unpack, TUF (Image and Director), agreement,
-    the validation gate (each new model version runs on its signed validation
-    set; signed thresholds, runtime and dependencies; exit 18 on failure),
-    then stages atomically. Any failure changes nothing.
-    """
-    from airlock.spoke.importing._importer import import_bundle
-
-    with closing_home(open_home(home)) as spoke_home:
-        result = import_bundle(spoke_home, bundle)
-    if as_json:
-        emit_json(result.to_dict(), sort_keys=False)
-        return
-    console = Console()
-    console.print(
-        f"[green]imported[/green] {result.kind} bundle {result.bundle_id} "
-        f"(sequence {result.sequence}): {result.new_blobs} new file(s)"
-    )
-    for ref in result.staged:
-        console.print(f"  staged   {ref}{_gate_note(result.gate.get(ref, {}))}")
-    for ref in result.already_staged:
-        console.print(f"  present  {ref}")
-    for entry in result.revoked:
-        console.print(
-            f"  [red]revoked[/red]  {entry['model']}@{entry['version']} ({entry['reason']}): "
-            "the rollout engine moves every node off it"
-        )
-
-
-def _gate_note(figures: dict[str, Any]) -> str:
-    from airlock.spoke.status import gate_row
-
-    outcome, result, latency, _thresholds, _runtime = gate_row(figures)
-    if result == "not signed" and _runtime == "not signed":
-        return ""
-    return f"  (gate {outcome}: {result}, p95 {latency})"
-
-
 @spoke.command("status", short_help="Show trust state, staged models and assignments.")
 @HOME_OPTION
 @JSON_OPTION
 def status(home: Path, as_json: bool) -> None:
     """Show trusted root versions, last sequence, staged models and assignments."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from airlock.bundles.cli import FittedTable
+    from airlock.spoke.site._home import SpokeHome
     from airlock.spoke.status import read_status
 
     with closing_home(SpokeHome(home)) as spoke_home:
@@ -242,6 +217,8 @@ def _unsafe_row(policy: dict[str, Any]) -> tuple[str, str]:
 
 def _version_status(row: dict[str, Any]) -> str:
     """``[red]REVOKED[/red] …``, ``rolled back …`` or ``ok`` for a staged version."""
+    from rich.markup import escape
+
     parts = []
     if row.get("revoked"):
         revoked = row["revoked"]
@@ -253,6 +230,9 @@ def _version_status(row: dict[str, Any]) -> str:
 
 def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[str, Any]) -> None:
     """The validation gate's tables: the site runtime, and each staged version's figures."""
+    from rich.markup import escape
+
+    from airlock.bundles.cli import FittedTable
     from airlock.spoke.status import gate_row
 
     declared = set(runtime["declared"])
@@ -278,6 +258,4 @@ def _print_gate(console: Console, staged: list[dict[str, Any]], runtime: dict[st
     console.print(gate)
 
 
-for command in (attestations, export_metrics_command, node, rollout, serve, simulate, trust):
-    spoke.add_command(command)
 spoke.add_command(db_group(ROLE, HOME_OPTION))  # `db status|upgrade`: the database's schema version

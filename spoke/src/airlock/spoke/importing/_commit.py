@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +54,14 @@ class ImportResult:
     """The signed plan of every assigned version ({model, version, plan_sha256, changed})."""
     hub_return: dict[str, Any] | None = None
     """The hub's return path recorded (recipient, witness, acknowledgement), when carried."""
+    receipt: dict[str, Any] | None = None
+    """The signed import receipt (``airlock-import-receipt/1``) in the audit entry."""
+    volumes: dict[str, list[str]] = field(default_factory=dict)
+    """Format 2: the volumes read, rebuilt from parity, and resumed from an earlier run."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
+        doc: dict[str, Any] = {
             "bundle_id": self.bundle_id,
             "sequence": self.sequence,
             "staged": self.staged,
@@ -66,6 +71,11 @@ class ImportResult:
             "attested": self.attested,
             "gate": self.gate,
         }
+        if self.volumes:
+            doc["volumes"] = self.volumes
+        if self.receipt is not None:
+            doc["receipt"] = self.receipt
+        return doc
 
 
 def commit_import(
@@ -80,6 +90,7 @@ def commit_import(
     *,
     base: SpokeState,
     rotated_to: int | None = None,
+    receipt: Callable[[ImportResult, dt.datetime], dict[str, Any]] | None = None,
 ) -> ImportResult:
     """Step 6: one transaction moves the spoke to the verified bundle's state.
 
@@ -89,6 +100,8 @@ def commit_import(
     advances to the creation time the Director timestamp signed; a Director
     root rotation not yet recorded (``rotated_to``) resets sequence and floor
     to the bundle's own values and the audit entry records ``reset``.
+    ``receipt`` signs the import receipt (from the result, at the commit's
+    time); it goes into the audit entry's details and ``ImportResult.receipt``.
 
     Raises:
         StaleBundleError: another replica committed an import meanwhile.
@@ -162,6 +175,8 @@ def commit_import(
             result.plans, result.revoked = recorded.plans, recorded.revoked
             result.hub_return = recorded.hub_return
         changes = sorted({str(p["change_request"]) for p in result.plans if "change_request" in p})
+        if receipt is not None:
+            result.receipt = receipt(result, now)
         home.audit.record(
             "spoke.import",
             "success",
@@ -183,6 +198,7 @@ def commit_import(
                 "plans": result.plans,
                 "change_requests": changes,
                 "hub_return": result.hub_return,
+                **({"receipt": result.receipt} if result.receipt is not None else {}),
             },
             change_request=changes[0] if len(changes) == 1 else "",
             session=session,

@@ -58,7 +58,7 @@ def import_lock(home: SpokeHome, clock: Clock) -> Iterator[None]:
             tmp / LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
     except OSError as exc:
-        raise _storage(exc, tmp / LOCK_FILE, "open the import lock", home) from None
+        raise storage_error(exc, tmp / LOCK_FILE, "open the import lock", home) from None
     with open(fd, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -96,7 +96,7 @@ def private_tmp(home: SpokeHome) -> Path:
         if stat.S_IMODE(info.st_mode) != _PRIVATE:
             tmp.chmod(_PRIVATE)
     except OSError as exc:
-        raise _storage(exc, tmp, "create the scratch directory", home) from None
+        raise storage_error(exc, tmp, "create the scratch directory", home) from None
     return tmp
 
 
@@ -110,7 +110,7 @@ def new_scratch(home: SpokeHome, sequence: int) -> Path:
     try:
         return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{sequence}-", dir=tmp))
     except OSError as exc:
-        raise _storage(exc, tmp, "create a scratch directory under", home) from None
+        raise storage_error(exc, tmp, "create a scratch directory under", home) from None
 
 
 def remove_leftovers(home: SpokeHome) -> int:
@@ -134,16 +134,20 @@ def remove_leftovers(home: SpokeHome) -> int:
         try:
             shutil.rmtree(path)
         except OSError as exc:
-            raise _storage(exc, path, "remove the scratch of a crashed import", home) from None
+            raise storage_error(exc, path, "remove the scratch of a crashed import", home) from None
         removed += 1
     return removed
 
 
-def promote_blobs(home: SpokeHome, blobs: Mapping[str, Path], promoted: list[Path]) -> None:
+def promote_blobs(
+    home: SpokeHome, blobs: Mapping[str, Path], promoted: list[Path], *, link: bool = False
+) -> None:
     """Moves verified blobs into the content-addressed store (same filesystem: a rename).
 
     Every blob moved is appended to ``promoted`` as it happens, so the caller can
     remove them again if anything later fails. Blobs already stored are skipped.
+    With ``link``, each blob is hard-linked instead of renamed, so that its source
+    (a resumable import's part file) stays whole if the commit then fails.
 
     Raises:
         StorageError: the blob store cannot be written.
@@ -154,9 +158,12 @@ def promote_blobs(home: SpokeHome, blobs: Mapping[str, Path], promoted: list[Pat
             continue
         try:
             destination.parent.mkdir(parents=True, exist_ok=True)
-            Path(path).replace(destination)
+            if link:
+                os.link(path, destination)
+            else:
+                Path(path).replace(destination)
         except OSError as exc:
-            raise _storage(exc, destination.parent, "stage a model file into", home) from None
+            raise storage_error(exc, destination.parent, "stage a model file into", home) from None
         promoted.append(destination)
 
 
@@ -172,7 +179,8 @@ def storage_faults(home: SpokeHome) -> Iterator[None]:
         raise storage from None
 
 
-def _storage(exc: OSError, path: Path, doing: str, home: SpokeHome) -> AirlockError:
+def storage_error(exc: OSError, path: Path, doing: str, home: SpokeHome) -> AirlockError:
+    """The error of a failed write, naming the path and the cause (StorageError when storage)."""
     found = os_storage_error(exc, path, doing, home.path)
     if found is not None:
         return found

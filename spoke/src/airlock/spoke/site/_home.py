@@ -31,16 +31,29 @@ from sqlalchemy import Engine
 from airlock.bundles.audit import AuditLog
 from airlock.bundles.config import HomeConfig, load_config
 from airlock.bundles.errors import SecretError
-from airlock.bundles.keys import KeyRef, KeyStore, unseal
+from airlock.bundles.keys import KeyRef, KeyStore, PendingUnseal, unseal
 from airlock.bundles.schema import open_home_database
+from airlock.spoke.site._names import (
+    AGE_IDENTITY_FILE,
+    IDENTITY_FILE,
+    IDENTITY_WHAT,
+    PASSPHRASE_ENV,
+    PASSPHRASE_HINT,
+    ROLE,
+    SIGNING_KEY_FILE,
+    SIGNING_KEYREF_FILE,
+)
 from airlock.spoke.site._tables import SpokeState
 
-ROLE = "spoke"
-PASSPHRASE_ENV = "AIRLOCK_SPOKE_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
-IDENTITY_FILE = "site-identity.json"
-AGE_IDENTITY_FILE = "keys/site-age-identity.sealed"
-SIGNING_KEY_FILE = "keys/site-signing.pem"
-SIGNING_KEYREF_FILE = "keys/site-signing.json"
+__all__ = [  # the names live in ._names; importers of this module find them here too
+    "AGE_IDENTITY_FILE",
+    "IDENTITY_FILE",
+    "PASSPHRASE_ENV",
+    "ROLE",
+    "SIGNING_KEYREF_FILE",
+    "SIGNING_KEY_FILE",
+    "SpokeHome",
+]
 
 
 @dataclass
@@ -50,6 +63,8 @@ class SpokeHome:
     path: Path
     secrets: SecretsHandler | None = None
     config: HomeConfig = field(init=False)
+    unlocking: PendingUnseal | None = field(default=None, repr=False)
+    """The age identity being opened ahead of need (:mod:`._unlock`), if it is."""
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -118,16 +133,29 @@ class SpokeHome:
         Raises:
             SecretError: no passphrase, or the wrong one.
         """
-        if self.secrets is None:
+        return pyrage.x25519.Identity.from_str(self._age_secret())
+
+    def age_identity_key(self) -> bytes:
+        """Decrypts the site's age identity as the raw X25519 scalar (format-2 volumes).
+
+        Raises:
+            SecretError: no passphrase, or the wrong one.
+        """
+        from airlock.bundles.agestream import parse_identity
+
+        return parse_identity(self._age_secret())
+
+    def _age_secret(self) -> str:
+        """The identity's text (``AGE-SECRET-KEY-1…``): from ``unlocking``, or unsealed now."""
+        unlocking, self.unlocking = self.unlocking, None
+        if unlocking is not None:
+            secret = unlocking.result()
+        elif self.secrets is None:
             raise SecretError(
                 "the site passphrase is needed to open the site's age identity",
                 hint=f"set {PASSPHRASE_ENV} or run the command in a terminal",
             )
-        sealed = (self.path / AGE_IDENTITY_FILE).read_bytes()
-        secret = unseal(
-            sealed,
-            self.secrets("passphrase"),
-            "the site's age identity",
-            hint=f"check the passphrase (or {PASSPHRASE_ENV}) and try again",
-        )
-        return pyrage.x25519.Identity.from_str(secret.decode("ascii").strip())
+        else:
+            sealed = (self.path / AGE_IDENTITY_FILE).read_bytes()
+            secret = unseal(sealed, self.secrets("passphrase"), IDENTITY_WHAT, hint=PASSPHRASE_HINT)
+        return secret.decode("ascii").strip()
