@@ -28,7 +28,7 @@ from airlock.bundles.volumes._outputs import OutputFile, discard_all, promote_al
 from airlock.bundles.volumes._pipeline import Handoff, run_pipeline
 from airlock.bundles.volumes._plan import PlannedVolume, SeriesSpec, plan_volumes
 from airlock.bundles.volumes._produce import BlobFiles, VolumeProducer
-from airlock.bundles.volumes._progress import NO_PROGRESS, Progress
+from airlock.bundles.progress import NO_PROGRESS, Progress
 
 BATCH = 16
 """Segments per hand-off (1 MiB of plaintext)."""
