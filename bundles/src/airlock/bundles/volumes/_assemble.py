@@ -25,11 +25,11 @@ from typing import Any
 
 from airlock.bundles.errors import ConflictError, MediaError
 from airlock.bundles.models._volumes import VolumeRecord
+from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.bundles.volumes._checker import EntryChecker
 from airlock.bundles.volumes._format import chunk_name
 from airlock.bundles.volumes._layers import decryption_for
 from airlock.bundles.volumes._passes import Passes
-from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.bundles.volumes._readplan import AssemblyPlan, SeriesInfo, VolumeInfo, resolve
 from airlock.bundles.volumes._state import (
     Bits,

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from airlock.bundles.models._volumes import VolumeRecord
+from airlock.bundles.progress import Progress
 from airlock.bundles.volumes._checker import EntryChecker
 from airlock.bundles.volumes._cipher import SEGMENT, Decryption
 from airlock.bundles.volumes._pipeline import Handoff, run_pipeline
-from airlock.bundles.progress import Progress
 from airlock.bundles.volumes._readplan import SeriesInfo, VolumeInfo
 from airlock.bundles.volumes._sources import Share, Target, read_volume, rebuild_series
 from airlock.bundles.volumes._state import Bits, State

@@ -21,6 +21,7 @@ from typing import Any
 import zfec
 
 from airlock.bundles.models._volumes import DATA, PARITY, SeriesRecord, VolumeRecord, volume_name
+from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.bundles.volumes._cipher import SEGMENT, Encryption, Sealer, segments
 from airlock.bundles.volumes._layers import encryption_for
 from airlock.bundles.volumes._layout import STRIPE, LayoutSeries, LayoutVolume
@@ -28,7 +29,6 @@ from airlock.bundles.volumes._outputs import OutputFile, discard_all, promote_al
 from airlock.bundles.volumes._pipeline import Handoff, run_pipeline
 from airlock.bundles.volumes._plan import PlannedVolume, SeriesSpec, plan_volumes
 from airlock.bundles.volumes._produce import BlobFiles, VolumeProducer
-from airlock.bundles.progress import NO_PROGRESS, Progress
 
 BATCH = 16
 """Segments per hand-off (1 MiB of plaintext)."""
