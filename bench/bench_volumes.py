@@ -231,7 +231,11 @@ def run(size_mib: int = 1024, repeat: int = 3) -> dict[str, Any]:
 def _resume(bundle: Path, key: Path, state: Path) -> dict[str, Any]:
     _fresh(state)
     first = subprocess.run(_ours("read", bundle, key, state, 0.5), capture_output=True)
-    doc = json.loads((state / "state.json").read_text())
+    slots = [
+        (state / name).read_bytes() for name in ("state.0", "state.1") if (state / name).exists()
+    ]
+    newest = max(slots, key=lambda data: int(data.split(b" ", 2)[1]))
+    doc = json.loads(newest.partition(b"\n")[2])
     import base64
 
     verified_entries = sum(

@@ -7,7 +7,6 @@ SIGKILL of a child process (no clean-up runs). Bytes read from volume files are 
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import signal
@@ -26,7 +25,7 @@ from helpers.volumeenv import (
 )
 
 from airlock.bundles.errors import ConflictError
-from airlock.bundles.volumes import Assembler, find_volumes
+from airlock.bundles.volumes import Assembler, _state, find_volumes
 
 READ = 16 * (65536 + 16)  # the first read of a volume: its header and first MiB
 
@@ -99,7 +98,7 @@ def _adder(hook: object) -> object:
 CHILD = """
 import os, pickle, signal, sys
 from pathlib import Path
-from airlock.bundles.volumes import Assembler, find_volumes
+from airlock.bundles.volumes import Assembler, _state, find_volumes
 plan, identities, state, names, out, kill_at = pickle.loads(Path(sys.argv[1]).read_bytes())
 read = [0]
 def on_read(count):
@@ -156,13 +155,14 @@ def test_after_a_reboot_unsynced_chunks_are_checked_again(tmp_path: Path) -> Non
     part = state / "files" / f"{sha}.part"
     with open(part, "r+b") as handle:  # the power went: chunk 0 never reached the disk
         handle.write(bytes(64 * KiB))
-    doc = json.loads((state / "state.json").read_text())
-    assert (
-        doc["volumes"][bundle.data()[0].name]["done"]
-        != doc["volumes"][bundle.data()[0].name]["synced"]
+    volume = bundle.data()[0]
+    saved = _state.load_state(
+        state, bundle.plan_id(), {volume.name: len(bundle.written.layout.volumes[0].chunks)}
     )
-    doc["boot_id"] = "another boot"
-    (state / "state.json").write_text(json.dumps(doc))
+    assert saved is not None
+    assert saved.volumes[volume.name].done.count() > saved.volumes[volume.name].synced.count()
+    saved.boot = "another boot"
+    _state.save_state(state, saved)
     again = assemble(bundle, state)
     check_complete(again, bundle)  # chunk 0 was read again, not trusted
 

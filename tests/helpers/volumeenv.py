@@ -82,6 +82,12 @@ class Bundle:
             wanted=frozenset(self.wanted if wanted is None else wanted),
         )
 
+    def plan_id(self) -> str:
+        """The digest that names this plan's state."""
+        from airlock.bundles.volumes._readplan import resolve
+
+        return resolve(self.plan()).plan_id
+
     def data(self) -> list[VolumeRecord]:
         return [v for v in self.written.volumes if v.kind == "data"]
 

@@ -16,19 +16,21 @@ least ``k`` volumes of the series are usable. Otherwise it raises
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from airlock.bundles.atomic import fsync_dir
 from airlock.bundles.errors import ConflictError, MediaError
 from airlock.bundles.models._volumes import VolumeRecord
 from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.bundles.volumes._checker import EntryChecker
 from airlock.bundles.volumes._format import chunk_name
 from airlock.bundles.volumes._layers import decryption_for
+from airlock.bundles.volumes._outputs import KICK_CHUNKS, start_writeback
 from airlock.bundles.volumes._passes import Passes
 from airlock.bundles.volumes._readplan import AssemblyPlan, SeriesInfo, VolumeInfo, resolve
 from airlock.bundles.volumes._state import (
@@ -53,18 +55,6 @@ from airlock.bundles.volumes._status import (
 
 CHECKPOINT = 16 << 20
 """Verified bytes between two saves of the state (what a kill -9 may cost to re-read)."""
-KICK_CHUNKS = 32
-"""Chunks written to a .part file between two nudges of the kernel's write-back."""
-
-
-def _start_writeback(fd: int) -> None:
-    """Asks the kernel to start writing the file back now (``POSIX_FADV_DONTNEED``).
-
-    The final fsync then has little left to wait for: the disk works while the CPU
-    verifies, instead of after.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 class Assembler:
@@ -118,6 +108,7 @@ class Assembler:
         self._fds: dict[str, int] = {}
         self._dirty: set[int] = set()
         self._written: dict[int, int] = {}
+        self._kicks: collections.deque[int] = collections.deque()
         self._open_parts()
         self.verified_names = self._verified_names()
         if self.state.boot != boot_id():
@@ -185,6 +176,17 @@ class Assembler:
                 return False
         return True
 
+    def read_hook(self, count: int) -> None:
+        """Called by the reading thread after each read: starts the write-back asked for.
+
+        Nudging the kernel's write-back takes milliseconds of system time; the reading
+        thread has more room for it than the checking thread, which hashes and writes.
+        """
+        while self._kicks:
+            start_writeback(self._kicks.popleft())
+        if self._on_read is not None:
+            self._on_read(count)
+
     # -- what the checker reports (Sink) ----------------------------------------------------
 
     def needs(self, name: str) -> list[tuple[int, int]] | None:
@@ -198,7 +200,7 @@ class Assembler:
                 self._written[fd] = self._written.get(fd, 0) + 1
                 if self._written[fd] >= KICK_CHUNKS:
                     self._written[fd] = 0
-                    _start_writeback(fd)
+                    self._kicks.append(fd)  # done by the reading thread (see read_hook)
         return places
 
     def verified(self, info: VolumeInfo, entry: int, nbytes: int) -> None:
@@ -296,7 +298,7 @@ class Assembler:
         self._progress.begin("read", total)
         problems = []
         try:
-            passes = Passes(self, self._decryption, self._progress, self._on_read)
+            passes = Passes(self, self._decryption, self._progress, self.read_hook)
             for series in self._resolved.series:
                 problem = passes.complete_series(series)
                 if problem:
@@ -374,11 +376,7 @@ class Assembler:
             if part.exists():
                 part.replace(final)
             out[sha] = final
-        fd = os.open(self._files_dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self._files_dir)
         return out
 
     def close(self) -> None:

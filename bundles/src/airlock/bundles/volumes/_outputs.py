@@ -16,6 +16,19 @@ from airlock.bundles.errors import AirlockError, MediaError
 
 WRITEBACK_STEP = 32 << 20
 
+KICK_CHUNKS = 32
+"""Chunks written to a .part file between two nudges of the kernel's write-back."""
+
+
+def start_writeback(fd: int) -> None:
+    """Asks the kernel to start writing the file back now (``POSIX_FADV_DONTNEED``).
+
+    The final fsync then has little left to wait for: the disk works while the CPU
+    verifies, instead of after.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
 
 class DurableWriter:
     """Appends to a file descriptor; every 32 MiB asks the kernel to start writing back.
