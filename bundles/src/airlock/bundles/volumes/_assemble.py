@@ -33,6 +33,7 @@ from airlock.bundles.volumes._layers import decryption_for
 from airlock.bundles.volumes._outputs import KICK_CHUNKS, start_writeback
 from airlock.bundles.volumes._passes import Passes
 from airlock.bundles.volumes._readplan import AssemblyPlan, SeriesInfo, VolumeInfo, resolve
+from airlock.bundles.volumes._split import SplitHasher
 from airlock.bundles.volumes._state import (
     Bits,
     State,
@@ -261,9 +262,11 @@ class Assembler:
             for j, e in enumerate(info.entries)
         )
 
-    def checker(self, info: VolumeInfo, todo: Bits, rebuilt: bool = False) -> EntryChecker:
+    def checker(
+        self, info: VolumeInfo, todo: Bits, rebuilt: bool = False, split: SplitHasher | None = None
+    ) -> EntryChecker:
         """A checker for one volume of a pass (``rebuilt``: its bytes come from zfec)."""
-        return EntryChecker(info, todo, self, self._describe, rebuilt)
+        return EntryChecker(info, todo, self, self._describe, rebuilt, split)
 
     def _describe(self, name: str) -> str:
         for info in self.infos.values():

@@ -18,6 +18,7 @@ from airlock.bundles.volumes._cipher import SEGMENT, Decryption
 from airlock.bundles.volumes._pipeline import Handoff, run_pipeline
 from airlock.bundles.volumes._readplan import SeriesInfo, VolumeInfo
 from airlock.bundles.volumes._sources import Share, Target, read_volume, rebuild_series
+from airlock.bundles.volumes._split import SplitHasher
 from airlock.bundles.volumes._state import Bits, State
 from airlock.bundles.volumes._status import not_enough
 from airlock.bundles.volumes._writer import work_block
@@ -34,7 +35,13 @@ class Host(Protocol):
 
     def needy(self, info: VolumeInfo) -> bool: ...
     def todo(self, info: VolumeInfo) -> Bits: ...
-    def checker(self, info: VolumeInfo, todo: Bits, rebuilt: bool = False) -> EntryChecker: ...
+    def checker(
+        self,
+        info: VolumeInfo,
+        todo: Bits,
+        rebuilt: bool = False,
+        split: SplitHasher | None = None,
+    ) -> EntryChecker: ...
     def damaged(self, info: VolumeInfo | VolumeRecord, text: str) -> None: ...
     def damage_of(self, record: VolumeRecord) -> list[str]: ...
 
@@ -60,6 +67,7 @@ class Passes:
         self._handoff: Handoff | None = None
         self._announced: str | None = None
         self._read: set[str] = set()
+        self.splits: dict[str, SplitHasher] = {}
 
     def _size_ok(self, name: str, size: int) -> bool:
         path = self._a.found.get(name)
@@ -140,10 +148,14 @@ class Passes:
 
     # -- pipelines ---------------------------------------------------------------------------
 
-    def _start(self, targets: list[tuple[VolumeInfo, Any, bool]]) -> Handoff:
+    def _start(self, targets: list[tuple[VolumeInfo, Bits, bool]], share: int) -> Handoff:
+        """Checkers for a pass; the reading thread hashes one entry in ``share`` of each."""
         self._checkers = {}
+        self.splits = {}
         for info, todo, from_file in targets:
-            self._checkers[info.record.name] = self._a.checker(info, todo, not from_file)
+            split = SplitHasher(info.entries, _one_in(share, todo))
+            self.splits[info.record.name] = split
+            self._checkers[info.record.name] = self._a.checker(info, todo, not from_file, split)
             if from_file:  # a new reading of the file: its old damage may be gone
                 self._a.state.volumes[info.record.name].damage.clear()
         self._handoff = Handoff(buffers=BUFFERS, size=16 * SEGMENT)
@@ -151,14 +163,16 @@ class Passes:
 
     def _read_files(self, infos: list[VolumeInfo]) -> None:
         jobs = [(info, self._a.todo(info)) for info in infos]
-        handoff = self._start([(info, todo, True) for info, todo in jobs])
+        handoff = self._start([(info, todo, True) for info, todo in jobs], share=2)
         self._read.update(info.record.name for info in infos)
         decryption, on_read, found = self._decryption, self._on_read, self._a.found
+        splits = self.splits
 
         def produce(h: Handoff) -> None:
             for info, todo in jobs:
                 path: Path = found[info.record.name]
-                read_volume(h, info.record.name, path, info, todo, decryption, on_read)
+                split = splits[info.record.name]
+                read_volume(h, info.record.name, path, info, todo, decryption, on_read, split)
 
         run_pipeline("volumes-read", handoff, produce, self._consume)
 
@@ -172,7 +186,9 @@ class Passes:
                 if todo.count():
                     targets.append(Target(info.record.name, info, todo, False))
                     self._read.add(info.record.name)
-        handoff = self._start([(t.info, t.todo, not t.decoded) for t in targets])
+        # the reading thread also decodes here: it takes a quarter of the hashing, not half
+        handoff = self._start([(t.info, t.todo, not t.decoded) for t in targets], share=4)
+        splits = [self.splits[t.info.record.name] for t in targets]
         for info in lost:
             self._a.state.volumes[info.record.name].rebuilt = True
         total = k + series.layout.parity
@@ -181,7 +197,9 @@ class Passes:
         decryption, on_read = self._decryption, self._on_read
 
         def produce(h: Handoff) -> None:
-            rebuild_series(h, k, total, block, longest, shares, targets, decryption, on_read)
+            rebuild_series(
+                h, k, total, block, longest, shares, targets, decryption, on_read, splits
+            )
 
         run_pipeline("volumes-rebuild", handoff, produce, self._consume)
 
@@ -210,3 +228,8 @@ class Passes:
             self._a.damaged(checker.info, f"{checker.info.record.label}: {message[2]}")
         elif kind == "end" and message[2] is not None:
             checker.finish(message[2])
+
+
+def _one_in(share: int, todo: Bits) -> Callable[[int], bool]:
+    """Selects one entry to verify in ``share`` (those the reading thread hashes)."""
+    return lambda j: j % share == 0 and todo[j]
