@@ -13,6 +13,8 @@ reference alternating which runs first, page cache warm (inputs read once before
 * parity — ``write_series`` in volumes of a quarter of the size with ``--parity 1``
   vs the same without parity;
 * rebuild — reading that series with data volume 2 deleted vs reading it complete;
+* durable checkpoints — the read again with an fdatasync of the ``.part`` files before
+  every checkpoint (the alternative to trusting them on the same boot), as a cost ratio;
 * resume — a read killed (SIGKILL, from inside, when half the volume was read), then a
   second read: the bytes it reads again, as a share of what the first had verified.
 
@@ -81,7 +83,7 @@ def _child_write(model: Path, out: Path, recipient: str, volume_size: int, parit
     (out.parent / f"{out.name}.json").write_text(json.dumps(doc))
 
 
-def _child_read(bundle: Path, key_file: Path, state: Path, kill_at: float) -> None:
+def _child_read(bundle: Path, key_file: Path, state: Path, kill_at: float, durable: bool) -> None:
     from airlock.bundles.agestream import parse_identity
     from airlock.bundles.chunks import ChunkIndex
     from airlock.bundles.models import SeriesRecord, VolumeRecord
@@ -108,7 +110,9 @@ def _child_read(bundle: Path, key_file: Path, state: Path, kill_at: float) -> No
             os.kill(os.getpid(), signal.SIGKILL)
 
     found = find_volumes([bundle], [v.name for v in volumes])
-    with Assembler(plan, state, [identity], on_read=on_read) as assembler:
+    with Assembler(
+        plan, state, [identity], on_read=on_read, durable_checkpoints=durable
+    ) as assembler:
         assembler.run(found)
         assembler.complete()
     (state / "bytes-read").write_text(str(counted[0]))
@@ -119,7 +123,7 @@ def child(argv: list[str]) -> None:
     if argv[0] == "write":
         _child_write(Path(argv[1]), Path(argv[2]), argv[3], int(argv[4]), int(argv[5]))
     else:
-        _child_read(Path(argv[1]), Path(argv[2]), Path(argv[3]), float(argv[4]))
+        _child_read(Path(argv[1]), Path(argv[2]), Path(argv[3]), float(argv[4]), len(argv) > 5)
 
 
 # -- the parent: set-up, rounds, figures ------------------------------------------------
@@ -214,6 +218,7 @@ def run(size_mib: int = 1024, repeat: int = 3) -> dict[str, Any]:
         for label, argv, before in pair[::-1] if flip else pair:
             r.measure(label, argv, before)
         r.measure("read_ref_sync", shell(f"{age_tar} && sync {dest}/model.bin"), clean(dest))
+        r.measure("read_durable", [*read(one), "durable"], clean(state))
         _read_through(par)
         r.measure("read_par", read(par), clean(state))
         lost = next(par.glob("*-data-002-of-*"))
@@ -271,6 +276,7 @@ def _figures(r: Rounds, size: int, resume: dict[str, Any]) -> dict[str, Any]:
         "read_ratio_vs_synced_ref": round(s["read_ref_sync"] / s["read"], 3),
         "parity_cost": round(s["write_parity"] / s["write_noparity"], 3),
         "rebuild_cost": round(s["read_rebuild"] / s["read_par"], 3),
+        "durable_checkpoint_cost": round(s["read_durable"] / s["read"], 3),
         "resume": resume,
     }
     ours = [k for k in r.rss if "ref" not in k]

@@ -328,3 +328,24 @@ def test_chunk_index_round_trip_used_by_the_reader(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path, encrypted=False)
     for index in bundle.indexes.values():
         assert ChunkIndex.from_bytes(index.to_bytes()) == index
+
+
+@pytest.mark.parametrize("volume_size", [None, 60 * KiB])
+def test_rot_in_any_chunk_is_caught_whichever_thread_hashes_it(
+    tmp_path: Path, volume_size: int | None
+) -> None:
+    """Both writer threads hash some chunks (one in four on the encrypting thread)."""
+    files = make_files(tmp_path / "blobs", [8 * 16 * KiB])
+    indexes = indexes_of(files, 16 * KiB)
+    ((sha, path),) = files.items()
+    original = path.read_bytes()
+    for chunk in range(8):
+        data = bytearray(original)
+        data[chunk * 16 * KiB + 11] ^= 1
+        path.write_bytes(bytes(data))
+        out = tmp_path / f"out-{chunk}"
+        out.mkdir()
+        spec = SeriesSpec("0011223344556677", None, (SeriesFile(sha, path, indexes[sha]),))
+        with pytest.raises(IntegrityError, match=rf"chunk {chunk}: SHA-256 differs"):
+            write_series(out, spec, new_name_key(), volume_size)
+        assert list(out.iterdir()) == []

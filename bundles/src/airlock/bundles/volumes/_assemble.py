@@ -65,7 +65,7 @@ class Assembler:
         plan: The verified plan (envelope records, layout, checked indexes, wanted files).
         state_dir: An existing private directory (mode 0700) for this bundle's import.
         identities: The site's age identities; None when the volumes are plain tars.
-        progress: Receives phase ``"read"``, the current volume and verified bytes.
+        progress: Receives phase ``"import"``, the current volume and verified bytes.
         on_read: Called with the byte count of every read from a volume file (tests).
         durable_checkpoints: fdatasync the ``.part`` files before every checkpoint
             (instead of trusting them after a kill -9 on the same boot).
@@ -298,7 +298,7 @@ class Assembler:
             for j, e in enumerate(info.entries)
             if not self.state.volumes[info.record.name].done[j]
         )
-        self._progress.begin("read", total)
+        self._progress.begin("import", total)
         problems = []
         try:
             passes = Passes(self, self._decryption, self._progress, self.read_hook)
