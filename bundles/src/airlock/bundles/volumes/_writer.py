@@ -105,7 +105,7 @@ def write_series(
 
         def produce(h: Handoff) -> None:
             if parity:
-                _produce_striped(h, spec.id, plan, files, encryption, block)
+                _produce_striped(h, spec.id, plan, files, encryption, block, writer.sealers)
             else:
                 _produce_in_turn(h, spec.id, plan, files)
 
@@ -145,8 +145,8 @@ def _produce_in_turn(
         segment = 0
         while not producer.done:
             buffer = handoff.take()
-            count = producer.fill(memoryview(buffer))
-            handoff.send((index, segment, buffer, count))
+            count = producer.fill(memoryview(buffer)[: BATCH * SEGMENT])
+            handoff.send((index, segment, buffer, count, False))
             segment += BATCH
 
 
@@ -157,9 +157,15 @@ def _produce_striped(
     files: BlobFiles,
     encryption: Encryption,
     block: int,
+    sealers: list[Sealer],
 ) -> None:
-    """Plaintext for every volume, round by round, enough to fill each one's next block."""
+    """Every volume's file bytes, round by round, enough to fill each one's next block.
+
+    With parity the other thread also encodes (zfec) and hashes the parity volumes:
+    this one encrypts too, so that both carry about the same load.
+    """
     geometry = encryption.geometry
+    plain = memoryview(bytearray(BATCH * SEGMENT))
     producers = [VolumeProducer(series, v, len(plan), files) for v in plan]
     produced = [0] * len(plan)  # segments
     longest = max(v.file_size for v in plan)
@@ -171,9 +177,15 @@ def _produce_striped(
             while not producer.done and geometry.segment_offset(produced[index]) < target:
                 missing = target - geometry.segment_offset(produced[index])
                 count = min(BATCH, -(-missing // geometry.cipher_segment), total - produced[index])
+                first = produced[index]
+                if first == 0:
+                    handoff.send(
+                        (index, 0, sealers[index].header, len(sealers[index].header), True)
+                    )
+                filled = producer.fill(plain[: count * SEGMENT])
                 buffer = handoff.take()
-                filled = producer.fill(memoryview(buffer)[: count * SEGMENT])
-                handoff.send((index, produced[index], buffer, filled))
+                size = seal(sealers[index], volume, first, plain[:filled], memoryview(buffer))
+                handoff.send((index, first, buffer, size, True))
                 produced[index] += count
         handoff.send(("round", round_no))
 
@@ -185,6 +197,19 @@ def _writer_hashes(j: int) -> bool:
     chunk in four here evens the load of the two cores.
     """
     return j % 4 == 3
+
+
+def seal(
+    sealer: Sealer, volume: PlannedVolume, first: int, plain: memoryview, out: memoryview
+) -> int:
+    """Seals plaintext segments ``first…`` of a volume into ``out``; returns the bytes."""
+    last = segments(volume.plain_size) - 1
+    final = first + -(-len(plain) // SEGMENT) - 1 == last
+    whole = (last - first) * SEGMENT if final else len(plain)
+    size = sealer.seal_run(first, plain[:whole], out, False) if whole else 0
+    if final:
+        size += sealer.seal_run(last, plain[whole:], out[size:], True)
+    return size
 
 
 class _SeriesWriter:
@@ -202,12 +227,12 @@ class _SeriesWriter:
     ) -> None:
         self._plan = plan
         self._encrypted = encryption.encrypted
-        self._sealers: list[Sealer] = [encryption.sealer() for _ in plan]
+        self.sealers: list[Sealer] = [encryption.sealer() for _ in plan]
         self._outputs = outputs
         self._progress = progress
         self._names = names
-        self.handoff = Handoff(buffers=4, size=BATCH * SEGMENT)
         geometry = encryption.geometry
+        self.handoff = Handoff(buffers=4, size=BATCH * geometry.cipher_segment)
         self._sealed = bytearray(BATCH * geometry.cipher_segment)
         self._splits = [None if parity else SplitHasher(v.entries, _writer_hashes) for v in plan]
         self._parity = (
@@ -224,9 +249,19 @@ class _SeriesWriter:
             assert self._parity is not None
             self._parity.encode_round(message[1], self._progress)
             return
-        index, first, buffer, count = message
+        index, first, buffer, count, sealed = message
         view = memoryview(buffer)[:count]
         volume = self._plan[index]
+        out = self._outputs[index]
+        if sealed:  # file bytes from the producer (with parity), the header first
+            if first == 0 and isinstance(buffer, bytes):
+                self._progress.volume(self._names[index], volume.number, len(self._plan))
+                if buffer:
+                    self._emit(index, out, view)
+                return
+            self._emit(index, out, view)
+            self.handoff.give_back(buffer)
+            return
         split = self._splits[index]
         if split is not None:
             split.take(first * SEGMENT, view)
@@ -234,21 +269,14 @@ class _SeriesWriter:
                 if digest != volume.entries[j].sha256:
                     raise rotten(volume.sources[j])
             split.digests.clear()
-        sealer = self._sealers[index]
-        out = self._outputs[index]
+        sealer = self.sealers[index]
         if first == 0:
             self._progress.volume(self._names[index], volume.number, len(self._plan))
             if sealer.header:
                 self._emit(index, out, memoryview(sealer.header))
         if self._encrypted:
-            last = segments(volume.plain_size) - 1
-            final = first + -(-count // SEGMENT) - 1 == last
-            whole = (last - first) * SEGMENT if final else count
-            sealed = memoryview(self._sealed)
-            pos = sealer.seal_run(first, view[:whole], sealed, False) if whole else 0
-            if final:
-                pos += sealer.seal_run(last, view[whole:], sealed[pos:], True)
-            self._emit(index, out, sealed[:pos])
+            sealed_size = seal(sealer, volume, first, view, memoryview(self._sealed))
+            self._emit(index, out, memoryview(self._sealed)[:sealed_size])
         else:
             self._emit(index, out, view)
         self.handoff.give_back(buffer)
