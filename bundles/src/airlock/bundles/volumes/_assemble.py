@@ -108,8 +108,8 @@ class Assembler:
         self.state: State = state or fresh_state(self._resolved.plan_id, sizes)
         self._fds: dict[str, int] = {}
         self._dirty: set[int] = set()
-        self._written: dict[int, int] = {}
-        self._kicks: collections.deque[int] = collections.deque()
+        self._written: dict[int, tuple[int, int]] = {}  # fd -> (chunks, lowest offset)
+        self._kicks: collections.deque[tuple[int, int]] = collections.deque()
         self._open_parts()
         self.verified_names = self._verified_names()
         if self.state.boot != boot_id():
@@ -184,7 +184,7 @@ class Assembler:
         thread has more room for it than the checking thread, which hashes and writes.
         """
         while self._kicks:
-            start_writeback(self._kicks.popleft())
+            start_writeback(*self._kicks.popleft())
         if self._on_read is not None:
             self._on_read(count)
 
@@ -196,12 +196,14 @@ class Assembler:
             return None
         places = self._targets.get(name)
         if places:
-            for fd, _ in places:
+            for fd, offset in places:
                 self._dirty.add(fd)
-                self._written[fd] = self._written.get(fd, 0) + 1
-                if self._written[fd] >= KICK_CHUNKS:
-                    self._written[fd] = 0
-                    self._kicks.append(fd)  # done by the reading thread (see read_hook)
+                count, low = self._written.get(fd, (0, offset))
+                if count + 1 >= KICK_CHUNKS:
+                    del self._written[fd]
+                    self._kicks.append((fd, min(low, offset)))  # by the reading thread
+                else:
+                    self._written[fd] = (count + 1, min(low, offset))
         return places
 
     def verified(self, info: VolumeInfo, entry: int, nbytes: int) -> None:
