@@ -219,6 +219,7 @@ def run(size_mib: int = 1024, repeat: int = 3) -> dict[str, Any]:
             r.measure(label, argv, before)
         r.measure("read_ref_sync", shell(f"{age_tar} && sync {dest}/model.bin"), clean(dest))
         r.measure("read_durable", [*read(one), "durable"], clean(state))
+        r.measure("read", read(one), clean(state))  # again, away from the reference's run
         _read_through(par)
         r.measure("read_par", read(par), clean(state))
         lost = next(par.glob("*-data-002-of-*"))
