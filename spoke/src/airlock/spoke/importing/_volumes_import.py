@@ -86,7 +86,7 @@ from airlock.spoke.importing._steps import (
     stage_verified,
     staged_paths,
 )
-from airlock.spoke.importing._storage import new_scratch
+from airlock.spoke.importing._storage import new_scratch, write_faults
 from airlock.spoke.importing._trust import check_payload
 from airlock.spoke.site._home import SpokeHome
 from airlock.spoke.site._tables import SpokeState
@@ -269,7 +269,10 @@ class _Work:
             wanted=frozenset(expected),
         )
         assembly = pending_state.private_dir(self.home, self.pending.assembly)
-        with Assembler(plan, assembly, identities, self.progress, self.on_read) as assembler:
+        with (
+            write_faults(self.home, assembly, "write the verified chunks under"),
+            Assembler(plan, assembly, identities, self.progress, self.on_read) as assembler,
+        ):
             before = assembler.status()
             try:
                 assembler.run(self.media.volumes)
