@@ -30,6 +30,7 @@ from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.bundle import ENVELOPE_FILE, hash_file, sign_envelope
 from airlock.bundles.canonical import canonical_bytes, pretty_bytes
+from airlock.bundles.chunks import index_file
 from airlock.bundles.models import Envelope, PayloadPart
 from airlock.ceremony.minimal import CeremonyResult
 from airlock.ceremony.roots import next_root, sign_new_root
@@ -68,7 +69,9 @@ def forge_bundle(
     states what the plan's Director timestamp signed, and the chunk indexes
     its Director targets bind), signed with the real envelope key;
     ``overrides`` replaces any of them (``metadata``, ``signers``,
-    ``site_id``, …). ``media`` chooses the format (and volumes, parity).
+    ``site_id``, …). ``media`` chooses the format (and volumes, parity); a
+    blob the plan does not carry gets its true chunk index (one no Director
+    target binds, unless the forged metadata does).
     """
     fields: dict[str, Any] = {
         "site_id": plan.site_id,
@@ -86,6 +89,11 @@ def forge_bundle(
         "indexes": plan.indexes,
     }
     fields.update(overrides)
+    known = fields["indexes"]
+    fields["indexes"] = {
+        b.sha256: known.get(b.sha256) or index_file(Path(b.path), b.sha256, b.length)
+        for b in fields["blobs"]
+    }
     return write_bundle(out, **fields)
 
 
