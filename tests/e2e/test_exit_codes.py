@@ -262,7 +262,7 @@ ROWS: dict[str, Row] = {
     "media-missing-bundle": Row("media", _missing_bundle, "no-such-bundle"),
     "media-missing-model-file": Row("media", _missing_model_file, "does not exist"),
     "signature": Row("signature", _edited_envelope, "not signed by a trusted key"),
-    "integrity": Row("integrity", _flipped_byte, "SHA-256 is not the one the envelope signs"),
+    "integrity": Row("integrity", _flipped_byte, "site.age does not match the SHA-256"),
     "unsafe-archive": Row("unsafe archive", _symlink, "is a symbolic link"),
     "freshness": Row("freshness", _expired, "the bundle expired at"),
     "wrong-site": Row("wrong site", _other_site, "the bundle is for site 'plant-9'"),
