@@ -117,6 +117,18 @@ def test_foreign_stanzas_are_skipped_and_every_x25519_stanza_tried() -> None:
         (b"-> grease\nAB\n", "non-canonical"),  # 'B' leaves non-zero padding bits
         (b"-> gr\xc3\xa9ase\nAA\n", "neither a stanza nor"),
     ],
+    ids=[
+        "scrypt-alongside",
+        "extra-argument",
+        "short-share",
+        "long-body",
+        "zero-secret",
+        "padded-base64",
+        "long-line",
+        "no-final-line",
+        "non-canonical",
+        "non-ascii",
+    ],
 )
 def test_a_malformed_stanza_aborts_even_with_a_valid_stanza_present(
     bad_stanza: bytes, match: str

@@ -4,7 +4,10 @@ The envelope is read before anything else, inside the import lock. An
 oversized file must cost no memory, and a symbolic link, a directory, a named
 pipe (FIFO) or a device must be refused without being opened as one: a FIFO
 would otherwise block the import — and the lock — forever. Each refusal is
-bad media (exit 5) with a hint, audited, and changes nothing.
+bad media (exit 5) with a hint, audited, and changes nothing, whatever the
+bundle's format (``bundle_format``: next to ``payload.age``, or to ``site.age``
+and volumes, which also send the import down the format-2 path when the
+envelope cannot be read).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from helpers.spokeenv import (
 from airlock.bundles.bundle import ENVELOPE_FILE, MAX_ENVELOPE_BYTES
 from airlock.bundles.errors import MediaError
 from airlock.hub.context import HubContext
-from airlock.hub.export import export
+from airlock.hub.export import MediaOptions, export
 from airlock.spoke.site import PASSPHRASE_ENV, SpokeHome
 
 HUGE = 3 << 29
@@ -67,10 +70,10 @@ NOT_A_FILE = {
 
 @pytest.mark.parametrize("case", list(NOT_A_FILE))
 def test_an_envelope_that_is_not_a_regular_file_is_refused(
-    hub: HubContext, spoke: SpokeHome, media: Path, case: str
+    hub: HubContext, spoke: SpokeHome, media: Path, bundle_format: MediaOptions, case: str
 ) -> None:
     make, message = NOT_A_FILE[case]
-    export(hub, SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle", media=bundle_format)
     _replace_envelope(media / "bundle", make)
     error = refuse_import(spoke, media / "bundle", MediaError, message)
     assert "plain files" in error.hint
@@ -117,10 +120,10 @@ def _measured_import(home: SpokeHome, bundle: Path) -> tuple[int, int, str]:
 
 
 def test_a_fifo_envelope_is_refused_without_blocking_the_import(
-    hub: HubContext, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path, bundle_format: MediaOptions
 ) -> None:
     """Nothing writes to the pipe: opening it for reading the ordinary way would block forever."""
-    export(hub, SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle", media=bundle_format)
     _replace_envelope(media / "bundle", _fifo)
     before = take_snapshot(spoke)
     code, stderr = _run_import(spoke, media / "bundle", timeout=60)
@@ -130,10 +133,10 @@ def test_a_fifo_envelope_is_refused_without_blocking_the_import(
 
 
 def test_a_huge_sparse_envelope_is_refused_before_it_is_read(
-    hub: HubContext, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path, bundle_format: MediaOptions
 ) -> None:
     """1.5 GiB of zeros: refused by its size, with the process's memory staying small."""
-    export(hub, SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle", media=bundle_format)
     os.truncate(media / "bundle" / ENVELOPE_FILE, HUGE)
     baseline, _, _ = _measured_import(spoke, media / "bundle-that-is-not-there")  # exit 5 too
     before = take_snapshot(spoke)
@@ -146,9 +149,9 @@ def test_a_huge_sparse_envelope_is_refused_before_it_is_read(
 
 
 def test_an_envelope_one_byte_over_the_limit_is_refused_through_the_cli(
-    hub: HubContext, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path, bundle_format: MediaOptions
 ) -> None:
-    export(hub, SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle", media=bundle_format)
     with (media / "bundle" / ENVELOPE_FILE).open("ab") as handle:
         handle.write(b" " * (MAX_ENVELOPE_BYTES + 1 - handle.tell()))
     cli_refuse_import(spoke, media / "bundle", MediaError, "more than an envelope may have")

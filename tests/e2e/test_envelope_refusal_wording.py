@@ -5,7 +5,7 @@ and a metrics envelope that is not a small regular file.
   ``airlock hub import-metrics``) is refused either way; the message names the
   direction and the command that takes it, instead of "not signed by a trusted key".
 * Metadata longer than its signed length and metadata shorter than it are the
-  same fault: IntegrityError (exit 12), with a hint.
+  same fault: IntegrityError (exit 12), with a hint — in both bundle formats.
 * At the hub, ``envelope.json`` of a metrics bundle is read like the spoke's:
   lstat first, bounded, never blocking; refused as bad media (exit 5) with a
   hint, audited, nothing stored.
@@ -25,7 +25,7 @@ from helpers.spokeenv import SITE_ID, assert_error_output, refuse_import
 from airlock.bundles.bundle import ENVELOPE_FILE
 from airlock.bundles.errors import IntegrityError, MediaError, UsageError
 from airlock.hub.context import HubContext
-from airlock.hub.export import export, plan_export
+from airlock.hub.export import MediaOptions, export, plan_export
 from airlock.hub.fleet import import_metrics
 from airlock.spoke.site import SpokeHome
 
@@ -42,9 +42,9 @@ def test_a_metrics_bundle_given_to_the_spoke_names_the_direction(
 
 
 def test_a_hub_bundle_given_to_import_metrics_names_the_direction(
-    fleet_hub: HubContext, tmp_path: Path
+    fleet_hub: HubContext, tmp_path: Path, bundle_format: MediaOptions
 ) -> None:
-    export(fleet_hub, SITE_ID, tmp_path / "bundle", full=True)
+    export(fleet_hub, SITE_ID, tmp_path / "bundle", full=True, media=bundle_format)
     before = row_counts(fleet_hub)
     with pytest.raises(UsageError, match="this is a full bundle") as caught:
         import_metrics(fleet_hub, tmp_path / "bundle")
@@ -74,7 +74,11 @@ def _shorter(data: bytes) -> bytes:
 
 @pytest.mark.parametrize("change", [_longer, _shorter], ids=["longer", "shorter"])
 def test_metadata_of_another_length_than_signed_is_an_integrity_error(
-    hub: HubContext, spoke: SpokeHome, media: Path, change: Callable[[bytes], bytes]
+    hub: HubContext,
+    spoke: SpokeHome,
+    media: Path,
+    bundle_format: MediaOptions,
+    change: Callable[[bytes], bytes],
 ) -> None:
     """The Director snapshot, whose length the timestamp signs, one byte off either way."""
     plan = plan_export(hub, SITE_ID)
@@ -82,7 +86,7 @@ def test_metadata_of_another_length_than_signed_is_an_integrity_error(
         (name, change(data) if name.endswith(".snapshot.json") and "/director/" in name else data)
         for name, data in plan.metadata
     ]
-    forge_bundle(hub, plan, media / "bundle", metadata=metadata)
+    forge_bundle(hub, plan, media / "bundle", media=bundle_format, metadata=metadata)
     error = refuse_import(spoke, media / "bundle", IntegrityError, "Director metadata")
     assert error.exit_code == 12 and "altered" in error.hint
 

@@ -134,8 +134,9 @@ def _edited_envelope(s: Situation) -> list[str]:
 
 
 def _flipped_byte(s: Situation) -> list[str]:
+    """One bit of the per-site part (``site.age``), whose SHA-256 the envelope signs."""
     out = s.bundle()
-    flip_byte(out / "payload.age", os.path.getsize(out / "payload.age") // 2)
+    flip_byte(out / "site.age", os.path.getsize(out / "site.age") // 2)
     return s.import_args(out)
 
 
@@ -261,7 +262,7 @@ ROWS: dict[str, Row] = {
     "media-missing-bundle": Row("media", _missing_bundle, "no-such-bundle"),
     "media-missing-model-file": Row("media", _missing_model_file, "does not exist"),
     "signature": Row("signature", _edited_envelope, "not signed by a trusted key"),
-    "integrity": Row("integrity", _flipped_byte, "does not match the SHA-256"),
+    "integrity": Row("integrity", _flipped_byte, "site.age does not match the SHA-256"),
     "unsafe-archive": Row("unsafe archive", _symlink, "is a symbolic link"),
     "freshness": Row("freshness", _expired, "the bundle expired at"),
     "wrong-site": Row("wrong site", _other_site, "the bundle is for site 'plant-9'"),

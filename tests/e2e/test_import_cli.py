@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from helpers.bundlecraft import (
+    FORMAT_1,
+    FORMAT_2,
     blob_entries,
     edit_envelope,
     flip_byte,
@@ -43,8 +45,10 @@ from airlock.bundles.errors import (
     WrongSiteError,
 )
 from airlock.hub.context import HubContext
-from airlock.hub.export import export, plan_export
+from airlock.hub.export import MediaOptions, export, plan_export
 from airlock.spoke.site import SpokeHome
+
+Make = Callable[[World, HubContext, Path], None]
 
 
 def _edited_envelope(world: World, hub: HubContext, out: Path) -> None:
@@ -52,14 +56,22 @@ def _edited_envelope(world: World, hub: HubContext, out: Path) -> None:
     edit_envelope(out, lambda doc: doc["signed"].update(sequence=99))
 
 
-def _flipped_byte(world: World, hub: HubContext, out: Path) -> None:
-    export(hub, SITE_ID, out)
-    flip_byte(out / "payload.age", os.path.getsize(out / "payload.age") // 2)
+def _flipped_byte(name: str, media: MediaOptions) -> Make:
+    """One bit of the file whose SHA-256 the envelope signs (``payload.age``, ``site.age``)."""
+
+    def make(world: World, hub: HubContext, out: Path) -> None:
+        export(hub, SITE_ID, out, media=media)
+        flip_byte(out / name, os.path.getsize(out / name) // 2)
+
+    return make
 
 
-def _truncated(world: World, hub: HubContext, out: Path) -> None:
-    export(hub, SITE_ID, out)
-    os.truncate(out / "payload.age", 1000)
+def _truncated(name: str, media: MediaOptions) -> Make:
+    def make(world: World, hub: HubContext, out: Path) -> None:
+        export(hub, SITE_ID, out, media=media)
+        os.truncate(out / name, 1000)
+
+    return make
 
 
 def _other_site(world: World, hub: HubContext, out: Path) -> None:
@@ -84,10 +96,28 @@ def _other_recipient(world: World, hub: HubContext, out: Path) -> None:
     forge_bundle(hub, plan, out, recipients=[world.other_site.identity.age_recipient])
 
 
-CASES: dict[str, tuple[Callable[[World, HubContext, Path], None], type[AirlockError], str]] = {
+CASES: dict[str, tuple[Make, type[AirlockError], str]] = {
     "edited-envelope": (_edited_envelope, SignatureError, "not signed by a trusted key"),
-    "flipped-byte": (_flipped_byte, IntegrityError, "does not match the SHA-256"),
-    "truncated": (_truncated, IntegrityError, "has 1000 bytes, the signed envelope says"),
+    "flipped-byte": (
+        _flipped_byte("site.age", FORMAT_2),
+        IntegrityError,
+        "site.age does not match the SHA-256",
+    ),
+    "flipped-byte-format-1": (
+        _flipped_byte("payload.age", FORMAT_1),
+        IntegrityError,
+        "payload.age does not match the SHA-256",
+    ),
+    "truncated": (
+        _truncated("site.age", FORMAT_2),
+        IntegrityError,
+        "has 1000 bytes, the signed envelope says",
+    ),
+    "truncated-format-1": (
+        _truncated("payload.age", FORMAT_1),
+        IntegrityError,
+        "has 1000 bytes, the signed envelope says",
+    ),
     "other-site": (_other_site, WrongSiteError, "the bundle is for site 'plant-9'"),
     "expired": (_expired, FreshnessError, "the bundle expired at"),
     "symlink": (_symlink, UnsafeArchiveError, "is a symbolic link"),

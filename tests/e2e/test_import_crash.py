@@ -1,11 +1,13 @@
-"""A crashed import (kill -9) leaves no readable plaintext behind for long.
+"""A crashed format-1 import (kill -9) leaves no readable plaintext behind for long.
 
 A real ``airlock spoke import`` process decrypts a bundle with a 64 MiB model;
 it is killed with SIGKILL once decrypted model bytes are in its scratch
 directory, at several delays. The scratch must be private (0700, files 0600),
 and the next command that takes the import lock removes it, audits the count,
 and imports normally. Only the medium (files) and the moment of the crash are
-the test's; everything else is the real command.
+the test's; everything else is the real command. The scratch under ``HOME/tmp``
+is format 1's; a format-2 import keeps a resumable state instead, and its
+kill -9 is test_import_volumes_crash.py's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 import pytest
+from helpers.bundlecraft import FORMAT_1
 from helpers.onnx_models import make_onnx_model
 from helpers.spokeenv import (
     AIRLOCK,
@@ -81,7 +84,7 @@ def test_scratch_left_by_kill_9_is_private_and_removed_by_the_next_import(
     model = make_onnx_model(tmp_path / "big" / "model.onnx", external_data=True, width=16 << 20)
     add_model(hub, "big", "1", model.parent)
     assign(hub, SITE_ID, "big", "1")
-    export(hub, SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle", media=FORMAT_1)
     tmp = spoke.tmp_dir
 
     earlier: set[str] = set()

@@ -32,15 +32,13 @@ pytestmark = pytest.mark.slow
 
 def verified_chunks(home: Path) -> int:
     """Chunks the (only) pending import's state records as verified (0: none yet)."""
-    states = list(home.glob("staging/imports/*/assembly/state.json"))
-    if not states:
-        return 0
     import base64
-    import json
 
-    try:
-        doc = json.loads(states[0].read_bytes())
-    except ValueError:
+    from airlock.bundles.volumes._state import newest_document
+
+    states = list(home.glob("staging/imports/*/assembly"))
+    doc = newest_document(states[0]) if states else None
+    if doc is None:
         return 0
     return sum(
         bin(byte).count("1")

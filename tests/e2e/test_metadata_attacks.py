@@ -4,7 +4,7 @@ These are what a stolen online key or a confused hub could ship: Director
 instructions meant for another site, or Director targets that disagree with
 what the Image repository signed. The envelope, the encryption and every TUF
 signature are genuine (the hub's own keys); only the spoke's Uptane checks
-stand in the way.
+stand in the way — in both bundle formats (``bundle_format``).
 """
 
 from __future__ import annotations
@@ -26,19 +26,19 @@ from tuf.api.metadata import Targets
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.errors import IntegrityError, WrongSiteError
 from airlock.hub.context import HubContext
-from airlock.hub.export import plan_export
+from airlock.hub.export import MediaOptions, plan_export
 from airlock.spoke.site import SpokeHome
 
 CLASSIFIER = "classifier/1/classifier.onnx"
 
 
 def test_director_metadata_of_another_site_in_this_sites_bundle_is_refused(
-    hub: HubContext, spoke: SpokeHome, media: Path
+    hub: HubContext, spoke: SpokeHome, media: Path, bundle_format: MediaOptions
 ) -> None:
     """Envelope, recipient and Image metadata for plant-7; Director metadata of plant-9."""
     mine, theirs = plan_export(hub, SITE_ID), plan_export(hub, OTHER_SITE_ID)
     swapped = image_part(mine.metadata) + director_part(theirs.metadata)
-    forge_bundle(hub, mine, media / "bundle", metadata=swapped)
+    forge_bundle(hub, mine, media / "bundle", media=bundle_format, metadata=swapped)
     error = refuse_import(spoke, media / "bundle", WrongSiteError, "Director metadata is for site")
     assert f"'{OTHER_SITE_ID}'" in error.message and f"'{SITE_ID}'" in error.message
 
@@ -71,10 +71,16 @@ def _target_for(site_id: str) -> Callable[[Targets], None]:
     ],
 )
 def test_director_targets_signed_for_another_site_are_refused(
-    hub: HubContext, spoke: SpokeHome, media: Path, edit: Callable[[Targets], None], match: str
+    hub: HubContext,
+    spoke: SpokeHome,
+    media: Path,
+    bundle_format: MediaOptions,
+    edit: Callable[[Targets], None],
+    match: str,
 ) -> None:
     plan = plan_export(hub, SITE_ID)
-    forge_bundle(hub, plan, media / "bundle", metadata=resign_director(hub, plan.metadata, edit))
+    metadata = resign_director(hub, plan.metadata, edit)
+    forge_bundle(hub, plan, media / "bundle", media=bundle_format, metadata=metadata)
     refuse_import(spoke, media / "bundle", WrongSiteError, match)
 
 
@@ -99,9 +105,15 @@ def _set_version(targets: Targets) -> None:
     ],
 )
 def test_a_director_target_that_disagrees_with_the_image_target_is_refused(
-    hub: HubContext, spoke: SpokeHome, media: Path, edit: Callable[[Targets], None], match: str
+    hub: HubContext,
+    spoke: SpokeHome,
+    media: Path,
+    bundle_format: MediaOptions,
+    edit: Callable[[Targets], None],
+    match: str,
 ) -> None:
     plan = plan_export(hub, SITE_ID)
-    forge_bundle(hub, plan, media / "bundle", metadata=resign_director(hub, plan.metadata, edit))
+    metadata = resign_director(hub, plan.metadata, edit)
+    forge_bundle(hub, plan, media / "bundle", media=bundle_format, metadata=metadata)
     error = refuse_import(spoke, media / "bundle", IntegrityError, match)
     assert CLASSIFIER in error.message

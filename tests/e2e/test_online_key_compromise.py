@@ -5,7 +5,8 @@ bundle id, sequence, kind or times: the Director timestamp, signed by another
 online key, binds them. A thief of both online keys can freeze a site (a
 huge sequence, a floor far ahead); an offline-signed Director root rotation,
 exported by the hub after the officers' ceremony, must still reach the site
-and undo it. Everything is signed with the hub's and the officers' real keys.
+and undo it. Everything is signed with the hub's and the officers' real keys,
+in both bundle formats (``bundle_format``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from airlock.bundles.errors import (
 )
 from airlock.bundles.models import BundleKind
 from airlock.hub.context import HubContext
-from airlock.hub.export import commit_export, export, plan_export
+from airlock.hub.export import MediaOptions, commit_export, export, plan_export
 from airlock.hub.trust import update_trust
 from airlock.spoke.site import SpokeHome, reset_floor
 from airlock.spoke.status import read_status
@@ -71,9 +72,14 @@ FAST = SPOKE_TIME + dt.timedelta(days=25)
     ],
 )
 def test_the_envelope_key_alone_cannot_restate_a_genuine_payload(
-    hub: HubContext, spoke: SpokeHome, media: Path, change: dict[str, Any], field: str
+    hub: HubContext,
+    spoke: SpokeHome,
+    media: Path,
+    bundle_format: MediaOptions,
+    change: dict[str, Any],
+    field: str,
 ) -> None:
-    export(hub, SITE_ID, media / "genuine")
+    export(hub, SITE_ID, media / "genuine", media=bundle_format)
     shutil.copytree(media / "genuine", media / "relabelled")
     resign_envelope(media / "relabelled", [envelope_signer(hub)], **change)
 
@@ -85,7 +91,7 @@ def test_the_envelope_key_alone_cannot_restate_a_genuine_payload(
     assert accept_import(spoke, media / "genuine").sequence == 1  # the genuine bundle still does
 
 
-def _poison(hub: HubContext, media: Path) -> Path:
+def _poison(hub: HubContext, media: Path, bundle_format: MediaOptions) -> Path:
     """What a thief of both online keys makes from the hub's own next plan.
 
     The hub ships the same plan as bundle 2; the thief's copy claims sequence
@@ -93,13 +99,22 @@ def _poison(hub: HubContext, media: Path) -> Path:
     re-signed Director timestamp alike.
     """
     plan = plan_export(hub, SITE_ID)
-    commit_export(hub, plan, media / "bundle-2")
+    commit_export(hub, plan, media / "bundle-2", bundle_format)
     expires = FAST + dt.timedelta(days=30)
     metadata = resign_bundle_claims(
         hub, plan.metadata, sequence=HUGE, created=utc_iso(FAST), expires=utc_iso(expires)
     )
     out = media / "poison"
-    forge_bundle(hub, plan, out, metadata=metadata, sequence=HUGE, created=FAST, expires=expires)
+    forge_bundle(
+        hub,
+        plan,
+        out,
+        media=bundle_format,
+        metadata=metadata,
+        sequence=HUGE,
+        created=FAST,
+        expires=expires,
+    )
     return out
 
 
@@ -110,16 +125,17 @@ def test_an_offline_root_rotation_unfreezes_a_site_the_online_keys_froze(
     spoke: SpokeHome,
     media: Path,
     tmp_path: Path,
+    bundle_format: MediaOptions,
 ) -> None:
-    export(hub, SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1", media=bundle_format)
     accept_import(spoke, media / "bundle-1")
-    poison = _poison(hub, media)
+    poison = _poison(hub, media, bundle_format)
     accept_import(spoke, poison, spoke_clock(FAST))  # caught while the site clock ran ahead
     assert read_status(spoke).last_sequence == HUGE
 
     # frozen: the clock is right again, every genuine bundle is refused
     hub_clock.advance(dt.timedelta(minutes=5))
-    export(hub, SITE_ID, media / "bundle-3")
+    export(hub, SITE_ID, media / "bundle-3", media=bundle_format)
     refuse_import(spoke, media / "bundle-3", FreshnessError, "earlier than the newest verified")
     refuse_import(spoke, media / "bundle-3", StaleBundleError, "not newer", spoke_clock(FAST))
     with pytest.raises(UsageError, match="nothing to lower"):  # the floor is a signed time
@@ -130,7 +146,7 @@ def test_an_offline_root_rotation_unfreezes_a_site_the_online_keys_froze(
     rotate_roots(rotation, tufrepo.DIRECTOR, 1)
     update_trust(hub, rotation.directory)
     hub_clock.advance(dt.timedelta(minutes=5))
-    envelope = export(hub, SITE_ID, media / "rotation")
+    envelope = export(hub, SITE_ID, media / "rotation", media=bundle_format)
     assert envelope.sequence == 4
 
     result = accept_import(spoke, media / "rotation", spoke_clock(LATER))
@@ -148,17 +164,22 @@ def test_an_offline_root_rotation_unfreezes_a_site_the_online_keys_froze(
     # a replay no longer advances the root: the normal checks refuse it
     refuse_import(spoke, media / "rotation", StaleBundleError, "not newer", spoke_clock(LATER))
     hub_clock.advance(dt.timedelta(minutes=5))
-    export(hub, SITE_ID, media / "bundle-5")
+    export(hub, SITE_ID, media / "bundle-5", media=bundle_format)
     assert accept_import(spoke, media / "bundle-5", spoke_clock(LATER)).sequence == 5
     assert read_status(spoke).director_root_version == 2
 
 
 def test_a_rotation_added_to_an_old_bundles_envelope_on_the_medium_is_refused(
-    world: World, hub: HubContext, spoke: SpokeHome, media: Path, tmp_path: Path
+    world: World,
+    hub: HubContext,
+    spoke: SpokeHome,
+    media: Path,
+    tmp_path: Path,
+    bundle_format: MediaOptions,
 ) -> None:
     """``roots`` is unsigned: a genuine rotation pasted into a replayed bundle must not
     exempt it from the sequence check; its payload does not reach the new root."""
-    export(hub, SITE_ID, media / "bundle-1")
+    export(hub, SITE_ID, media / "bundle-1", media=bundle_format)
     accept_import(spoke, media / "bundle-1")
     rotation = RotationCeremony.copy_of(world.ceremony.out_dir, tmp_path / "rotation")
     v2 = rotate_roots(rotation, tufrepo.DIRECTOR, 1).to_dict()

@@ -6,16 +6,24 @@ unlocked. Archives that only a compromised hub could ship (a validly signed
 envelope around links, escaping paths or unlisted files) are built with the
 hub's real keys and encrypted to the site: the strict unpacker must refuse
 them and nothing may land on disk, inside the home or outside it.
+
+Format 1's payload is one ``payload.age``: those tests export format 1
+explicitly. Format 2 signs the size and SHA-256 of the per-site part
+(``site.age``: metadata, chunk indexes, layout), which is read as strictly;
+each format-1 attack has its format-2 counterpart on ``site.age`` below
+(damaged or lying volumes are in test_volume_attacks.py).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers.bundlecraft import FORMAT_1 as V1
 from helpers.bundlecraft import (
     blob_entries,
     envelope_signer,
@@ -31,17 +39,19 @@ from helpers.bundlecraft import (
     tar_bytes,
 )
 from helpers.spokeenv import SITE_ID, RecordingSecrets, World, accept_import, refuse_import
+from helpers.v2craft import V2Bundle, write_v2_bundle
 
+from airlock.bundles.chunks import CHUNK_SIZE, ChunkIndex
 from airlock.bundles.errors import DecryptionError, IntegrityError, UnsafeArchiveError
 from airlock.hub.context import HubContext
-from airlock.hub.export import assign, commit_export, export, plan_export
+from airlock.hub.export import MediaOptions, assign, commit_export, export, plan_export
 from airlock.spoke.site import SpokeHome
 
 
 def test_one_flipped_payload_byte_is_refused_before_decryption(
     hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
 ) -> None:
-    export(hub, SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle", media=V1)
     flip_byte(media / "bundle" / "payload.age", os.path.getsize(media / "bundle/payload.age") // 2)
     error = refuse_import(spoke, media / "bundle", IntegrityError, "does not match the SHA-256")
     assert "payload.age" in error.message and "copy the bundle" in error.hint
@@ -51,7 +61,7 @@ def test_one_flipped_payload_byte_is_refused_before_decryption(
 def test_a_truncated_payload_is_refused_by_its_size_before_decryption(
     hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
 ) -> None:
-    export(hub, SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle", media=V1)
     payload = media / "bundle" / "payload.age"
     signed_size = payload.stat().st_size
     os.truncate(payload, signed_size - 4096)
@@ -69,9 +79,9 @@ def test_a_payload_swapped_while_the_identity_is_unlocked_is_never_decrypted(
     had it been decrypted it would have been parsed and, refused, blamed on the
     hub. The import must decrypt the bytes it verified and stage their content.
     """
-    export(hub, SITE_ID, media / "bundle")
+    export(hub, SITE_ID, media / "bundle", media=V1)
     assign(hub, SITE_ID, "classifier", "2")
-    export(hub, SITE_ID, media / "later")
+    export(hub, SITE_ID, media / "later", media=V1)
     unlock = spoke.age_identity
 
     def unlock_while_the_attacker_swaps() -> object:
@@ -132,7 +142,7 @@ def test_damaged_ciphertext_under_a_valid_envelope_fails_authenticated_decryptio
     blobs are being written when decryption fails, and all of it must go again.
     """
     plan = plan_export(hub, SITE_ID)
-    commit_export(hub, plan, media / "bundle")
+    commit_export(hub, plan, media / "bundle", V1)
     payload = media / "bundle" / "payload.age"
     assert len(tar_bytes(metadata_entries(plan))) < AGE_CHUNK < payload.stat().st_size // 6
     damage(payload)
@@ -142,12 +152,13 @@ def test_damaged_ciphertext_under_a_valid_envelope_fails_authenticated_decryptio
 
 
 def test_a_payload_encrypted_to_another_recipient_is_refused(
-    world: World, hub: HubContext, spoke: SpokeHome, media: Path
+    world: World, hub: HubContext, spoke: SpokeHome, media: Path, bundle_format: MediaOptions
 ) -> None:
     plan = plan_export(hub, SITE_ID)
-    forge_bundle(hub, plan, media / "bundle", recipients=[world.other_site.identity.age_recipient])
+    other = [world.other_site.identity.age_recipient]
+    forge_bundle(hub, plan, media / "bundle", media=bundle_format, recipients=other)
     error = refuse_import(spoke, media / "bundle", DecryptionError, "not encrypted to this site")
-    assert "identity" in error.hint
+    assert "identity" in error.hint or "exported for this site" in error.hint
 
 
 UNSAFE_ENTRIES = {
@@ -207,3 +218,140 @@ def test_metadata_outside_the_two_repositories_is_refused(
     entries = [*metadata_entries(plan), extra, *blob_entries(plan)]
     forge_raw_bundle(hub, plan, media / "bundle", entries)
     refuse_import(spoke, media / "bundle", UnsafeArchiveError, "unexpected metadata entry")
+
+
+# --- format 2: the per-site part (site.age) ------------------------------------------------------
+
+
+def test_one_flipped_site_part_byte_is_refused_before_decryption(
+    hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+) -> None:
+    export(hub, SITE_ID, media / "bundle")
+    part = media / "bundle" / "site.age"
+    flip_byte(part, part.stat().st_size // 2)
+    error = refuse_import(spoke, media / "bundle", IntegrityError, "does not match the SHA-256")
+    assert "site.age" in error.message and "copy the bundle" in error.hint
+    assert secrets.asked == [], "the site identity was unlocked for a part that fails its hash"
+
+
+def test_a_truncated_site_part_is_refused_by_its_size_before_decryption(
+    hub: HubContext, spoke: SpokeHome, secrets: RecordingSecrets, media: Path
+) -> None:
+    export(hub, SITE_ID, media / "bundle")
+    part = media / "bundle" / "site.age"
+    signed_size = part.stat().st_size
+    os.truncate(part, signed_size - 100)
+    error = refuse_import(spoke, media / "bundle", IntegrityError, "the signed envelope says")
+    assert f"{signed_size - 100} bytes" in error.message and str(signed_size) in error.message
+    assert secrets.asked == []
+
+
+def test_a_site_part_swapped_while_the_identity_is_unlocked_is_never_decrypted(
+    hub: HubContext, spoke: SpokeHome, media: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As format 1's payload: the per-site part is opened and checked before the unlock,
+    and decrypted from that open file; the swapped-in part (a genuine later one for this
+    site) is never read."""
+    export(hub, SITE_ID, media / "bundle")
+    assign(hub, SITE_ID, "classifier", "2")
+    export(hub, SITE_ID, media / "later")
+    unlock = spoke.age_identity_key
+
+    def unlock_while_the_attacker_swaps() -> bytes:
+        identity = unlock()
+        os.replace(media / "later" / "site.age", media / "bundle" / "site.age")
+        return identity
+
+    monkeypatch.setattr(spoke, "age_identity_key", unlock_while_the_attacker_swaps)
+    result = accept_import(spoke, media / "bundle")
+    assert not (media / "later" / "site.age").exists(), "the swap did not happen"
+    assert (result.sequence, sorted(result.assigned)) == (1, ["classifier@1", "detector@1"])
+    assert sorted(result.staged) == ["classifier@1", "detector@1"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        pytest.param(damage_age_header, "cannot be decrypted", id="age-header"),
+        pytest.param(lambda p: flip_byte(p, -100), "cannot be decrypted", id="last-chunk"),
+        pytest.param(
+            lambda p: os.truncate(p, p.stat().st_size - 100), "cannot be decrypted", id="truncated"
+        ),
+    ],
+)
+def test_a_damaged_site_part_under_a_valid_envelope_fails_authenticated_decryption(
+    hub: HubContext,
+    spoke: SpokeHome,
+    secrets: RecordingSecrets,
+    media: Path,
+    damage: Callable[[Path], None],
+    match: str,
+) -> None:
+    """What only a hub bug could make: the envelope signs the damaged part's hash."""
+    plan = plan_export(hub, SITE_ID)
+    commit_export(hub, plan, media / "bundle")
+    damage(media / "bundle" / "site.age")
+    resign_envelope(media / "bundle", [envelope_signer(hub)])
+    error = refuse_import(spoke, media / "bundle", DecryptionError, match)
+    assert "per-site part" in error.message
+    assert secrets.asked == ["passphrase"]
+
+
+def _v2(hub: HubContext, media: Path) -> V2Bundle:
+    return write_v2_bundle(hub, plan_export(hub, SITE_ID), media / "bundle")
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE_ENTRIES))
+def test_links_and_escaping_paths_in_a_signed_site_part_are_refused(
+    hub: HubContext, spoke: SpokeHome, media: Path, tmp_path: Path, case: str
+) -> None:
+    bundle = _v2(hub, media)
+    outside = tmp_path / "outside" / "written-by-the-bundle"
+    evil = UNSAFE_ENTRIES[case](bundle.plan, outside)
+    bundle.write_raw_site_part(hub, [*bundle.site_part_entries(), evil])
+    refuse_import(spoke, media / "bundle", UnsafeArchiveError, RULES[case])
+    assert not outside.parent.exists()
+    assert not (spoke.path / "staged" / "blobs" / "sha256" / "evil").exists()
+
+
+NOT_A_SITE_PART_ENTRY = "not metadata/…, index/<sha256>.json or layout.json"
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        pytest.param("metadata/evil/1.root.json", "unexpected metadata entry", id="metadata"),
+        pytest.param(f"blobs/sha256/{'0' * 64}", NOT_A_SITE_PART_ENTRY, id="blob"),
+        pytest.param("index/x.json", NOT_A_SITE_PART_ENTRY, id="index-name"),
+        pytest.param("layout.json.bak", NOT_A_SITE_PART_ENTRY, id="other"),
+    ],
+)
+def test_an_entry_the_site_part_may_not_hold_is_refused(
+    hub: HubContext, spoke: SpokeHome, media: Path, name: str, match: str
+) -> None:
+    """Format 1's "metadata outside the two repositories" and "a file not listed" alike."""
+    bundle = _v2(hub, media)
+    bundle.write_raw_site_part(hub, [*bundle.site_part_entries(), regular(name, b"{}")])
+    refuse_import(spoke, media / "bundle", UnsafeArchiveError, re.escape(match))
+
+
+def test_a_duplicated_site_part_entry_is_refused(
+    hub: HubContext, spoke: SpokeHome, media: Path
+) -> None:
+    bundle = _v2(hub, media)
+    entries = bundle.site_part_entries()
+    bundle.write_raw_site_part(hub, [*entries, entries[0]])
+    refuse_import(spoke, media / "bundle", UnsafeArchiveError, "duplicate name")
+
+
+def test_the_index_of_a_file_the_signed_metadata_does_not_list_is_refused(
+    hub: HubContext, spoke: SpokeHome, media: Path
+) -> None:
+    """Format 1's unlisted file: a well-formed chunk index no Director target binds."""
+    bundle = _v2(hub, media)
+    extra = b"a file no signed target names"
+    index = ChunkIndex(sha256_hex(extra), len(extra), CHUNK_SIZE, (sha256_hex(extra),))
+    entry = regular(f"index/{sha256_hex(extra)}.json", index.to_bytes())
+    bundle.write_raw_site_part(hub, [*bundle.site_part_entries(), entry])
+    error = refuse_import(spoke, media / "bundle", UnsafeArchiveError, "not listed in the signed")
+    assert sha256_hex(extra) in error.message

@@ -21,6 +21,7 @@ from tuf.api.metadata import Targets
 
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog
+from airlock.bundles.bundle import ENVELOPE_FILE
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import IntegrityError, StaleBundleError, TrustError
 from airlock.bundles.models import BundleKind
@@ -67,7 +68,10 @@ def later(fleet: Fleet) -> FixedClock:
 
 
 def _payload_size(bundle: Path) -> int:
-    return sum(p.stat().st_size for p in bundle.glob("payload.*"))
+    """Bytes of every file of the bundle but its envelope (payload, or site part and volumes)."""
+    return sum(
+        p.stat().st_size for p in bundle.rglob("*") if p.is_file() and p != bundle / ENVELOPE_FILE
+    )
 
 
 def _rows(home: SpokeHome, table: type) -> list:  # type: ignore[type-arg]

@@ -4,8 +4,11 @@ An attacker on the medium can edit files but holds no hub key. Tests also
 need bundles that only a compromised or buggy hub could make (a validly
 signed envelope around a malicious archive, Director metadata re-signed with
 the hub's online keys); those are built here from the hub's own plan and
-signers, with :func:`airlock.hub.export._bundle.write_bundle` or, for archives the
-writer refuses to make, with ``tarfile`` + ``pyrage`` + ``sign_envelope``.
+signers, with :func:`airlock.hub.export.write_bundle` in either format
+(``media``: format 2 by default, as the hub exports) or, for format-1
+archives the writer refuses to make, with ``tarfile`` + ``pyrage`` +
+``sign_envelope``. Format-2 bundles with damaged volumes or a lying per-site
+part are :mod:`helpers.v2craft`'s.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.bundle import ENVELOPE_FILE, hash_file, sign_envelope
 from airlock.bundles.canonical import canonical_bytes, pretty_bytes
+from airlock.bundles.chunks import index_file
 from airlock.bundles.models import Envelope, PayloadPart
 from airlock.ceremony.minimal import CeremonyResult
 from airlock.ceremony.roots import next_root, sign_new_root
 from airlock.hub import repos as signing
 from airlock.hub.context import HubContext, online_signer
-from airlock.hub.export import ExportPlan, MetadataList, director_roots, write_bundle
+from airlock.hub.export import ExportPlan, MediaOptions, MetadataList, director_roots, write_bundle
 from airlock.hub.repos import meta_file
 from helpers.hubenv import OFFICER_PASSPHRASE
 
@@ -45,13 +49,29 @@ def envelope_signer(hub: HubContext) -> Signer:
     return online_signer(hub, signing.ENVELOPE)
 
 
-def forge_bundle(hub: HubContext, plan: ExportPlan, out: Path, **overrides: Any) -> Envelope:
+FORMAT_1 = MediaOptions(format_version=1)
+"""A format-1 bundle: one ``payload.age`` (what spokes of the previous release read)."""
+FORMAT_2 = MediaOptions()
+"""A format-2 bundle as the hub exports it by default: ``site.age`` and one data volume."""
+
+
+def forge_bundle(
+    hub: HubContext,
+    plan: ExportPlan,
+    out: Path,
+    *,
+    media: MediaOptions = FORMAT_2,
+    **overrides: Any,
+) -> Envelope:
     """Writes ``plan`` as a bundle with ``write_bundle`` (no hub state changes).
 
     Every field defaults to the plan's (the bundle id too, so the envelope
-    states what the plan's Director timestamp signed), signed with the real
-    envelope key; ``overrides`` replaces any of them (``metadata``,
-    ``signers``, ``site_id``, …).
+    states what the plan's Director timestamp signed, and the chunk indexes
+    its Director targets bind), signed with the real envelope key;
+    ``overrides`` replaces any of them (``metadata``, ``signers``,
+    ``site_id``, …). ``media`` chooses the format (and volumes, parity); a
+    blob the plan does not carry gets its true chunk index (one no Director
+    target binds, unless the forged metadata does).
     """
     fields: dict[str, Any] = {
         "site_id": plan.site_id,
@@ -65,8 +85,15 @@ def forge_bundle(hub: HubContext, plan: ExportPlan, out: Path, **overrides: Any)
         "kind": plan.kind,
         "bundle_id": plan.bundle_id,
         "omitted": plan.omitted,
+        "media": media,
+        "indexes": plan.indexes,
     }
     fields.update(overrides)
+    known = fields["indexes"]
+    fields["indexes"] = {
+        b.sha256: known.get(b.sha256) or index_file(Path(b.path), b.sha256, b.length)
+        for b in fields["blobs"]
+    }
     return write_bundle(out, **fields)
 
 
@@ -117,7 +144,7 @@ def forge_raw_bundle(
     entries: Sequence[Entry],
     recipients: list[str] | None = None,
 ) -> Envelope:
-    """A bundle whose payload is exactly ``entries``: age-encrypted, envelope signed by the hub.
+    """A format-1 bundle whose payload is exactly ``entries``: age-encrypted, signed by the hub.
 
     This is what a compromised hub (or one with a bug) could ship: only the
     strict unpacker stands between it and the site.
@@ -156,15 +183,26 @@ def edit_envelope(bundle: Path, edit: Callable[[dict[str, Any]], None]) -> None:
 
 
 def resign_envelope(bundle: Path, signers: list[Signer], **changes: Any) -> Envelope:
-    """Signs the envelope again over the payload parts as they now are on the medium.
+    """Signs the envelope again over the files as they now are on the medium.
 
-    ``changes`` replaces envelope fields (what a holder of the envelope key
-    alone could claim); the unsigned ``roots`` are kept.
+    The sizes and SHA-256 of the payload parts (format 1), or of the per-site
+    part and the parity volumes (format 2), are taken from the files in
+    ``bundle``. ``changes`` replaces envelope fields (what a holder of the
+    envelope key alone could claim); the unsigned ``roots`` are kept.
     """
     path = bundle / ENVELOPE_FILE
     doc = json.loads(path.read_bytes())
     envelope = Envelope.from_dict(doc["signed"])
     parts = tuple(PayloadPart(p.name, *hash_file(bundle / p.name)) for p in envelope.parts)
+    if envelope.site_part is not None:
+        name = envelope.site_part.name
+        volumes = tuple(
+            dataclasses.replace(v, sha256=hash_file(bundle / v.name)[1]) if v.sha256 else v
+            for v in envelope.volumes
+        )
+        envelope = dataclasses.replace(
+            envelope, site_part=PayloadPart(name, *hash_file(bundle / name)), volumes=volumes
+        )
     envelope = dataclasses.replace(envelope, parts=parts, **changes)
     path.write_bytes(sign_envelope(envelope, signers, doc.get("roots")))
     return envelope

@@ -59,6 +59,11 @@ def read_only_file(path: Path) -> Iterator[Path]:
         _run("umount", "-l", str(path))
 
 
+def grow(path: Path, size: int) -> None:
+    """Resizes the tmpfs at ``path`` to ``size`` bytes (an operator freeing space)."""
+    _run("mount", "-o", f"remount,size={size}", str(path))
+
+
 def fill(path: Path, leave: int = 0) -> Path:
     """Fills the filesystem of directory ``path`` up to ``leave`` free bytes; returns the filler."""
     filler = path / "filler"

@@ -9,8 +9,9 @@ versions and assigned two of them to ``plant-7``. Tests copy the templates
 
 :func:`assert_refused_unchanged` is the single place that says what a refused
 import must leave behind: the documented error class and exit code, a hint,
-no changed file and no changed row, no scratch left in ``HOME/tmp``, exactly
-one new audit entry for the refusal, and an intact audit chain.
+no changed file and no changed row, no scratch left in ``HOME/tmp``, no
+format-2 import state left but one the refusal says it kept, exactly one new
+audit entry for the refusal, and an intact audit chain.
 
 Only time (:class:`FixedClock`) and the medium (files on disk) are faked.
 """
@@ -61,7 +62,7 @@ from airlock.hub.context import HubContext, open_hub
 from airlock.hub.export import assign
 from airlock.hub.intake import add_model
 from airlock.hub.sites import add_site, add_site_from_file
-from airlock.spoke.importing import ImportResult, import_bundle
+from airlock.spoke.importing import ImportResult, import_bundle, list_pending
 from airlock.spoke.site import (
     IDENTITY_FILE,
     PASSPHRASE_ENV,
@@ -84,6 +85,8 @@ SPOKE_INIT_TIME = HUB_TIME - dt.timedelta(minutes=5)
 SPOKE_TIME = HUB_TIME + dt.timedelta(minutes=20)
 """The spoke's clock in tests: after every bundle the hub makes, before the real now."""
 LOCK_FILE = "import.lock"
+PENDING_DIR = "staging/imports/"
+"""Where format-2 imports keep their resumable state (relative to the home)."""
 IMPORT_ACTION = "spoke.import"
 AIRLOCK = Path(sys.executable).parent / "airlock"
 
@@ -267,18 +270,35 @@ def dump_rows(home: SpokeHome) -> dict[str, list[dict[str, Any]]]:
         }
 
 
+def pending_imports(home: SpokeHome) -> frozenset[str]:
+    """The bundle ids of the format-2 imports whose resumable state the spoke keeps."""
+    found, broken = list_pending(home)
+    assert broken == [], f"unreadable import states: {broken}"
+    return frozenset(p.bundle_id for p in found)
+
+
+def _outside_pending(files: dict[str, str]) -> dict[str, str]:
+    return {name: digest for name, digest in files.items() if not name.startswith(PENDING_DIR)}
+
+
 @dataclass(frozen=True)
 class SpokeSnapshot:
-    """What a spoke looked like before an import: files, rows, and audit log length."""
+    """What a spoke looked like before an import: files, rows, audit log length, import states."""
 
     files: dict[str, str]
     rows: dict[str, list[dict[str, Any]]]
     audit_entries: int
+    pending: frozenset[str] = frozenset()
 
 
 def take_snapshot(home: SpokeHome) -> SpokeSnapshot:
-    """Records the spoke's files, rows and audit log length."""
-    return SpokeSnapshot(home_digest(home), dump_rows(home), AuditLog(home.engine, "spoke").count())
+    """Records the spoke's files, rows, audit log length and pending format-2 imports."""
+    return SpokeSnapshot(
+        home_digest(home),
+        dump_rows(home),
+        AuditLog(home.engine, "spoke").count(),
+        pending_imports(home),
+    )
 
 
 def assert_refused_unchanged(
@@ -294,7 +314,10 @@ def assert_refused_unchanged(
     hint; no file of the home (staged blobs, keys, config) and no row of the state
     tables changed; ``HOME/tmp`` holds nothing but the import lock; exactly one
     audit entry was appended, a "refused" (verification) or "failure" (anything
-    else) ``spoke.import`` naming the error; and the audit chain verifies.
+    else) ``spoke.import`` naming the error; the audit chain verifies; and no
+    format-2 import state (``HOME/staging/imports``) is left but the refused
+    bundle's, when its audit entry says the state was kept for a retry (never
+    after a verification failure).
     """
     documented = DOCUMENTED_EXIT_CODES[expected]
     assert documented in EXIT_CODES.values()
@@ -304,7 +327,9 @@ def assert_refused_unchanged(
         assert error.message and error.hint, "a refusal must say what failed and what to do"
     if exit_code is not None:
         assert exit_code == documented
-    assert home_digest(home) == before.files, "a refused import changed files of the home"
+    after = home_digest(home)
+    changed = _outside_pending(after) != _outside_pending(before.files)
+    assert not changed, "a refused import changed files of the home"
     assert dump_rows(home) == before.rows, "a refused import changed the spoke's state"
     leftovers = sorted(p.name for p in home.tmp_dir.iterdir())
     assert leftovers in ([], [LOCK_FILE]), f"scratch left behind in {home.tmp_dir}: {leftovers}"
@@ -317,6 +342,14 @@ def assert_refused_unchanged(
     assert details["error"] == expected.__name__
     if error is not None:
         assert details["message"] == error.message
+    kept = {last.object} if details.get("state") == "kept" else set()
+    pending = pending_imports(home)
+    assert kept <= pending, "the audit entry says the import state was kept; it is not there"
+    assert pending <= before.pending | kept, f"a refused import left state behind: {pending}"
+    if issubclass(expected, VerificationError):
+        assert last.object not in pending, "a refused bundle's import state was kept"
+    if pending == before.pending and not kept:
+        assert after == before.files, "a refused import changed an import state"
     report = verify_engine(home.engine)
     assert report.ok and report.entries == len(entries), report.problem
 

@@ -13,6 +13,7 @@ import pytest
 
 from airlock.bundles.clock import FixedClock
 from airlock.hub.context import HubContext
+from airlock.hub.export import MediaOptions
 from airlock.spoke.site import SpokeHome
 from helpers.fleetenv import Fleet, build_fleet
 from helpers.hubenv import HUB_TIME
@@ -60,6 +61,16 @@ def spoke(world: World, tmp_path: Path, secrets: RecordingSecrets) -> Iterator[S
     home = world.new_spoke(tmp_path / "spoke", secrets)
     yield home
     home.engine.dispose()
+
+
+@pytest.fixture(params=[1, 2], ids=["format-1", "format-2"])
+def bundle_format(request: pytest.FixtureRequest) -> MediaOptions:
+    """The bundle format a test exports in (``export(..., media=bundle_format)``).
+
+    Attack tests take it so that each refusal is checked for format 1 (one
+    ``payload.age``) and format 2 (``site.age`` and volumes) alike.
+    """
+    return MediaOptions(format_version=request.param)
 
 
 @pytest.fixture

@@ -10,7 +10,10 @@ state: the plan is never committed.
 
 Attacks edit what a courier (or a compromised envelope key) could: volume files,
 the envelope (re-signed with the real key), the per-site part (re-encrypted to
-the site and re-signed into the envelope).
+the site and re-signed into the envelope) — or, for a per-site part the writer
+would refuse to make (links, escaping paths, unknown entries), exactly the tar
+entries given (:meth:`V2Bundle.write_raw_site_part`, the format-2 counterpart of
+:func:`helpers.bundlecraft.forge_raw_bundle`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airlock.bundles.bundle import ENVELOPE_FILE, sign_envelope
+from airlock.bundles.agestream import AgeWriter
+from airlock.bundles.bundle import ENVELOPE_FILE, hash_file, sign_envelope
 from airlock.bundles.canonical import pretty_bytes
 from airlock.bundles.chunks import ChunkIndex
 from airlock.bundles.models import DATA, PARITY, Envelope, PayloadPart, VolumeRecord
@@ -38,7 +42,7 @@ from airlock.bundles.volumes import (
 )
 from airlock.hub.context import HubContext
 from airlock.hub.export import ExportPlan, director_roots
-from helpers.bundlecraft import envelope_signer
+from helpers.bundlecraft import Entry, envelope_signer, regular, tar_bytes
 
 
 @dataclass
@@ -124,6 +128,26 @@ class V2Bundle:
             layout or self.layout,
         )
         return self.resign(hub, site_part=PayloadPart(name, size, digest))
+
+    def site_part_entries(self) -> list[Entry]:
+        """The entries of the genuine per-site part, in the writer's order."""
+        return [
+            *(regular(name, data) for name, data in self.metadata),
+            *(regular(f"index/{sha}.json", data) for sha, data in sorted(self.indexes.items())),
+            regular("layout.json", self.layout.to_bytes()),
+        ]
+
+    def write_raw_site_part(self, hub: HubContext, entries: list[Entry]) -> Envelope:
+        """Replaces the per-site part with exactly ``entries`` (a pax tar), encrypted to the
+        site, and signs its size and SHA-256 into the envelope (real key): what a compromised
+        hub could ship, with only the strict reader in the way."""
+        assert self.recipients, "an encrypted bundle"
+        path = self.site_dir / self.envelope.site_part.name  # type: ignore[union-attr]
+        with path.open("wb") as out:
+            writer = AgeWriter(out, list(self.recipients))
+            writer.write(tar_bytes(entries))
+            writer.close()
+        return self.resign(hub, site_part=PayloadPart(path.name, *hash_file(path)))
 
 
 def write_v2_bundle(

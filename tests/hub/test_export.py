@@ -1,4 +1,10 @@
-"""`airlock hub export`: signed envelope, age payload readable by stock tools, fresh metadata."""
+"""`airlock hub export`: signed envelope, age files readable by stock tools, fresh metadata.
+
+Both formats: format 1 carries everything in one ``payload.age``; format 2 (the
+default) carries the metadata, chunk indexes and layout in ``site.age`` and the
+files' chunks in data volumes (volume sizes, parity and shared media are
+test_export_media.py's).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from tuf.api.metadata import Metadata, Root
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.audit import AuditLog, verify_engine
 from airlock.bundles.bundle import verify_envelope
-from airlock.bundles.chunks import ChunkIndex, check_binding
+from airlock.bundles.chunks import BINDING_KEY, ChunkIndex, check_binding
 from airlock.bundles.clock import FixedClock
 from airlock.bundles.errors import ConflictError, IntegrityError, NotFoundError, UsageError
 from airlock.bundles.models import BundleKind, Envelope, ModelVersion
@@ -32,7 +38,7 @@ from airlock.hub.context import (
     load_site_metadata,
     online_signer,
 )
-from airlock.hub.export import assign, commit_export, export, plan_export
+from airlock.hub.export import MediaOptions, assign, commit_export, export, plan_export
 from airlock.hub.intake import add_model
 from airlock.hub.repos import ENVELOPE, verify_delegations
 from airlock.hub.sites import add_site, list_sites
@@ -57,24 +63,32 @@ def verify_with_director_root(hub: HubContext, bundle: Path) -> Envelope:
     return verify_envelope((bundle / "envelope.json").read_bytes(), keys, threshold)
 
 
-def decrypt_listing(bundle: Path, site: SiteKeys, tmp_path: Path) -> list[str]:
-    """`age -d -i identity payload.age | tar tf -` with the stock tools."""
+def metadata_file(bundle: Path) -> Path:
+    """The file that carries the metadata: ``payload.age`` (format 1) or ``site.age`` (2)."""
+    [found] = [bundle / n for n in ("payload.age", "site.age") if (bundle / n).exists()]
+    return found
+
+
+def decrypt_listing(
+    bundle: Path, site: SiteKeys, tmp_path: Path, name: str | None = None
+) -> list[str]:
+    """`age -d -i identity FILE | tar tf -` with the stock tools (FILE: the metadata's)."""
     identity = site.write_age_identity(tmp_path / "site.key")
+    path = bundle / name if name else metadata_file(bundle)
     plain = subprocess.run(
-        ["age", "-d", "-i", str(identity), str(bundle / "payload.age")],
-        check=True,
-        capture_output=True,
+        ["age", "-d", "-i", str(identity), str(path)], check=True, capture_output=True
     ).stdout
     listing = subprocess.run(["tar", "tf", "-"], input=plain, check=True, capture_output=True)
     return listing.stdout.decode().split()
 
 
 def extract(bundle: Path, site: SiteKeys, tmp_path: Path) -> Path:
+    """The metadata's file decrypted and unpacked with the stock tools."""
     identity = site.write_age_identity(tmp_path / "site-x.key")
     dest = tmp_path / "extracted"
     dest.mkdir()
     plain = subprocess.run(
-        ["age", "-d", "-i", str(identity), str(bundle / "payload.age")],
+        ["age", "-d", "-i", str(identity), str(metadata_file(bundle))],
         check=True,
         capture_output=True,
     ).stdout
@@ -82,24 +96,38 @@ def extract(bundle: Path, site: SiteKeys, tmp_path: Path) -> Path:
     return dest
 
 
+FORMATS = pytest.mark.parametrize(
+    "media",
+    [MediaOptions(format_version=1), MediaOptions()],
+    ids=["format-1", "format-2"],
+)
+
+
+@FORMATS
 def test_export_writes_a_signed_encrypted_bundle(
-    ready: HubContext, site: SiteKeys, tmp_path: Path
+    ready: HubContext, site: SiteKeys, tmp_path: Path, media: MediaOptions
 ) -> None:
     out = tmp_path / "media" / "bundle-1"
     out.parent.mkdir()
-    envelope = export(ready, "plant-7", out)
+    envelope = export(ready, "plant-7", out, media=media)
 
-    assert sorted(p.name for p in out.iterdir()) == ["envelope.json", "payload.age"]
+    volumes = [v.name for v in envelope.volumes]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["envelope.json", "payload.age"] if media.format_version == 1 else
+        ["envelope.json", "site.age", *volumes]
+    )  # fmt: skip
     verified = verify_with_director_root(ready, out)
     assert verified == envelope
     assert (envelope.kind, envelope.source, envelope.site_id) == (BundleKind.FULL, "hub", "plant-7")
     assert (envelope.sequence, envelope.encrypted) == (1, True)
+    assert envelope.format_version == media.format_version
     assert envelope.created == HUB_TIME
     assert envelope.expires == tufrepo.expiry_from(HUB_TIME, 30)
-    [part] = envelope.parts
-    payload = (out / "payload.age").read_bytes()
-    assert (part.name, part.size) == ("payload.age", len(payload))
-    assert part.sha256 == hashlib.sha256(payload).hexdigest()
+    [part] = envelope.parts or [envelope.site_part]
+    assert part is not None
+    carried = metadata_file(out).read_bytes()
+    assert (part.name, part.size) == (metadata_file(out).name, len(carried))
+    assert part.sha256 == hashlib.sha256(carried).hexdigest()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
     image, director = load_image_repo(ready), load_site_metadata(ready, "plant-7")
@@ -121,19 +149,26 @@ def test_export_writes_a_signed_encrypted_bundle(
         f"metadata/director/{director.targets.signed.version}.targets.json",
     ]
     files = [f for m in models(ready).values() for f in m.files]
-    blobs = sorted(f"blobs/sha256/{f.sha256}" for f in files)
     listing = decrypt_listing(out, site, tmp_path)
     assert listing[: len(meta)] == meta
-    assert sorted(listing[len(meta) :]) == blobs
+    if media.format_version == 1:
+        assert sorted(listing[len(meta) :]) == sorted(f"blobs/sha256/{f.sha256}" for f in files)
+    else:
+        indexes = sorted(f"index/{f.sha256}.json" for f in files)
+        assert listing[len(meta) :] == [*indexes, "layout.json"]
+        [volume] = volumes  # one data volume without --volume-size: the header, then chunks
+        chunks = decrypt_listing(out, site, tmp_path, volume)
+        assert chunks[0] == "airlock-volume.json" and len(chunks) == 1 + len(files)
     for md in (image.snapshot, image.timestamp, director.snapshot, director.timestamp):
         assert tufrepo.signed_expires(md.signed) == envelope.expires
 
 
+@FORMATS
 def test_exported_metadata_verifies_with_the_tuf_client(
-    ready: HubContext, site: SiteKeys, tmp_path: Path, ceremony
+    ready: HubContext, site: SiteKeys, tmp_path: Path, ceremony, media: MediaOptions
 ) -> None:
     """The spoke's verification core accepts it: roots, delegations, agreement, site id."""
-    export(ready, "plant-7", tmp_path / "bundle")
+    export(ready, "plant-7", tmp_path / "bundle", media=media)
     dest = extract(tmp_path / "bundle", site, tmp_path)
     metadata = {
         str(p.relative_to(dest)): p.read_bytes() for p in (dest / "metadata").rglob("*.json")
@@ -145,9 +180,14 @@ def test_exported_metadata_verifies_with_the_tuf_client(
     result = verify_repositories(metadata, trusted, "plant-7")
     expected = {f.sha256: f.length for m in models(ready).values() for f in m.files}
     assert result.allowed_blobs() == expected
-    for sha256 in expected:
-        blob = dest / "blobs" / "sha256" / sha256
-        assert hashlib.sha256(blob.read_bytes()).hexdigest() == sha256
+    for target in result.targets:  # format 1: the file; format 2: its signed chunk index
+        if media.format_version == 1:
+            blob = dest / "blobs" / "sha256" / target.sha256
+            assert hashlib.sha256(blob.read_bytes()).hexdigest() == target.sha256
+        else:
+            index = (dest / "index" / f"{target.sha256}.json").read_bytes()
+            bound = target.director_custom[BINDING_KEY]
+            assert check_binding(index, bound, target.sha256, target.length).length == target.length
     primaries = {t.path for t in result.targets if t.primary}
     assert primaries == {"detector/1/model.onnx", "classifier/1/classifier.onnx"}
     assert f"detector/1/{WEIGHTS_FILE}" in {t.path for t in result.targets}
@@ -178,28 +218,42 @@ def test_each_export_increments_the_sequence_and_timestamp_versions(
     ]
 
 
+def _tar_listing(path: Path) -> list[str]:
+    return subprocess.run(["tar", "tf", str(path)], check=True, capture_output=True).stdout.split()
+
+
+@FORMATS
 def test_export_without_encryption_writes_a_plain_tar(
-    hub: HubContext, site: SiteKeys, onnx_file: Path, tmp_path: Path
+    hub: HubContext, site: SiteKeys, onnx_file: Path, tmp_path: Path, media: MediaOptions
 ) -> None:
     add_site(hub, site.identity, encrypt=False)
     add_model(hub, "classifier", "1", onnx_file)
     assign(hub, "plant-7", "classifier", "1")
-    envelope = export(hub, "plant-7", tmp_path / "plain")
+    envelope = export(hub, "plant-7", tmp_path / "plain", media=media)
     assert envelope.encrypted is False
-    assert [p.name for p in envelope.parts] == ["payload.tar"]
-    listing = subprocess.run(
-        ["tar", "tf", str(tmp_path / "plain" / "payload.tar")], check=True, capture_output=True
-    )
-    assert listing.stdout.decode().split()[-1].startswith("blobs/sha256/")
+    if media.format_version == 1:
+        assert [p.name for p in envelope.parts] == ["payload.tar"]
+        listing = _tar_listing(tmp_path / "plain" / "payload.tar")
+        assert listing[-1].startswith(b"blobs/sha256/")
+        return
+    assert envelope.site_part is not None and envelope.site_part.name == "site.tar"
+    assert _tar_listing(tmp_path / "plain" / "site.tar")[-1] == b"layout.json"
+    [volume] = envelope.volumes
+    assert volume.name.endswith("-data-001-of-001.tar")
+    assert _tar_listing(tmp_path / "plain" / volume.name)[0] == b"airlock-volume.json"
 
 
+@FORMATS
 def test_export_with_no_assignment_carries_metadata_only(
-    hub: HubContext, site: SiteKeys, tmp_path: Path
+    hub: HubContext, site: SiteKeys, tmp_path: Path, media: MediaOptions
 ) -> None:
     add_site(hub, site.identity)
-    export(hub, "plant-7", tmp_path / "empty")
+    envelope = export(hub, "plant-7", tmp_path / "empty", media=media)
     listing = decrypt_listing(tmp_path / "empty", site, tmp_path)
-    assert all(name.startswith("metadata/") for name in listing)
+    if media.format_version == 2:  # no volume, no index: the layout lists no series
+        assert (envelope.series, envelope.volumes) == ((), ())
+        assert listing.pop() == "layout.json"
+    assert listing and all(name.startswith("metadata/") for name in listing)
 
 
 def test_export_refuses_an_existing_directory(ready: HubContext, tmp_path: Path) -> None:
@@ -265,14 +319,15 @@ def test_an_already_expired_bundle_can_be_made_with_a_past_clock(
     assert verify_with_director_root(ready, tmp_path / "old").expires == envelope.expires
 
 
+@FORMATS
 def test_a_modified_plan_is_written_with_a_valid_envelope(
-    ready: HubContext, site: SiteKeys, tmp_path: Path
+    ready: HubContext, site: SiteKeys, tmp_path: Path, media: MediaOptions
 ) -> None:
     """The attack-test path: real signatures around a metadata list that lost a file."""
     plan = plan_export(ready, "plant-7")
     dropped = "metadata/director/1.root.json"
     bad = dataclasses.replace(plan, metadata=[m for m in plan.metadata if m[0] != dropped])
-    envelope = commit_export(ready, bad, tmp_path / "attack")
+    envelope = commit_export(ready, bad, tmp_path / "attack", media)
     assert verify_with_director_root(ready, tmp_path / "attack").sequence == envelope.sequence
     assert dropped not in decrypt_listing(tmp_path / "attack", site, tmp_path)
     with pytest.raises(ConflictError, match="changed since"):
@@ -310,8 +365,9 @@ def test_export_of_an_unknown_site_is_refused(hub: HubContext, tmp_path: Path) -
 def test_export_into_an_existing_empty_directory(ready: HubContext, tmp_path: Path) -> None:
     out = tmp_path / "mounted-medium"
     out.mkdir()
-    export(ready, "plant-7", out)
-    assert sorted(p.name for p in out.iterdir()) == ["envelope.json", "payload.age"]
+    envelope = export(ready, "plant-7", out)
+    names = ["envelope.json", "site.age", *(v.name for v in envelope.volumes)]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
 
 
 def test_a_damaged_blob_store_stops_the_export(ready: HubContext, tmp_path: Path) -> None:

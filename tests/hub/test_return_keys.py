@@ -36,8 +36,10 @@ def with_site(hub: HubContext, site: SiteKeys) -> HubContext:
 
 
 def shipped_return_path(bundle: Path, site: SiteKeys) -> ReturnPath:
-    """The field as the site receives it: from the Director targets inside the bundle."""
-    plain = pyrage.decrypt((bundle / "payload.age").read_bytes(), [site.age_identity])
+    """The field as the site receives it: from the Director targets inside the bundle
+    (in its per-site part, or its payload in format 1)."""
+    [carrier] = [bundle / n for n in ("site.age", "payload.age") if (bundle / n).exists()]
+    plain = pyrage.decrypt(carrier.read_bytes(), [site.age_identity])
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         name = next(
             n for n in tar.getnames() if n.startswith("metadata/director/") and "targets" in n

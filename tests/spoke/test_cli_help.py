@@ -26,7 +26,7 @@ def test_airlock_help_names_every_role_and_the_exit_codes(tmp_path: Path) -> Non
     assert proc.stdout.startswith("Usage: airlock [OPTIONS] COMMAND [ARGS]...")
     assert "Airlock moves signed ML models across an air gap." in proc.stdout
     listed = commands_listed(proc.stdout)
-    assert set(listed) == {"agent", "audit", "ceremony", "events", "hub", "spoke"}
+    assert set(listed) == {"agent", "audit", "bundle", "ceremony", "events", "hub", "spoke"}
     assert listed["spoke"] == "Site admin: import and verify bundles at an air-gapped site."
     assert re.search(
         r"^\s+spoke\s+site admins: import and verify bundles, status$", proc.stdout, re.M

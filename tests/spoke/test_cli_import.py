@@ -51,7 +51,8 @@ def test_import_json_reports_what_was_staged(
         "spoke", "import", "--home", str(spoke.path), "--json", str(media / "bundle-1")
     )
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""
+    progress = [json.loads(line) for line in result.stderr.splitlines()]
+    assert progress and all(list(line) == ["progress"] for line in progress)
     document = json.loads(result.stdout)
     receipt = verify_receipt(
         canonical_bytes(document.pop("receipt")), spoke.signing_key().public_key
@@ -70,6 +71,7 @@ def test_import_json_reports_what_was_staged(
         "new_blobs": len(world.source_digests("classifier@1", "detector@1")),
         "attested": [],
         "gate": {ref: nothing_signed(ref) for ref in ("classifier@1", "detector@1")},
+        "volumes": {"read": [v.name for v in envelope.volumes], "rebuilt": [], "resumed": []},
     }
     assert read_status(spoke).last_bundle_id == envelope.bundle_id
     last = AuditLog(spoke.engine, "spoke").entries()[-1]
@@ -95,6 +97,7 @@ def test_import_asks_for_the_passphrase_and_prints_a_summary(
         f"imported full bundle {first.bundle_id} (sequence 1): 3 new file(s)",
         "  staged   classifier@1",
         "  staged   detector@1",
+        "  volumes read: 1",
     ]
 
     result = airlock("spoke", "import", "--home", home, str(media / "bundle-2"))
@@ -103,6 +106,7 @@ def test_import_asks_for_the_passphrase_and_prints_a_summary(
         f"imported delta bundle {second.bundle_id} (sequence 2): 1 new file(s)",
         "  staged   classifier@2",
         "  present  detector@1",
+        "  volumes read: 1",
     ]
 
 
@@ -139,8 +143,8 @@ def test_a_refused_import_prints_one_json_error_and_no_result(
 ) -> None:
     """Scripts that parse ``--json`` get an exit code and one error document, never a result."""
     export(hub, SITE_ID, media / "bundle-1")
-    payload = media / "bundle-1" / "payload.age"
-    flip_byte(payload, os.path.getsize(payload) // 3)
+    part = media / "bundle-1" / "site.age"  # the file whose SHA-256 the envelope signs
+    flip_byte(part, os.path.getsize(part) // 3)
     before = take_snapshot(spoke)
     result = airlock(
         "spoke", "import", "--home", str(spoke.path), "--json", str(media / "bundle-1")

@@ -25,14 +25,12 @@ from airlock.bundles.volumes._assemble import Assembler
 from airlock.bundles.volumes._format import chunk_name
 from airlock.bundles.volumes._layout import STRIPE, Layout, LayoutSeries, LayoutVolume
 from airlock.bundles.volumes._plan import SeriesFile, SeriesSpec
-from airlock.bundles.volumes._progress import NO_PROGRESS, Progress
 from airlock.bundles.volumes._readplan import AssemblyPlan
 from airlock.bundles.volumes._site import SITE_LIMIT, SitePart, read_site_part, write_site_part
 from airlock.bundles.volumes._status import AssemblyStatus, VolumeStatus
 from airlock.bundles.volumes._writer import SeriesWritten, write_series
 
 __all__ = [
-    "NO_PROGRESS",
     "SITE_LIMIT",
     "STRIPE",
     "Assembler",
@@ -41,7 +39,6 @@ __all__ = [
     "Layout",
     "LayoutSeries",
     "LayoutVolume",
-    "Progress",
     "SeriesFile",
     "SeriesSpec",
     "SeriesWritten",

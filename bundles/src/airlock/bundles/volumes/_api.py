@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from airlock.bundles.chunks._index import CHUNK_SIZE
-from airlock.bundles.volumes._cipher import encryption_for
 from airlock.bundles.volumes._format import NAME_KEY_BYTES
+from airlock.bundles.volumes._layers import encryption_for
 from airlock.bundles.volumes._plan import minimum_volume_size as _minimum
 
 

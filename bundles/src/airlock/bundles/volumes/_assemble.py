@@ -16,20 +16,24 @@ least ``k`` volumes of the series are usable. Otherwise it raises
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from airlock.bundles.atomic import fsync_dir
 from airlock.bundles.errors import ConflictError, MediaError
 from airlock.bundles.models._volumes import VolumeRecord
-from airlock.bundles.volumes._cipher import decryption_for
+from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.bundles.volumes._checker import EntryChecker
 from airlock.bundles.volumes._format import chunk_name
+from airlock.bundles.volumes._layers import decryption_for
+from airlock.bundles.volumes._outputs import KICK_CHUNKS, start_writeback
 from airlock.bundles.volumes._passes import Passes
-from airlock.bundles.volumes._progress import NO_PROGRESS, Progress
 from airlock.bundles.volumes._readplan import AssemblyPlan, SeriesInfo, VolumeInfo, resolve
+from airlock.bundles.volumes._split import SplitHasher
 from airlock.bundles.volumes._state import (
     Bits,
     State,
@@ -61,10 +65,11 @@ class Assembler:
         plan: The verified plan (envelope records, layout, checked indexes, wanted files).
         state_dir: An existing private directory (mode 0700) for this bundle's import.
         identities: The site's age identities; None when the volumes are plain tars.
-        progress: Receives phase ``"read"``, the current volume and verified bytes.
+        progress: Receives phase ``"import"``, the current volume and verified bytes.
         on_read: Called with the byte count of every read from a volume file (tests).
         durable_checkpoints: fdatasync the ``.part`` files before every checkpoint
             (instead of trusting them after a kill -9 on the same boot).
+        checkpoint_bytes: Verified bytes between two saves of the state.
 
     Raises:
         ConflictError: the state directory holds the state of another bundle.
@@ -78,6 +83,7 @@ class Assembler:
         progress: Progress = NO_PROGRESS,
         on_read: Callable[[int], None] | None = None,
         durable_checkpoints: bool = False,
+        checkpoint_bytes: int = CHECKPOINT,
     ) -> None:
         self._plan = plan
         self._resolved = resolve(plan)
@@ -88,6 +94,7 @@ class Assembler:
         self._progress = progress
         self._on_read = on_read
         self._durable = durable_checkpoints
+        self._checkpoint = checkpoint_bytes
         self.infos = {i.record.name: i for s in self._resolved.series for i in s.data}
         self.parity_records = {r.name: r for s in self._resolved.series for r in s.parity}
         sizes = {name: len(info.entries) for name, info in self.infos.items()}
@@ -101,13 +108,16 @@ class Assembler:
         self.state: State = state or fresh_state(self._resolved.plan_id, sizes)
         self._fds: dict[str, int] = {}
         self._dirty: set[int] = set()
+        self._written: dict[int, tuple[int, int]] = {}  # fd -> (chunks, lowest offset)
+        self._kicks: collections.deque[tuple[int, int]] = collections.deque()
         self._open_parts()
-        self.verified = self._verified_names()
+        self.verified_names = self._verified_names()
         if self.state.boot != boot_id():
             self._recheck_after_reboot()
         self.found: dict[str, Path] = {}
         self.failed: set[str] = set()
         self.parity_ok: dict[str, bool] = {}
+        self.parity_damage: list[str] = []
         self._since = 0
         self._targets = {
             name: [(self._fds[sha], offset) for sha, offset in places]
@@ -143,7 +153,7 @@ class Assembler:
                     volume.synced.clear(j)
 
     def _verified_names(self) -> set[str]:
-        names = set()
+        names: set[str] = set()
         for name, info in self.infos.items():
             done = self.state.volumes[name].done
             names.update(e.name for j, e in enumerate(info.entries) if done[j])
@@ -156,7 +166,7 @@ class Assembler:
             for j, entry in enumerate(info.entries):
                 if volume.done[j] and not volume.synced[j] and not self._part_holds(entry):
                     volume.done.clear(j)
-        self.verified = self._verified_names()
+        self.verified_names = self._verified_names()
         self.state.boot = boot_id()
         self.sync(every_file=True)
 
@@ -167,24 +177,42 @@ class Assembler:
                 return False
         return True
 
+    def read_hook(self, count: int) -> None:
+        """Called by the reading thread after each read: starts the write-back asked for.
+
+        Nudging the kernel's write-back takes milliseconds of system time; the reading
+        thread has more room for it than the checking thread, which hashes and writes.
+        """
+        while self._kicks:
+            start_writeback(*self._kicks.popleft())
+        if self._on_read is not None:
+            self._on_read(count)
+
     # -- what the checker reports (Sink) ----------------------------------------------------
 
     def needs(self, name: str) -> list[tuple[int, int]] | None:
         """Where chunk ``name`` must be written, or None (not wanted, or verified already)."""
-        if name in self.verified:
+        if name in self.verified_names:
             return None
         places = self._targets.get(name)
         if places:
-            self._dirty.update(fd for fd, _ in places)
+            for fd, offset in places:
+                self._dirty.add(fd)
+                count, low = self._written.get(fd, (0, offset))
+                if count + 1 >= KICK_CHUNKS:
+                    del self._written[fd]
+                    self._kicks.append((fd, min(low, offset)))  # by the reading thread
+                else:
+                    self._written[fd] = (count + 1, min(low, offset))
         return places
 
-    def verified_entry(self, info: VolumeInfo, entry: int, nbytes: int) -> None:
+    def verified(self, info: VolumeInfo, entry: int, nbytes: int) -> None:
         """Records a verified entry; saves the state every :data:`CHECKPOINT` bytes."""
         self.state.volumes[info.record.name].done.set(entry)
-        self.verified.add(info.entries[entry].name)
+        self.verified_names.add(info.entries[entry].name)
         self._progress.advance(nbytes)
         self._since += nbytes
-        if self._since >= CHECKPOINT:
+        if self._since >= self._checkpoint:
             self._since = 0
             if self._durable:
                 for fd in self._dirty:
@@ -196,9 +224,17 @@ class Assembler:
         """Records damage of a volume (it is no rebuild input for the rest of this run)."""
         record = info.record if isinstance(info, VolumeInfo) else info
         self.failed.add(record.name)
-        damage = self.state.volumes[record.name].damage if record.name in self.state.volumes else None
-        if damage is not None and text not in damage and len(damage) < 50:
+        volume = self.state.volumes.get(record.name)
+        damage = volume.damage if volume is not None else self.parity_damage
+        if text not in damage and len(damage) < 50:
             damage.append(text)
+
+    def damage_of(self, record: VolumeRecord) -> list[str]:
+        """What is known to be wrong with a volume (this run, or saved for data volumes)."""
+        volume = self.state.volumes.get(record.name)
+        if volume is not None:
+            return volume.damage
+        return [d for d in self.parity_damage if d.startswith(record.label)]
 
     def sync(self, every_file: bool = False) -> None:
         """Makes the .part files written to (or all) and the state durable (synced = verified)."""
@@ -224,13 +260,15 @@ class Assembler:
         """Whether a volume holds a chunk a wanted file still needs."""
         done = self.state.volumes[info.record.name].done
         return any(
-            not done[j] and e.name not in self.verified and e.name in self._targets
+            not done[j] and e.name not in self.verified_names and e.name in self._targets
             for j, e in enumerate(info.entries)
         )
 
-    def checker(self, info: VolumeInfo, todo: Bits) -> EntryChecker:
-        """A checker for one volume of a pass."""
-        return EntryChecker(info, todo, _SinkView(self), self._describe)
+    def checker(
+        self, info: VolumeInfo, todo: Bits, rebuilt: bool = False, split: SplitHasher | None = None
+    ) -> EntryChecker:
+        """A checker for one volume of a pass (``rebuilt``: its bytes come from zfec)."""
+        return EntryChecker(info, todo, self, self._describe, rebuilt, split)
 
     def _describe(self, name: str) -> str:
         for info in self.infos.values():
@@ -249,9 +287,12 @@ class Assembler:
                 every missing or damaged volume and how many more are needed. What was
                 verified is kept (import again with more volumes).
         """
-        self.found = {n: Path(p) for n, p in found.items() if n in self.infos or n in self.parity_records}
+        self.found = {
+            n: Path(p) for n, p in found.items() if n in self.infos or n in self.parity_records
+        }
         self.failed = set()
         self.parity_ok = {}
+        self.parity_damage = []
         total = sum(
             e.length
             for info in self.infos.values()
@@ -259,10 +300,10 @@ class Assembler:
             for j, e in enumerate(info.entries)
             if not self.state.volumes[info.record.name].done[j]
         )
-        self._progress.begin("read", total)
+        self._progress.begin("import", total)
         problems = []
         try:
-            passes = Passes(self, self._decryption, self._progress, self._on_read)
+            passes = Passes(self, self._decryption, self._progress, self.read_hook)
             for series in self._resolved.series:
                 problem = passes.complete_series(series)
                 if problem:
@@ -270,6 +311,7 @@ class Assembler:
         finally:
             self._progress.end()
             save_state(self._dir, self.state)
+        self.sync()  # a durable point: what this run verified survives a reboot as it is
         if problems:
             raise refuse(problems)
 
@@ -278,7 +320,9 @@ class Assembler:
     def file_done(self, sha: str) -> bool:
         """Whether every chunk of wanted file ``sha`` is verified."""
         key = self._plan.layout.name_key
-        return all(chunk_name(key, c) in self.verified for c in self._plan.indexes[sha].chunks)
+        return all(
+            chunk_name(key, c) in self.verified_names for c in self._plan.indexes[sha].chunks
+        )
 
     def status(self) -> AssemblyStatus:
         """Per volume: verified / partial / missing / damaged / pending / unused; files complete."""
@@ -292,23 +336,27 @@ class Assembler:
     def _data_status(self, info: VolumeInfo) -> VolumeStatus:
         volume = self.state.volumes[info.record.name]
         count, total = volume.done.count(), len(info.entries)
+        found = info.record.name in self.found
         if count == total:
             state = VERIFIED
-        elif volume.damage:
+        elif volume.damage and found:
             state = DAMAGED
         elif not self.needy(info):
             state = UNUSED
-        elif info.record.name in self.found:
-            state = PARTIAL if count else PENDING
+        elif not found and volume.rebuilt:
+            state = MISSING  # (partly) rebuilt, but not whole: the medium is what is missing
+        elif count:
+            state = PARTIAL
         else:
-            state = MISSING
-        damage = tuple(volume.damage) if state == DAMAGED or volume.rebuilt else ()
+            state = PENDING if found else MISSING
+        damage = tuple(volume.damage) if state in (DAMAGED, MISSING) or volume.rebuilt else ()
         return VolumeStatus(info.record, state, count, total, damage, volume.rebuilt)
 
     def _parity_status(self, record: VolumeRecord, series: SeriesInfo) -> VolumeStatus:
         ok = self.parity_ok.get(record.name)
         if ok is False:
-            return VolumeStatus(record, DAMAGED, damage=_parity_lie(record))
+            lie = f"{record.label}: its SHA-256 is not the one the envelope signs"
+            return VolumeStatus(record, DAMAGED, damage=(lie,))
         if ok:
             return VolumeStatus(record, VERIFIED)
         return VolumeStatus(record, PENDING if record.name in self.found else UNUSED)
@@ -333,11 +381,7 @@ class Assembler:
             if part.exists():
                 part.replace(final)
             out[sha] = final
-        fd = os.open(self._files_dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self._files_dir)
         return out
 
     def close(self) -> None:
@@ -355,20 +399,3 @@ class Assembler:
 
 def _parity_lie(record: VolumeRecord) -> tuple[str, ...]:
     return (f"{record.label}: its SHA-256 is not the one the envelope signs",)
-
-
-class _SinkView:
-    """The checker's view of the assembler."""
-
-    def __init__(self, assembler: Assembler) -> None:
-        self._a = assembler
-
-    def needs(self, name: str) -> list[tuple[int, int]] | None:
-        return self._a.needs(name)
-
-    def verified(self, info: VolumeInfo, entry: int, nbytes: int) -> None:
-        self._a.verified_entry(info, entry, nbytes)
-
-    def damaged(self, info: VolumeInfo, text: str) -> None:
-        self._a.damaged(info, text)
-

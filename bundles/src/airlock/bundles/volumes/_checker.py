@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from airlock.bundles.volumes._format import BLOCK, HEAD_BYTES, entry_header, header_name
 from airlock.bundles.volumes._readplan import VolumeInfo
+from airlock.bundles.volumes._split import SplitHasher
 from airlock.bundles.volumes._state import Bits
 
 _ZEROS = bytes(1 << 20)
@@ -45,8 +46,18 @@ class Structural(Exception):
 class EntryChecker:
     """Checks one data volume's plaintext (see the module docstring)."""
 
-    def __init__(self, info: VolumeInfo, todo: Bits, sink: Sink, describe: Callable[[str], str]):
+    def __init__(
+        self,
+        info: VolumeInfo,
+        todo: Bits,
+        sink: Sink,
+        describe: Callable[[str], str],
+        rebuilt: bool = False,
+        split: SplitHasher | None = None,
+    ) -> None:
         self.info = info
+        self._split = split
+        self._suffix = " as rebuilt from parity" if rebuilt else ""
         self.todo = todo
         self._sink = sink
         self._describe = describe  # where else a foreign chunk name belongs, for messages
@@ -58,7 +69,7 @@ class EntryChecker:
         self.verified_count = 0
 
     def _label(self, entry: int | None = None) -> str:
-        label = self.info.record.label
+        label = self.info.record.label + self._suffix
         return label if entry is None else f"{label}, chunk {entry + 1:,}"
 
     def _damage(self, text: str, structural: bool = False) -> None:
@@ -176,7 +187,9 @@ class EntryChecker:
                 if found == entry.name:
                     why = "its tar header is not the one written"
                 else:
-                    why = f"found entry {found[:40]!r} where {entry.name} belongs{self._describe(found)}"
+                    why = f"found entry {found[:40]!r} where {entry.name} belongs" + self._describe(
+                        found
+                    )
                 self._damage(f"{self._label(j)}: {why}", structural=True)
             self._current = (j, hashlib.sha256(), self._sink.needs(entry.name))
             at += BLOCK
@@ -187,16 +200,26 @@ class EntryChecker:
         if at < data_end:
             take = min(data_end, pos + len(piece)) - at
             data = piece[at - pos : at - pos + take]
-            current[1].update(data)
+            if not self._prehashed(j):
+                current[1].update(data)
             if current[2]:
                 for fd, file_offset in current[2]:
                     _pwrite_all(fd, data, file_offset + at - entry.data_offset)
             at += take
             if at == data_end:
-                self._chunk_done(j, current[1].hexdigest())
+                if self._prehashed(j):
+                    digest = self._split.digests.pop(j, None) if self._split else None
+                    if digest is None:  # the reading thread saw a gap: not verifiable here
+                        return pos + len(piece)
+                else:
+                    digest = current[1].hexdigest()
+                self._chunk_done(j, digest)
         if at < pos + len(piece):  # padding after the data
             self._zeros(piece[at - pos :], j, "tar padding")
         return pos + len(piece)
+
+    def _prehashed(self, j: int) -> bool:
+        return self._split is not None and self._split.mine(j)
 
     def _chunk_done(self, j: int, digest: str) -> None:
         entry = self.info.entries[j]

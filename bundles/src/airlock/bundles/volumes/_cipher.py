@@ -9,7 +9,6 @@ reader resume a volume in the middle and a rebuild decode only what is missing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -176,25 +175,3 @@ class PlainDecryption:
     def opener(self, header: bytes) -> Opener:
         """The copying opener."""
         return PlainOpener()
-
-
-def encryption_for(recipients: Sequence[str] | None) -> Encryption:
-    """The series' encryption: plain for None, age to ``recipients`` otherwise.
-
-    Raises:
-        UsageError: an empty recipient list, or a recipient that is not ``age1…``.
-    """
-    if recipients is None:
-        return PlainEncryption()
-    from airlock.bundles.volumes._age import AgeEncryption
-
-    return AgeEncryption(recipients)
-
-
-def decryption_for(identities: Sequence[bytes] | None) -> Decryption:
-    """How to open volumes: plain for None, age with ``identities`` (raw X25519) otherwise."""
-    if identities is None:
-        return PlainDecryption()
-    from airlock.bundles.volumes._age import AgeDecryption
-
-    return AgeDecryption(identities)

@@ -27,6 +27,7 @@ from airlock.bundles.volumes._cipher import (
     segments,
 )
 from airlock.bundles.volumes._pipeline import Handoff
+from airlock.bundles.volumes._split import SplitHasher
 
 MAX_HEADER = 1 << 20
 RUN = 16
@@ -37,8 +38,16 @@ AUTH_FAILED = "age authentication failed (the bytes on the medium changed)"
 class CipherFeed:
     """One volume's decryption state (see the module docstring)."""
 
-    def __init__(self, key: Any, decryption: Decryption, plain_size: int, handoff: Handoff):
+    def __init__(
+        self,
+        key: Any,
+        decryption: Decryption,
+        plain_size: int,
+        handoff: Handoff,
+        split: SplitHasher | None = None,
+    ) -> None:
         self.key = key
+        self._split = split
         self._decryption = decryption
         self._plain_size = plain_size
         self._handoff = handoff
@@ -168,15 +177,25 @@ class CipherFeed:
             self._opener.open_run(index, cipher, out, final)
         except AuthenticationFailed as exc:
             good = max(exc.failed_at, 0)
+            if self._split is not None and good:
+                self._split.take(start, out[: good * SEGMENT])
             self._out_len += good * SEGMENT
             self.flush()
             bad = index + good
-            self._send("lost", self.key, bad * SEGMENT, min((bad + 1) * SEGMENT, self._plain_size), AUTH_FAILED)
+            self._send(
+                "lost",
+                self.key,
+                bad * SEGMENT,
+                min((bad + 1) * SEGMENT, self._plain_size),
+                AUTH_FAILED,
+            )
             rest = count - good - 1
             if rest > 0:
                 at = (good + 1) * self.geometry.cipher_segment
                 self._open(bad + 1, rest, cipher[at:])
         else:
+            if self._split is not None:
+                self._split.take(start, out)
             self._out_len += size
         self.reached = max(self.reached, start + size)
 

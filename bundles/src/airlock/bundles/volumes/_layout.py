@@ -151,6 +151,4 @@ def _series(item: Any) -> LayoutSeries:
             raise ValueError(f"series {series_id}: a chunk name appears twice")
         seen.update(chunks)
         parsed.append(LayoutVolume(number, get_int(vdoc, "size"), tuple(chunks)))
-    return LayoutSeries(
-        record.id, record.data, record.parity, record.stripe, volumes=tuple(parsed)
-    )
+    return LayoutSeries(record.id, record.data, record.parity, record.stripe, volumes=tuple(parsed))

@@ -7,22 +7,44 @@ plaintext and writes verified chunks (:class:`._checker.EntryChecker`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from airlock.bundles.models._volumes import VolumeRecord
+from airlock.bundles.progress import Progress
 from airlock.bundles.volumes._checker import EntryChecker
 from airlock.bundles.volumes._cipher import SEGMENT, Decryption
 from airlock.bundles.volumes._pipeline import Handoff, run_pipeline
-from airlock.bundles.volumes._progress import Progress
 from airlock.bundles.volumes._readplan import SeriesInfo, VolumeInfo
 from airlock.bundles.volumes._sources import Share, Target, read_volume, rebuild_series
+from airlock.bundles.volumes._split import SplitHasher
+from airlock.bundles.volumes._state import Bits, State
 from airlock.bundles.volumes._status import not_enough
 from airlock.bundles.volumes._writer import work_block
 
-if TYPE_CHECKING:
-    from airlock.bundles.volumes._assemble import Assembler
+
+class Host(Protocol):
+    """What the passes use of the assembler."""
+
+    found: dict[str, Path]
+    failed: set[str]
+    state: State
+    parity_records: dict[str, VolumeRecord]
+    parity_ok: dict[str, bool]
+
+    def needy(self, info: VolumeInfo) -> bool: ...
+    def todo(self, info: VolumeInfo) -> Bits: ...
+    def checker(
+        self,
+        info: VolumeInfo,
+        todo: Bits,
+        rebuilt: bool = False,
+        split: SplitHasher | None = None,
+    ) -> EntryChecker: ...
+    def damaged(self, info: VolumeInfo | VolumeRecord, text: str) -> None: ...
+    def damage_of(self, record: VolumeRecord) -> list[str]: ...
+
 
 BUFFERS = 6
 
@@ -32,7 +54,7 @@ class Passes:
 
     def __init__(
         self,
-        assembler: Assembler,
+        assembler: Host,
         decryption: Decryption,
         progress: Progress,
         on_read: Callable[[int], None] | None,
@@ -45,13 +67,14 @@ class Passes:
         self._handoff: Handoff | None = None
         self._announced: str | None = None
         self._read: set[str] = set()
+        self.splits: dict[str, SplitHasher] = {}
 
     def _size_ok(self, name: str, size: int) -> bool:
         path = self._a.found.get(name)
         if path is None:
             return False
         try:
-            return os.stat(path).st_size == size
+            return path.stat().st_size == size
         except OSError:
             return False
 
@@ -68,7 +91,9 @@ class Passes:
             needy = [i for i in series.data if a.needy(i)]
             if not needy:
                 return None
-            unread = [i for i in needy if i.record.name in a.found and i.record.name not in self._read]
+            unread = [
+                i for i in needy if i.record.name in a.found and i.record.name not in self._read
+            ]
             lost = [i for i in needy if not self._usable(i)]
             shares = self._shares(series, needy)
             if lost and len(shares) >= k:
@@ -116,17 +141,21 @@ class Passes:
         damaged = []
         for r in records:
             if r.name in a.found and r not in missing and r in candidates:
-                texts = a.state.volumes[r.name].damage if r.name in a.state.volumes else []
+                texts = a.damage_of(r)
                 text = texts[0] if texts else f"{r.label}: damaged (its size or SHA-256 is wrong)"
                 damaged.append((r, text))
         return not_enough(series.layout.id, k, min(usable, k), candidates, missing, damaged)
 
     # -- pipelines ---------------------------------------------------------------------------
 
-    def _start(self, targets: list[tuple[VolumeInfo, Any, bool]]) -> Handoff:
+    def _start(self, targets: list[tuple[VolumeInfo, Bits, bool]], share: int) -> Handoff:
+        """Checkers for a pass; the reading thread hashes one entry in ``share`` of each."""
         self._checkers = {}
+        self.splits = {}
         for info, todo, from_file in targets:
-            self._checkers[info.record.name] = self._a.checker(info, todo)
+            split = SplitHasher(info.entries, _one_in(share, todo))
+            self.splits[info.record.name] = split
+            self._checkers[info.record.name] = self._a.checker(info, todo, not from_file, split)
             if from_file:  # a new reading of the file: its old damage may be gone
                 self._a.state.volumes[info.record.name].damage.clear()
         self._handoff = Handoff(buffers=BUFFERS, size=16 * SEGMENT)
@@ -134,14 +163,16 @@ class Passes:
 
     def _read_files(self, infos: list[VolumeInfo]) -> None:
         jobs = [(info, self._a.todo(info)) for info in infos]
-        handoff = self._start([(info, todo, True) for info, todo in jobs])
+        handoff = self._start([(info, todo, True) for info, todo in jobs], share=2)
         self._read.update(info.record.name for info in infos)
         decryption, on_read, found = self._decryption, self._on_read, self._a.found
+        splits = self.splits
 
         def produce(h: Handoff) -> None:
             for info, todo in jobs:
                 path: Path = found[info.record.name]
-                read_volume(h, info.record.name, path, info, todo, decryption, on_read)
+                split = splits[info.record.name]
+                read_volume(h, info.record.name, path, info, todo, decryption, on_read, split)
 
         run_pipeline("volumes-read", handoff, produce, self._consume)
 
@@ -155,7 +186,9 @@ class Passes:
                 if todo.count():
                     targets.append(Target(info.record.name, info, todo, False))
                     self._read.add(info.record.name)
-        handoff = self._start([(t.info, t.todo, not t.decoded) for t in targets])
+        # the reading thread also decodes here: it takes a quarter of the hashing, not half
+        handoff = self._start([(t.info, t.todo, not t.decoded) for t in targets], share=4)
+        splits = [self.splits[t.info.record.name] for t in targets]
         for info in lost:
             self._a.state.volumes[info.record.name].rebuilt = True
         total = k + series.layout.parity
@@ -164,7 +197,9 @@ class Passes:
         decryption, on_read = self._decryption, self._on_read
 
         def produce(h: Handoff) -> None:
-            rebuild_series(h, k, total, block, longest, shares, targets, decryption, on_read)
+            rebuild_series(
+                h, k, total, block, longest, shares, targets, decryption, on_read, splits
+            )
 
         run_pipeline("volumes-rebuild", handoff, produce, self._consume)
 
@@ -191,7 +226,10 @@ class Passes:
             checker.lost(message[2], message[3], message[4])
         elif kind == "damage":
             self._a.damaged(checker.info, f"{checker.info.record.label}: {message[2]}")
-        elif kind == "end":
-            if message[2] is not None:
-                checker.finish(message[2])
-            self._a.sync()
+        elif kind == "end" and message[2] is not None:
+            checker.finish(message[2])
+
+
+def _one_in(share: int, todo: Bits) -> Callable[[int], bool]:
+    """Selects one entry to verify in ``share`` (those the reading thread hashes)."""
+    return lambda j: j % share == 0 and todo[j]

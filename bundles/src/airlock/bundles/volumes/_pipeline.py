@@ -15,9 +15,23 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from airlock.bundles.bundle._streams import Stage
-
 _POLL = 0.05
+
+
+class Stage(threading.Thread):
+    """A thread that keeps the exception its function raised (re-raised by the caller)."""
+
+    def __init__(self, name: str, target: Callable[[], None]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._fn = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        """Runs the function, recording its exception instead of printing it."""
+        try:
+            self._fn()
+        except BaseException as exc:  # re-raised by run_pipeline after join()
+            self.error = exc
 
 
 class Stopped(Exception):

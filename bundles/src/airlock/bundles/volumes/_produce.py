@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +79,19 @@ class _Data:
 class VolumeProducer:
     """Fills buffers with the plaintext of one data volume, in order."""
 
-    def __init__(self, series: str, volume: PlannedVolume, of: int, files: BlobFiles) -> None:
+    def __init__(
+        self,
+        series: str,
+        volume: PlannedVolume,
+        of: int,
+        files: BlobFiles,
+        hashed_elsewhere: Callable[[int], bool] = lambda j: False,
+    ) -> None:
         self._series = series
         self._volume = volume
         self._of = of
         self._files = files
+        self._elsewhere = hashed_elsewhere
         self._pieces = self._iter_pieces()
         self._bytes: memoryview | None = None
         self._data: _Data | None = None
@@ -96,10 +104,12 @@ class VolumeProducer:
 
     def _iter_pieces(self) -> Iterator[bytes | memoryview | _Data]:
         yield volume_head(self._series, self._volume.number, self._of)
-        for entry, source in zip(self._volume.entries, self._volume.sources, strict=True):
+        pairs = zip(self._volume.entries, self._volume.sources, strict=True)
+        for j, (entry, source) in enumerate(pairs):
             yield entry_header(entry.name, entry.length)
             offset = source.file.index.span(source.chunk)[0]
-            yield _Data(source, offset, entry.length, hashlib.sha256())
+            digest = None if self._elsewhere(j) else hashlib.sha256()
+            yield _Data(source, offset, entry.length, digest)
             if entry.length % BLOCK:
                 yield _ZEROS[: -entry.length % BLOCK]
         end = self._volume.entries[-1].end if self._volume.entries else HEAD_BYTES
@@ -138,16 +148,23 @@ class VolumeProducer:
             raise IntegrityError(
                 f"blob {item.sha256} at {item.path} is shorter than its index", hint=_ROTTEN_HINT
             )
-        data.digest.update(view[:count])
+        if data.digest is not None:
+            data.digest.update(view[:count])
         data.offset += count
         data.remaining -= count
         if not data.remaining:
             self._data = None
             expected = item.index.chunks[data.source.chunk]
-            if data.digest.hexdigest() != expected:
-                raise IntegrityError(
-                    f"blob {item.sha256} at {item.path}, chunk {data.source.chunk:,}: "
-                    "SHA-256 differs from its chunk index",
-                    hint=_ROTTEN_HINT,
-                )
+            if data.digest is not None and data.digest.hexdigest() != expected:
+                raise rotten(data.source)
         return count
+
+
+def rotten(source: Source) -> IntegrityError:
+    """The error for a blob chunk whose bytes are not those its index says."""
+    item = source.file
+    return IntegrityError(
+        f"blob {item.sha256} at {item.path}, chunk {source.chunk:,}: "
+        "SHA-256 differs from its chunk index",
+        hint=_ROTTEN_HINT,
+    )

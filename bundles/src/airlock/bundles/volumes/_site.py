@@ -23,9 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlock.bundles.bundle._names import METADATA_NAME, shown
-from airlock.bundles.bundle._tar_stream import ArchiveStream
-from airlock.bundles.bundle._unpack import PayloadLimits, check_regular, iter_members
 from airlock.bundles.errors import (
     DecryptionError,
     IntegrityError,
@@ -34,13 +31,8 @@ from airlock.bundles.errors import (
     UsageError,
 )
 from airlock.bundles.models._volumes import SITE_PART_NAMES
-from airlock.bundles.volumes._cipher import (
-    SEGMENT,
-    AuthenticationFailed,
-    decryption_for,
-    encryption_for,
-    segments,
-)
+from airlock.bundles.volumes._cipher import SEGMENT, AuthenticationFailed, segments
+from airlock.bundles.volumes._layers import decryption_for, encryption_for
 from airlock.bundles.volumes._layout import Layout
 from airlock.bundles.volumes._outputs import OutputFile, discard_all, promote_all
 
@@ -85,6 +77,8 @@ def site_tar(
     Raises:
         UsageError: a metadata or index name that is not allowed, or listed twice.
     """
+    from airlock.bundles.bundle._names import METADATA_NAME, shown
+
     parts: list[bytes] = []
     names: set[str] = set()
     entries = list(metadata)
@@ -150,7 +144,7 @@ def write_site_part(
 
 def read_site_part(
     source: int | Path,
-    identities: Sequence[object] | None,
+    identities: Sequence[bytes] | None,
     limit: int = SITE_LIMIT,
     size: int | None = None,
     sha256: str | None = None,
@@ -206,7 +200,7 @@ def _read_bounded(source: int | Path, limit: int) -> bytes:
     return data
 
 
-def _decrypt(data: bytes, identities: Sequence[object] | None, limit: int) -> memoryview:
+def _decrypt(data: bytes, identities: Sequence[bytes] | None, limit: int) -> memoryview:
     decryption = decryption_for(identities)
     try:
         head = decryption.header_length(data)
@@ -229,6 +223,11 @@ def _decrypt(data: bytes, identities: Sequence[object] | None, limit: int) -> me
 
 
 def _unpack(plain: memoryview, limit: int) -> SitePart:
+    # The format-1 strict tar reader; imported here: the bundle package is heavy to load.
+    from airlock.bundles.bundle._names import METADATA_NAME, shown
+    from airlock.bundles.bundle._tar_stream import ArchiveStream
+    from airlock.bundles.bundle._unpack import PayloadLimits, check_regular, iter_members
+
     limits = PayloadLimits(
         max_metadata_file_bytes=limit, max_metadata_total_bytes=limit, max_entries=1_000_000
     )

@@ -23,6 +23,7 @@ from airlock.bundles.volumes._cipher import SEGMENT, Decryption, Geometry
 from airlock.bundles.volumes._feed import CipherFeed
 from airlock.bundles.volumes._pipeline import Handoff
 from airlock.bundles.volumes._readplan import VolumeInfo
+from airlock.bundles.volumes._split import SplitHasher
 from airlock.bundles.volumes._state import Bits
 
 READ = 16 * (SEGMENT + 16)
@@ -75,9 +76,10 @@ def read_volume(
     todo: Bits,
     decryption: Decryption,
     counter: Callable[[int], None] | None = None,
+    split: SplitHasher | None = None,
 ) -> None:
     """Feeds the parts of a volume file that hold entries to verify (see the module docstring)."""
-    feed = CipherFeed(key, decryption, info.plain_size, handoff)
+    feed = CipherFeed(key, decryption, info.plain_size, handoff, split)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -122,7 +124,10 @@ def read_volume(
 
 @dataclass(frozen=True)
 class Share:
-    """A rebuild input: a volume file and its zfec share number (data v -> v-1, parity p -> k+p-1)."""
+    """A rebuild input: a volume file and its zfec share number.
+
+    Share numbers: data volume v is v-1, parity volume p is k+p-1.
+    """
 
     number: int
     path: Path
@@ -150,6 +155,7 @@ def rebuild_series(
     targets: list[Target],
     decryption: Decryption,
     counter: Callable[[int], None] | None = None,
+    splits: list[SplitHasher] | None = None,
 ) -> None:
     """Reads ``shares`` block by block, decodes, and feeds every target (module docstring)."""
     decoder = zfec.Decoder(k, total)
@@ -157,7 +163,11 @@ def rebuild_series(
     try:
         buffers = [bytearray(block) for _ in shares]
         hashes = {s.parity_name: hashlib.sha256() for s in shares if s.parity_name}
-        feeds = [CipherFeed(t.key, decryption, t.info.plain_size, handoff) for t in targets]
+        hashers: list[SplitHasher | None] = list(splits) if splits else [None] * len(targets)
+        feeds = [
+            CipherFeed(t.key, decryption, t.info.plain_size, handoff, s)
+            for t, s in zip(targets, hashers, strict=True)
+        ]
         needed: set[int] | None = None
         decode = any(t.decoded for t in targets)
         for number in range(-(-longest // block)):
@@ -186,6 +196,7 @@ def rebuild_series(
                 data = memoryview(blocks[index]) if target.decoded else by_number[index]
                 valid = max(0, min(length, target.info.record.size - offset))
                 feed.feed(offset, data[:valid])
+                feed.flush()  # one pool buffer per feed at a time: never all held at once
             if needed is None:
                 needed = _needed_blocks(targets, feeds, block)
         for feed in feeds:

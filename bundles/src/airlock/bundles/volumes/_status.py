@@ -41,7 +41,9 @@ class VolumeStatus:
     def describe(self) -> str:
         """One line: ``volume 3 of 7 (<name>): partial (1,204 of 4,480 chunks)``."""
         text = f"{self.record.label}: {self.state}"
-        if self.record.kind == DATA and self.state in (PARTIAL, DAMAGED):
+        if self.record.kind == DATA and (
+            self.state in (PARTIAL, DAMAGED) or (self.state == MISSING and self.verified)
+        ):
             text += f" ({self.verified:,} of {self.chunks:,} chunks verified)"
         if self.rebuilt:
             text += " (rebuilt from parity)"

@@ -21,13 +21,15 @@ from typing import Any
 import zfec
 
 from airlock.bundles.models._volumes import DATA, PARITY, SeriesRecord, VolumeRecord, volume_name
-from airlock.bundles.volumes._cipher import SEGMENT, Encryption, Sealer, encryption_for, segments
+from airlock.bundles.progress import NO_PROGRESS, Progress
+from airlock.bundles.volumes._cipher import SEGMENT, Encryption, Sealer, segments
+from airlock.bundles.volumes._layers import encryption_for
 from airlock.bundles.volumes._layout import STRIPE, LayoutSeries, LayoutVolume
 from airlock.bundles.volumes._outputs import OutputFile, discard_all, promote_all
 from airlock.bundles.volumes._pipeline import Handoff, run_pipeline
 from airlock.bundles.volumes._plan import PlannedVolume, SeriesSpec, plan_volumes
-from airlock.bundles.volumes._produce import BlobFiles, VolumeProducer
-from airlock.bundles.volumes._progress import NO_PROGRESS, Progress
+from airlock.bundles.volumes._produce import BlobFiles, VolumeProducer, rotten
+from airlock.bundles.volumes._split import SplitHasher
 
 BATCH = 16
 """Segments per hand-off (1 MiB of plaintext)."""
@@ -73,7 +75,7 @@ def write_series(
         name_key: The export run's 32-byte key for chunk names.
         volume_size: Most bytes per data volume file; None for one volume.
         parity: Number of parity volumes (0 … number of data volumes).
-        progress: Receives phase ``"write"``, each volume and the bytes written.
+        progress: Receives phase ``"export"``, each volume and the bytes written.
 
     Raises:
         UsageError: the volume size is below :func:`minimum_volume_size`, or the parity
@@ -88,20 +90,25 @@ def write_series(
     record = SeriesRecord(id=spec.id, data=k, parity=parity, stripe=STRIPE)
     encrypted = encryption.encrypted
     data_names = [volume_name(spec.id, DATA, v.number, k, encrypted) for v in plan]
-    parity_names = [volume_name(spec.id, PARITY, n, parity, encrypted) for n in range(1, 1 + parity)]
+    parity_names = [
+        volume_name(spec.id, PARITY, n, parity, encrypted) for n in range(1, 1 + parity)
+    ]
     longest = max(v.file_size for v in plan)
     outputs: list[OutputFile] = []
     files = BlobFiles()
     try:
         outputs = [OutputFile(Path(out_dir), name) for name in data_names + parity_names]
-        progress.begin("write", sum(v.file_size for v in plan) + parity * longest)
+        progress.begin("export", sum(v.file_size for v in plan) + parity * longest)
         writer = _SeriesWriter(spec.id, plan, encryption, outputs, parity, progress, data_names)
         block = work_block(STRIPE, k + parity)
         handoff = writer.handoff
-        if parity:
-            produce: Any = lambda h: _produce_striped(h, spec.id, plan, files, encryption, block)
-        else:
-            produce = lambda h: _produce_in_turn(h, spec.id, plan, files)
+
+        def produce(h: Handoff) -> None:
+            if parity:
+                _produce_striped(h, spec.id, plan, files, encryption, block, writer.sealers)
+            else:
+                _produce_in_turn(h, spec.id, plan, files)
+
         run_pipeline("volumes-write", handoff, produce, writer.consume)
         for volume, out in zip(plan, outputs[:k], strict=True):
             assert out.size == volume.file_size, (out.size, volume.file_size)
@@ -125,9 +132,7 @@ def write_series(
         k,
         parity,
         STRIPE,
-        tuple(
-            LayoutVolume(v.number, v.file_size, tuple(e.name for e in v.entries)) for v in plan
-        ),
+        tuple(LayoutVolume(v.number, v.file_size, tuple(e.name for e in v.entries)) for v in plan),
     )
     return SeriesWritten(series=record, volumes=tuple(volumes), layout=layout)
 
@@ -136,12 +141,12 @@ def _produce_in_turn(
     handoff: Handoff, series: str, plan: list[PlannedVolume], files: BlobFiles
 ) -> None:
     for index, volume in enumerate(plan):
-        producer = VolumeProducer(series, volume, len(plan), files)
+        producer = VolumeProducer(series, volume, len(plan), files, _writer_hashes)
         segment = 0
         while not producer.done:
             buffer = handoff.take()
-            count = producer.fill(memoryview(buffer))
-            handoff.send((index, segment, buffer, count))
+            count = producer.fill(memoryview(buffer)[: BATCH * SEGMENT])
+            handoff.send((index, segment, buffer, count, False))
             segment += BATCH
 
 
@@ -152,9 +157,15 @@ def _produce_striped(
     files: BlobFiles,
     encryption: Encryption,
     block: int,
+    sealers: list[Sealer],
 ) -> None:
-    """Plaintext for every volume, round by round, enough to fill each one's next block."""
+    """Every volume's file bytes, round by round, enough to fill each one's next block.
+
+    With parity the other thread also encodes (zfec) and hashes the parity volumes:
+    this one encrypts too, so that both carry about the same load.
+    """
     geometry = encryption.geometry
+    plain = memoryview(bytearray(BATCH * SEGMENT))
     producers = [VolumeProducer(series, v, len(plan), files) for v in plan]
     produced = [0] * len(plan)  # segments
     longest = max(v.file_size for v in plan)
@@ -166,11 +177,39 @@ def _produce_striped(
             while not producer.done and geometry.segment_offset(produced[index]) < target:
                 missing = target - geometry.segment_offset(produced[index])
                 count = min(BATCH, -(-missing // geometry.cipher_segment), total - produced[index])
+                first = produced[index]
+                if first == 0:
+                    handoff.send(
+                        (index, 0, sealers[index].header, len(sealers[index].header), True)
+                    )
+                filled = producer.fill(plain[: count * SEGMENT])
                 buffer = handoff.take()
-                filled = producer.fill(memoryview(buffer)[: count * SEGMENT])
-                handoff.send((index, produced[index], buffer, filled))
+                size = seal(sealers[index], volume, first, plain[:filled], memoryview(buffer))
+                handoff.send((index, first, buffer, size, True))
                 produced[index] += count
         handoff.send(("round", round_no))
+
+
+def _writer_hashes(j: int) -> bool:
+    """The entries whose chunks this thread hashes without parity (one in four).
+
+    The reading thread reads and hashes, this one encrypts and writes: hashing one
+    chunk in four here evens the load of the two cores.
+    """
+    return j % 4 == 3
+
+
+def seal(
+    sealer: Sealer, volume: PlannedVolume, first: int, plain: memoryview, out: memoryview
+) -> int:
+    """Seals plaintext segments ``first…`` of a volume into ``out``; returns the bytes."""
+    last = segments(volume.plain_size) - 1
+    final = first + -(-len(plain) // SEGMENT) - 1 == last
+    whole = (last - first) * SEGMENT if final else len(plain)
+    size = sealer.seal_run(first, plain[:whole], out, False) if whole else 0
+    if final:
+        size += sealer.seal_run(last, plain[whole:], out[size:], True)
+    return size
 
 
 class _SeriesWriter:
@@ -188,15 +227,18 @@ class _SeriesWriter:
     ) -> None:
         self._plan = plan
         self._encrypted = encryption.encrypted
-        self._sealers: list[Sealer] = [encryption.sealer() for _ in plan]
+        self.sealers: list[Sealer] = [encryption.sealer() for _ in plan]
         self._outputs = outputs
         self._progress = progress
         self._names = names
-        self.handoff = Handoff(buffers=4, size=BATCH * SEGMENT)
         geometry = encryption.geometry
+        self.handoff = Handoff(buffers=4, size=BATCH * geometry.cipher_segment)
         self._sealed = bytearray(BATCH * geometry.cipher_segment)
+        self._splits = [None if parity else SplitHasher(v.entries, _writer_hashes) for v in plan]
         self._parity = (
-            _ParityEncoder(plan, outputs[len(plan) :], geometry.cipher_segment, geometry.header_size)
+            _ParityEncoder(
+                plan, outputs[len(plan) :], geometry.cipher_segment, geometry.header_size
+            )
             if parity
             else None
         )
@@ -207,24 +249,34 @@ class _SeriesWriter:
             assert self._parity is not None
             self._parity.encode_round(message[1], self._progress)
             return
-        index, first, buffer, count = message
+        index, first, buffer, count, sealed = message
         view = memoryview(buffer)[:count]
         volume = self._plan[index]
-        sealer = self._sealers[index]
         out = self._outputs[index]
+        if sealed:  # file bytes from the producer (with parity), the header first
+            if first == 0 and isinstance(buffer, bytes):
+                self._progress.volume(self._names[index], volume.number, len(self._plan))
+                if buffer:
+                    self._emit(index, out, view)
+                return
+            self._emit(index, out, view)
+            self.handoff.give_back(buffer)
+            return
+        split = self._splits[index]
+        if split is not None:
+            split.take(first * SEGMENT, view)
+            for j, digest in split.digests.items():
+                if digest != volume.entries[j].sha256:
+                    raise rotten(volume.sources[j])
+            split.digests.clear()
+        sealer = self.sealers[index]
         if first == 0:
             self._progress.volume(self._names[index], volume.number, len(self._plan))
             if sealer.header:
                 self._emit(index, out, memoryview(sealer.header))
         if self._encrypted:
-            last = segments(volume.plain_size) - 1
-            final = first + -(-count // SEGMENT) - 1 == last
-            whole = (last - first) * SEGMENT if final else count
-            sealed = memoryview(self._sealed)
-            pos = sealer.seal_run(first, view[:whole], sealed, False) if whole else 0
-            if final:
-                pos += sealer.seal_run(last, view[whole:], sealed[pos:], True)
-            self._emit(index, out, sealed[:pos])
+            sealed_size = seal(sealer, volume, first, view, memoryview(self._sealed))
+            self._emit(index, out, memoryview(self._sealed)[:sealed_size])
         else:
             self._emit(index, out, view)
         self.handoff.give_back(buffer)
@@ -289,4 +341,3 @@ class _ParityEncoder:
     def digests(self) -> list[str]:
         """SHA-256 of each parity volume."""
         return [d.hexdigest() for d in self._hashes]
-

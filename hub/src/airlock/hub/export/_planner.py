@@ -66,8 +66,8 @@ from airlock.hub.sites._tenants import tenant_signer
 from airlock.hub.store._tables import HubAssignment, HubExport, HubSentFile, HubSite
 from airlock.hub.trust import _return_keys as return_keys
 
-DEFAULT_MEDIA = MediaOptions(format_version=1)
-"""What ``export`` writes unless told otherwise (format 1 until every spoke reads format 2)."""
+DEFAULT_MEDIA = MediaOptions()
+"""What ``export`` writes unless told otherwise: format 2, one data volume, no parity."""
 
 
 def split_sent(

@@ -97,9 +97,10 @@ class BlobStore:
         return True
 
     def remove(self, sha256: str) -> None:
-        """Deletes a blob (used to undo a promotion that did not commit)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path(sha256).unlink()
+        """Deletes a blob and its cached chunk index (undoes a promotion that did not commit)."""
+        for path in (self.path(sha256), self.index_dir / f"{sha256}.json"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def checked_path(self, sha256: str, length: int) -> Path:
         """The path of a blob after checking it exists with the expected size.

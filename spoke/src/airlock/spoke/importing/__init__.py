@@ -9,9 +9,13 @@ from typing import TYPE_CHECKING
 
 from airlock.bundles.lazy import lazy_exports
 from airlock.spoke.importing._attestation_policy import read_policy
-from airlock.spoke.importing._command import abandon_import, import_media, import_status
+from airlock.spoke.importing._command import (
+    abandon_import,
+    import_bundle,
+    import_media,
+    import_status,
+)
 from airlock.spoke.importing._commit import ImportResult
-from airlock.spoke.importing._importer import import_bundle
 from airlock.spoke.importing._pending import (
     ABANDON_ACTION,
     EXPIRED_ACTION,

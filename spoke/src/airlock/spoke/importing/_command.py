@@ -2,7 +2,7 @@
 
 * :func:`import_media` takes the directories given. One directory holding a
   format-1 ``envelope.json`` (or nothing recognisable) goes down the format-1
-  path unchanged (:func:`~airlock.spoke.importing._importer.import_bundle`);
+  path unchanged (:func:`~airlock.spoke.importing._importer.import_format_1`);
   anything else is the media of a format-2 bundle
   (:func:`~airlock.spoke.importing._volumes_import.import_volumes`), under the
   import lock, audited as one ``spoke.import`` (or ``spoke.import.partial``).
@@ -34,7 +34,7 @@ from airlock.bundles.models import BUNDLE_ID_PATTERN
 from airlock.bundles.progress import NO_PROGRESS, Progress
 from airlock.spoke.importing import _pending as pending_state
 from airlock.spoke.importing._commit import ImportResult
-from airlock.spoke.importing._importer import import_bundle
+from airlock.spoke.importing._importer import import_format_1
 from airlock.spoke.importing._media import SITES_DIR, VOLUME_FILE, envelope_format, scan_media
 from airlock.spoke.importing._steps import audited_import, load_state
 from airlock.spoke.importing._storage import import_lock
@@ -42,6 +42,11 @@ from airlock.spoke.site._home import SpokeHome
 
 if TYPE_CHECKING:  # the format-2 modules (volumes, zfec) load only when a bundle needs them
     from airlock.spoke.importing._pending_status import PendingStatus
+
+
+def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None) -> ImportResult:
+    """Imports the bundle in one directory, whatever its format (see :func:`import_media`)."""
+    return import_media(home, [Path(bundle_dir)], clock)
 
 
 def import_media(
@@ -64,7 +69,7 @@ def import_media(
         raise UsageError("no bundle directory given", hint="name the bundle's directory")
     if len(dirs) == 1 and _format_1(dirs[0]):
         _tidy_best_effort(home, clock)
-        result = import_bundle(home, dirs[0], clock)
+        result = import_format_1(home, dirs[0], clock)
         _tidy_best_effort(home, clock)
         return result
     from airlock.spoke.importing._volumes_import import import_volumes

@@ -81,7 +81,7 @@ from airlock.spoke.site._home import SpokeHome
 from airlock.spoke.site._tables import SpokeState
 
 
-def import_bundle(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None) -> ImportResult:
+def import_format_1(home: SpokeHome, bundle_dir: Path, clock: Clock | None = None) -> ImportResult:
     """Verifies and stages one format-1 bundle; on any failure, changes nothing and audits why.
 
     Raises:

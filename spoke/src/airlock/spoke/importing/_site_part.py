@@ -1,26 +1,29 @@
 """The per-site part of a format-2 import: read from the media or the state, its indexes bound.
 
 * :func:`site_from_media` (step 2): the copy next to the envelope, a regular file
-  whose size and SHA-256 are the envelope's, decrypted and read strictly;
+  whose size and SHA-256 are the envelope's — checked before the site's identity
+  is unlocked, as format 1 checks its payload — decrypted and read strictly;
 * :func:`read_copy`: the copy an earlier run verified and kept (plain), read
   strictly again — so a resumed import reads no medium for it;
 * :func:`bound_indexes` (step 4): every expected file's chunk index, accepted
-  only when it is the one its verified Director target binds;
+  only when it is the one its verified Director target binds — and no index of
+  a file the bundle does not carry (as format 1 refuses an unlisted file);
 * :func:`plain_site_tar`: the verified part as the plain tar the state keeps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from airlock.bundles.chunks import BINDING_KEY, ChunkIndex, check_binding
-from airlock.bundles.errors import IntegrityError, MediaError
-from airlock.bundles.models import Envelope
+from airlock.bundles.errors import IntegrityError, MediaError, UnsafeArchiveError
+from airlock.bundles.models import Envelope, PayloadPart
 from airlock.bundles.tuf import VerifiedMetadata
 from airlock.bundles.volumes import SitePart, read_site_part
 from airlock.spoke.importing._media import Media
@@ -28,8 +31,14 @@ from airlock.spoke.importing._media import Media
 _COPY_AGAIN = "copy the bundle's envelope.json and site.age from the original media again"
 
 
-def site_from_media(media: Media, envelope: Envelope, identities: list[bytes] | None) -> SitePart:
+def site_from_media(
+    media: Media, envelope: Envelope, unlock: Callable[[], list[bytes] | None]
+) -> SitePart:
     """Step 2: the per-site part from the media, checked against the envelope.
+
+    Its size and SHA-256 are checked before ``unlock`` (the site's identities) is
+    called: a damaged or altered part never costs the passphrase. The bytes
+    decrypted are then read again from the same open file and checked again.
 
     Raises:
         MediaError: it is not next to the envelope, or not a regular file.
@@ -46,9 +55,37 @@ def site_from_media(media: Media, envelope: Envelope, identities: list[bytes] | 
         )
     fd = _open_regular(copies[0])
     try:
-        return read_site_part(fd, identities, size=signed.size, sha256=signed.sha256)
+        _check_signed(fd, signed)
+        return read_site_part(fd, unlock(), size=signed.size, sha256=signed.sha256)
     finally:
         os.close(fd)
+
+
+def _check_signed(fd: int, signed: PayloadPart) -> None:
+    """The size and SHA-256 the envelope signs, read from ``fd``; leaves it at the start.
+
+    Raises:
+        IntegrityError: they are not the signed ones.
+    """
+    size = os.fstat(fd).st_size
+    if size != signed.size:
+        raise IntegrityError(
+            f"the per-site part {signed.name} has {size} bytes, the signed envelope says "
+            f"{signed.size}",
+            hint=_COPY_AGAIN,
+        )
+    digest = hashlib.sha256()
+    left = signed.size + 1  # a file that grows meanwhile reads longer, and fails the hash
+    with io.FileIO(fd, "r", closefd=False) as handle:
+        while left and (block := handle.read(min(left, 1 << 20))):
+            digest.update(block)
+            left -= len(block)
+    if digest.hexdigest() != signed.sha256:
+        raise IntegrityError(
+            f"the per-site part {signed.name} does not match the SHA-256 in the signed envelope",
+            hint=_COPY_AGAIN,
+        )
+    os.lseek(fd, 0, os.SEEK_SET)
 
 
 def bound_indexes(
@@ -58,7 +95,15 @@ def bound_indexes(
 
     Raises:
         IntegrityError: an index is missing, or is not the one signed for its file.
+        UnsafeArchiveError: the part carries the index of a file the bundle does not carry.
     """
+    unlisted = sorted(set(site.indexes) - set(expected))
+    if unlisted:
+        raise UnsafeArchiveError(
+            f"per-site part entry 'index/{unlisted[0]}.json': file not listed in the signed "
+            "metadata",
+            hint="the per-site part breaks the bundle format; do not import it",
+        )
     indexes: dict[str, ChunkIndex] = {}
     for target in verified.targets:
         if target.sha256 not in expected:

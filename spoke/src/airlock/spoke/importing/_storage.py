@@ -10,10 +10,11 @@ directories, never through a symbolic link) before doing anything else, and
 audits how many it removed (``spoke.import.cleanup``; never what they held).
 
 A full disk, or a read-only or unwritable home, while scratch is made, blobs
-are promoted (:func:`promote_blobs`) or the database commits
-(:func:`storage_faults`) is a :class:`~airlock.bundles.errors.StorageError`
-(exit 7) naming the path and the cause; the importer then removes what it
-promoted, and the database transaction is rolled back.
+are promoted (:func:`promote_blobs`), a format-2 import writes its state
+(:func:`write_faults`) or the database commits (:func:`storage_faults`) is a
+:class:`~airlock.bundles.errors.StorageError` (exit 7) naming the path and the
+cause; the importer then removes what it promoted, and the database
+transaction is rolled back (a format-2 state is kept, for the retry).
 """
 
 from __future__ import annotations
@@ -174,6 +175,19 @@ def storage_faults(home: SpokeHome) -> Iterator[None]:
         yield
     except DBAPIError as exc:
         storage = database_storage_error(exc, home.engine.url, home.path)
+        if storage is None:
+            raise
+        raise storage from None
+
+
+@contextlib.contextmanager
+def write_faults(home: SpokeHome, path: Path, doing: str) -> Iterator[None]:
+    """Turns a write under ``path`` refused for lack of space or write access into a
+    StorageError naming ``path`` (``doing``: e.g. "write the verified chunks under")."""
+    try:
+        yield
+    except OSError as exc:
+        storage = os_storage_error(exc, path, doing, home.path)
         if storage is None:
             raise
         raise storage from None

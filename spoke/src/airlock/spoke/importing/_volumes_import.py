@@ -10,7 +10,8 @@ The steps, each failing closed (numbers as in the site admin's guide and
    state (:mod:`airlock.spoke.importing._pending`) is found or created.
 2. Per-site part: taken from the state when an earlier run verified it (no
    medium is read again), else from the media: a regular file whose size and
-   SHA-256 are the envelope's, decrypted and read strictly into memory
+   SHA-256 are the envelope's (checked before the site's identity is unlocked),
+   decrypted and read strictly into memory
    (:mod:`airlock.spoke.importing._site_part`).
 3. TUF: both repositories verified from the site's trusted metadata; the
    envelope's claims must equal the Director timestamp's; the expected files
@@ -85,7 +86,7 @@ from airlock.spoke.importing._steps import (
     stage_verified,
     staged_paths,
 )
-from airlock.spoke.importing._storage import new_scratch
+from airlock.spoke.importing._storage import new_scratch, write_faults
 from airlock.spoke.importing._trust import check_payload
 from airlock.spoke.site._home import SpokeHome
 from airlock.spoke.site._tables import SpokeState
@@ -203,14 +204,21 @@ class _Work:
         self.trusted, self.clock, self.pending = trusted, clock, pending
         self.progress, self.on_read = progress, on_read
         self.envelope: Envelope = checked.envelope
+        self._unlocked: list[bytes] | None = None
+
+    def identities(self) -> list[bytes] | None:
+        """The site's age identity, unlocked when first needed (None: an unencrypted bundle)."""
+        if self.envelope.encrypted and self._unlocked is None:
+            self._unlocked = [self.home.age_identity_key()]
+        return self._unlocked
 
     def run(self, *, base: SpokeState) -> ImportResult:
         envelope, home = self.envelope, self.home
-        identities = [home.age_identity_key()] if envelope.encrypted else None
         staged = staged_paths(home)
         copy = self.pending.path / pending_state.SITE_PART_COPY
         stored = os.path.lexists(copy)  # verified by an earlier run: no medium is read again
-        site = read_copy(copy) if stored else site_from_media(self.media, self.envelope, identities)
+        site = read_copy(copy) if stored else site_from_media(self.media, envelope, self.identities)
+        identities = self.identities()
         verified = verify_repositories(site.metadata, self.trusted, home.site_id, staged)  # 3
         check_payload(envelope, verified, self.checked.rotated_to)
         expected = expected_blobs(home, envelope, verified, staged)
@@ -261,7 +269,10 @@ class _Work:
             wanted=frozenset(expected),
         )
         assembly = pending_state.private_dir(self.home, self.pending.assembly)
-        with Assembler(plan, assembly, identities, self.progress, self.on_read) as assembler:
+        with (
+            write_faults(self.home, assembly, "write the verified chunks under"),
+            Assembler(plan, assembly, identities, self.progress, self.on_read) as assembler,
+        ):
             before = assembler.status()
             try:
                 assembler.run(self.media.volumes)
