@@ -27,6 +27,11 @@ measures each command in its own process, wall time and peak RSS:
   again: the bytes it re-reads from the volume files, counted by strace, at most 5 %
   of what the first run had verified (``bundlebench/resume.py`` says how and why).
 
+Information next to the targets: in the last round, one more export and import at each
+size with ``--json``, split by their progress phases into seconds and peak RSS (before
+the first phase, each phase, after the last: ``bundlebench/phases.py``), so that a
+missed target says where the time or the memory goes.
+
 How it is measured (a noisy 2-vCPU VM: compare within one run, never across runs):
 
 * ``--repeat`` rounds (default 3); ours and the reference alternate which runs first.
@@ -126,9 +131,9 @@ def run(config: Config) -> dict[str, Any]:
     for round_no in range(config.repeat):
         print(f"{config.size_mib} MiB, round {round_no + 1}/{config.repeat} ...", flush=True)
         measure_fixed_cost(bench, ws, round_no, inputs)
-        measure_big(bench, ws, main, round_no, inputs)
+        last = round_no == config.repeat - 1
+        measure_big(bench, ws, main, round_no, inputs, last)
         if bench.group(main.group):
-            last = round_no == config.repeat - 1
             resume_bundle = measure_media(bench, ws, main, round_no, keep=last) or resume_bundle
     if resume_bundle is not None:
         print("resume after kill -9 (traced) ...", flush=True)
@@ -143,7 +148,7 @@ def run(config: Config) -> dict[str, Any]:
     flat = Scale(config.flat_size_mib, work / "flat-model", "flat", flat_size, media=False)
     for round_no in range(config.repeat):
         print(f"{config.flat_size_mib} MiB, round {round_no + 1}/{config.repeat} ...", flush=True)
-        measure_big(bench, ws, flat, round_no, inputs)
+        measure_big(bench, ws, flat, round_no, inputs, round_no == config.repeat - 1)
     sizes = {config.size_mib: size, config.flat_size_mib: flat_size}
     summary = summarise(bench.runs, sizes, config.size_mib)
     targets = build_targets(

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bundlebench.model import MiB, chunk_count, volume_size_for  # noqa: E402
+from bundlebench.phases import spans  # noqa: E402
 from bundlebench.resume import StraceFiles, Tally, numbers_named  # noqa: E402
 from bundlebench.runner import Runs  # noqa: E402
 from bundlebench.targets import (  # noqa: E402
@@ -158,6 +159,19 @@ def test_the_volume_size_cuts_a_model_into_about_four_volumes() -> None:
         chunks, per_volume_overhead, per_chunk = chunk_count(size), 20480, MiB + 512 + 256
         fits = (limit - per_volume_overhead) // per_chunk
         assert -(-chunks // fits) == 4, size
+
+
+def test_a_profiled_run_is_split_into_before_each_phase_and_after() -> None:
+    marks = [
+        {"at": 1.5, "phase": "import", "state": "begin", "peak_rss_mib": 120.0},
+        {"at": 4.0, "phase": "import", "state": "end", "peak_rss_mib": 130.0},
+    ]
+    rows = spans({"seconds": 6.0, "peak_rss_mib": 900.0, "marks": marks})
+    assert rows == [
+        (0.0, 1.5, "before the first phase", 120.0),
+        (1.5, 4.0, "phase 'import'", 130.0),
+        (4.0, 6.0, "after the last phase", 900.0),
+    ]
 
 
 def test_reported_numbers_are_found_by_key_anywhere_in_a_json_document() -> None:

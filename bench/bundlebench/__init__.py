@@ -4,6 +4,7 @@
 * :mod:`bundlebench.runner` — running commands (logged, timed, peak RSS) and keeping results;
 * :mod:`bundlebench.commands` — the ``airlock`` commands, the stock-tool references, bundles;
 * :mod:`bundlebench.rounds` — what one round measures, per model size;
+* :mod:`bundlebench.phases` — one more export and import split by phase (time, peak RSS);
 * :mod:`bundlebench.resume` — the interrupted-import measurement (bytes re-read, via strace);
 * :mod:`bundlebench.targets` — issue 14's targets, each judged on the unrounded figure;
 * :mod:`bundlebench.report` — the summary table, the verdicts and the notes.

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bundlebench.model import TINY_BYTES, MiB
+from bundlebench.phases import spans
 from bundlebench.runner import Runs
 from bundlebench.targets import PASS
 
@@ -118,6 +119,8 @@ def print_report(results: Mapping[str, Any]) -> None:
             print(f"{op:9} {ROWS[op + ' ours'][1]:46} {_row(summary[f'{op} net @{main}'])}")
     print("ours vs this = the reference's seconds / ours (> 1: ours is faster).")
     print("ours fsyncs its output; the reference pipelines do not.")
+    if facts.get("phases"):
+        print_phases(facts["phases"])
     resume = facts.get("resume")
     if resume:
         print_resume(resume)
@@ -130,6 +133,22 @@ def print_report(results: Mapping[str, Any]) -> None:
         print(line)
     for note in results["notes"]:
         print(f"info         {note}")
+
+
+def print_phases(phases: Mapping[str, Any]) -> None:
+    """Each profiled command split into before / each phase / after (``bundlebench.phases``)."""
+    print(
+        "\nwhere the time and the memory go (one more run each with --json; peak RSS = "
+        "VmHWM by the end of the span):"
+    )
+    for label, result in phases.items():
+        if result is None:
+            print(f"  {label}: the profiled run failed (see its log)")
+            continue
+        print(f"  {label}: {result['seconds']:.2f} s, peak RSS {result['peak_rss_mib']:.1f} MiB")
+        for start, end, what, rss in spans(result):
+            peak = "" if rss is None else f"peak RSS {rss:8.1f} MiB"
+            print(f"    {start:7.2f} – {end:7.2f} s  {end - start:6.2f} s  {what:28} {peak}")
 
 
 def print_resume(resume: Mapping[str, Any]) -> None:

@@ -26,6 +26,7 @@ from bundlebench.commands import (
     reference_intake,
 )
 from bundlebench.model import volume_size_for
+from bundlebench.phases import profile
 from bundlebench.runner import Bench, Command, Unmeasured
 
 MEDIA = "volumes and parity"
@@ -90,8 +91,11 @@ def measure_fixed_cost(bench: Bench, ws: Workspace, round_no: int, inputs: Input
         shutil.rmtree(bundle, ignore_errors=True)
 
 
-def measure_big(bench: Bench, ws: Workspace, scale: Scale, round_no: int, inputs: Inputs) -> None:
-    """Intake, export and import of the model at ``scale``, ours and the references."""
+def measure_big(
+    bench: Bench, ws: Workspace, scale: Scale, round_no: int, inputs: Inputs, last: bool
+) -> None:
+    """Intake, export and import of the model at ``scale``, ours and the references;
+    in the ``last`` round, one more export and import each, split by phase."""
     if not bench.group(scale.group):
         return
     ref = ws.work / "reference"
@@ -134,12 +138,32 @@ def measure_big(bench: Bench, ws: Workspace, scale: Scale, round_no: int, inputs
             ],
             reverse=first,
         )
+        if last:
+            measure_phases(bench, ws, scale, bundle)
     except Unmeasured as exc:
         bench.give_up(scale.group, exc.reason)
     finally:
         shutil.rmtree(bundle, ignore_errors=True)
         shutil.rmtree(ref, ignore_errors=True)
         ws.restore_spoke()
+
+
+def measure_phases(bench: Bench, ws: Workspace, scale: Scale, bundle: Path) -> None:
+    """One more export and import of the model with ``--json``, split by phase (information)."""
+    phases = bench.facts.setdefault("phases", {})
+    again = ws.work / "bundles" / f"phases-{scale.mib}"
+    try:
+        export = ws.hub_export(again, "", full=True)
+        phases[scale.label("export")] = profile(
+            bench, [*export.argv, "--json"], scale.label("export phases"), export.warm[0]
+        )
+        ws.restore_spoke()
+        argv = ws.spoke_import(bundle, "").argv
+        phases[scale.label("import")] = profile(
+            bench, [*argv[:-1], "--json", argv[-1]], scale.label("import phases"), bundle
+        )
+    finally:
+        shutil.rmtree(again, ignore_errors=True)
 
 
 def check_carries(bundle: Path, scale: Scale) -> None:
