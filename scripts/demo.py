@@ -35,8 +35,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import onnx
 from demo_fleet import auditor, metrics_return, phased_rollouts
 from demo_media import media_transfer
 from demo_support import (
@@ -49,32 +47,10 @@ from demo_support import (
     ROOT,
     SOFTHSM_MODULE,
     console,
+    make_model,
     run,
     step,
 )
-from onnx import TensorProto, helper, numpy_helper
-
-
-def make_model(path: Path, seed: int = 7) -> None:
-    """A tiny linear classifier over 4 features, 3 classes (softmax); ``seed`` picks weights."""
-    rng = np.random.default_rng(seed)
-    weights = numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W")
-    bias = numpy_helper.from_array(np.zeros(3, dtype=np.float32), "B")
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "W"], ["xw"]),
-            helper.make_node("Add", ["xw", "B"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-        ],
-        "demo-classifier",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 3])],
-        initializer=[weights, bias],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # onnx writes its newest IR version (14), which onnxruntime 1.31 refuses
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
 
 
 def tree_listing(root: Path) -> list[tuple[str, int]]:
