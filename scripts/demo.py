@@ -35,9 +35,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import onnx
 from demo_fleet import auditor, metrics_return, phased_rollouts
+from demo_media import media_transfer
 from demo_support import (
     ENV,
     HSM_PIN,
@@ -48,32 +47,10 @@ from demo_support import (
     ROOT,
     SOFTHSM_MODULE,
     console,
+    make_model,
     run,
     step,
 )
-from onnx import TensorProto, helper, numpy_helper
-
-
-def make_model(path: Path, seed: int = 7) -> None:
-    """A tiny linear classifier over 4 features, 3 classes (softmax); ``seed`` picks weights."""
-    rng = np.random.default_rng(seed)
-    weights = numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W")
-    bias = numpy_helper.from_array(np.zeros(3, dtype=np.float32), "B")
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "W"], ["xw"]),
-            helper.make_node("Add", ["xw", "B"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-        ],
-        "demo-classifier",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 3])],
-        initializer=[weights, bias],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # onnx writes its newest IR version (14), which onnxruntime 1.31 refuses
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
 
 
 def tree_listing(root: Path) -> list[tuple[str, int]]:
@@ -354,19 +331,21 @@ def main() -> None:
 
     step(
         "7. Export the site's bundle",
-        "Signed envelope + age-encrypted payload, for removable media.",
+        "Signed envelope, the per-site part (metadata, chunk indexes) and the model's "
+        "chunks in an age-encrypted volume, for removable media.",
     )
     run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", "media/bundle-1")
     envelope = json.loads((OUT / "media/bundle-1/envelope.json").read_text())["signed"]
     console.print(
         f"envelope: sequence {envelope['sequence']}, expires {envelope['expires']}, "
-        f"parts {[p['name'] for p in envelope['parts']]}"
+        f"per-site part {envelope['site_part']['name']}, "
+        f"volumes {[v['name'] for v in envelope['volumes']]}"
     )
 
     step(
         "8. Import at the site",
-        "Envelope → sizes and hashes → decrypt → strict unpack → TUF (Image + Director) → "
-        "agreement → stage.",
+        "Envelope → per-site part (size, hash, decrypt, strict) → TUF (Image + Director) → "
+        "chunk indexes against their signed digests → every chunk of the volume → stage.",
     )
     run("spoke", "import", "--home", "spoke", "media/bundle-1")
     run("spoke", "status", "--home", "spoke")
@@ -382,7 +361,7 @@ def main() -> None:
     step(
         "10. A tampered bundle is refused",
         "The hub exports a retrained version 1.1.0. On the way, one byte of the encrypted "
-        "payload is flipped on a copy of the medium: the import fails before decryption, and "
+        "per-site part is flipped on a copy of the medium: the import fails before decryption, and "
         "the site's state does not change. The genuine bundle then imports.",
     )
     make_model(OUT / "classifier-1.1.onnx", seed=11)
@@ -393,7 +372,7 @@ def main() -> None:
     staged_before = tree_listing(OUT / "spoke/staged")
     tampered = OUT / "media/bundle-2-tampered"
     shutil.copytree(OUT / "media/bundle-2", tampered)
-    payload = tampered / "payload.age"
+    payload = tampered / "site.age"
     data = bytearray(payload.read_bytes())
     data[len(data) // 2] ^= 0x01
     payload.write_bytes(bytes(data))
@@ -413,6 +392,7 @@ def main() -> None:
     )
     run("spoke", "import", "--home", "spoke", "media/bundle-1", expect=14)
 
+    media_transfer()
     rotation_ceremony()
     mlflow_intake()
     phased_rollouts()

@@ -185,8 +185,11 @@ def phased_rollouts() -> None:
             "drift found in the field")  # fmt: skip
         run("hub", "export", "--home", "hub", "--site", "plant-7", "--out", "media/bundle-9")
         envelope = json.loads((OUT / "media/bundle-9/envelope.json").read_text())["signed"]
-        size = sum(p["size"] for p in envelope["parts"])
-        console.print(f"bundle-9: kind {envelope['kind']}, payload {size} bytes")
+        size = envelope["site_part"]["size"] + sum(v["size"] for v in envelope["volumes"])
+        console.print(
+            f"bundle-9: kind {envelope['kind']}, {len(envelope['volumes'])} volume(s), "
+            f"{size} bytes in all"
+        )
         run("spoke", "import", "--home", "spoke", "media/bundle-9")
         wait_fleet("1", timeout=30)
         run("spoke", "rollout", "list", "--home", "spoke")

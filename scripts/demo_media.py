@@ -10,45 +10,10 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-import onnx
-from demo_support import OUT, console, run, step
-from onnx import TensorProto, helper, numpy_helper
+from demo_support import OUT, console, make_model, run, step
 
 VOLUME_SIZE = "2.5M"
 WEIGHTS_BYTES = 6_000_000
-
-
-def make_large_model(directory: Path, seed: int) -> None:
-    """A small classifier plus ~6 MB of random external data: several 1 MiB chunks."""
-    rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    weights = numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W")
-    bias = numpy_helper.from_array(np.zeros(3, dtype=np.float32), "B")
-    table = numpy_helper.from_array(
-        rng.integers(0, 255, size=WEIGHTS_BYTES, dtype=np.uint8), "lookup_table"
-    )
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "W"], ["xw"]),
-            helper.make_node("Add", ["xw", "B"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-        ],
-        "demo-detector",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 3])],
-        initializer=[weights, bias, table],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(
-        model,
-        str(directory / "model.onnx"),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location="weights.bin",
-        size_threshold=1024,
-    )
 
 
 def _volumes(bundle: Path) -> list[dict[str, object]]:
@@ -65,7 +30,7 @@ def media_transfer() -> None:
         "standard age file; chunk names on the media are keyed, so they do not reveal the "
         "model. `airlock bundle inspect` reads the envelope with no key.",
     )
-    make_large_model(OUT / "detector-1.0", seed=21)
+    make_model(OUT / "detector-1.0" / "model.onnx", seed=21, lookup_bytes=WEIGHTS_BYTES)
     run("hub", "model", "add", "--home", "hub", "detector", "1.0.0", "detector-1.0")
     run("hub", "assign", "--home", "hub", "plant-7", "detector", "1.0.0")
     discs = OUT / "media/discs"
@@ -94,7 +59,7 @@ def media_transfer() -> None:
         "what is there, keeps it, and says exactly which volumes are missing (exit 9). When "
         "discs 2 and 3 arrive, the import goes on from there and reads nothing twice.",
     )
-    make_large_model(OUT / "detector-1.1", seed=22)
+    make_model(OUT / "detector-1.1" / "model.onnx", seed=22, lookup_bytes=WEIGHTS_BYTES)
     run("hub", "model", "add", "--home", "hub", "detector", "1.1.0", "detector-1.1")
     run("hub", "assign", "--home", "hub", "plant-7", "detector", "1.1.0")
     run(

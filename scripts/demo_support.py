@@ -103,3 +103,49 @@ def wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.2)
     console.print(f"[red]{url} did not answer[/red]")
     sys.exit(1)
+
+
+def make_model(path: Path, seed: int = 7, lookup_bytes: int = 0) -> None:
+    """A tiny linear classifier over 4 features, 3 classes (softmax); ``seed`` picks weights.
+
+    ``lookup_bytes`` > 0 adds an initializer of that many random bytes, saved as external
+    data (``weights.bin`` next to ``path``): a model large enough to span several chunks.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    initializers = [
+        numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W"),
+        numpy_helper.from_array(np.zeros(3, dtype=np.float32), "B"),
+    ]
+    if lookup_bytes:
+        table = rng.integers(0, 255, size=lookup_bytes, dtype=np.uint8)
+        initializers.append(numpy_helper.from_array(table, "lookup_table"))
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "B"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "demo-classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 3])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # onnx writes its newest IR version (14), which onnxruntime 1.31 refuses
+    if not lookup_bytes:
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=1024,
+    )

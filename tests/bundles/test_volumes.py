@@ -254,6 +254,11 @@ def test_layout_is_parsed_strictly(tmp_path: Path) -> None:
     for document in bad:
         with pytest.raises(IntegrityError, match=r"malformed layout\.json"):
             Layout.from_bytes(json.dumps(document).encode())
+    # A bundle that carries no files (a delta of omitted versions, a revocation) has no series.
+    empty = Layout(name_key=layout.name_key, series=())
+    assert Layout.from_bytes(empty.to_bytes()) == empty
+    with pytest.raises(IntegrityError, match=r"series is not a list"):
+        Layout.from_bytes(json.dumps({**doc, "series": {}}).encode())
 
 
 def test_layout_that_does_not_match_the_indexes_is_refused(tmp_path: Path) -> None:

@@ -104,8 +104,8 @@ class Layout:
             key = get_str(doc, "name_key")
             if not _KEY.fullmatch(key):
                 raise ValueError("name_key is not 64 lower-case hex digits")
-            if not isinstance(doc["series"], list) or not doc["series"]:
-                raise ValueError("series is not a non-empty list")
+            if not isinstance(doc["series"], list):  # empty: a bundle that carries no files
+                raise ValueError("series is not a list")
             series = tuple(_series(item) for item in doc["series"])
             if len({s.id for s in series}) != len(series):
                 raise ValueError("a series is listed twice")

@@ -41,10 +41,10 @@ from typing import Any
 
 from airlock.bundles.canonical import canonical_bytes
 from airlock.bundles.clock import parse_utc, utc_iso
-from airlock.bundles.errors import MediaError, StorageError
+from airlock.bundles.errors import MediaError
 from airlock.bundles.models import BUNDLE_ID_PATTERN, Envelope
 from airlock.bundles.strict import exact_keys, get_int, get_str, get_utc, strict_json
-from airlock.spoke.importing._storage import storage_error
+from airlock.spoke.importing._storage import private_dir, storage_error
 from airlock.spoke.site._home import SpokeHome
 
 STATE_FORMAT = "airlock-import-state/1"
@@ -55,7 +55,6 @@ ASSEMBLY_DIR = "assembly"
 ABANDON_ACTION = "spoke.import.abandon"
 EXPIRED_ACTION = "spoke.import.expired-state"
 PARTIAL_ACTION = "spoke.import.partial"
-_PRIVATE_DIR = 0o700
 _PRIVATE_FILE = 0o600
 _NEW_PREFIX = ".new-"
 _MAX_SMALL_FILE = 300 << 20
@@ -131,27 +130,6 @@ def imports_root(home: SpokeHome) -> Path:
 def has_pending_area(home: SpokeHome) -> bool:
     """Whether ``HOME/staging/imports`` (or anything in its place) exists."""
     return os.path.lexists(home.path / "staging" / "imports")
-
-
-def private_dir(home: SpokeHome, path: Path) -> Path:
-    """Creates ``path`` 0700 (tightening an existing one); refuses a link or a file there.
-
-    Raises:
-        StorageError: it cannot be created, or it is not a real directory.
-    """
-    try:
-        path.mkdir(mode=_PRIVATE_DIR, exist_ok=True)
-        info = path.lstat()
-        if not stat.S_ISDIR(info.st_mode):
-            raise StorageError(
-                f"{path} is not a directory (a link or a file is in its place)",
-                hint=f"remove {path}; the spoke creates its import state itself",
-            )
-        if stat.S_IMODE(info.st_mode) != _PRIVATE_DIR:
-            path.chmod(_PRIVATE_DIR)
-    except OSError as exc:
-        raise storage_error(exc, path, "create the import state directory", home) from None
-    return path
 
 
 def write_private(home: SpokeHome, path: Path, data: bytes) -> None:

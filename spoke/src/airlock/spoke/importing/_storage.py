@@ -85,20 +85,28 @@ def private_tmp(home: SpokeHome) -> Path:
     Raises:
         StorageError: it cannot be created, or it is not a directory.
     """
-    tmp = home.tmp_dir
+    return private_dir(home, home.tmp_dir, "scratch directory")
+
+
+def private_dir(home: SpokeHome, path: Path, what: str = "import state directory") -> Path:
+    """Creates ``path`` 0700 (tightening an existing one); refuses a link or a file there.
+
+    Raises:
+        StorageError: it cannot be created, or it is not a real directory.
+    """
     try:
-        tmp.mkdir(mode=_PRIVATE, exist_ok=True)
-        info = tmp.lstat()
+        path.mkdir(mode=_PRIVATE, exist_ok=True)
+        info = path.lstat()
         if not stat.S_ISDIR(info.st_mode):
             raise StorageError(
-                f"{tmp} is not a directory",
-                hint=f"remove {tmp}; the spoke creates its scratch directory itself",
+                f"{path} is not a directory (a link or a file is in its place)",
+                hint=f"remove {path}; the spoke creates its {what} itself",
             )
         if stat.S_IMODE(info.st_mode) != _PRIVATE:
-            tmp.chmod(_PRIVATE)
+            path.chmod(_PRIVATE)
     except OSError as exc:
-        raise storage_error(exc, tmp, "create the scratch directory", home) from None
-    return tmp
+        raise storage_error(exc, path, f"create the {what}", home) from None
+    return path
 
 
 def new_scratch(home: SpokeHome, sequence: int) -> Path:

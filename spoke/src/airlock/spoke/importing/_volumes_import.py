@@ -86,7 +86,7 @@ from airlock.spoke.importing._steps import (
     stage_verified,
     staged_paths,
 )
-from airlock.spoke.importing._storage import new_scratch, write_faults
+from airlock.spoke.importing._storage import new_scratch, private_dir, write_faults
 from airlock.spoke.importing._trust import check_payload
 from airlock.spoke.site._home import SpokeHome
 from airlock.spoke.site._tables import SpokeState
@@ -268,7 +268,7 @@ class _Work:
             indexes=indexes,
             wanted=frozenset(expected),
         )
-        assembly = pending_state.private_dir(self.home, self.pending.assembly)
+        assembly = private_dir(self.home, self.pending.assembly)
         with (
             write_faults(self.home, assembly, "write the verified chunks under"),
             Assembler(plan, assembly, identities, self.progress, self.on_read) as assembler,
