@@ -8,11 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from helpers.identities import SiteKeys
-from helpers.onnx_models import make_onnx_model
+from helpers.onnx_models import WEIGHTS_FILE, make_onnx_model
 
 from airlock.bundles import tuf as tufrepo
 from airlock.bundles.bundle import verify_envelope
+from airlock.bundles.cli import main
 from airlock.bundles.errors import UsageError
 from airlock.bundles.models import Envelope
 from airlock.hub.context import HubContext, load_director_roots
@@ -166,3 +168,26 @@ def test_a_shared_export_refuses_one_site_and_format_1(big: HubContext, tmp_path
     with pytest.raises(UsageError, match="format 1 cannot share"):
         export_sites(big, ["plant-7", "plant-9"], tmp_path / "x", media=MediaOptions(1))
     assert not (tmp_path / "x").exists()
+
+
+def test_inspect_lists_the_contents_with_the_site_s_identity(
+    big: HubContext, site: SiteKeys, tmp_path: Path
+) -> None:
+    out = tmp_path / "media"
+    export(big, "plant-7", out, media=MediaOptions(volume_size=VOLUME))
+    identity = site.write_age_identity(tmp_path / "site.key")
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["bundle", "inspect", str(out), "--identity", str(identity), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    contents = json.loads(result.output)["contents"]
+    assert {(c["model"], c["version"], c["file"]) for c in contents} == {
+        ("detector", "1", "model.onnx"),
+        ("detector", "1", WEIGHTS_FILE),
+    }
+    assert all(c["carried"] for c in contents)
+    other = tmp_path / "other.key"
+    other.write_text(subprocess.run(["age-keygen"], capture_output=True, text=True).stdout)
+    refused = runner.invoke(main, ["bundle", "inspect", str(out), "--identity", str(other)])
+    assert refused.exit_code == 17, refused.output
