@@ -27,10 +27,11 @@ $(STAMP): requirements.lock $(foreach c,$(COMPONENTS),$(c)/pyproject.toml)
 	touch $@
 
 # Stock tools the tests and the benchmark compare against: age (interoperability)
-# and openssl; SoftHSM2 and pkcs11-tool for the HSM path; faketime (libfaketime)
+# and openssl; SoftHSM2 and pkcs11-tool for the HSM path; strace (the benchmark
+# counts what an import reads); faketime (libfaketime)
 # for the shifted-clock tests. Installed from the distribution when missing and we may.
 system-deps:
-	@for tool in age age-keygen openssl softhsm2-util pkcs11-tool faketime; do \
+	@for tool in age age-keygen openssl softhsm2-util pkcs11-tool faketime strace; do \
 		command -v $$tool >/dev/null || { scripts/install-system-deps.sh; break; }; done
 
 demo: setup

@@ -10,7 +10,6 @@ tally counts every kind of read (and only the bytes the kernel returned), and
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -182,10 +181,6 @@ def test_reported_numbers_are_found_by_key_anywhere_in_a_json_document() -> None
     ]
 
 
-@pytest.mark.skipif(
-    any(shutil.which(t) is None for t in ("age", "age-keygen", "openssl", "strace")),
-    reason="the benchmark compares against age and openssl, and counts reads with strace",
-)
 def test_quick_run_measures_or_explains_every_target(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench_bundle.py"), "--quick", "--out", tmp_path],

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 from dataclasses import replace
@@ -47,8 +46,6 @@ from airlock.bundles.volumes import (
     write_series,
     write_site_part,
 )
-
-HAS_AGE = shutil.which("age") is not None
 
 
 @pytest.mark.parametrize("encrypted", [True, False])
@@ -92,7 +89,6 @@ def test_volumes_fill_greedily_and_chunks_are_deduplicated(tmp_path: Path) -> No
     assert all(s + 17 * KiB > 60 * KiB for s in sizes[:-1])
 
 
-@pytest.mark.skipif(not HAS_AGE, reason="the stock age tool is not installed")
 def test_stock_age_and_tar_read_any_data_volume(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path)
     key = bundle.key_file(tmp_path)
