@@ -18,7 +18,15 @@ from airlock.bundles.cli import main
 from airlock.bundles.errors import UsageError
 from airlock.bundles.models import Envelope
 from airlock.hub.context import HubContext, load_director_roots
-from airlock.hub.export import MediaOptions, assign, export, export_sites, parse_volume_size
+from airlock.hub.export import (
+    MediaOptions,
+    assign,
+    export,
+    export_sites,
+    parse_volume_size,
+    plan_export,
+    write_bundle,
+)
 from airlock.hub.intake import add_model
 from airlock.hub.sites import add_site
 
@@ -191,3 +199,23 @@ def test_inspect_lists_the_contents_with_the_site_s_identity(
     other.write_text(subprocess.run(["age-keygen"], capture_output=True, text=True).stdout)
     refused = runner.invoke(main, ["bundle", "inspect", str(out), "--identity", str(other)])
     assert refused.exit_code == 17, refused.output
+
+
+def test_format_2_without_chunk_indexes_is_a_clear_usage_error(
+    big: HubContext, tmp_path: Path
+) -> None:
+    plan = plan_export(big, "plant-7")
+    with pytest.raises(UsageError, match="needs the chunk index of every blob"):
+        write_bundle(
+            tmp_path / "b",
+            site_id=plan.site_id,
+            sequence=plan.sequence,
+            created=plan.created,
+            expires=plan.expires,
+            metadata=plan.metadata,
+            blobs=plan.blobs,
+            recipients=plan.recipients,
+            signers=[],
+            media=MediaOptions(),
+        )
+    assert not (tmp_path / "b").exists()

@@ -273,11 +273,17 @@ def write_bundle_files(
     """
     roots = director_roots(metadata)
     if media.format_version == 2:
+        unindexed = [b.sha256 for b in blobs if b.sha256 not in (indexes or {})]
+        if unindexed:
+            raise UsageError(
+                f"format 2 needs the chunk index of every blob; {unindexed[0][:16]}… has none",
+                hint="pass the plan's indexes (ExportPlan.indexes), or write format 1",
+            )
         content = SiteContent(
             site_id=site_id,
             recipients=tuple(recipients) if recipients is not None else None,
             blobs=tuple(blobs),
-            indexes={b.sha256: (indexes or {})[b.sha256] for b in blobs},
+            indexes={b.sha256: indexes[b.sha256] for b in blobs} if indexes else {},
         )
         site_media = write_shared_volumes(work_dir, [content], media, progress)[site_id]
         claims = EnvelopeClaims(
