@@ -9,6 +9,7 @@ unexpected exit code.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -149,3 +150,33 @@ def make_model(path: Path, seed: int = 7, lookup_bytes: int = 0) -> None:
         location="weights.bin",
         size_threshold=1024,
     )
+
+
+def tree_listing(root: Path) -> list[tuple[str, int]]:
+    """Every file under ``root`` with its size: enough to see that nothing was staged."""
+    return sorted(
+        (str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file()
+    )
+
+
+def softhsm_token() -> str | None:
+    """Makes a SoftHSM2 token holding one EC P-256 key for carol; None when not installed."""
+    if not (shutil.which("softhsm2-util") and shutil.which("pkcs11-tool")):
+        return None
+    if not Path(SOFTHSM_MODULE).exists():
+        return None
+    base = OUT / "softhsm"
+    (base / "tokens").mkdir(parents=True)
+    (base / "softhsm2.conf").write_text(
+        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n"
+    )
+    ENV.update({"SOFTHSM2_CONF": str(base / "softhsm2.conf"), "PYKCS11LIB": SOFTHSM_MODULE})
+    for command in (
+        ["softhsm2-util", "--init-token", "--free", "--label", "carol-token",
+         "--so-pin", "demo-so-pin-5678", "--pin", HSM_PIN],
+        ["pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label", "carol-token", "--login",
+         "--pin", HSM_PIN, "--keypairgen", "--key-type", "EC:prime256v1", "--id", "01"],
+    ):  # fmt: skip
+        console.print(f"[magenta]carol's machine[/magenta] [cyan]$ {' '.join(command)}[/cyan]")
+        subprocess.run(command, env=ENV, check=True, capture_output=True)
+    return "carol-token:01"
